@@ -1,0 +1,161 @@
+// Ports of the ingest service. Each has a real implementation and an in-memory one for unit
+// tests; both run the same shared suite in test/ports/.
+import type { Locale, Reading, Severity, Vehicle, VehicleProfile, AckOutcome } from '../../proto/domain.js';
+import type { Audience, ChargingSession, PromptDraft, PromptKind, RuleEvent, Segments, ServiceRecord, VehicleRuleState } from '../../rules/types.js';
+
+export const PROMPT_STATUSES = ['open', 'delivered', 'acknowledged', 'resolved', 'expired'] as const;
+export type PromptStatus = (typeof PROMPT_STATUSES)[number];
+export const RESOLVE_OUTCOMES = ['booked', 'declined', 'unreachable', 'other'] as const;
+export type ResolveOutcome = (typeof RESOLVE_OUTCOMES)[number];
+
+/** HMI delivery state of a prompt (separate from the advisor-facing status). */
+export type HmiState = 'none' | 'pending' | 'sent' | 'shown' | 'dismissed' | 'acted' | 'withdrawn';
+
+/** The prompt as the API shows it (contract.md "Prompt JSON") plus delivery internals. */
+export interface Prompt {
+  id: string;
+  vin: string;
+  kind: PromptKind;
+  audience: Audience[];
+  severity: Severity;
+  status: PromptStatus;
+  title: string;
+  body: string;
+  locale: Locale;
+  dedupKey: string;
+  evidence: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+  /** Last outcome on its path: shown, dismissed, acted, booked, declined, unreachable, other, withdrawn, expired. */
+  outcome: string | null;
+  urgent: boolean;
+  value: number;
+  expiresAt: string | null;
+  hmiState: HmiState;
+  dealerId: string | null;
+  acknowledgedBy: string | null;
+  resolvedBy: string | null;
+  note: string | null;
+}
+
+/** One step on a prompt's path (outcome tracking and SSE). */
+export interface PromptChange {
+  /** Monotonic change sequence: SSE event id, resumable with Last-Event-ID. */
+  seq: number;
+  promptId: string;
+  vin: string;
+  dealerId: string | null;
+  step: 'created' | 'delivered' | 'shown' | 'dismissed' | 'acted' | 'acknowledged' | 'resolved' | 'withdrawn' | 'expired';
+  at: string;
+  by: string | null;
+  prompt: Prompt;
+}
+
+export interface PromptFilter {
+  vin?: string;
+  kind?: string;
+  audience?: Audience;
+  status?: PromptStatus;
+  dealerId?: string;
+  limit: number;
+  cursor?: string;
+}
+
+export interface RenderedText {
+  title: string;
+  body: string;
+  locale: Locale;
+}
+
+export interface PromptStore {
+  /**
+   * Apply the rules' open/resolve events for one vehicle. An open whose dedupKey already has an
+   * open (not resolved/expired) prompt is ignored: a situation prompts once. Returns the changes.
+   */
+  applyRuleEvents(vin: string, events: RuleEvent[], render: (d: PromptDraft) => RenderedText, dealerId: string | null, now: number): PromptChange[];
+  get(id: string): Prompt | undefined;
+  list(filter: PromptFilter): { items: Prompt[]; nextCursor: string | null };
+  /** Prompts for the HMI that are not yet sent, not withdrawn and not expired. */
+  pendingHmi(vin: string, now: number): Prompt[];
+  markHmiSent(id: string, now: number): PromptChange | undefined;
+  recordHmiAck(id: string, vin: string, outcome: AckOutcome, at: number): PromptChange | undefined;
+  acknowledge(id: string, by: string, note: string | undefined, now: number): PromptChange | undefined;
+  resolve(id: string, by: string, outcome: ResolveOutcome, note: string | undefined, now: number): PromptChange | undefined;
+  /** Expire prompts whose expiresAt has passed. */
+  expire(now: number): PromptChange[];
+  changesSince(seq: number, dealerId: string | undefined, limit: number): PromptChange[];
+  /** Per-kind counts of path steps in [from, to): delivered, shown, acted, booked, ... */
+  stats(from: number, to: number): Array<{ kind: string; delivered: number; shown: number; dismissed: number; acted: number; booked: number; acknowledged: number; resolved: number; expired: number; conversion: number | null }>;
+}
+
+export interface VehicleRecord extends Vehicle {
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface VehicleStore {
+  upsert(vin: string, profile: VehicleProfile, now: number): VehicleRecord;
+  get(vin: string): VehicleRecord | undefined;
+  list(filter: { dealerId?: string; limit: number; cursor?: string }): { items: VehicleRecord[]; nextCursor: string | null };
+  setOnline(vin: string, online: boolean, info: { agentVersion?: string; configVersion?: number; at: number }): void;
+  online(vin: string): { online: boolean; since: string | null; agentVersion: string | null; configVersion: number | null };
+  setSegments(vin: string, segments: Segments, at: number): void;
+  segments(vin: string): Segments | null;
+  addServiceRecord(vin: string, rec: ServiceRecord, now: number): number;
+  serviceRecords(vin: string): Array<ServiceRecord & { id: number }>;
+  addChargingSession(s: ChargingSession): void;
+  chargingSessions(vin: string, from: number, to: number): ChargingSession[];
+}
+
+export interface RuleStateStore {
+  load(vin: string): VehicleRuleState | undefined;
+  save(states: VehicleRuleState[]): void;
+  all(): Iterable<VehicleRuleState>;
+}
+
+/** Telemetry history (InfluxDB). Writes go through the official client's WriteApi. */
+export interface TelemetryStore {
+  write(readings: Reading[], tags: (vin: string) => Record<string, string>): Promise<void>;
+  /** Flush everything written so far; resolves once InfluxDB accepted it. */
+  flush(): Promise<void>;
+  latest(vin: string): Promise<{ ts: number; signals: Record<string, number | boolean | string> } | undefined>;
+  history(q: { vin: string; signal: string; from: number; to: number; everyMs?: number }): Promise<Array<{ ts: number; value: number | boolean | string | null }>>;
+  count(q: { vin?: string; signal: string; from: number; to: number }): Promise<number>;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface DeadLetter {
+  id: number;
+  at: string;
+  topic: string;
+  clientId: string | null;
+  reason: string;
+  payloadBase64: string;
+}
+
+export interface DeadLetterStore {
+  add(d: { topic: string; clientId: string | null; reason: string; payload: Uint8Array; at: number }): void;
+  list(limit: number): DeadLetter[];
+  count(): number;
+}
+
+/** A durable outbox of CloudEvents for the lifecycle system. */
+export interface OutboxEvent {
+  id: string;
+  url: string;
+  body: string;
+  attempts: number;
+  nextAttemptAt: number;
+  createdAt: number;
+  deliveredAt: number | null;
+  lastError: string | null;
+}
+
+export interface Outbox {
+  enqueue(events: Array<{ id: string; url: string; body: string }>, now: number): void;
+  due(now: number, limit: number): OutboxEvent[];
+  markDelivered(id: string, url: string, now: number): void;
+  markFailed(id: string, url: string, error: string, nextAttemptAt: number): void;
+  pending(): number;
+}

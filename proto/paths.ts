@@ -1,0 +1,24 @@
+// The package root, found from this module's location, so the same code works from
+// the TypeScript sources (tests) and from dist/ (the bin).
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRoot(start: string): string {
+  let dir = start;
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'odopulse') return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`odopulse package root not found above ${start}`);
+    dir = up;
+  }
+}
+
+export const PACKAGE_ROOT = findRoot(dirname(fileURLToPath(import.meta.url)));
+export const PACKAGE_VERSION: string = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')).version;
+
+/** Path of a compiled module: dist/<rel>.js whether we run from sources or from dist. */
+export function distModule(rel: string): string {
+  return join(PACKAGE_ROOT, 'dist', rel);
+}
