@@ -123,6 +123,8 @@ export interface VehicleRuleState {
   latestTs: number;
   activeDtcs: string[];
   families: Partial<Record<Family, unknown>>;
+  /** Set by ingest: the last journal entry applied, so a replay after a crash applies nothing twice. */
+  journalId?: number;
 }
 
 export interface DetectorFailure {

@@ -158,4 +158,8 @@ export interface Outbox {
   markDelivered(id: string, url: string, now: number): void;
   markFailed(id: string, url: string, error: string, nextAttemptAt: number): void;
   pending(): number;
+  /** Earliest nextAttemptAt of an undelivered event (null when none): lets a dispatcher sleep until then. */
+  nextDueAt(): number | null;
+  /** One row, for inspection (tests, ops). */
+  get(id: string, url: string): OutboxEvent | undefined;
 }

@@ -1,0 +1,154 @@
+// The one `odopulse` command line. Each subcommand validates its settings and hands over to its part.
+import { Command, Option } from 'commander';
+import { ConfigError, flagName, INGEST_SETTINGS, loadIngestConfig, type SettingName } from './ingest/config.js';
+import { PACKAGE_VERSION } from './proto/paths.js';
+
+const program = new Command('odopulse').version(PACKAGE_VERSION).description('odopulse connected-car telematics');
+
+function addIngestOptions(cmd: Command): Command {
+  for (const [name, [, def, help]] of Object.entries(INGEST_SETTINGS)) {
+    cmd.addOption(new Option(`${flagName(name)} <value>`, `${help} [env ${name}${def === undefined ? '' : `, default ${JSON.stringify(def)}`}]`));
+  }
+  return cmd;
+}
+
+/** commander's camelCase option values -> { ENV_NAME: value }. */
+export function flagsToSettings(opts: Record<string, unknown>): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const name of Object.keys(INGEST_SETTINGS) as SettingName[]) {
+    const key = flagName(name).slice(2).replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+    if (opts[key] !== undefined) out[name] = String(opts[key]);
+  }
+  return out;
+}
+
+function fail(err: unknown): never {
+  process.stderr.write(`odopulse: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+}
+
+function onSignals(stop: () => Promise<unknown>) {
+  let stopping = false;
+  const handler = () => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    stop().then(() => process.exit(0), (e) => fail(e));
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+addIngestOptions(program.command('ingest').description('run the ingest service: broker, pipeline, rules, prompts, HTTP API and console')).action(async (opts) => {
+  try {
+    const cfg = loadIngestConfig(process.env, flagsToSettings(opts));
+    const { startIngest } = await import('./ingest/main.js');
+    const h = await startIngest(cfg);
+    onSignals(() => h.stop());
+  } catch (err) {
+    fail(err);
+  }
+});
+
+program
+  .command('agent')
+  .description('run the in-vehicle agent (replay file, simulated vehicle or Kuksa databroker)')
+  .requiredOption('--vin <vin>', 'vehicle identification number')
+  .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
+  .option('--replay <file>', 'replay JSONL file (contract.md)')
+  .option('--simulate', 'use a simulated vehicle as the signal source')
+  .option('--kuksa <address>', 'Kuksa databroker gRPC address (host:port)')
+  .option('--speed <n>', 'replay speed factor; 0 = as fast as possible', '1')
+  .option('--spool <dir>', 'spool directory (default $ODOPULSE_DATA_DIR/agent/<VIN>)')
+  .option('--username <name>', 'MQTT username (default: the VIN)')
+  .option('--password-file <file>', 'file holding the MQTT password or token')
+  .option('--ca <file>', 'CA certificate (PEM) for TLS')
+  .option('--cert <file>', 'client certificate (PEM) for mutual TLS')
+  .option('--key <file>', 'client key (PEM) for mutual TLS')
+  .option('--prefix <prefix>', 'topic prefix', 'v1')
+  .option('--batch-max-samples <n>', 'samples per batch at most')
+  .option('--batch-max-delay <ms>', 'longest a sample waits for its batch')
+  .option('--flush-rate <n>', 'spool flush rate limit after a reconnect (batches/s)')
+  .action(async (opts) => {
+    try {
+      const { runAgentCli } = await import('./agent/cli.js');
+      const ac = new AbortController();
+      onSignals(async () => ac.abort());
+      process.exitCode = await runAgentCli(opts, ac.signal);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('simulate')
+  .description('drive a seeded, time-accelerated fleet against a broker (and register it through the API)')
+  .option('--vehicles <n>', 'number of vehicles', '50')
+  .option('--speedup <x>', 'simulated seconds per wall second', '3600')
+  .option('--seed <s>', 'random seed', '1')
+  .option('--duration <d>', 'wall duration, e.g. 90s, 10m, 1h', '10m')
+  .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
+  .option('--api <url>', 'ingest HTTP API base URL (profiles, service records)', 'http://127.0.0.1:8080')
+  .option('--connections <mode>', 'per-vehicle | multiplex', 'per-vehicle')
+  .option('--sample-every <ms>', 'simulated sampling interval (ms)')
+  .option('--replay-dir <dir>', 'also write each vehicle\'s readings as replay JSONL files here')
+  .option('--no-progress', 'no progress display')
+  .action(async (opts) => {
+    try {
+      const { runSimulateCli } = await import('./simulator/cli.js');
+      const ac = new AbortController();
+      onSignals(async () => ac.abort());
+      process.exitCode = await runSimulateCli(opts, ac.signal);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('bench')
+  .description('run a benchmark and print one JSON result (all | rules | agent | influx | e2e)')
+  .argument('[which]', 'benchmark', 'all')
+  .option('--quick', 'short smoke-test run (figures not meaningful)')
+  .action(async (which: string, opts) => {
+    try {
+      const { runBenchCli } = await import('./bench/cli.js');
+      process.exitCode = await runBenchCli(which, opts);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+addIngestOptions(
+  program
+    .command('backtest')
+    .description('replay stored history from InfluxDB through a rule configuration and compare with the one in force')
+    .requiredOption('--config <file>', 'rule configuration to try')
+    .requiredOption('--from <iso>', 'start of the history window')
+    .requiredOption('--to <iso>', 'end of the history window')
+    .option('--vin <vin>', 'only this vehicle'),
+).action(async (opts) => {
+  try {
+    const cfg = loadIngestConfig(process.env, flagsToSettings(opts));
+    const { runBacktestCli } = await import('./ingest/backtest.js');
+    process.exitCode = await runBacktestCli(cfg, opts);
+  } catch (err) {
+    fail(err);
+  }
+});
+
+addIngestOptions(
+  program
+    .command('demo')
+    .description('the whole stack on one machine: InfluxDB (started if needed), embedded broker, ingest, rules, a simulated fleet, the console')
+    .option('--vehicles <n>', 'simulated vehicles', '200')
+    .option('--speedup <x>', 'simulated seconds per wall second', '20000')
+    .option('--seed <s>', 'random seed', '7'),
+).action(async (opts) => {
+  try {
+    const { runDemo } = await import('./demo.js');
+    await runDemo(opts, flagsToSettings(opts), onSignals);
+  } catch (err) {
+    fail(err);
+  }
+});
+
+program.parseAsync(process.argv).catch(fail);

@@ -1,0 +1,40 @@
+// Topic layout (contract.md): {prefix}/vehicles/{vin}/{telemetry|status|prompts|prompts/ack|config}.
+import { VinSchema } from '../../proto/domain.js';
+
+export const CHANNELS = ['telemetry', 'status', 'prompts', 'prompts/ack', 'config'] as const;
+export type Channel = (typeof CHANNELS)[number];
+/** What a vehicle may publish, and what it may subscribe to, under its own VIN. */
+export const VEHICLE_PUBLISHES: readonly Channel[] = ['telemetry', 'status', 'prompts/ack'];
+export const VEHICLE_SUBSCRIBES: readonly Channel[] = ['prompts', 'config'];
+
+export function topicFor(prefix: string, vin: string, channel: Channel): string {
+  return `${prefix}/vehicles/${vin}/${channel}`;
+}
+
+export function parseTopic(prefix: string, topic: string): { vin: string; channel: Channel } | null {
+  const head = `${prefix}/vehicles/`;
+  if (!topic.startsWith(head)) return null;
+  const rest = topic.slice(head.length);
+  const slash = rest.indexOf('/');
+  if (slash < 0) return null;
+  const vin = rest.slice(0, slash);
+  const channel = rest.slice(slash + 1) as Channel;
+  if (!CHANNELS.includes(channel) || !VinSchema.safeParse(vin).success) return null;
+  return { vin, channel };
+}
+
+/** Handlers the pipeline gives a broker adapter. */
+export interface InboundHandlers {
+  /** Resolves once the batch is safe (journalled or dead-lettered): only then may the broker PUBACK. */
+  telemetry(vin: string, payload: Buffer, clientId: string | null): Promise<void>;
+  status(vin: string, payload: Buffer, clientId: string | null): void;
+  ack(vin: string, payload: Buffer, clientId: string | null): void;
+}
+
+export interface BrokerLink {
+  readonly kind: 'embedded' | 'external';
+  publish(topic: string, payload: Uint8Array, opts: { qos: 0 | 1; retain?: boolean }): Promise<void>;
+  ready(): boolean;
+  connectedClients(): number;
+  close(): Promise<void>;
+}

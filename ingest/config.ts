@@ -1,0 +1,79 @@
+// Ingest configuration: every setting is an environment variable with a matching CLI flag
+// (contract.md "Configuration"), validated with zod at start-up.
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const optionalString = z.string().optional().transform((s) => (s === '' ? undefined : s));
+
+/** env name -> [schema, default, description]. Flags are derived: ODOPULSE_HTTP_PORT -> --http-port. */
+export const INGEST_SETTINGS = {
+  ODOPULSE_MQTT_URL: [optionalString.pipe(z.string().regex(/^mqtts?:\/\//, 'must start with mqtt:// or mqtts://').optional()), undefined, 'external broker (mqtt://, mqtts://); unset = embedded aedes'],
+  ODOPULSE_MQTT_PORT: [port, 1883, "embedded broker's TCP port"],
+  ODOPULSE_MQTT_HOST: [z.string(), '0.0.0.0', "embedded broker's listen address"],
+  ODOPULSE_MQTT_TLS_PORT: [port, 8883, "embedded broker's TLS port (used when a certificate is configured)"],
+  ODOPULSE_MQTT_TLS_CERT: [optionalString, undefined, 'PEM certificate file for the embedded broker (enables TLS)'],
+  ODOPULSE_MQTT_TLS_KEY: [optionalString, undefined, 'PEM private key file for the embedded broker'],
+  ODOPULSE_MQTT_TLS_CA: [optionalString, undefined, 'PEM CA file: when set, vehicles must present a client certificate (mutual TLS)'],
+  ODOPULSE_MQTT_CREDENTIALS: [optionalString, undefined, 'file of per-vehicle credentials, one "VIN:secret" or "VIN:sha256:<hex>" per line; unset = demo mode (any valid VIN, still confined to its own topics)'],
+  ODOPULSE_MQTT_USERNAME: [optionalString, undefined, 'username for the external broker'],
+  ODOPULSE_MQTT_PASSWORD_FILE: [optionalString, undefined, 'file holding the password for the external broker'],
+  ODOPULSE_MQTT_PREFIX: [z.string().regex(/^[A-Za-z0-9_-]+$/), 'v1', 'topic prefix'],
+  ODOPULSE_HTTP_PORT: [port, 8080, 'HTTP API and console'],
+  ODOPULSE_HTTP_HOST: [z.string(), '0.0.0.0', 'HTTP listen address'],
+  ODOPULSE_DATA_DIR: [z.string().min(1), './data', 'durable local state (journal, prompt store, outbox, dead letters)'],
+  ODOPULSE_WORKERS: [z.coerce.number().int().min(1).max(64), Math.max(1, availableParallelism()), 'rules worker threads'],
+  INFLUX_URL: [z.string().url(), 'http://127.0.0.1:8086', 'InfluxDB'],
+  INFLUX_TOKEN: [z.string(), '', 'v2 token (on 1.x: user:password, or empty)'],
+  INFLUX_ORG: [z.string(), 'odopulse', 'InfluxDB organisation (2.x)'],
+  INFLUX_BUCKET: [z.string().min(1), 'telemetry', 'bucket; on 1.x database or database/retention-policy'],
+  ODOPULSE_WEBHOOK_URL: [optionalString, undefined, 'lifecycle-system endpoint(s), comma-separated; unset = no outbound events'],
+  ODOPULSE_WEBHOOK_SECRET: [optionalString, undefined, 'HMAC key for the webhook signature header (required with a URL)'],
+  ODOPULSE_RULES_CONFIG: [optionalString, undefined, 'rule configuration file (JSON); unset = built-in defaults (domain.md)'],
+  ODOPULSE_CLOCK: [z.enum(['wall', 'event']), 'wall', 'fleet clock: wall time, or the newest event time seen (replays, accelerated simulations)'],
+  ODOPULSE_SWEEP_MS: [z.coerce.number().int().min(100), 60_000, 'how often time-based rules are swept (wall ms)'],
+  ODOPULSE_HMI_DAILY_CAP: [z.coerce.number().int().min(0), 3, 'non-urgent HMI prompts per vehicle per local day'],
+  ODOPULSE_RETENTION_DAYS: [z.coerce.number().int().min(1), 365, 'resolved prompts, delivered outbox events and dead letters are pruned after this'],
+  ODOPULSE_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'log level'],
+} as const satisfies Record<string, readonly [z.ZodType, unknown, string]>;
+
+export type SettingName = keyof typeof INGEST_SETTINGS;
+type Out<K extends SettingName> = z.output<(typeof INGEST_SETTINGS)[K][0]>;
+export type IngestConfig = { [K in SettingName]: Out<K> };
+
+export function flagName(env: string): string {
+  return '--' + env.replace(/^ODOPULSE_/, '').toLowerCase().replace(/_/g, '-');
+}
+
+export class ConfigError extends Error {}
+
+/**
+ * Merge flags over the environment over defaults and validate. A bad value throws a ConfigError
+ * naming the setting (both its variable and its flag).
+ */
+export function loadIngestConfig(env: NodeJS.ProcessEnv, flags: Record<string, string | undefined> = {}): IngestConfig {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, [schema, def]] of Object.entries(INGEST_SETTINGS) as Array<[SettingName, readonly [z.ZodType, unknown, string]]>) {
+    const raw = flags[name] ?? env[name];
+    if (raw === undefined || raw === '') {
+      out[name] = def;
+      continue;
+    }
+    const r = schema.safeParse(raw);
+    if (r.success) out[name] = r.data;
+    else problems.push(`${name} (${flagName(name)}) = ${JSON.stringify(raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  const cfg = out as IngestConfig;
+  if (cfg.ODOPULSE_WEBHOOK_URL && !cfg.ODOPULSE_WEBHOOK_SECRET) problems.push('ODOPULSE_WEBHOOK_SECRET (--webhook-secret): required when ODOPULSE_WEBHOOK_URL is set');
+  for (const u of webhookUrls(cfg)) {
+    if (!/^https?:\/\//.test(u)) problems.push(`ODOPULSE_WEBHOOK_URL (--webhook-url): ${JSON.stringify(u)} is not an http(s) URL`);
+  }
+  if (Boolean(cfg.ODOPULSE_MQTT_TLS_CERT) !== Boolean(cfg.ODOPULSE_MQTT_TLS_KEY)) problems.push('ODOPULSE_MQTT_TLS_CERT / ODOPULSE_MQTT_TLS_KEY: set both or neither');
+  if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  return cfg;
+}
+
+export function webhookUrls(cfg: Pick<IngestConfig, 'ODOPULSE_WEBHOOK_URL'>): string[] {
+  return (cfg.ODOPULSE_WEBHOOK_URL ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}

@@ -1,0 +1,105 @@
+// Lifecycle events as CloudEvents 1.0 (structured JSON mode). The id is derived from the stored
+// change, so a retried or re-enqueued event keeps its id and the receiver can drop duplicates.
+import type { Segments } from '../../rules/types.js';
+import type { Prompt, PromptChange } from '../store/ports.js';
+
+export const CLOUDEVENTS_SOURCE = 'odopulse/ingest';
+export const CLOUDEVENTS_CONTENT_TYPE = 'application/cloudevents+json';
+
+export interface CloudEvent<D = unknown> {
+  specversion: '1.0';
+  id: string;
+  source: string;
+  type: string;
+  subject: string;
+  time: string;
+  datacontenttype: 'application/json';
+  data: D;
+}
+
+/** The prompt as contract.md "Prompt JSON" shows it (delivery internals stay inside ingest). */
+export function promptJson(p: Prompt) {
+  return {
+    id: p.id,
+    vin: p.vin,
+    kind: p.kind,
+    audience: p.audience,
+    severity: p.severity,
+    status: p.status,
+    title: p.title,
+    body: p.body,
+    locale: p.locale,
+    dedupKey: p.dedupKey,
+    evidence: p.evidence,
+    createdAt: p.createdAt,
+    updatedAt: p.updatedAt,
+    outcome: p.outcome,
+    dealerId: p.dealerId,
+  };
+}
+
+export const promptEventType = (step: PromptChange['step']): string => `com.odopulse.prompt.${step}`;
+export const SEGMENT_CHANGED_TYPE = 'com.odopulse.segment.changed';
+
+export function promptChangeEvent(c: PromptChange): CloudEvent<ReturnType<typeof promptJson> & { step: string; by: string | null }> {
+  return {
+    specversion: '1.0',
+    // prompt ids are random, seq is unique per store: unique even if a data dir is ever reset.
+    id: `${c.promptId}-${c.seq}`,
+    source: CLOUDEVENTS_SOURCE,
+    type: promptEventType(c.step),
+    subject: c.vin,
+    time: c.at,
+    datacontenttype: 'application/json',
+    data: { ...promptJson(c.prompt), step: c.step, by: c.by },
+  };
+}
+
+export interface SegmentChange {
+  vin: string;
+  from: Segments | null;
+  to: Segments;
+  /** When the change was detected (epoch ms). */
+  at: number;
+  dealerId?: string | null;
+}
+
+export function segmentChangeEvent(s: SegmentChange): CloudEvent<{ vin: string; from: Segments | null; to: Segments; dealerId: string | null }> {
+  const t = new Date(s.at).toISOString();
+  return {
+    specversion: '1.0',
+    // One vehicle changes segments at most once per instant; the pair names the change.
+    id: `seg-${s.vin}-${s.at}`,
+    source: CLOUDEVENTS_SOURCE,
+    type: SEGMENT_CHANGED_TYPE,
+    subject: s.vin,
+    time: t,
+    datacontenttype: 'application/json',
+    data: { vin: s.vin, from: s.from, to: s.to, dealerId: s.dealerId ?? null },
+  };
+}
+
+export interface OutboundEvent {
+  id: string;
+  url: string;
+  body: string;
+}
+
+function fanOut(events: CloudEvent[], urls: string[]): OutboundEvent[] {
+  const out: OutboundEvent[] = [];
+  for (const e of events) {
+    const body = JSON.stringify(e);
+    for (const url of urls) out.push({ id: e.id, url, body });
+  }
+  return out;
+}
+
+/** Outbox rows for prompt changes: one per (event, URL). Enqueue them in the same transaction. */
+export function eventsForChanges(changes: PromptChange[], urls: string[]): OutboundEvent[] {
+  return urls.length === 0 ? [] : fanOut(changes.map(promptChangeEvent), urls);
+}
+
+/** Outbox rows for lifecycle segment changes (usage.segment_changed). */
+export function eventsForSegmentChanges(changes: SegmentChange[], urls: string[]): OutboundEvent[] {
+  return urls.length === 0 ? [] : fanOut(changes.map(segmentChangeEvent), urls);
+}

@@ -1,0 +1,119 @@
+// In-car HMI delivery. Urgent prompts go at once; the rest wait until the vehicle is parked, outside
+// its quiet hours, and within the daily cap (highest value first). A vehicle that is offline gets
+// its pending prompts when its birth message arrives; expired ones are never sent.
+import { encodeHmiPrompt } from '../../proto/codec.js';
+import { isDrivingState, VSS } from '../../proto/signals.js';
+import type { Locale, Signals, Vehicle } from '../../proto/domain.js';
+import type { FleetClock } from '../../rules/types.js';
+import type { Prompt, PromptChange } from '../store/ports.js';
+import type { Stores } from '../store/index.js';
+import { topicFor, type BrokerLink } from '../broker/topics.js';
+
+export interface HmiDeps {
+  stores: Stores;
+  link: BrokerLink;
+  prefix: string;
+  clock: FleetClock;
+  dailyCap: number;
+  latest(vin: string): Signals | undefined;
+  onChanges(changes: PromptChange[]): void;
+  onSent?(p: Prompt): void;
+}
+
+const DEFAULT_QUIET = { start: '22:00', end: '07:00' };
+const DEFAULT_TZ: Record<Locale, string> = { 'zh-CN': 'Asia/Shanghai', en: 'UTC' };
+
+/** Parked unless the low-voltage system is ON/START or the vehicle is moving. */
+export function isParked(latest: Signals | undefined): boolean {
+  if (!latest) return true;
+  if (isDrivingState(latest[VSS.lowVoltageSystemState])) return false;
+  const speed = latest[VSS.speed];
+  return !(typeof speed === 'number' && speed > 0);
+}
+
+/** Local minutes since midnight and local date of `now` in the vehicle's time zone. */
+export function localTime(now: number, timeZone: string): { minutes: number; day: string } {
+  const parts = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(new Date(now));
+  const get = (t: string) => parts.find((p) => p.type === t)?.value ?? '00';
+  return { minutes: Number(get('hour')) * 60 + Number(get('minute')), day: `${get('year')}-${get('month')}-${get('day')}` };
+}
+
+export function inQuietHours(minutes: number, quiet: { start: string; end: string }): boolean {
+  const toMin = (s: string) => Number(s.slice(0, 2)) * 60 + Number(s.slice(3, 5));
+  const start = toMin(quiet.start);
+  const end = toMin(quiet.end);
+  if (start === end) return false;
+  return start < end ? minutes >= start && minutes < end : minutes >= start || minutes < end;
+}
+
+const ACTIONS: Record<string, Array<{ id: string; en: string; zh: string }>> = {
+  maintenance: [{ id: 'book_service', en: 'Book service', zh: '预约保养' }],
+  charging: [{ id: 'find_charger', en: 'Find a charger', zh: '查找充电站' }],
+  battery: [{ id: 'book_service', en: 'Book a check', zh: '预约检测' }],
+  fault: [{ id: 'call_dealer', en: 'Call my dealer', zh: '联系经销商' }],
+  usage: [],
+};
+
+export function hmiActions(kind: string, locale: Locale) {
+  const family = kind.split('.')[0];
+  const list = [...(ACTIONS[family] ?? []), { id: 'dismiss', en: 'Dismiss', zh: '忽略' }];
+  return list.map((a) => ({ id: a.id, label: locale === 'zh-CN' ? a.zh : a.en }));
+}
+
+export class HmiDelivery {
+  private readonly sentToday = new Map<string, { day: string; count: number }>();
+
+  constructor(private readonly deps: HmiDeps) {}
+
+  /** What may be sent to this vehicle now, in order. */
+  selectable(vin: string, profile: Vehicle | undefined): Prompt[] {
+    const { stores, clock } = this.deps;
+    const now = clock.now();
+    const pending = stores.prompts.pendingHmi(vin, now);
+    if (pending.length === 0) return [];
+    const urgent = pending.filter((p) => p.urgent);
+    const rest = pending.filter((p) => !p.urgent);
+    if (rest.length === 0 || !isParked(this.deps.latest(vin))) return urgent;
+    const tz = profile?.timeZone ?? DEFAULT_TZ[profile?.locale ?? 'en'];
+    const local = localTime(now, tz);
+    if (inQuietHours(local.minutes, profile?.quietHours ?? DEFAULT_QUIET)) return urgent;
+    const used = this.sentToday.get(vin);
+    const count = used && used.day === local.day ? used.count : 0;
+    const room = Math.max(0, this.deps.dailyCap - count);
+    return [...urgent, ...rest.slice(0, room)];
+  }
+
+  /** Deliver what may be delivered to these vehicles now (those online). */
+  async deliver(vins: Iterable<string>): Promise<void> {
+    const { stores, link, prefix, clock } = this.deps;
+    for (const vin of vins) {
+      if (!stores.vehicles.online(vin).online) continue;
+      const profile = stores.vehicles.get(vin);
+      for (const p of this.selectable(vin, profile)) {
+        const now = clock.now();
+        await link.publish(topicFor(prefix, vin, 'prompts'), this.encode(p, false), { qos: 1 });
+        const change = stores.prompts.markHmiSent(p.id, now);
+        if (!p.urgent) {
+          const day = localTime(now, profile?.timeZone ?? DEFAULT_TZ[profile?.locale ?? 'en']).day;
+          const used = this.sentToday.get(vin);
+          this.sentToday.set(vin, { day, count: used && used.day === day ? used.count + 1 : 1 });
+        }
+        this.deps.onSent?.(p);
+        if (change) this.deps.onChanges([change]);
+      }
+    }
+  }
+
+  /** Tell the HMI to remove a prompt whose situation ended. */
+  async withdraw(p: Prompt): Promise<void> {
+    await this.deps.link.publish(topicFor(this.deps.prefix, p.vin, 'prompts'), this.encode(p, true), { qos: 1 });
+  }
+
+  private encode(p: Prompt, withdrawn: boolean): Uint8Array {
+    return encodeHmiPrompt({
+      promptId: p.id, kind: p.kind, severity: p.severity, title: p.title, body: p.body, locale: p.locale,
+      actions: withdrawn ? [] : hmiActions(p.kind, p.locale), createdAt: Date.parse(p.createdAt),
+      expiresAt: p.expiresAt ? Date.parse(p.expiresAt) : 0, withdrawn,
+    });
+  }
+}

@@ -1,0 +1,72 @@
+// The advisor-facing HTTP API, live stream and console. buildApp only assembles the instance;
+// the caller (ingest/main.ts) listens, tests use inject or listen on port 0.
+import fastifySwagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { PACKAGE_VERSION } from '../../proto/paths.js';
+import type { ServiceRecord } from '../../rules/types.js';
+import type { Stores } from '../store/index.js';
+import type { PromptChange, TelemetryStore } from '../store/ports.js';
+import { installErrorHandlers } from './errors.js';
+import { registerOps } from './routes/ops.js';
+import { registerPrompts } from './routes/prompts.js';
+import { registerVehicles } from './routes/vehicles.js';
+import { registerStream, type StreamOptions } from './sse.js';
+import { registerConsole } from './static.js';
+
+export interface AppDeps {
+  stores: Stores;
+  telemetry: TelemetryStore;
+  /**
+   * Prompt changes for the live stream. `publish`, when given, is called with the changes this
+   * API makes itself (acknowledge, resolve) so every subscriber, other consoles included, sees them.
+   */
+  changes: { subscribe(fn: (c: PromptChange) => void): () => void; publish?(c: PromptChange): void };
+  /** A service visit was stored: reset the maintenance schedule (rules). */
+  onServiceRecord(vin: string, rec: ServiceRecord): Promise<void>;
+  /** A profile was created or changed (rules reload the vehicle). */
+  onProfileChanged?(vin: string): void;
+  health(): Promise<{ ok: boolean; checks: Record<string, boolean | string> }>;
+  metrics: { contentType: string; render(): Promise<string> };
+  clock: { now(): number };
+  logger?: boolean | object;
+  bodyLimit?: number;
+  /** SSE tuning (tests shorten the heartbeat). */
+  stream?: StreamOptions;
+}
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: deps.bodyLimit ?? 1024 * 1024,
+    // Let app.close() finish while keep-alive connections are idle.
+    forceCloseConnections: 'idle',
+  }) as unknown as FastifyInstance;
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandlers(app);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'odopulse advisor API',
+        description: 'Vehicles, telemetry history, prompts and their outcomes; Server-Sent Events at /api/v1/stream.',
+        version: PACKAGE_VERSION,
+      },
+      tags: [
+        { name: 'vehicles', description: 'Profiles, live view, telemetry and service visits' },
+        { name: 'prompts', description: 'Prompts for advisors and their outcomes' },
+        { name: 'ops', description: 'Health and metrics' },
+      ],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  registerOps(app, deps);
+  registerVehicles(app, deps);
+  registerPrompts(app, deps);
+  registerStream(app, deps.stores.prompts, deps.changes, deps.stream);
+  await registerConsole(app);
+  return app;
+}

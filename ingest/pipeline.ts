@@ -1,0 +1,180 @@
+// The ingest pipeline: inbound MQTT payloads -> journal (PUBACK) -> InfluxDB and rules -> prompts.
+// Two independent loops read the journal: the InfluxDB writer and the rules runner, so a slow or
+// down InfluxDB never holds prompts back, and neither loses anything across a restart.
+import { EventEmitter } from 'node:events';
+import { CodecError, decodeAgentStatus, decodePromptAck, decodeTelemetryBatch } from '../proto/codec.js';
+import type { Reading } from '../proto/domain.js';
+import type { Journal, JournalEntry } from './journal.js';
+import type { Metrics } from './metrics.js';
+import type { IngestClock } from './clock.js';
+import type { InboundHandlers } from './broker/topics.js';
+import type { Stores } from './store/index.js';
+import type { PromptChange, TelemetryStore } from './store/ports.js';
+import type { RulesRunner } from './rules-runner.js';
+
+export interface PipelineDeps {
+  journal: Journal;
+  stores: Stores;
+  telemetry: TelemetryStore;
+  rules: RulesRunner;
+  clock: IngestClock;
+  metrics: Metrics;
+  log: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
+  chunk?: number;
+}
+
+export function readingsOf(entry: JournalEntry): Reading[] {
+  const batch = decodeTelemetryBatch(entry.payload);
+  return batch.samples.map((s) => ({ vin: batch.vin, ts: s.ts, signals: s.signals, ...(s.dtcs ? { dtcs: s.dtcs } : {}) }));
+}
+
+export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; idle: []; online: [string]; processed: [string[]] }> {
+  private stopped = false;
+  private wakeRules: (() => void) | null = null;
+  private wakeInflux: (() => void) | null = null;
+  private loops: Promise<void>[] = [];
+  private influxBackoffMs = 0;
+
+  constructor(private readonly deps: PipelineDeps) {
+    super();
+  }
+
+  /** The broker adapters' handlers. */
+  readonly handlers: InboundHandlers = {
+    telemetry: async (vin, payload, clientId) => {
+      const { metrics, stores, journal, clock } = this.deps;
+      let batch;
+      try {
+        batch = decodeTelemetryBatch(payload);
+        if (batch.vin !== vin) throw new CodecError('telemetry', 'invalid', `vin ${batch.vin} does not match topic vin ${vin}`);
+      } catch (err) {
+        // dead-lettered and acknowledged: a refused batch would come back forever
+        const reason = err instanceof CodecError ? err.failure : 'malformed';
+        stores.deadLetters.add({ topic: `telemetry/${vin}`, clientId, reason: (err as Error).message, payload, at: Date.now() });
+        metrics.deadLetters.inc({ reason });
+        metrics.batches.inc({ result: 'dead_letter' });
+        return;
+      }
+      const result = await journal.append(vin, batch.seq, payload, Date.now());
+      metrics.batches.inc({ result });
+      if (result === 'new') {
+        metrics.readings.inc(batch.samples.length);
+        for (const s of batch.samples) clock.observe(s.ts);
+        this.wake();
+      }
+    },
+    status: (vin, payload, clientId) => {
+      try {
+        const s = decodeAgentStatus(payload);
+        if (s.vin !== vin) throw new CodecError('status', 'invalid', `vin ${s.vin} does not match topic vin ${vin}`);
+        this.deps.stores.vehicles.setOnline(vin, s.online, { agentVersion: s.agentVersion, configVersion: s.configVersion, at: Date.now() });
+        if (s.online) this.emit('online', vin);
+      } catch (err) {
+        this.deadLetter('status', vin, clientId, err, payload);
+      }
+    },
+    ack: (vin, payload, clientId) => {
+      try {
+        const a = decodePromptAck(payload);
+        const change = this.deps.stores.prompts.recordHmiAck(a.promptId, vin, a.outcome, a.ts);
+        this.deps.metrics.acks.inc({ outcome: a.outcome });
+        if (change) this.emit('changes', [change]);
+      } catch (err) {
+        this.deadLetter('prompts/ack', vin, clientId, err, payload);
+      }
+    },
+  };
+
+  private deadLetter(channel: string, vin: string, clientId: string | null, err: unknown, payload: Buffer) {
+    const reason = err instanceof CodecError ? err.failure : 'error';
+    this.deps.stores.deadLetters.add({ topic: `${channel}/${vin}`, clientId, reason: (err as Error).message, payload, at: Date.now() });
+    this.deps.metrics.deadLetters.inc({ reason });
+  }
+
+  wake(): void {
+    this.wakeRules?.();
+    this.wakeInflux?.();
+  }
+
+  start(): void {
+    this.loops.push(this.loop('rules', () => this.rulesStep(), (w) => (this.wakeRules = w)));
+    this.loops.push(this.loop('influx', () => this.influxStep(), (w) => (this.wakeInflux = w)));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    await Promise.all(this.loops);
+  }
+
+  /** Run `step` until it reports no work, then sleep until woken (or a timeout, to retry). */
+  private async loop(name: string, step: () => Promise<boolean>, setWake: (w: () => void) => void): Promise<void> {
+    while (!this.stopped) {
+      let more = false;
+      try {
+        more = await step();
+      } catch (err) {
+        this.deps.log.error({ err, loop: name }, 'pipeline step failed; retrying');
+        await sleep(1000);
+      }
+      if (more || this.stopped) continue;
+      if (name === 'rules') this.emit('idle');
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, name === 'influx' ? Math.max(1000, this.influxBackoffMs) : 1000);
+        setWake(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private async rulesStep(): Promise<boolean> {
+    const { journal, rules, metrics } = this.deps;
+    const entries = journal.pendingForRules(0, this.deps.chunk ?? 2000);
+    if (entries.length === 0) return false;
+    const end = metrics.ruleLatency.startTimer();
+    const changes = await rules.applyEntries(entries);
+    end();
+    journal.markRulesDone(entries.map((e) => e.id));
+    if (changes.length) this.emit('changes', changes);
+    this.emit('processed', [...new Set(entries.map((e) => e.vin))]);
+    this.updateLag();
+    return true;
+  }
+
+  private async influxStep(): Promise<boolean> {
+    const { journal, telemetry, stores, metrics } = this.deps;
+    if (this.influxBackoffMs && this.stopped) return false;
+    const entries = journal.pendingForInflux(0, this.deps.chunk ?? 2000);
+    if (entries.length === 0) return false;
+    const readings = entries.flatMap(readingsOf);
+    try {
+      await telemetry.write(readings, (vin): Record<string, string> => {
+        const v = stores.vehicles.get(vin);
+        return v ? { model: v.model, powertrain: v.powertrain, dealer: v.dealerId } : {};
+      });
+      await telemetry.flush();
+    } catch (err) {
+      metrics.influxErrors.inc();
+      this.influxBackoffMs = Math.min(30_000, Math.max(1000, this.influxBackoffMs * 2));
+      this.deps.log.warn({ err: (err as Error).message, retryInMs: this.influxBackoffMs }, 'InfluxDB write failed; kept in the journal');
+      return false;
+    }
+    this.influxBackoffMs = 0;
+    journal.markInfluxDone(entries.map((e) => e.id));
+    metrics.influxWritten.inc(readings.length);
+    this.updateLag();
+    return true;
+  }
+
+  private updateLag() {
+    const lag = this.deps.journal.lag();
+    this.deps.metrics.journalLag.set({ stage: 'influx' }, lag.influx);
+    this.deps.metrics.journalLag.set({ stage: 'rules' }, lag.rules);
+  }
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}

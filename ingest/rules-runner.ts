@@ -1,0 +1,148 @@
+// Bridge between the journal and the rules pool: groups readings per vehicle, runs the detectors,
+// and commits rule states, prompt changes, segments, charging sessions and outbox events in one
+// store transaction. All pool work is serialised, so a vehicle's readings are applied in order.
+import type { Reading, Signals } from '../proto/domain.js';
+import type { RulesPool } from '../rules/pool.js';
+import { renderPrompt } from '../rules/i18n/index.js';
+import type { EngineResult, RuleEvent, ServiceRecord, VehicleRuleState } from '../rules/types.js';
+import type { IngestClock } from './clock.js';
+import { eventsForChanges } from './delivery/webhook.js';
+import type { JournalEntry } from './journal.js';
+import type { Metrics } from './metrics.js';
+import { readingsOf } from './pipeline.js';
+import type { Stores } from './store/index.js';
+import type { PromptChange } from './store/ports.js';
+
+export interface RulesRunnerDeps {
+  pool: RulesPool;
+  stores: Stores;
+  clock: IngestClock;
+  metrics: Metrics;
+  webhookUrls: string[];
+  log: { warn(o: object, m?: string): void };
+}
+
+interface Item {
+  vin: string;
+  readings: Reading[];
+  serviceRecords?: ServiceRecord[];
+  tick?: boolean;
+  journalId?: number;
+}
+
+export class RulesRunner {
+  private readonly cache = new Map<string, VehicleRuleState>();
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly deps: RulesRunnerDeps) {
+    for (const s of deps.stores.ruleStates.all()) this.cache.set(s.vin, s);
+  }
+
+  latest(vin: string): Signals | undefined {
+    return this.cache.get(vin)?.latest;
+  }
+
+  knownVins(): string[] {
+    return [...this.cache.keys()];
+  }
+
+  /** Apply journal entries (in id order). Entries a vehicle's state already includes are skipped. */
+  applyEntries(entries: JournalEntry[]): Promise<PromptChange[]> {
+    return this.exclusive(async () => {
+      const byVin = new Map<string, Item>();
+      for (const e of entries) {
+        const applied = this.cache.get(e.vin)?.journalId ?? 0;
+        if (e.id <= applied) continue;
+        let readings: Reading[];
+        try {
+          readings = readingsOf(e);
+        } catch (err) {
+          // validated before it was journalled; only a codec change could make this happen
+          this.deps.log.warn({ vin: e.vin, seq: e.seq, err: (err as Error).message }, 'journal entry no longer decodes; skipped');
+          continue;
+        }
+        const item = byVin.get(e.vin) ?? { vin: e.vin, readings: [] };
+        item.readings.push(...readings);
+        item.journalId = e.id;
+        byVin.set(e.vin, item);
+      }
+      return this.run([...byVin.values()]);
+    });
+  }
+
+  serviceRecord(vin: string, record: ServiceRecord): Promise<PromptChange[]> {
+    return this.exclusive(() => this.run([{ vin, readings: [], serviceRecords: [record] }]));
+  }
+
+  /** Time-based sweep against the fleet clock, for every vehicle known to rules or registered. */
+  sweep(): Promise<PromptChange[]> {
+    return this.exclusive(async () => {
+      const vins = new Set(this.cache.keys());
+      let cursor: string | undefined;
+      do {
+        const page = this.deps.stores.vehicles.list({ limit: 1000, cursor });
+        for (const v of page.items) vins.add(v.vin);
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      const all = [...vins];
+      const changes: PromptChange[] = [];
+      for (let i = 0; i < all.length; i += 2000) {
+        changes.push(...(await this.run(all.slice(i, i + 2000).map((vin) => ({ vin, readings: [], tick: true })))));
+      }
+      changes.push(...this.deps.stores.prompts.expire(this.deps.clock.now()));
+      return changes;
+    });
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn, fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async run(items: Item[]): Promise<PromptChange[]> {
+    if (items.length === 0) return [];
+    const { pool, stores, clock } = this.deps;
+    const profiles = items.map((it) => stores.vehicles.get(it.vin));
+    const results = await pool.run(
+      items.map((it, i) => ({
+        vin: it.vin, state: this.cache.get(it.vin), profile: profiles[i], readings: it.readings,
+        serviceRecords: it.serviceRecords, tick: it.tick,
+      })),
+      clock.now(),
+    );
+    return this.commit(items, profiles, results);
+  }
+
+  private commit(items: Item[], profiles: Array<ReturnType<Stores['vehicles']['get']>>, results: EngineResult[]): PromptChange[] {
+    const { stores, metrics, clock, webhookUrls } = this.deps;
+    const now = clock.now();
+    const states: VehicleRuleState[] = [];
+    const changes: PromptChange[] = [];
+    stores.transaction(() => {
+      results.forEach((r, i) => {
+        const item = items[i];
+        const profile = profiles[i];
+        const state: VehicleRuleState = { ...r.state, journalId: item.journalId ?? this.cache.get(item.vin)?.journalId };
+        states.push(state);
+        for (const f of r.failures) metrics.detectorFailures.inc({ family: f.family });
+        const promptEvents: RuleEvent[] = [];
+        for (const ev of r.events) {
+          if (ev.type === 'segments') stores.vehicles.setSegments(item.vin, ev.segments, now);
+          else if (ev.type === 'charging_session') stores.vehicles.addChargingSession(ev.session);
+          else promptEvents.push(ev);
+        }
+        if (promptEvents.length) {
+          const locale = profile?.locale ?? 'en';
+          const render = (d: Parameters<typeof renderPrompt>[0]) => ({ ...renderPrompt(d, locale), locale });
+          changes.push(...stores.prompts.applyRuleEvents(item.vin, promptEvents, render, profile?.dealerId ?? null, now));
+        }
+      });
+      stores.ruleStates.save(states);
+      if (webhookUrls.length && changes.length) stores.outbox.enqueue(eventsForChanges(changes, webhookUrls), now);
+    });
+    for (const s of states) this.cache.set(s.vin, s);
+    for (const c of changes) metrics.prompts.inc({ step: c.step, kind: c.prompt.kind });
+    return changes;
+  }
+}

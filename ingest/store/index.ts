@@ -1,0 +1,110 @@
+// ingest's durable local state behind one handle: SQLite in production, memory in unit tests.
+// `transaction(fn)` makes everything inside atomic, so the pipeline can save rule states, prompt
+// changes and outbox rows for a processed batch all-or-nothing.
+import type { DeadLetterStore, Outbox, PromptStore, RuleStateStore, VehicleStore } from './ports.js';
+import { RepoPromptStore } from './prompt-service.js';
+import { openDb } from './sqlite/db.js';
+import { sqliteDeadLetterStore, sqliteOutbox, sqliteRuleStateStore } from './sqlite/misc.js';
+import { sqlitePromptRepo } from './sqlite/prompts.js';
+import { sqliteVehicleStore } from './sqlite/vehicles.js';
+import { MemDb } from './memory/state.js';
+import { memoryPromptRepo } from './memory/prompts.js';
+import { memoryVehicleStore } from './memory/vehicles.js';
+import { memoryDeadLetterStore, memoryOutbox, memoryRuleStateStore } from './memory/misc.js';
+
+export interface PruneResult {
+  prompts: number;
+  promptChanges: number;
+  outbox: number;
+  deadLetters: number;
+}
+
+export interface Stores {
+  prompts: PromptStore;
+  vehicles: VehicleStore;
+  ruleStates: RuleStateStore;
+  deadLetters: DeadLetterStore;
+  outbox: Outbox;
+  /** Run fn atomically: if it throws, nothing it wrote stays. Nested calls join the outer one. */
+  transaction<T>(fn: () => T): T;
+  /**
+   * Retention (domain.md): delete delivered outbox events, resolved/expired prompts (with their
+   * change history) and dead letters older than `olderThan` (epoch ms). Undelivered events and
+   * open prompts are kept whatever their age.
+   */
+  prune(olderThan: number): PruneResult;
+  close(): void;
+}
+
+export function openSqliteStores(dataDir: string): Stores {
+  const db = openDb(dataDir);
+  const transaction = <T>(fn: () => T): T => db.transaction(fn)();
+  const pruneStmts = {
+    changes: db.prepare(
+      "DELETE FROM prompt_changes WHERE prompt_id IN (SELECT id FROM prompts WHERE status IN ('resolved', 'expired') AND updated_ms < ?)",
+    ),
+    prompts: db.prepare("DELETE FROM prompts WHERE status IN ('resolved', 'expired') AND updated_ms < ?"),
+    outbox: db.prepare('DELETE FROM outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?'),
+    deadLetters: db.prepare('DELETE FROM dead_letters WHERE at_ms < ?'),
+  };
+  return {
+    prompts: new RepoPromptStore(sqlitePromptRepo(db, transaction)),
+    vehicles: sqliteVehicleStore(db),
+    ruleStates: sqliteRuleStateStore(db),
+    deadLetters: sqliteDeadLetterStore(db),
+    outbox: sqliteOutbox(db),
+    transaction,
+    prune: (olderThan) =>
+      transaction(() => ({
+        promptChanges: pruneStmts.changes.run(olderThan).changes,
+        prompts: pruneStmts.prompts.run(olderThan).changes,
+        outbox: pruneStmts.outbox.run(olderThan).changes,
+        deadLetters: pruneStmts.deadLetters.run(olderThan).changes,
+      })),
+    close: () => {
+      if (db.open) db.close();
+    },
+  };
+}
+
+export function createMemoryStores(): Stores {
+  const mem = new MemDb();
+  let closed = false;
+  const transaction = <T>(fn: () => T): T => {
+    if (closed) throw new Error('stores are closed');
+    return mem.transaction(fn);
+  };
+  return {
+    prompts: new RepoPromptStore(memoryPromptRepo(mem)),
+    vehicles: memoryVehicleStore(mem),
+    ruleStates: memoryRuleStateStore(mem),
+    deadLetters: memoryDeadLetterStore(mem),
+    outbox: memoryOutbox(mem),
+    transaction,
+    prune(olderThan) {
+      const d = mem.data;
+      const gone = new Set<string>();
+      for (const p of d.prompts.values()) {
+        if ((p.status === 'resolved' || p.status === 'expired') && Date.parse(p.updatedAt) < olderThan) gone.add(p.id);
+      }
+      for (const id of gone) d.prompts.delete(id);
+      const changesBefore = d.changes.length;
+      d.changes = d.changes.filter((c) => !gone.has(c.promptId));
+      let outbox = 0;
+      for (const [k, e] of d.outbox) {
+        if (e.deliveredAt !== null && e.deliveredAt < olderThan) {
+          d.outbox.delete(k);
+          outbox++;
+        }
+      }
+      const dlBefore = d.deadLetters.length;
+      d.deadLetters = d.deadLetters.filter((x) => x.atMs >= olderThan);
+      return { prompts: gone.size, promptChanges: changesBefore - d.changes.length, outbox, deadLetters: dlBefore - d.deadLetters.length };
+    },
+    close: () => {
+      closed = true;
+    },
+  };
+}
+
+export type { DeadLetterStore, Outbox, PromptStore, RuleStateStore, VehicleStore } from './ports.js';

@@ -1,0 +1,217 @@
+// TelemetryStore on InfluxDB 2.x (production) or 1.x (Debian's 1.6.7 in tests). One writer path,
+// the official client's WriteApi; 1.x is reached through a Transport that maps the v2 write API
+// (influx-transport.ts). Queries are InfluxQL on /query, which 2.x serves through DBRP mapping.
+// Schema and set-up: ingest/README-influx.md.
+import { InfluxDB, setLogger, type Logger, type Transport } from '@influxdata/influxdb-client';
+import type { Reading } from '../../proto/domain.js';
+import type { TelemetryStore } from './ports.js';
+import { assertRange, assertSignal, assertVin, isNumericSignal, MEASUREMENT, quoteIdent, quoteString, toLines, type FieldValue } from './influx-schema.js';
+import { detectInfluxVersion, InfluxConfigError, InfluxV1Transport, splitBucket, v1AuthHeader, type InfluxApiVersion } from './influx-transport.js';
+import { TrackedWriter } from './influx-writer.js';
+
+export { TelemetryFlushError } from './influx-writer.js';
+export { TelemetryInputError } from './influx-schema.js';
+export { InfluxConfigError } from './influx-transport.js';
+
+export interface InfluxTelemetryStoreOptions {
+  url: string;
+  /** v2: API token. v1: `user:password`, or empty without authentication. */
+  token: string;
+  org: string;
+  /** v2: bucket name. v1: `database` or `database/retention-policy`. */
+  bucket: string;
+  /** `auto` (default) asks GET /ping for `X-Influxdb-Version`. */
+  apiVersion?: 'auto' | InfluxApiVersion;
+  /** Lines per write request (default 5000). */
+  batchSize?: number;
+  /** A partial batch is sent after this long (default 1000 ms; the client's own default is 60 s). */
+  flushIntervalMs?: number;
+  /** Retries per batch before the client gives up (default 5). */
+  maxRetries?: number;
+  /** The client's in-memory retry buffer, in lines (default 100,000); overflow fails the flush. */
+  maxBufferLines?: number;
+  /** HTTP request timeout (default 10 s). */
+  timeoutMs?: number;
+  /** A flush with no progress for this long rejects (default 60 s). */
+  flushTimeoutMs?: number;
+  /** Where the client logs its retries; process-wide, as the client's logger is global. */
+  logger?: Logger;
+}
+
+export interface InfluxQLSeries {
+  name: string;
+  tags?: Record<string, string>;
+  columns: string[];
+  values: unknown[][];
+}
+
+export interface InfluxTelemetryStore extends TelemetryStore {
+  readonly apiVersion: InfluxApiVersion;
+  /** X-Influxdb-Version as /ping reported it; null when the version was configured. */
+  readonly serverVersion: string | null;
+  /** Run read-only InfluxQL against the telemetry database (one result per statement). */
+  query(influxql: string): Promise<Array<{ series: InfluxQLSeries[] }>>;
+  /** Lines accepted / failed since start (for metrics). */
+  stats(): { acceptedLines: number; failedLines: number };
+  /** The transport every request goes through (the v1 adapter on 1.x). */
+  readonly transport: Transport;
+}
+
+function intOption(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
+  if (v === undefined) return dflt;
+  if (!Number.isSafeInteger(v) || v < min || v > max) throw new InfluxConfigError(`${name} must be an integer in ${min}..${max}, got ${v}`);
+  return v;
+}
+
+export async function createInfluxTelemetryStore(opts: InfluxTelemetryStoreOptions): Promise<InfluxTelemetryStore> {
+  let base: URL;
+  try {
+    base = new URL(opts.url);
+  } catch {
+    throw new InfluxConfigError(`INFLUX_URL ${JSON.stringify(opts.url)} is not a URL`);
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new InfluxConfigError(`INFLUX_URL must be http:// or https://, got ${opts.url}`);
+  const url = opts.url.replace(/\/+$/, '');
+  const timeout = intOption('timeoutMs', opts.timeoutMs, 10_000, 100, 600_000);
+  const writerOpts = {
+    org: opts.org,
+    bucket: opts.bucket,
+    batchSize: intOption('batchSize', opts.batchSize, 5000, 1, 100_000),
+    flushIntervalMs: intOption('flushIntervalMs', opts.flushIntervalMs, 1000, 0, 3_600_000),
+    maxRetries: intOption('maxRetries', opts.maxRetries, 5, 0, 100),
+    maxBufferLines: intOption('maxBufferLines', opts.maxBufferLines, 100_000, 1, 10_000_000),
+    flushTimeoutMs: intOption('flushTimeoutMs', opts.flushTimeoutMs, 60_000, 100, 3_600_000),
+  };
+  if (opts.logger) setLogger(opts.logger);
+  const { db, rp } = splitBucket(opts.bucket);
+
+  let apiVersion: InfluxApiVersion;
+  let serverVersion: string | null = null;
+  const mode = opts.apiVersion ?? 'auto';
+  if (mode === 'auto') {
+    try {
+      ({ apiVersion, serverVersion } = await detectInfluxVersion(new InfluxDB({ url, timeout }).transport));
+    } catch (err) {
+      if (err instanceof InfluxConfigError) throw err;
+      throw new InfluxConfigError(`cannot detect the InfluxDB version at ${url} (GET /ping: ${(err as Error).message}); is it running? Or set the API version explicitly`);
+    }
+  } else if (mode === 'v1' || mode === 'v2') {
+    apiVersion = mode;
+  } else {
+    throw new InfluxConfigError(`apiVersion must be auto, v1 or v2, got ${String(mode)}`);
+  }
+
+  let influx: InfluxDB;
+  if (apiVersion === 'v1') {
+    // the inner transport gets no token: on 1.x the credentials travel as Basic auth instead
+    const transport = new InfluxV1Transport(new InfluxDB({ url, timeout }).transport, v1AuthHeader(opts.token));
+    influx = new InfluxDB({ url, transport });
+  } else {
+    influx = new InfluxDB({ url, token: opts.token || undefined, timeout });
+  }
+  const writer = new TrackedWriter(influx, writerOpts);
+  return new InfluxStore(influx, writer, apiVersion, serverVersion, db, rp);
+}
+
+class InfluxStore implements InfluxTelemetryStore {
+  private readonly from: string;
+  private closed = false;
+
+  constructor(
+    private readonly influx: InfluxDB,
+    private readonly writer: TrackedWriter,
+    readonly apiVersion: InfluxApiVersion,
+    readonly serverVersion: string | null,
+    private readonly db: string,
+    rp: string | undefined,
+  ) {
+    // a retention policy is named in FROM, which 1.x and 2.x's InfluxQL both understand
+    this.from = rp === undefined ? quoteIdent(MEASUREMENT) : `${quoteIdent(db)}.${quoteIdent(rp)}.${quoteIdent(MEASUREMENT)}`;
+  }
+
+  get transport(): Transport {
+    return this.influx.transport;
+  }
+
+  async write(readings: Reading[], tags: (vin: string) => Record<string, string>): Promise<void> {
+    if (this.closed) throw new Error('telemetry store is closed');
+    this.writer.write(toLines(readings, tags));
+  }
+
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  stats(): { acceptedLines: number; failedLines: number } {
+    return { acceptedLines: this.writer.acceptedLines, failedLines: this.writer.failedLines };
+  }
+
+  async query(influxql: string): Promise<Array<{ series: InfluxQLSeries[] }>> {
+    if (this.closed) throw new Error('telemetry store is closed');
+    const params = new URLSearchParams({ db: this.db, q: influxql, epoch: 'ms' });
+    const json: any = await this.influx.transport.request(`/query?${params.toString()}`, '', { method: 'GET', headers: { accept: 'application/json' } });
+    if (!json || !Array.isArray(json.results)) throw new Error(`InfluxDB query failed: ${json?.error ?? 'no results in the answer'}`);
+    return json.results.map((r: any) => {
+      if (r.error) throw new Error(`InfluxDB query failed: ${r.error}`);
+      return { series: (r.series ?? []) as InfluxQLSeries[] };
+    });
+  }
+
+  async latest(vin: string): Promise<{ ts: number; signals: Record<string, FieldValue> } | undefined> {
+    assertVin(vin);
+    const where = `WHERE "vin" = ${quoteString(vin)}`;
+    // LAST(*) gives every field's last value but no single time; the newest row gives the time
+    const [last, newest] = await this.query(`SELECT LAST(*) FROM ${this.from} ${where}; SELECT * FROM ${this.from} ${where} ORDER BY time DESC LIMIT 1`);
+    const lastRow = last.series[0];
+    const newestRow = newest.series[0];
+    if (!lastRow?.values?.[0] || !newestRow?.values?.[0]) return undefined;
+    const signals: Record<string, FieldValue> = {};
+    lastRow.columns.forEach((col, i) => {
+      const v = lastRow.values[0][i];
+      if (col.startsWith('last_') && v !== null && v !== undefined) signals[col.slice(5)] = v as FieldValue;
+    });
+    return { ts: Number(newestRow.values[0][0]), signals };
+  }
+
+  async history(q: { vin: string; signal: string; from: number; to: number; everyMs?: number }): Promise<Array<{ ts: number; value: FieldValue | null }>> {
+    assertVin(q.vin);
+    assertSignal(q.signal);
+    assertRange(q);
+    if (q.to <= q.from) return [];
+    const field = quoteIdent(q.signal);
+    const where = `WHERE "vin" = ${quoteString(q.vin)} AND time >= ${q.from}ms AND time < ${q.to}ms`;
+    const sql =
+      q.everyMs === undefined
+        ? `SELECT ${field} FROM ${this.from} ${where}`
+        : `SELECT ${isNumericSignal(q.signal) ? 'MEAN' : 'LAST'}(${field}) FROM ${this.from} ${where} GROUP BY time(${q.everyMs}ms) fill(null)`;
+    const [res] = await this.query(sql);
+    const rows = res.series.flatMap((s) => s.values);
+    return rows.map((row) => ({ ts: Number(row[0]), value: (row[1] ?? null) as FieldValue | null }));
+  }
+
+  async count(q: { vin?: string; signal: string; from: number; to: number }): Promise<number> {
+    if (q.vin !== undefined) assertVin(q.vin);
+    assertSignal(q.signal);
+    assertRange(q);
+    if (q.to <= q.from) return 0;
+    const vinCond = q.vin === undefined ? '' : ` AND "vin" = ${quoteString(q.vin)}`;
+    const [res] = await this.query(`SELECT COUNT(${quoteIdent(q.signal)}) FROM ${this.from} WHERE time >= ${q.from}ms AND time < ${q.to}ms${vinCond}`);
+    const v = res.series[0]?.values?.[0]?.[1];
+    return typeof v === 'number' ? v : 0;
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.influx.transport.request('/ping', '', { method: 'GET' });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.writer.close();
+  }
+}

@@ -1,0 +1,80 @@
+// In-memory prompt storage for unit tests; the path logic is shared (prompt-service.ts).
+import type { Prompt, PromptFilter } from '../ports.js';
+import { decodeCursor, encodeCursor, hmiOrder, isOpen, isPendingHmi } from '../prompt-model.js';
+import type { PromptRepo } from '../prompt-service.js';
+import { copy, type MemDb } from './state.js';
+
+const createdMs = (p: Prompt): number => Date.parse(p.createdAt);
+
+/** Newest first: createdAt desc, then id desc (the same order the SQLite index gives). */
+function newestFirst(a: Prompt, b: Prompt): number {
+  return createdMs(b) - createdMs(a) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+}
+
+export function memoryPromptRepo(db: MemDb): PromptRepo {
+  const d = () => db.data;
+  return {
+    tx: (fn) => db.transaction(fn),
+    get: (id) => {
+      const p = d().prompts.get(id);
+      return p && copy(p);
+    },
+    findOpen(vin, key) {
+      for (const p of d().prompts.values()) if (p.vin === vin && p.dedupKey === key && isOpen(p)) return copy(p);
+      return undefined;
+    },
+    insert(p) {
+      if (d().prompts.has(p.id)) throw new Error(`prompt ${p.id} exists`);
+      for (const o of d().prompts.values()) {
+        if (o.vin === p.vin && o.dedupKey === p.dedupKey && isOpen(o)) throw new Error(`an open prompt for ${p.dedupKey} exists`);
+      }
+      d().prompts.set(p.id, copy(p));
+    },
+    update: (p) => void d().prompts.set(p.id, copy(p)),
+    appendChange(c) {
+      const seq = ++d().changeSeq;
+      d().changes.push(copy({ seq, ...c }));
+      return seq;
+    },
+    list(f: PromptFilter) {
+      const c = f.cursor === undefined ? undefined : decodeCursor(f.cursor);
+      const all = [...d().prompts.values()]
+        .filter(
+          (p) =>
+            (f.vin === undefined || p.vin === f.vin) &&
+            (f.kind === undefined || p.kind === f.kind) &&
+            (f.status === undefined || p.status === f.status) &&
+            (f.dealerId === undefined || p.dealerId === f.dealerId) &&
+            (f.audience === undefined || p.audience.includes(f.audience)) &&
+            (c === undefined || createdMs(p) < c.createdMs || (createdMs(p) === c.createdMs && p.id < c.id)),
+        )
+        .sort(newestFirst);
+      const items = all.slice(0, f.limit).map(copy);
+      const last = items[items.length - 1];
+      return { items, nextCursor: all.length > f.limit && last ? encodeCursor(createdMs(last), last.id) : null };
+    },
+    pendingHmi: (vin, now) => [...d().prompts.values()].filter((p) => isPendingHmi(p, vin, now)).sort(hmiOrder).map(copy),
+    expiring: (now) =>
+      [...d().prompts.values()]
+        .filter((p) => isOpen(p) && p.expiresAt !== null && Date.parse(p.expiresAt) <= now)
+        .sort((a, b) => Date.parse(a.expiresAt!) - Date.parse(b.expiresAt!))
+        .map(copy),
+    changesSince(seq, dealerId, limit) {
+      const out = [];
+      for (const c of d().changes) {
+        if (c.seq <= seq || (dealerId !== undefined && c.dealerId !== dealerId)) continue;
+        out.push(copy(c));
+        if (out.length >= limit) break;
+      }
+      return out;
+    },
+    stepsBetween(from, to) {
+      return d()
+        .changes.filter((c) => {
+          const at = Date.parse(c.at);
+          return at >= from && at < to;
+        })
+        .map((c) => ({ promptId: c.promptId, kind: c.prompt.kind, step: c.step, outcome: c.prompt.outcome }));
+    },
+  };
+}

@@ -1,0 +1,65 @@
+// In-memory VehicleStore for unit tests (same behaviour as the SQLite one; shared suite).
+import type { VehicleRecord, VehicleStore } from '../ports.js';
+import { clampLimit, decodeKeyCursor, encodeKeyCursor, iso } from '../prompt-model.js';
+import { copy, type MemDb } from './state.js';
+
+export function memoryVehicleStore(db: MemDb): VehicleStore {
+  const d = () => db.data;
+  const record = (vin: string): VehicleRecord | undefined => {
+    const v = d().vehicles.get(vin);
+    return v && { ...copy(v.profile), vin, createdAt: iso(v.createdMs), updatedAt: iso(v.updatedMs) };
+  };
+  return {
+    upsert(vin, profile, now) {
+      const prev = d().vehicles.get(vin);
+      d().vehicles.set(vin, { profile: copy(profile), createdMs: prev?.createdMs ?? now, updatedMs: now });
+      return record(vin)!;
+    },
+    get: record,
+    list({ dealerId, limit, cursor }) {
+      const lim = clampLimit(limit);
+      const after = cursor === undefined ? '' : decodeKeyCursor(cursor);
+      const vins = [...d().vehicles.entries()]
+        .filter(([vin, v]) => vin > after && (dealerId === undefined || v.profile.dealerId === dealerId))
+        .map(([vin]) => vin)
+        .sort();
+      const items = vins.slice(0, lim).map((v) => record(v)!);
+      return { items, nextCursor: vins.length > lim ? encodeKeyCursor(items[items.length - 1].vin) : null };
+    },
+    setOnline(vin, online, info) {
+      const prev = d().status.get(vin);
+      d().status.set(vin, {
+        online,
+        sinceMs: prev && prev.online === online ? prev.sinceMs : info.at,
+        agentVersion: info.agentVersion ?? prev?.agentVersion ?? null,
+        configVersion: info.configVersion ?? prev?.configVersion ?? null,
+      });
+    },
+    online(vin) {
+      const s = d().status.get(vin);
+      if (!s) return { online: false, since: null, agentVersion: null, configVersion: null };
+      return { online: s.online, since: s.sinceMs === null ? null : iso(s.sinceMs), agentVersion: s.agentVersion, configVersion: s.configVersion };
+    },
+    setSegments: (vin, segments, at) => void d().segments.set(vin, { segments: copy(segments), atMs: at }),
+    segments: (vin) => {
+      const s = d().segments.get(vin);
+      return s ? copy(s.segments) : null;
+    },
+    addServiceRecord(vin, rec) {
+      const id = ++d().serviceSeq;
+      d().services.push({ id, vin, date: rec.date, odometer: rec.odometer, items: [...rec.items] });
+      return id;
+    },
+    serviceRecords: (vin) =>
+      d()
+        .services.filter((s) => s.vin === vin)
+        .sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : a.id - b.id))
+        .map(({ id, date, odometer, items }) => ({ id, date, odometer, items: [...items] })),
+    addChargingSession: (s) => void d().charging.set(`${s.vin}|${s.start}`, copy(s)),
+    chargingSessions: (vin, from, to) =>
+      [...d().charging.values()]
+        .filter((s) => s.vin === vin && s.start >= from && s.start < to)
+        .sort((a, b) => a.start - b.start)
+        .map(copy),
+  };
+}

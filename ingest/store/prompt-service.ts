@@ -1,0 +1,115 @@
+// PromptStore on top of a small storage repository: the path logic lives once (prompt-model.ts),
+// each storage (SQLite, memory) only finds, writes and queries rows.
+import type { AckOutcome } from '../../proto/domain.js';
+import type { PromptDraft, RuleEvent } from '../../rules/types.js';
+import type { Prompt, PromptChange, PromptFilter, PromptStore, RenderedText, ResolveOutcome } from './ports.js';
+import * as M from './prompt-model.js';
+
+export interface PromptRepo {
+  /** Run fn atomically (nested calls join the outer transaction). */
+  tx<T>(fn: () => T): T;
+  get(id: string): Prompt | undefined;
+  /** The prompt of this vehicle whose dedupKey is open (not resolved/expired), if any. */
+  findOpen(vin: string, dedupKey: string): Prompt | undefined;
+  insert(p: Prompt): void;
+  update(p: Prompt): void;
+  /** Append a change; returns its sequence number (global, increasing, never reused). */
+  appendChange(c: Omit<PromptChange, 'seq'>): number;
+  list(filter: PromptFilter): { items: Prompt[]; nextCursor: string | null };
+  pendingHmi(vin: string, now: number): Prompt[];
+  /** Open prompts whose expiresAt <= now. */
+  expiring(now: number): Prompt[];
+  changesSince(seq: number, dealerId: string | undefined, limit: number): PromptChange[];
+  stepsBetween(from: number, to: number): Iterable<M.StepRow>;
+}
+
+export class RepoPromptStore implements PromptStore {
+  constructor(private readonly repo: PromptRepo) {}
+
+  private commit(t: M.Transition): PromptChange | undefined {
+    if (!t) return undefined;
+    this.repo.update(t.prompt);
+    return this.record(t.prompt, t.step, t.at, t.by);
+  }
+
+  private record(p: Prompt, step: M.Step, at: number, by: string | null): PromptChange {
+    const c: Omit<PromptChange, 'seq'> = { promptId: p.id, vin: p.vin, dealerId: p.dealerId, step, at: M.iso(at), by, prompt: p };
+    const seq = this.repo.appendChange(c);
+    return { seq, ...c };
+  }
+
+  applyRuleEvents(vin: string, events: RuleEvent[], render: (d: PromptDraft) => RenderedText, dealerId: string | null, now: number): PromptChange[] {
+    return this.repo.tx(() => {
+      const out: PromptChange[] = [];
+      for (const ev of events) {
+        if (ev.type === 'open') {
+          if (this.repo.findOpen(vin, ev.prompt.dedupKey)) continue; // a situation prompts once
+          const p = M.promptFromDraft(ev.prompt, render(ev.prompt), vin, dealerId, now);
+          this.repo.insert(p);
+          out.push(this.record(p, 'created', now, 'system'));
+        } else if (ev.type === 'resolve') {
+          const open = this.repo.findOpen(vin, ev.dedupKey);
+          const c = open && this.commit(M.resolveBySystem(open, ev.reason, now));
+          if (c) out.push(c);
+        }
+        // charging_session and segments events belong to the vehicle store, not here.
+      }
+      return out;
+    });
+  }
+
+  get(id: string): Prompt | undefined {
+    return this.repo.get(id);
+  }
+
+  list(filter: PromptFilter): { items: Prompt[]; nextCursor: string | null } {
+    if (filter.cursor !== undefined) M.decodeCursor(filter.cursor); // validate before querying
+    return this.repo.list({ ...filter, limit: M.clampLimit(filter.limit) });
+  }
+
+  pendingHmi(vin: string, now: number): Prompt[] {
+    return this.repo.pendingHmi(vin, now);
+  }
+
+  private step(id: string, f: (p: Prompt) => M.Transition): PromptChange | undefined {
+    return this.repo.tx(() => {
+      const p = this.repo.get(id);
+      return p ? this.commit(f(p)) : undefined;
+    });
+  }
+
+  markHmiSent(id: string, now: number): PromptChange | undefined {
+    return this.step(id, (p) => M.markHmiSent(p, now));
+  }
+
+  recordHmiAck(id: string, vin: string, outcome: AckOutcome, at: number): PromptChange | undefined {
+    return this.step(id, (p) => M.recordHmiAck(p, vin, outcome, at));
+  }
+
+  acknowledge(id: string, by: string, note: string | undefined, now: number): PromptChange | undefined {
+    return this.step(id, (p) => M.acknowledge(p, by, note, now));
+  }
+
+  resolve(id: string, by: string, outcome: ResolveOutcome, note: string | undefined, now: number): PromptChange | undefined {
+    return this.step(id, (p) => M.resolveByAdvisor(p, by, outcome, note, now));
+  }
+
+  expire(now: number): PromptChange[] {
+    return this.repo.tx(() => {
+      const out: PromptChange[] = [];
+      for (const p of this.repo.expiring(now)) {
+        const c = this.commit(M.expire(p, now));
+        if (c) out.push(c);
+      }
+      return out;
+    });
+  }
+
+  changesSince(seq: number, dealerId: string | undefined, limit: number): PromptChange[] {
+    return this.repo.changesSince(Number.isFinite(seq) ? seq : 0, dealerId, M.clampLimit(limit));
+  }
+
+  stats(from: number, to: number): M.StatsRow[] {
+    return M.aggregateStats(this.repo.stepsBetween(from, to));
+  }
+}

@@ -1,0 +1,136 @@
+// SQLite storage for prompts and their change log. The full prompt is kept as JSON (`data`);
+// the columns beside it exist for indexes and filters.
+import type { Prompt, PromptChange, PromptFilter } from '../ports.js';
+import { decodeCursor, encodeCursor, hmiOrder, type StepRow } from '../prompt-model.js';
+import type { PromptRepo } from '../prompt-service.js';
+import type { Db } from './db.js';
+
+interface ChangeRow {
+  seq: number;
+  prompt_id: string;
+  vin: string;
+  dealer_id: string | null;
+  step: PromptChange['step'];
+  at_ms: number;
+  by: string | null;
+  prompt: string;
+}
+
+const toChange = (r: ChangeRow): PromptChange => ({
+  seq: r.seq,
+  promptId: r.prompt_id,
+  vin: r.vin,
+  dealerId: r.dealer_id,
+  step: r.step,
+  at: new Date(r.at_ms).toISOString(),
+  by: r.by,
+  prompt: JSON.parse(r.prompt) as Prompt,
+});
+
+const parse = (r: { data: string } | undefined): Prompt | undefined => (r ? (JSON.parse(r.data) as Prompt) : undefined);
+
+function columns(p: Prompt) {
+  return {
+    id: p.id,
+    vin: p.vin,
+    kind: p.kind,
+    dedup_key: p.dedupKey,
+    status: p.status,
+    hmi_state: p.hmiState,
+    audience: JSON.stringify(p.audience),
+    dealer_id: p.dealerId,
+    urgent: p.urgent ? 1 : 0,
+    value: p.value,
+    created_ms: Date.parse(p.createdAt),
+    updated_ms: Date.parse(p.updatedAt),
+    expires_ms: p.expiresAt === null ? null : Date.parse(p.expiresAt),
+    data: JSON.stringify(p),
+  };
+}
+
+export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo {
+  const st = {
+    get: db.prepare<[string], { data: string }>('SELECT data FROM prompts WHERE id = ?'),
+    findOpen: db.prepare<[string, string], { data: string }>(
+      "SELECT data FROM prompts WHERE vin = ? AND dedup_key = ? AND status NOT IN ('resolved', 'expired')",
+    ),
+    insert: db.prepare(
+      `INSERT INTO prompts (id, vin, kind, dedup_key, status, hmi_state, audience, dealer_id, urgent, value, created_ms, updated_ms, expires_ms, data)
+       VALUES (@id, @vin, @kind, @dedup_key, @status, @hmi_state, @audience, @dealer_id, @urgent, @value, @created_ms, @updated_ms, @expires_ms, @data)`,
+    ),
+    update: db.prepare(
+      `UPDATE prompts SET status = @status, hmi_state = @hmi_state, dealer_id = @dealer_id, urgent = @urgent, value = @value,
+       updated_ms = @updated_ms, expires_ms = @expires_ms, data = @data WHERE id = @id`,
+    ),
+    change: db.prepare(
+      `INSERT INTO prompt_changes (prompt_id, vin, dealer_id, kind, step, outcome, at_ms, by, prompt)
+       VALUES (@prompt_id, @vin, @dealer_id, @kind, @step, @outcome, @at_ms, @by, @prompt)`,
+    ),
+    pendingHmi: db.prepare<[string], { data: string }>(
+      "SELECT data FROM prompts WHERE vin = ? AND hmi_state = 'pending' AND status NOT IN ('resolved', 'expired')",
+    ),
+    expiring: db.prepare<[number], { data: string }>(
+      "SELECT data FROM prompts WHERE expires_ms IS NOT NULL AND expires_ms <= ? AND status NOT IN ('resolved', 'expired') ORDER BY expires_ms",
+    ),
+    since: db.prepare<[number, number], ChangeRow>('SELECT * FROM prompt_changes WHERE seq > ? ORDER BY seq LIMIT ?'),
+    sinceDealer: db.prepare<[number, string, number], ChangeRow>('SELECT * FROM prompt_changes WHERE seq > ? AND dealer_id = ? ORDER BY seq LIMIT ?'),
+    steps: db.prepare<[number, number], { prompt_id: string; kind: string; step: StepRow['step']; outcome: string | null }>(
+      'SELECT prompt_id, kind, step, outcome FROM prompt_changes WHERE at_ms >= ? AND at_ms < ?',
+    ),
+  };
+
+  return {
+    tx,
+    get: (id) => parse(st.get.get(id)),
+    findOpen: (vin, key) => parse(st.findOpen.get(vin, key)),
+    insert: (p) => void st.insert.run(columns(p)),
+    update: (p) => void st.update.run(columns(p)),
+    appendChange(c) {
+      const r = st.change.run({
+        prompt_id: c.promptId,
+        vin: c.vin,
+        dealer_id: c.dealerId,
+        kind: c.prompt.kind,
+        step: c.step,
+        outcome: c.prompt.outcome,
+        at_ms: Date.parse(c.at),
+        by: c.by,
+        prompt: JSON.stringify(c.prompt),
+      });
+      return Number(r.lastInsertRowid);
+    },
+    list(f: PromptFilter) {
+      const where: string[] = [];
+      const args: Record<string, unknown> = {};
+      if (f.vin !== undefined) (where.push('vin = @vin'), (args.vin = f.vin));
+      if (f.kind !== undefined) (where.push('kind = @kind'), (args.kind = f.kind));
+      if (f.status !== undefined) (where.push('status = @status'), (args.status = f.status));
+      if (f.dealerId !== undefined) (where.push('dealer_id = @dealer'), (args.dealer = f.dealerId));
+      // audience is a JSON array of fixed words: a quoted-word match is exact.
+      if (f.audience !== undefined) (where.push('instr(audience, @aud) > 0'), (args.aud = JSON.stringify(f.audience)));
+      if (f.cursor !== undefined) {
+        const c = decodeCursor(f.cursor);
+        where.push('(created_ms < @cms OR (created_ms = @cms AND id < @cid))');
+        args.cms = c.createdMs;
+        args.cid = c.id;
+      }
+      args.lim = f.limit + 1;
+      const sql = `SELECT data FROM prompts ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_ms DESC, id DESC LIMIT @lim`;
+      const rows = db.prepare<[Record<string, unknown>], { data: string }>(sql).all(args);
+      const items = rows.slice(0, f.limit).map((r) => JSON.parse(r.data) as Prompt);
+      const last = items[items.length - 1];
+      return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(Date.parse(last.createdAt), last.id) : null };
+    },
+    pendingHmi(vin, now) {
+      return st.pendingHmi
+        .all(vin)
+        .map((r) => JSON.parse(r.data) as Prompt)
+        .filter((p) => p.audience.includes('hmi') && (p.expiresAt === null || Date.parse(p.expiresAt) > now))
+        .sort(hmiOrder);
+    },
+    expiring: (now) => st.expiring.all(now).map((r) => JSON.parse(r.data) as Prompt),
+    changesSince: (seq, dealerId, limit) =>
+      (dealerId === undefined ? st.since.all(seq, limit) : st.sinceDealer.all(seq, dealerId, limit)).map(toChange),
+    stepsBetween: (from, to) => st.steps.all(from, to).map((r) => ({ promptId: r.prompt_id, kind: r.kind, step: r.step, outcome: r.outcome })),
+  };
+}

@@ -1,0 +1,111 @@
+// SQLite VehicleStore: profiles, online status, lifecycle segments, service records, charging sessions.
+import type { VehicleProfile } from '../../../proto/domain.js';
+import type { ChargingSession, Segments, ServiceRecord } from '../../../rules/types.js';
+import type { VehicleRecord, VehicleStore } from '../ports.js';
+import { clampLimit, decodeKeyCursor, encodeKeyCursor, iso } from '../prompt-model.js';
+import type { Db } from './db.js';
+
+interface VehicleRow {
+  vin: string;
+  profile: string;
+  created_ms: number;
+  updated_ms: number;
+}
+
+const toRecord = (r: VehicleRow): VehicleRecord => ({
+  ...(JSON.parse(r.profile) as VehicleProfile),
+  vin: r.vin,
+  createdAt: iso(r.created_ms),
+  updatedAt: iso(r.updated_ms),
+});
+
+export function sqliteVehicleStore(db: Db): VehicleStore {
+  const st = {
+    get: db.prepare<[string], VehicleRow>('SELECT * FROM vehicles WHERE vin = ?'),
+    upsert: db.prepare(
+      `INSERT INTO vehicles (vin, dealer_id, profile, created_ms, updated_ms) VALUES (@vin, @dealer, @profile, @now, @now)
+       ON CONFLICT (vin) DO UPDATE SET dealer_id = excluded.dealer_id, profile = excluded.profile, updated_ms = excluded.updated_ms`,
+    ),
+    status: db.prepare<[string], { online: number; since_ms: number | null; agent_version: string | null; config_version: number | null }>(
+      'SELECT * FROM vehicle_status WHERE vin = ?',
+    ),
+    setStatus: db.prepare(
+      `INSERT INTO vehicle_status (vin, online, since_ms, agent_version, config_version) VALUES (@vin, @online, @since, @av, @cv)
+       ON CONFLICT (vin) DO UPDATE SET online = excluded.online, since_ms = excluded.since_ms, agent_version = excluded.agent_version, config_version = excluded.config_version`,
+    ),
+    segments: db.prepare<[string], { segments: string }>('SELECT segments FROM vehicle_segments WHERE vin = ?'),
+    setSegments: db.prepare(
+      `INSERT INTO vehicle_segments (vin, segments, at_ms) VALUES (?, ?, ?)
+       ON CONFLICT (vin) DO UPDATE SET segments = excluded.segments, at_ms = excluded.at_ms`,
+    ),
+    addService: db.prepare('INSERT INTO service_records (vin, date, odometer, items, created_ms) VALUES (?, ?, ?, ?, ?)'),
+    services: db.prepare<[string], { id: number; date: string; odometer: number; items: string }>(
+      'SELECT id, date, odometer, items FROM service_records WHERE vin = ? ORDER BY date, id',
+    ),
+    // The same session derived twice (replay, restart) is one session.
+    addCharging: db.prepare(
+      `INSERT OR REPLACE INTO charging_sessions (vin, start_ms, end_ms, start_soc, end_soc, energy_kwh, type)
+       VALUES (@vin, @start, @end, @startSoc, @endSoc, @energyKwh, @type)`,
+    ),
+    charging: db.prepare<[string, number, number], { vin: string; start_ms: number; end_ms: number; start_soc: number; end_soc: number; energy_kwh: number; type: 'AC' | 'DC' }>(
+      'SELECT * FROM charging_sessions WHERE vin = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms',
+    ),
+  };
+
+  return {
+    upsert(vin, profile, now) {
+      st.upsert.run({ vin, dealer: profile.dealerId, profile: JSON.stringify(profile), now });
+      return toRecord(st.get.get(vin)!);
+    },
+    get: (vin) => {
+      const r = st.get.get(vin);
+      return r ? toRecord(r) : undefined;
+    },
+    list({ dealerId, limit, cursor }) {
+      const lim = clampLimit(limit);
+      const after = cursor === undefined ? '' : decodeKeyCursor(cursor);
+      const rows =
+        dealerId === undefined
+          ? db.prepare<[string, number], VehicleRow>('SELECT * FROM vehicles WHERE vin > ? ORDER BY vin LIMIT ?').all(after, lim + 1)
+          : db.prepare<[string, string, number], VehicleRow>('SELECT * FROM vehicles WHERE dealer_id = ? AND vin > ? ORDER BY vin LIMIT ?').all(dealerId, after, lim + 1);
+      const items = rows.slice(0, lim).map(toRecord);
+      return { items, nextCursor: rows.length > lim ? encodeKeyCursor(items[items.length - 1].vin) : null };
+    },
+    setOnline(vin, online, info) {
+      const prev = st.status.get(vin);
+      // `since` is when the vehicle last changed between online and offline.
+      const since = prev && Boolean(prev.online) === online ? prev.since_ms : info.at;
+      st.setStatus.run({
+        vin,
+        online: online ? 1 : 0,
+        since,
+        av: info.agentVersion ?? prev?.agent_version ?? null,
+        cv: info.configVersion ?? prev?.config_version ?? null,
+      });
+    },
+    online(vin) {
+      const r = st.status.get(vin);
+      if (!r) return { online: false, since: null, agentVersion: null, configVersion: null };
+      return { online: Boolean(r.online), since: r.since_ms === null ? null : iso(r.since_ms), agentVersion: r.agent_version, configVersion: r.config_version };
+    },
+    setSegments: (vin, segments, at) => void st.setSegments.run(vin, JSON.stringify(segments), at),
+    segments: (vin) => {
+      const r = st.segments.get(vin);
+      return r ? (JSON.parse(r.segments) as Segments) : null;
+    },
+    addServiceRecord: (vin, rec: ServiceRecord, now) =>
+      Number(st.addService.run(vin, rec.date, rec.odometer, JSON.stringify(rec.items), now).lastInsertRowid),
+    serviceRecords: (vin) => st.services.all(vin).map((r) => ({ id: r.id, date: r.date, odometer: r.odometer, items: JSON.parse(r.items) as string[] })),
+    addChargingSession: (s: ChargingSession) => void st.addCharging.run({ ...s }),
+    chargingSessions: (vin, from, to) =>
+      st.charging.all(vin, from, to).map((r) => ({
+        vin: r.vin,
+        start: r.start_ms,
+        end: r.end_ms,
+        startSoc: r.start_soc,
+        endSoc: r.end_soc,
+        energyKwh: r.energy_kwh,
+        type: r.type,
+      })),
+  };
+}

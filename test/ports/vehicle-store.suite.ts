@@ -1,0 +1,90 @@
+// VehicleStore behaviour, run against every implementation.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { VehicleProfile } from '../../proto/domain.js';
+import type { Stores } from '../../ingest/store/index.js';
+import type { VehicleStore } from '../../ingest/store/ports.js';
+import { InvalidCursorError } from '../../ingest/store/prompt-model.js';
+import { HOUR, T0, VIN_A, VIN_B } from './fixtures.js';
+
+const profile = (over: Partial<VehicleProfile> = {}): VehicleProfile => ({
+  model: 'Aion S',
+  powertrain: 'BEV',
+  deliveryDate: '2026-01-15',
+  dealerId: 'D1',
+  locale: 'zh-CN',
+  vehicleType: 'passenger',
+  ...over,
+});
+
+export function vehicleStoreSuite(name: string, make: () => Stores): void {
+  describe(`VehicleStore (${name})`, () => {
+    let stores: Stores;
+    let vs: VehicleStore;
+    beforeEach(() => {
+      stores = make();
+      vs = stores.vehicles;
+    });
+    afterEach(() => stores.close());
+
+    it('upserts a profile and keeps createdAt on update', () => {
+      const r = vs.upsert(VIN_A, profile(), T0);
+      expect(r).toMatchObject({ vin: VIN_A, model: 'Aion S', dealerId: 'D1', createdAt: new Date(T0).toISOString(), updatedAt: new Date(T0).toISOString() });
+      const u = vs.upsert(VIN_A, profile({ dealerId: 'D2', quietHours: { start: '22:00', end: '07:00' } }), T0 + HOUR);
+      expect(u).toMatchObject({ dealerId: 'D2', createdAt: new Date(T0).toISOString(), updatedAt: new Date(T0 + HOUR).toISOString(), quietHours: { start: '22:00', end: '07:00' } });
+      expect(vs.get(VIN_A)).toEqual(u);
+      expect(vs.get(VIN_B)).toBeUndefined();
+    });
+
+    it('lists by VIN with a cursor and a dealer filter', () => {
+      const vins = ['LSVAU2180N2183291', 'LSVAU2180N2183292', 'LSVAU2180N2183293', 'LSVAU2180N2183294', 'LSVAU2180N2183295'];
+      for (const [i, v] of [...vins].reverse().entries()) vs.upsert(v, profile({ dealerId: i % 2 ? 'D1' : 'D2' }), T0);
+      const p1 = vs.list({ limit: 2 });
+      expect(p1.items.map((v) => v.vin)).toEqual(vins.slice(0, 2));
+      const p2 = vs.list({ limit: 2, cursor: p1.nextCursor! });
+      const p3 = vs.list({ limit: 2, cursor: p2.nextCursor! });
+      expect([...p2.items, ...p3.items].map((v) => v.vin)).toEqual(vins.slice(2));
+      expect(p3.nextCursor).toBeNull();
+      expect(vs.list({ limit: 10, dealerId: 'D1' }).items.map((v) => v.vin)).toEqual([vins[1], vins[3]]);
+      expect(() => vs.list({ limit: 2, cursor: '%%%' })).toThrow(InvalidCursorError);
+    });
+
+    it('tracks online status; since moves only when the state changes', () => {
+      expect(vs.online(VIN_A)).toEqual({ online: false, since: null, agentVersion: null, configVersion: null });
+      vs.setOnline(VIN_A, true, { agentVersion: '1.2.0', configVersion: 3, at: T0 });
+      vs.setOnline(VIN_A, true, { at: T0 + 1000 });
+      expect(vs.online(VIN_A)).toEqual({ online: true, since: new Date(T0).toISOString(), agentVersion: '1.2.0', configVersion: 3 });
+      vs.setOnline(VIN_A, false, { at: T0 + HOUR });
+      expect(vs.online(VIN_A)).toMatchObject({ online: false, since: new Date(T0 + HOUR).toISOString(), agentVersion: '1.2.0' });
+    });
+
+    it('keeps the latest segments per vehicle', () => {
+      expect(vs.segments(VIN_A)).toBeNull();
+      vs.setSegments(VIN_A, { stage: 'new_owner', activity: 'active', maturity: 'novice' }, T0);
+      vs.setSegments(VIN_A, { stage: 'break_in', activity: 'active', maturity: 'novice' }, T0 + HOUR);
+      expect(vs.segments(VIN_A)).toEqual({ stage: 'break_in', activity: 'active', maturity: 'novice' });
+      expect(vs.segments(VIN_B)).toBeNull();
+    });
+
+    it('stores service records per vehicle in date order with ids', () => {
+      const id1 = vs.addServiceRecord(VIN_A, { date: '2026-06-01', odometer: 5100, items: ['oil', 'filter'] }, T0);
+      const id2 = vs.addServiceRecord(VIN_A, { date: '2026-02-01', odometer: 900, items: [] }, T0);
+      vs.addServiceRecord(VIN_B, { date: '2026-03-01', odometer: 10, items: ['x'] }, T0);
+      expect(id1).not.toBe(id2);
+      expect(vs.serviceRecords(VIN_A)).toEqual([
+        { id: id2, date: '2026-02-01', odometer: 900, items: [] },
+        { id: id1, date: '2026-06-01', odometer: 5100, items: ['oil', 'filter'] },
+      ]);
+      expect(vs.serviceRecords('LSVAU2180N2183299')).toEqual([]);
+    });
+
+    it('stores charging sessions once per (vin, start) and queries by start time', () => {
+      const s = { vin: VIN_A, start: T0, end: T0 + HOUR, startSoc: 20, endSoc: 80, energyKwh: 36, type: 'AC' as const };
+      vs.addChargingSession(s);
+      vs.addChargingSession(s); // derived twice (replay): still one
+      vs.addChargingSession({ ...s, start: T0 + 5 * HOUR, end: T0 + 6 * HOUR, type: 'DC' });
+      vs.addChargingSession({ ...s, vin: VIN_B });
+      expect(vs.chargingSessions(VIN_A, T0, T0 + 10 * HOUR)).toEqual([s, { ...s, start: T0 + 5 * HOUR, end: T0 + 6 * HOUR, type: 'DC' }]);
+      expect(vs.chargingSessions(VIN_A, T0 + 1, T0 + 5 * HOUR)).toEqual([]);
+    });
+  });
+}

@@ -1,0 +1,11 @@
+// The in-memory stores against the shared port suites.
+import { createMemoryStores } from '../../ingest/store/index.js';
+import { outboxSuite } from '../ports/outbox.suite.js';
+import { promptStoreSuite } from '../ports/prompt-store.suite.js';
+import { storesSuite } from '../ports/stores.suite.js';
+import { vehicleStoreSuite } from '../ports/vehicle-store.suite.js';
+
+promptStoreSuite('memory', createMemoryStores);
+vehicleStoreSuite('memory', createMemoryStores);
+outboxSuite('memory', createMemoryStores);
+storesSuite('memory', createMemoryStores);
