@@ -1,6 +1,6 @@
 // The one `odopulse` command line. Each subcommand validates its settings and hands over to its part.
 import { Command, Option } from 'commander';
-import { ConfigError, flagName, INGEST_SETTINGS, loadIngestConfig, type SettingName } from './ingest/config.js';
+import { ConfigError, flagName, flagsToSettings, INGEST_SETTINGS, loadIngestConfig } from './ingest/config.js';
 import { PACKAGE_VERSION } from './proto/paths.js';
 
 const program = new Command('odopulse').version(PACKAGE_VERSION).description('odopulse connected-car telematics');
@@ -10,16 +10,6 @@ function addIngestOptions(cmd: Command): Command {
     cmd.addOption(new Option(`${flagName(name)} <value>`, `${help} [env ${name}${def === undefined ? '' : `, default ${JSON.stringify(def)}`}]`));
   }
   return cmd;
-}
-
-/** commander's camelCase option values -> { ENV_NAME: value }. */
-export function flagsToSettings(opts: Record<string, unknown>): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = {};
-  for (const name of Object.keys(INGEST_SETTINGS) as SettingName[]) {
-    const key = flagName(name).slice(2).replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-    if (opts[key] !== undefined) out[name] = String(opts[key]);
-  }
-  return out;
 }
 
 function fail(err: unknown): never {

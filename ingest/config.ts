@@ -45,6 +45,16 @@ export function flagName(env: string): string {
   return '--' + env.replace(/^ODOPULSE_/, '').toLowerCase().replace(/_/g, '-');
 }
 
+/** commander's camelCase option values -> { ENV_NAME: value }. */
+export function flagsToSettings(opts: Record<string, unknown>): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const name of Object.keys(INGEST_SETTINGS) as SettingName[]) {
+    const key = flagName(name).slice(2).replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+    if (opts[key] !== undefined) out[name] = String(opts[key]);
+  }
+  return out;
+}
+
 export class ConfigError extends Error {}
 
 /**

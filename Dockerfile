@@ -1,0 +1,15 @@
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY . .
+RUN npm run build && npm prune --omit=dev
+
+FROM node:22-bookworm-slim
+WORKDIR /app
+COPY --from=build /app /app
+USER node
+EXPOSE 1883 8080
+ENTRYPOINT ["node", "bin/odopulse.js"]
+CMD ["ingest"]

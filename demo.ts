@@ -1,0 +1,49 @@
+// `npm start` / `odopulse demo`: the whole stack on one machine — InfluxDB (a local influxd is started
+// when none answers), the embedded broker, ingest, rules, a simulated fleet and the advisor console.
+import { join } from 'node:path';
+import { loadIngestConfig } from './ingest/config.js';
+import { startIngest } from './ingest/main.js';
+import { startLocalInfluxd } from './ingest/store/influxd-local.js';
+import { runSimulate } from './simulator/main.js';
+
+async function reachable(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(new URL('/ping', url), { signal: AbortSignal.timeout(1500) });
+    return r.status === 204 || r.ok;
+  } catch {
+    return false;
+  }
+}
+
+export async function runDemo(
+  opts: { vehicles: string; speedup: string; seed: string },
+  flags: Record<string, string | undefined>,
+  onSignals: (stop: () => Promise<unknown>) => void,
+): Promise<void> {
+  // Accelerated time: the fleet clock follows the simulated readings, and sweeps run every 2 s.
+  const env = { ODOPULSE_CLOCK: 'event', ODOPULSE_SWEEP_MS: '2000', ...process.env };
+  let cfg = loadIngestConfig(env, flags);
+  let influx: Awaited<ReturnType<typeof startLocalInfluxd>> | undefined;
+  if (!env.INFLUX_URL && !flags.INFLUX_URL && !(await reachable(cfg.INFLUX_URL))) {
+    influx = await startLocalInfluxd({ dataDir: join(cfg.ODOPULSE_DATA_DIR, 'influxdb'), database: cfg.INFLUX_BUCKET });
+    process.stdout.write(`demo: started influxd at ${influx.url} (data in ${join(cfg.ODOPULSE_DATA_DIR, 'influxdb')})\n`);
+    cfg = loadIngestConfig(env, { ...flags, INFLUX_URL: influx.url });
+  }
+  const ingest = await startIngest(cfg);
+  const api = `http://127.0.0.1:${ingest.httpPort}`;
+  process.stdout.write(
+    `\nodopulse demo\n  console   http://localhost:${ingest.httpPort}/\n  API       ${api}/api/v1/prompts\n  OpenAPI   ${api}/openapi.json\n  MQTT      mqtt://localhost:${ingest.mqttPort}\n` +
+      `  fleet     ${opts.vehicles} simulated vehicles, ${opts.speedup}x time\n  Ctrl-C to stop.\n\n`,
+  );
+  const ac = new AbortController();
+  const sim = runSimulate({
+    vehicles: Number(opts.vehicles), speedup: Number(opts.speedup), seed: Number(opts.seed), durationMs: 365 * 86_400_000,
+    broker: `mqtt://127.0.0.1:${ingest.mqttPort}`, api, connections: 'multiplex', progress: false, signal: ac.signal,
+  }).catch((err) => process.stderr.write(`demo: simulator stopped: ${(err as Error).message}\n`));
+  onSignals(async () => {
+    ac.abort();
+    await sim;
+    await ingest.stop();
+    await influx?.stop();
+  });
+}

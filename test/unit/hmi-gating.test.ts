@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { hmiActions, inQuietHours, isParked, localTime } from '../../ingest/delivery/hmi.js';
+import { VSS } from '../../proto/signals.js';
+
+describe('HMI gating helpers', () => {
+  it('quiet hours across midnight (default 22:00-07:00)', () => {
+    const q = { start: '22:00', end: '07:00' };
+    expect(inQuietHours(21 * 60 + 59, q)).toBe(false);
+    expect(inQuietHours(22 * 60, q)).toBe(true);
+    expect(inQuietHours(3 * 60, q)).toBe(true);
+    expect(inQuietHours(6 * 60 + 59, q)).toBe(true);
+    expect(inQuietHours(7 * 60, q)).toBe(false);
+    expect(inQuietHours(12 * 60, q)).toBe(false);
+  });
+
+  it('quiet hours within a day, and none when start equals end', () => {
+    expect(inQuietHours(13 * 60, { start: '12:00', end: '14:00' })).toBe(true);
+    expect(inQuietHours(14 * 60, { start: '12:00', end: '14:00' })).toBe(false);
+    expect(inQuietHours(3 * 60, { start: '00:00', end: '00:00' })).toBe(false);
+  });
+
+  it('local time in the vehicle time zone', () => {
+    const t = Date.parse('2026-03-01T15:30:00Z');
+    expect(localTime(t, 'UTC')).toEqual({ minutes: 15 * 60 + 30, day: '2026-03-01' });
+    expect(localTime(t, 'Asia/Shanghai')).toEqual({ minutes: 23 * 60 + 30, day: '2026-03-01' });
+    expect(localTime(Date.parse('2026-03-01T17:00:00Z'), 'Asia/Shanghai').day).toBe('2026-03-02');
+  });
+
+  it('parked unless ON/START or moving', () => {
+    expect(isParked(undefined)).toBe(true);
+    expect(isParked({ [VSS.lowVoltageSystemState]: 'OFF' })).toBe(true);
+    expect(isParked({ [VSS.lowVoltageSystemState]: 'ON' })).toBe(false);
+    expect(isParked({ [VSS.lowVoltageSystemState]: 'START' })).toBe(false);
+    expect(isParked({ [VSS.lowVoltageSystemState]: 'ACC', [VSS.speed]: 0 })).toBe(true);
+    expect(isParked({ [VSS.speed]: 12 })).toBe(false);
+  });
+
+  it('actions are localised and always include dismiss', () => {
+    expect(hmiActions('maintenance.upcoming', 'en').map((a) => a.id)).toEqual(['book_service', 'dismiss']);
+    expect(hmiActions('charging.low_soc', 'zh-CN')[0].label).toBe('查找充电站');
+    expect(hmiActions('usage.dormant_vehicle', 'en')).toEqual([{ id: 'dismiss', label: 'Dismiss' }]);
+  });
+});
