@@ -47,6 +47,10 @@ program
   .option('--replay <file>', 'replay JSONL file (contract.md)')
   .option('--simulate', 'use a simulated vehicle as the signal source')
   .option('--kuksa <address>', 'Kuksa databroker gRPC address (host:port)')
+  .option('--kuksa-ca <file>', 'CA certificate (PEM) for TLS to the Kuksa databroker')
+  .option('--kuksa-token-file <file>', 'file holding the Kuksa access token (JWT)')
+  .option('--seed <n>', 'simulated vehicle: random seed')
+  .option('--powertrain <p>', 'simulated vehicle: BEV | PHEV | ICE')
   .option('--speed <n>', 'replay speed factor; 0 = as fast as possible', '1')
   .option('--spool <dir>', 'spool directory (default $ODOPULSE_DATA_DIR/agent/<VIN>)')
   .option('--username <name>', 'MQTT username (default: the VIN)')
@@ -98,6 +102,7 @@ program
   .description('run a benchmark and print one JSON result (all | rules | agent | influx | e2e)')
   .argument('[which]', 'benchmark', 'all')
   .option('--quick', 'short smoke-test run (figures not meaningful)')
+  .option('--soak <seconds>', 'e2e: length of the memory soak at half load (default 120; 600 for the 10-minute soak)')
   .action(async (which: string, opts) => {
     try {
       const { runBenchCli } = await import('./bench/cli.js');

@@ -21,7 +21,7 @@ export async function runDemo(
   onSignals: (stop: () => Promise<unknown>) => void,
 ): Promise<void> {
   // Accelerated time: the fleet clock follows the simulated readings, and sweeps run every 2 s.
-  const env = { ODOPULSE_CLOCK: 'event', ODOPULSE_SWEEP_MS: '2000', ...process.env };
+  const env: NodeJS.ProcessEnv = { ODOPULSE_CLOCK: 'event', ODOPULSE_SWEEP_MS: '2000', ...process.env };
   let cfg = loadIngestConfig(env, flags);
   let influx: Awaited<ReturnType<typeof startLocalInfluxd>> | undefined;
   if (!env.INFLUX_URL && !flags.INFLUX_URL && !(await reachable(cfg.INFLUX_URL))) {
@@ -39,7 +39,7 @@ export async function runDemo(
   const sim = runSimulate({
     vehicles: Number(opts.vehicles), speedup: Number(opts.speedup), seed: Number(opts.seed), durationMs: 365 * 86_400_000,
     broker: `mqtt://127.0.0.1:${ingest.mqttPort}`, api, connections: 'multiplex', progress: false, signal: ac.signal,
-  }).catch((err) => process.stderr.write(`demo: simulator stopped: ${(err as Error).message}\n`));
+  }).catch((err: unknown) => process.stderr.write(`demo: simulator stopped: ${(err as Error).message}\n`));
   onSignals(async () => {
     ac.abort();
     await sim;

@@ -16,6 +16,8 @@ export interface SpoolRecord {
   /** Samples dropped before this batch (reported to the cloud in the batch's `dropped`). */
   dropped: number;
   samples: Sample[];
+  /** Replay: the file line of the batch's last sample (resume point, atomic with the batch). */
+  src?: number;
 }
 
 const CRC_TABLE = (() => {

@@ -17,7 +17,7 @@ export interface SpoolOptions {
   maxAgeMs?: number;
   /** Segment roll size (default 1 MiB); smaller segments free acked space sooner. */
   segmentBytes?: number;
-  /** Group-commit window: appends within it share one fdatasync (default 2 ms). */
+  /** Group-commit window: appends within it share one fdatasync (default 0 = the same event-loop turn). */
   commitDelayMs?: number;
   now?: () => number;
   log?: (msg: string) => void;
@@ -46,6 +46,8 @@ interface State {
   ackedThrough: number;
   droppedTotal: number;
   droppedUnreported: number;
+  /** Highest replay source line spooled (see SpoolRecord.src). */
+  srcLine: number;
 }
 
 export interface SpoolStats {
@@ -67,11 +69,13 @@ export class Spool {
   private readonly segments: Segment[] = []; // oldest first
   private active: Segment | undefined;
   private activeFd: number | undefined;
-  private state: State = { lastSeq: 0, ackedThrough: 0, droppedTotal: 0, droppedUnreported: 0 };
+  private state: State = { lastSeq: 0, ackedThrough: 0, droppedTotal: 0, droppedUnreported: 0, srcLine: 0 };
   private waiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
-  private commitTimer: NodeJS.Timeout | undefined;
+  private commitTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private stateTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private pendingSamples = 0;
+  private overBoundLogged = false;
   private lastAgeCheck = -Infinity;
   private readonly maxBytes: number;
   private readonly maxAgeMs: number;
@@ -84,7 +88,7 @@ export class Spool {
     this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
     this.maxAgeMs = opts.maxAgeMs ?? 7 * 86_400_000;
     this.segmentBytes = opts.segmentBytes ?? 1024 * 1024;
-    this.commitDelayMs = opts.commitDelayMs ?? 2;
+    this.commitDelayMs = opts.commitDelayMs ?? 0;
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? (() => {});
   }
@@ -104,7 +108,7 @@ export class Spool {
   private recover(): void {
     try {
       const raw = JSON.parse(fs.readFileSync(this.statePath, 'utf8')) as Partial<State>;
-      for (const k of ['lastSeq', 'ackedThrough', 'droppedTotal', 'droppedUnreported'] as const) {
+      for (const k of ['lastSeq', 'ackedThrough', 'droppedTotal', 'droppedUnreported', 'srcLine'] as const) {
         if (Number.isSafeInteger(raw[k]) && (raw[k] as number) >= 0) this.state[k] = raw[k] as number;
       }
     } catch (err) {
@@ -123,9 +127,11 @@ export class Spool {
       for (const r of scan.records) {
         const seq = r.record.seq;
         this.state.lastSeq = Math.max(this.state.lastSeq, seq);
+        if (typeof r.record.src === 'number') this.state.srcLine = Math.max(this.state.srcLine, r.record.src);
         if (seq <= this.state.ackedThrough || this.pending.has(seq)) continue;
         const faults = r.record.samples.filter(isFaultSample).length;
         this.pending.set(seq, { seq, seg, offset: r.offset, length: r.length, at: r.record.at, samples: r.record.samples.length, faults });
+        this.pendingSamples += r.record.samples.length;
         seg.live++;
       }
       if (seg.live === 0) fs.rmSync(path, { force: true });
@@ -134,9 +140,13 @@ export class Spool {
   }
 
   /** Durably append a new batch; resolves once it is on disk (group commit). */
-  async append(bootId: string, samples: Sample[]): Promise<SpoolRecord> {
+  async append(bootId: string, samples: Sample[], src?: number): Promise<SpoolRecord> {
     if (this.closed) throw new Error('spool is closed');
     const rec: SpoolRecord = { seq: this.state.lastSeq + 1, bootId, at: this.now(), dropped: this.state.droppedUnreported, samples };
+    if (src !== undefined) {
+      rec.src = src;
+      this.state.srcLine = Math.max(this.state.srcLine, src);
+    }
     const bytes = encodeRecord(rec);
     if (!this.active || this.active.bytes >= this.segmentBytes) this.roll(rec.seq);
     const seg = this.active!;
@@ -147,6 +157,7 @@ export class Spool {
     this.pending.set(rec.seq, { seq: rec.seq, seg, offset: seg.bytes, length: bytes.length, at: rec.at, samples: samples.length, faults });
     seg.bytes += bytes.length;
     seg.live++;
+    this.pendingSamples += samples.length;
     await this.commit();
     this.enforceBounds();
     return rec;
@@ -155,13 +166,16 @@ export class Spool {
   private commit(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
-      this.commitTimer ??= setTimeout(() => this.syncNow(), this.commitDelayMs);
+      this.commitTimer ??= this.commitDelayMs > 0 ? setTimeout(() => this.syncNow(), this.commitDelayMs) : setImmediate(() => this.syncNow());
     });
   }
 
   /** One fdatasync for every append since the last one, then release their waiters. */
   private syncNow(): void {
-    if (this.commitTimer) clearTimeout(this.commitTimer);
+    if (this.commitTimer) {
+      clearTimeout(this.commitTimer as NodeJS.Timeout);
+      clearImmediate(this.commitTimer as NodeJS.Immediate);
+    }
     this.commitTimer = undefined;
     const waiters = this.waiters;
     this.waiters = [];
@@ -229,6 +243,22 @@ export class Spool {
     return out;
   }
 
+  /** Highest replay line ever spooled since the last resetSourceLine(). */
+  get sourceLine(): number {
+    return this.state.srcLine;
+  }
+
+  /** A new replay file begins: earlier files' line numbers no longer apply. */
+  resetSourceLine(): void {
+    this.state.srcLine = 0;
+    this.saveState();
+  }
+
+  /** Batches not yet acknowledged (cheap; stats() sums more). */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
   has(seq: number): boolean {
     return this.pending.has(seq);
   }
@@ -238,6 +268,7 @@ export class Spool {
     const e = this.pending.get(seq);
     if (!e) return;
     this.pending.delete(seq);
+    this.pendingSamples -= e.samples;
     e.seg.live--;
     if (e.seg.live === 0 && e.seg !== this.active) {
       this.saveState();
@@ -307,7 +338,9 @@ export class Spool {
       this.log(`spool: dropped ${dropped} non-fault samples (bound ${this.maxBytes} bytes / ${this.maxAgeMs} ms)`);
       this.saveState();
     }
-    if (this.totalBytes() > this.maxBytes) this.log(`spool: over its bound with fault samples only (${this.totalBytes()} bytes); keeping them`);
+    const over = this.totalBytes() > this.maxBytes;
+    if (over && !this.overBoundLogged) this.log(`spool: over its bound with fault samples only (${this.totalBytes()} bytes); keeping them`);
+    this.overBoundLogged = over;
   }
 
   /** Rewrite a segment without the non-fault samples of the selected records; returns samples dropped. */
@@ -326,12 +359,14 @@ export class Spool {
         dropped += rec.samples.length - keep.length;
         if (keep.length === 0) {
           this.pending.delete(e.seq);
+          this.pendingSamples -= e.samples;
           seg.live--;
           continue;
         }
         rec = { ...rec, samples: keep };
       }
       const bytes = encodeRecord(rec);
+      this.pendingSamples -= e.samples - rec.samples.length;
       Object.assign(e, { offset, length: bytes.length, samples: rec.samples.length, faults: rec.samples.filter(isFaultSample).length });
       parts.push(bytes);
       offset += bytes.length;
@@ -359,10 +394,8 @@ export class Spool {
   }
 
   stats(): SpoolStats {
-    let pendingSamples = 0;
-    for (const e of this.pending.values()) pendingSamples += e.samples;
     return {
-      pendingRecords: this.pending.size, pendingSamples, bytes: this.totalBytes(), droppedTotal: this.state.droppedTotal,
+      pendingRecords: this.pending.size, pendingSamples: this.pendingSamples, bytes: this.totalBytes(), droppedTotal: this.state.droppedTotal,
       droppedUnreported: this.state.droppedUnreported, lastSeq: this.state.lastSeq, segments: this.segments.length,
     };
   }

@@ -187,7 +187,7 @@ export class Uplink {
   }
 
   private checkIdle(): void {
-    if (this.inflight.size > 0 || this.o.spool.stats().pendingRecords > 0) return;
+    if (this.inflight.size > 0 || this.o.spool.pendingCount > 0) return;
     const ws = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of ws) w();

@@ -8,7 +8,7 @@ import { createClock } from './clock.js';
 import { Pipeline } from './pipeline.js';
 import { RulesRunner } from './rules-runner.js';
 import { HmiDelivery } from './delivery/hmi.js';
-import { WebhookDispatcher } from './delivery/webhook.js';
+import { eventsForChanges, WebhookDispatcher } from './delivery/webhook.js';
 import { startEmbeddedBroker } from './broker/embedded.js';
 import { connectExternalBroker } from './broker/external.js';
 import { loadCredentials } from './broker/credentials.js';
@@ -30,13 +30,14 @@ const DAY = 86_400_000;
 
 export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   const log = pino({ level: cfg.ODOPULSE_LOG_LEVEL, base: { svc: 'ingest' } });
+  const influxLog = { warn: (m: string, e?: unknown) => log.warn({ err: String(e ?? '') }, m), error: (m: string, e?: unknown) => log.error({ err: String(e ?? '') }, m) };
   const metrics = createMetrics();
   const clock = createClock(cfg.ODOPULSE_CLOCK);
   const rulesConfig = loadRulesConfigFile(cfg.ODOPULSE_RULES_CONFIG);
 
   const stores = openSqliteStores(cfg.ODOPULSE_DATA_DIR);
   const journal = new Journal(cfg.ODOPULSE_DATA_DIR);
-  const telemetry: TelemetryStore = await connectInflux(cfg, log);
+  const telemetry: TelemetryStore = await connectInflux(cfg, log, influxLog);
   const pool = new RulesPool({ threads: cfg.ODOPULSE_WORKERS, config: rulesConfig });
   const stopWatch = cfg.ODOPULSE_RULES_CONFIG
     ? watchRulesConfig(cfg.ODOPULSE_RULES_CONFIG, (c) => { pool.setConfig(c); log.info({ file: cfg.ODOPULSE_RULES_CONFIG }, 'rule configuration reloaded'); }, (msg) => log.error(msg))
@@ -65,14 +66,19 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   // One bus for prompt changes: SSE subscribers, HMI delivery, webhooks.
   const bus = new EventEmitter<{ change: [PromptChange] }>();
   bus.setMaxListeners(0);
-  const dispatcher = urls.length ? new WebhookDispatcher({ outbox: stores.outbox, secret: cfg.ODOPULSE_WEBHOOK_SECRET! }) : null;
+  const dispatcher = urls.length ? new WebhookDispatcher({ outbox: stores.outbox, secret: cfg.ODOPULSE_WEBHOOK_SECRET!, onError: (err: unknown) => log.warn({ err: String(err) }, 'webhook delivery failed; will retry') }) : null;
   const hmi = new HmiDelivery({
     stores, link, prefix: cfg.ODOPULSE_MQTT_PREFIX, clock, dailyCap: cfg.ODOPULSE_HMI_DAILY_CAP,
     latest: (vin) => rules.latest(vin),
-    onChanges: (changes) => publishChanges(changes, false),
+    onChanges: (changes) => enqueueAndPublish(changes, false),
     onSent: (p) => metrics.hmiSent.inc({ urgent: String(p.urgent) }),
   });
   const deliverSafely = (vins: Iterable<string>) => hmi.deliver(vins).catch((err) => log.warn({ err: (err as Error).message }, 'HMI delivery failed; retried on the next sweep'));
+  /** Prompt changes made outside the rules' transaction (HMI sent/acks, advisor acks, expiry) go to the outbox here. */
+  function enqueueAndPublish(changes: PromptChange[], deliver = true) {
+    if (urls.length && changes.length) stores.outbox.enqueue(eventsForChanges(changes, urls), clock.now());
+    publishChanges(changes, deliver);
+  }
   function publishChanges(changes: PromptChange[], deliver = true) {
     for (const c of changes) {
       bus.emit('change', c);
@@ -82,12 +88,13 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     dispatcher?.kick();
   }
   pipeline.on('changes', (c) => publishChanges(c));
+  pipeline.on('acks', (c) => enqueueAndPublish(c, false));
   pipeline.on('processed', (vins) => void deliverSafely(vins));
   pipeline.on('online', (vin) => void deliverSafely([vin]));
 
   const app = await buildApp({
     stores, telemetry, clock,
-    changes: { subscribe: (fn) => { bus.on('change', fn); return () => bus.off('change', fn); } },
+    changes: { subscribe: (fn) => { bus.on('change', fn); return () => bus.off('change', fn); }, publish: (c) => enqueueAndPublish([c], false) },
     onServiceRecord: async (vin, rec) => publishChanges(await rules.serviceRecord(vin, rec)),
     health: async () => {
       const influx = await telemetry.ping().catch(() => false);
@@ -100,7 +107,14 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   pipeline.start();
   dispatcher?.start();
   const sweep = setInterval(() => {
-    rules.sweep().then((c) => { publishChanges(c); return deliverSafely(rules.knownVins()); }, (err) => log.error({ err }, 'sweep failed'));
+    rules.sweep().then(
+      (c) => {
+        publishChanges(c);
+        enqueueAndPublish(stores.prompts.expire(clock.now()), false);
+        return deliverSafely(rules.knownVins());
+      },
+      (err) => log.error({ err }, 'sweep failed'),
+    );
   }, cfg.ODOPULSE_SWEEP_MS);
   const prune = setInterval(() => {
     stores.prune(Date.now() - cfg.ODOPULSE_RETENTION_DAYS * DAY);
@@ -136,11 +150,11 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   };
 }
 
-async function connectInflux(cfg: IngestConfig, log: { warn(o: object, m?: string): void }): Promise<TelemetryStore> {
+async function connectInflux(cfg: IngestConfig, log: { warn(o: object, m?: string): void }, logger: { warn(m: string, e?: unknown): void; error(m: string, e?: unknown): void }): Promise<TelemetryStore> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
-      return await createInfluxTelemetryStore({ url: cfg.INFLUX_URL, token: cfg.INFLUX_TOKEN, org: cfg.INFLUX_ORG, bucket: cfg.INFLUX_BUCKET, flushIntervalMs: 1000 });
+      return await createInfluxTelemetryStore({ url: cfg.INFLUX_URL, token: cfg.INFLUX_TOKEN, org: cfg.INFLUX_ORG, bucket: cfg.INFLUX_BUCKET, flushIntervalMs: 1000, logger });
     } catch (err) {
       if (Date.now() > deadline) throw new Error(`InfluxDB at ${cfg.INFLUX_URL} is not reachable: ${(err as Error).message}`);
       log.warn({ err: (err as Error).message }, 'waiting for InfluxDB');

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import { CodecError, decodeAgentStatus, decodePromptAck, decodeTelemetryBatch } from '../proto/codec.js';
 import type { Reading } from '../proto/domain.js';
 import type { Journal, JournalEntry } from './journal.js';
+import { TelemetryInputError } from './store/influx-schema.js';
 import type { Metrics } from './metrics.js';
 import type { IngestClock } from './clock.js';
 import type { InboundHandlers } from './broker/topics.js';
@@ -28,7 +29,7 @@ export function readingsOf(entry: JournalEntry): Reading[] {
   return batch.samples.map((s) => ({ vin: batch.vin, ts: s.ts, signals: s.signals, ...(s.dtcs ? { dtcs: s.dtcs } : {}) }));
 }
 
-export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; idle: []; online: [string]; processed: [string[]] }> {
+export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [PromptChange[]]; idle: []; online: [string]; processed: [string[]] }> {
   private stopped = false;
   private wakeRules: (() => void) | null = null;
   private wakeInflux: (() => void) | null = null;
@@ -78,7 +79,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; idle: []
         const a = decodePromptAck(payload);
         const change = this.deps.stores.prompts.recordHmiAck(a.promptId, vin, a.outcome, a.ts);
         this.deps.metrics.acks.inc({ outcome: a.outcome });
-        if (change) this.emit('changes', [change]);
+        if (change) this.emit('acks', [change]);
       } catch (err) {
         this.deadLetter('prompts/ack', vin, clientId, err, payload);
       }
@@ -149,13 +150,19 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; idle: []
     const entries = journal.pendingForInflux(0, this.deps.chunk ?? 2000);
     if (entries.length === 0) return false;
     const readings = entries.flatMap(readingsOf);
+    const tags = (vin: string): Record<string, string> => {
+      const v = stores.vehicles.get(vin);
+      return v ? { model: v.model, powertrain: v.powertrain, dealer: v.dealerId } : {};
+    };
     try {
-      await telemetry.write(readings, (vin): Record<string, string> => {
-        const v = stores.vehicles.get(vin);
-        return v ? { model: v.model, powertrain: v.powertrain, dealer: v.dealerId } : {};
-      });
+      await telemetry.write(readings, tags);
       await telemetry.flush();
     } catch (err) {
+      if (err instanceof TelemetryInputError) {
+        // A batch the store refuses would be refused forever: dead-letter it, keep the others.
+        await this.writeOneByOne(entries, tags);
+        return true;
+      }
       metrics.influxErrors.inc();
       this.influxBackoffMs = Math.min(30_000, Math.max(1000, this.influxBackoffMs * 2));
       this.deps.log.warn({ err: (err as Error).message, retryInMs: this.influxBackoffMs }, 'InfluxDB write failed; kept in the journal');
@@ -166,6 +173,21 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; idle: []
     metrics.influxWritten.inc(readings.length);
     this.updateLag();
     return true;
+  }
+
+  private async writeOneByOne(entries: JournalEntry[], tags: (vin: string) => Record<string, string>): Promise<void> {
+    const { journal, telemetry, stores, metrics } = this.deps;
+    for (const e of entries) {
+      try {
+        await telemetry.write(readingsOf(e), tags);
+      } catch (err) {
+        if (!(err instanceof TelemetryInputError)) throw err;
+        stores.deadLetters.add({ topic: `telemetry/${e.vin}`, clientId: null, reason: `influx: ${err.message}`, payload: e.payload, at: Date.now() });
+        metrics.deadLetters.inc({ reason: 'influx_refused' });
+      }
+    }
+    await telemetry.flush();
+    journal.markInfluxDone(entries.map((e) => e.id));
   }
 
   private updateLag() {

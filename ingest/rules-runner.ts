@@ -6,7 +6,7 @@ import type { RulesPool } from '../rules/pool.js';
 import { renderPrompt } from '../rules/i18n/index.js';
 import type { EngineResult, RuleEvent, ServiceRecord, VehicleRuleState } from '../rules/types.js';
 import type { IngestClock } from './clock.js';
-import { eventsForChanges } from './delivery/webhook.js';
+import { eventsForChanges, eventsForSegmentChanges, segmentsChanged, type SegmentChange } from './delivery/webhook.js';
 import type { JournalEntry } from './journal.js';
 import type { Metrics } from './metrics.js';
 import { readingsOf } from './pipeline.js';
@@ -74,7 +74,8 @@ export class RulesRunner {
     return this.exclusive(() => this.run([{ vin, readings: [], serviceRecords: [record] }]));
   }
 
-  /** Time-based sweep against the fleet clock, for every vehicle known to rules or registered. */
+  /** Time-based sweep against the fleet clock, for every vehicle known to rules or registered.
+   *  The changes returned are already in the outbox (same transaction). */
   sweep(): Promise<PromptChange[]> {
     return this.exclusive(async () => {
       const vins = new Set(this.cache.keys());
@@ -89,7 +90,6 @@ export class RulesRunner {
       for (let i = 0; i < all.length; i += 2000) {
         changes.push(...(await this.run(all.slice(i, i + 2000).map((vin) => ({ vin, readings: [], tick: true })))));
       }
-      changes.push(...this.deps.stores.prompts.expire(this.deps.clock.now()));
       return changes;
     });
   }
@@ -119,6 +119,7 @@ export class RulesRunner {
     const now = clock.now();
     const states: VehicleRuleState[] = [];
     const changes: PromptChange[] = [];
+    const segmentChanges: SegmentChange[] = [];
     stores.transaction(() => {
       results.forEach((r, i) => {
         const item = items[i];
@@ -128,7 +129,11 @@ export class RulesRunner {
         for (const f of r.failures) metrics.detectorFailures.inc({ family: f.family });
         const promptEvents: RuleEvent[] = [];
         for (const ev of r.events) {
-          if (ev.type === 'segments') stores.vehicles.setSegments(item.vin, ev.segments, now);
+          if (ev.type === 'segments') {
+            const prev = stores.vehicles.segments(item.vin);
+            if (segmentsChanged(prev, ev.segments)) segmentChanges.push({ vin: item.vin, from: prev, to: ev.segments, at: now, dealerId: profile?.dealerId ?? null });
+            stores.vehicles.setSegments(item.vin, ev.segments, now);
+          }
           else if (ev.type === 'charging_session') stores.vehicles.addChargingSession(ev.session);
           else promptEvents.push(ev);
         }
@@ -140,6 +145,7 @@ export class RulesRunner {
       });
       stores.ruleStates.save(states);
       if (webhookUrls.length && changes.length) stores.outbox.enqueue(eventsForChanges(changes, webhookUrls), now);
+      if (webhookUrls.length && segmentChanges.length) stores.outbox.enqueue(eventsForSegmentChanges(segmentChanges, webhookUrls), now);
     });
     for (const s of states) this.cache.set(s.vin, s);
     for (const c of changes) metrics.prompts.inc({ step: c.step, kind: c.prompt.kind });

@@ -4,7 +4,7 @@ import { VSS } from '../proto/signals.js';
 import { resolveModelConfig, type FamilyConfigs, type RulesConfig } from './config.js';
 import { DEFAULT_DETECTORS } from './detectors/index.js';
 import type {
-  Detector, DetectorContext, DetectorFailure, DetectorResult, EngineResult, FleetClock, Reading, RuleEvent,
+  Detector, DetectorContext, DetectorFailure, DetectorResult, EngineResult, Family, FleetClock, Reading, RuleEvent,
   Segments, ServiceRecord, Signals, Vehicle, VehicleRuleState, VehicleView,
 } from './types.js';
 
@@ -28,7 +28,8 @@ function byTs(a: Reading, b: Reading): number {
 }
 
 function sorted(readings: Reading[]): Reading[] {
-  for (let i = 1; i < readings.length; i++) if (readings[i].ts < readings[i - 1].ts) return [...readings].sort(byTs);
+  // NaN timestamps compare false and are skipped by the caller; a bad entry must not throw here.
+  for (let i = 1; i < readings.length; i++) if (!(readings[i]?.ts >= readings[i - 1]?.ts)) return readings.filter((r) => r && Number.isFinite(r.ts)).sort(byTs);
   return readings;
 }
 
@@ -47,7 +48,15 @@ class Run {
 
   constructor(prev: VehicleRuleState | undefined, vin: string, profile: Vehicle | undefined, private readonly configs: FamilyConfigs, clock: FleetClock) {
     const p = prev ?? initialVehicleState(vin);
-    this.state = { vin, lastTs: p.lastTs, latest: { ...p.latest }, latestTs: p.latestTs, activeDtcs: p.activeDtcs, families: { ...p.families } };
+    // A stored state from an older version may lack fields: normalise rather than crash.
+    this.state = {
+      vin,
+      lastTs: Number.isFinite(p.lastTs) ? p.lastTs : 0,
+      latest: { ...p.latest },
+      latestTs: Number.isFinite(p.latestTs) ? p.latestTs : 0,
+      activeDtcs: Array.isArray(p.activeDtcs) ? p.activeDtcs : [],
+      families: { ...p.families },
+    };
     this.view = { activeDtcs: this.state.activeDtcs };
     this.refreshView();
     this.ctx = { vin, profile, config: undefined, clock, latest: this.state.latest, activeDtcs: this.state.activeDtcs, view: this.view };
@@ -67,6 +76,29 @@ class Run {
     if (usage && isSegments(usage.segments)) v.segments = usage.segments;
   }
 
+  /** The hot path: one reading through one detector (same isolation as step()). */
+  reading(d: Detector, r: Reading): void {
+    const fam = d.family;
+    const st = this.state;
+    try {
+      const ctx = this.ctx;
+      ctx.config = this.configs[fam];
+      ctx.activeDtcs = st.activeDtcs;
+      const res = d.onReading(fam in st.families ? st.families[fam] : d.initial(), r, ctx);
+      st.families[fam] = res.state;
+      const ev = res.events;
+      for (let i = 0; i < ev.length; i++) this.events.push(ev[i]);
+    } catch (err) {
+      this.fail(fam, err);
+    }
+  }
+
+  private fail(fam: Family, err: unknown): void {
+    if (this.failed.has(fam)) return;
+    this.failed.add(fam);
+    this.failures.push({ family: fam, vin: this.state.vin, message: errorMessage(err) });
+  }
+
   /** Run one detector step; a throw is recorded once per family and the family's state is kept. */
   step(d: Detector, kind: 'reading' | 'tick' | 'service', arg: Reading | ServiceRecord | number): void {
     const fam = d.family;
@@ -84,9 +116,7 @@ class Run {
       st.families[fam] = res.state;
       for (let i = 0; i < res.events.length; i++) this.events.push(res.events[i]);
     } catch (err) {
-      if (this.failed.has(fam)) return;
-      this.failed.add(fam);
-      this.failures.push({ family: fam, vin: st.vin, message: errorMessage(err) });
+      this.fail(fam, err);
     }
   }
 
@@ -130,9 +160,11 @@ export function createEngine(config: RulesConfig, detectors: readonly Detector[]
   return {
     onReadings(state, vin, profile, readings, clock) {
       const run = new Run(state, vin, profile, configsFor(profile), clock);
-      for (const r of sorted(readings.filter((x) => x && Number.isFinite(x.ts)))) {
-        if (!run.apply(r)) continue;
-        for (const d of list) run.step(d, 'reading', r);
+      const rs = sorted(readings);
+      for (let i = 0; i < rs.length; i++) {
+        const r = rs[i];
+        if (!r || !Number.isFinite(r.ts) || !run.apply(r)) continue;
+        for (let j = 0; j < list.length; j++) run.reading(list[j], r);
       }
       return run.result();
     },

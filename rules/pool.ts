@@ -76,13 +76,14 @@ export class RulesPool {
     const tasks: { lane: number; task: LaneTask }[] = [];
     for (let lane = 0; lane < this.lanes; lane++) {
       if (laneItems[lane].length === 0) continue;
-      tasks.push({ lane, task: { configVersion: this.configVersion, config: this.configJson, now, items: packLane(laneItems[lane]) } });
+      tasks.push({ lane, task: { configVersion: this.configVersion, config: this.configJson, now, lane: packLane(laneItems[lane]) } });
     }
     this.timings.mainPackMs += performance.now() - t0;
     const config = this.config;
     const outcomes = await Promise.all(
       tasks.map(({ task }) =>
-        this.piscina.run(task).then(
+        // The reading buffer is moved (transferred), not copied; the rest of the task is small.
+        this.piscina.run(task, { transferList: [task.lane.buf] }).then(
           (r) => ({ ok: true as const, r }),
           (err: unknown) => ({ ok: false as const, err }),
         ),

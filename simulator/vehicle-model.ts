@@ -4,8 +4,10 @@
 // a handful of numbers and a parked car costs almost nothing.
 import type { Powertrain, Signals } from '../proto/domain.js';
 import { VSS } from '../proto/signals.js';
-import { DTC_DEFS, LOW_SYSTEM_VOLTAGE_DTC, serviceInterval, serviceItems, specFor, type VehicleSpec } from './catalogue.js';
-import { buildHistory, dueTime, round1, type ServiceVisit } from './history.js';
+import { Faults } from './faults.js';
+import { LOW_SYSTEM_VOLTAGE_DTC, serviceItems, specFor, type VehicleSpec } from './catalogue.js';
+import { homeChargeTarget, wantsService } from './habits.js';
+import { buildHistory, round1, type ServiceVisit } from './history.js';
 import { defaultPersona, type Persona, type VehicleType } from './persona.js';
 import { DAY, HOUR, planTrips, type Trip } from './planner.js';
 import { between, hashSeed, rngFor, unitFor } from './rng.js';
@@ -23,17 +25,26 @@ export interface VehicleModelOptions {
   deliveryTs?: number;
   /** Report Vehicle.CurrentLocation (privacy: off by default). */
   location?: boolean;
+  /**
+   * Also return a reading at each change of state (trip start/end, charging start/end, a fault
+   * code appearing or clearing), so coarse periodic sampling still shows every session and event.
+   */
+  transitions?: boolean;
 }
 
-export interface StepResult {
+export interface Snapshot {
   ts: number;
   signals: Signals;
-  /** Active fault codes (full list). */
   dtcs: string[];
+}
+
+export interface StepResult extends Snapshot {
   /** False once the vehicle is lost: its telematics unit no longer reports. */
   reporting: boolean;
   /** A dealer visit that completed during this step (the simulator POSTs it). */
   service?: ServiceVisit;
+  /** With `transitions`: readings at state changes since the previous step, oldest first, all before `ts`. */
+  transitions?: Snapshot[];
 }
 
 export interface VehicleModel {
@@ -50,7 +61,6 @@ export interface VehicleModel {
 type Mode = 'parked' | 'driving' | 'charging';
 interface Drive { remainingKm: number; speed: number; home: boolean; service: boolean }
 interface Charge { port: 'AC' | 'DC'; target: number; kw: number; resume: Drive | null }
-interface ActiveDtc { code: string; from: number; until: number }
 
 const DRIVE_SUBSTEP = 60_000;
 const CHARGE_SUBSTEP = 300_000;
@@ -77,20 +87,24 @@ class SimVehicle implements VehicleModel {
   private v12Rest: number;
   private v12Sag: number;
   private plugged = false;
-  private atHome = true;
+  /** A home charge the owner will plug in a few minutes after arriving. */
+  private plugInAt: { at: number; charge: Charge } | null = null;
   private awayKm = 0;
   private drive: Drive | null = null;
   private charge: Charge | null = null;
   private plan: Trip[] = [];
   private planIdx = 0;
   private plannedDay = Number.NaN;
-  private dtcs: ActiveDtc[] = [];
+  private readonly faults: Faults;
   private dormantUntil = 0;
   private readonly lostAt: number;
   private lastServiceTs: number;
   private lastServiceOdo: number;
   private serviceCount: number;
   private pendingVisit: ServiceVisit | undefined;
+  private readonly captured: Snapshot[] | null;
+  private dtcKey = '';
+  private lastReturned = -Infinity;
 
   constructor(o: VehicleModelOptions) {
     if (!Number.isFinite(o.startTs)) throw new RangeError('startTs must be a finite epoch-millisecond time');
@@ -121,6 +135,8 @@ class SimVehicle implements VehicleModel {
     const parkedDays = this.persona.initialParkedDays;
     this.v12Rest = Math.max(V12_FLOOR, V12_FULL - this.v12Sag * parkedDays);
     if (parkedDays > 0) this.dormantUntil = o.startTs + Math.max(1, between(rng, 14, 40) - parkedDays) * DAY;
+    this.faults = new Faults(o.powertrain, this.persona.dtcProneness);
+    this.captured = o.transitions ? [] : null;
     this.lostAt = this.persona.lostAfterDays !== undefined ? o.startTs + this.persona.lostAfterDays * DAY : Infinity;
   }
 
@@ -133,10 +149,18 @@ class SimVehicle implements VehicleModel {
     const target = this.t + dtMs;
     let guard = 0;
     while (this.t < target && guard++ < 1_000_000) this.advance(target);
-    const result: StepResult = { ts: Math.round(this.t), signals: this.signals(), dtcs: this.activeDtcs(), reporting: this.t < this.lostAt };
+    const result: StepResult = { ts: Math.round(this.t), signals: this.signals(), dtcs: this.faults.active(this.t), reporting: this.t < this.lostAt };
     if (this.pendingVisit) {
       result.service = this.pendingVisit;
       this.pendingVisit = undefined;
+    }
+    const prev = this.lastReturned;
+    this.lastReturned = result.ts;
+    if (this.captured && this.captured.length > 0) {
+      // Strictly between the previous reading and this one, so a vehicle's times always increase.
+      const before = this.captured.filter((x) => x.ts > prev && x.ts < result.ts);
+      if (before.length > 0) result.transitions = before;
+      this.captured.length = 0;
     }
     return result;
   }
@@ -149,9 +173,25 @@ class SimVehicle implements VehicleModel {
     if (this.mode === 'driving') return this.advanceDrive(Math.min(target, this.t + DRIVE_SUBSTEP));
     const next = this.plan[this.planIdx];
     if (next && next.start <= this.t) return this.startTrip(next);
-    const until = Math.min(target, nextMidnight, next ? next.start : Infinity);
-    if (this.mode === 'charging') return this.advanceCharge(Math.min(until, this.t + CHARGE_SUBSTEP));
-    this.advanceParked(until);
+    if (this.plugInAt && this.plugInAt.at <= this.t) {
+      const c = this.plugInAt.charge;
+      this.plugInAt = null;
+      return this.startCharge(c);
+    }
+    const until = Math.min(target, nextMidnight, next ? next.start : Infinity, this.plugInAt ? this.plugInAt.at : Infinity, this.captured ? this.faults.nextChange(this.t) : Infinity);
+    if (this.mode === 'charging') this.advanceCharge(Math.min(until, this.t + CHARGE_SUBSTEP));
+    else this.advanceParked(until);
+    if (this.captured && this.faults.active(this.t).join() !== this.dtcKey) this.mark();
+  }
+
+  /** Keep a reading of the current state (one per instant: a later change at the same ms wins). */
+  private mark(): void {
+    if (!this.captured) return;
+    const snap: Snapshot = { ts: Math.round(this.t), signals: this.signals(), dtcs: this.faults.active(this.t) };
+    this.dtcKey = snap.dtcs.join();
+    const last = this.captured[this.captured.length - 1];
+    if (last && last.ts === snap.ts) this.captured[this.captured.length - 1] = snap;
+    else this.captured.push(snap);
   }
 
   private age(dtMs: number): void {
@@ -226,41 +266,38 @@ class SimVehicle implements VehicleModel {
 
   private startTrip(trip: Trip): void {
     this.planIdx++;
+    this.plugInAt = null;
     if (this.mode === 'charging') this.endCharge(true);
     this.plugged = false;
-    if (this.v12Rest < 11.7 && !this.dtcs.some((d) => d.code === LOW_SYSTEM_VOLTAGE_DTC && d.until > this.t)) {
-      this.dtcs.push({ code: LOW_SYSTEM_VOLTAGE_DTC, from: this.t, until: this.t + 2 * DAY });
-    }
+    if (this.v12Rest < 11.7) this.faults.raise(LOW_SYSTEM_VOLTAGE_DTC, this.t, 2 * DAY);
     const eff = between(rngFor(this.seed, 4, this.t), 0.92, 1.12);
     this.mode = 'driving';
     this.drive = { remainingKm: trip.km * eff, speed: trip.speed, home: trip.home, service: trip.service === true };
+    this.mark();
   }
 
   private endTrip(d: Drive): void {
     this.drive = null;
     this.mode = 'parked';
-    this.atHome = d.home;
     if (d.home) this.awayKm = 0;
     if (d.service) this.recordService();
     if (this.spec.tankL > 0 && this.fuel < this.persona.refuelAtFuel) this.fuel = 100;
     if (this.spec.batteryKwh > 0) this.chargeAfterTrip(d.home);
+    this.mark();
   }
 
   /** The owner's charging habit decides what happens on arrival. */
   private chargeAfterTrip(home: boolean): void {
     const habit = this.persona.chargeHabit;
     const r = rngFor(this.seed, 5, this.t);
-    const ac = (target: number) => this.startCharge({ port: 'AC', target, kw: this.spec.acKw, resume: null });
     if (habit === 'dc_heavy') {
       if (this.soc < 38 && this.powertrain === 'BEV') this.startCharge({ port: 'DC', target: between(r, 80, 92), kw: this.spec.dcKw, resume: null });
       return;
     }
-    if (!home || habit === 'never_plugs') return;
-    if (habit === 'nightly' && this.soc < 70) ac(between(r, 80, 90));
-    else if (habit === 'full_and_leave' && this.soc < 96) ac(100);
-    else if (habit === 'weekly' && this.soc < 40) ac(90);
-    else if (habit === 'depot') ac(100);
-    else if (habit === 'low_runner' && this.soc < between(r, 8, 20)) ac(90);
+    const target = home ? homeChargeTarget(habit, this.soc, r) : null;
+    if (target !== null) {
+      this.plugInAt = { at: this.t + Math.round(between(r, 3, 20) * 60_000), charge: { port: 'AC', target, kw: this.spec.acKw, resume: null } };
+    }
   }
 
   private startCharge(c: Charge): void {
@@ -269,6 +306,7 @@ class SimVehicle implements VehicleModel {
     this.charge = c;
     this.plugged = true;
     if (c.port === 'DC') this.soh = Math.max(50, this.soh - 0.012); // fast charging ages the pack
+    this.mark();
   }
 
   private endCharge(unplug = false): void {
@@ -282,33 +320,21 @@ class SimVehicle implements VehicleModel {
       this.mode = 'driving';
       this.drive = c.resume;
     }
-  }
-
-  private serviceDue(): { km: number; ts: number } {
-    const first = this.serviceCount === 0;
-    return { km: this.lastServiceOdo + serviceInterval(this.powertrain, first).km, ts: dueTime(this.powertrain, first, this.lastServiceTs, 1e-9) };
+    this.mark();
   }
 
   private wantsService(dayStart: number, r: () => number): boolean {
-    const due = this.serviceDue();
-    const d = this.persona.serviceDiscipline;
-    if (d === 'on_time') return (this.odo >= due.km - 800 || dayStart >= due.ts - 20 * DAY) && r() < 0.35;
-    if (d === 'late') {
-      const lateDays = between(rngFor(this.seed, 6, this.serviceCount), 30, 120);
-      return (dayStart >= due.ts + lateDays * DAY || this.odo >= due.km + lateDays * this.avgKm) && r() < 0.3;
-    }
-    return false;
+    const state = {
+      powertrain: this.powertrain, discipline: this.persona.serviceDiscipline, odometer: this.odo, lastServiceOdo: this.lastServiceOdo,
+      lastServiceTs: this.lastServiceTs, serviceCount: this.serviceCount, avgKmPerDay: this.avgKm,
+    };
+    return wantsService(state, dayStart, r, rngFor(this.seed, 6, this.serviceCount));
   }
 
   private recordService(): void {
     const first = this.serviceCount === 0;
     const items = serviceItems(this.powertrain, first);
-    for (const d of this.dtcs) {
-      if (d.from <= this.t && d.until > this.t) {
-        items.push(`repair_${d.code}`);
-        d.until = this.t;
-      }
-    }
+    for (const code of this.faults.repair(this.t)) items.push(`repair_${code}`);
     if (this.v12Rest < 12.3 || this.v12Sag > 0.1) {
       items.push('12v_battery_replacement');
       this.v12Sag = 0.08;
@@ -324,15 +350,7 @@ class SimVehicle implements VehicleModel {
     this.plannedDay = localDay;
     const dayStart = localDay * DAY - this.tzMs;
     const r = rngFor(this.seed, 7, localDay);
-    this.dtcs = this.dtcs.filter((d) => d.until > this.t);
-    for (const def of DTC_DEFS) {
-      const roll = r();
-      if (!def.powertrains.includes(this.powertrain) || roll >= def.perDay * this.persona.dtcProneness) continue;
-      if (this.dtcs.some((d) => d.code === def.code)) continue;
-      const from = dayStart + r() * DAY;
-      const until = def.clearDays ? from + between(r, def.clearDays[0], def.clearDays[1]) * DAY : Infinity;
-      this.dtcs.push({ code: def.code, from, until });
-    }
+    this.faults.planDay(r, dayStart, this.t);
     this.plan = [];
     this.planIdx = 0;
     if (dayStart >= this.lostAt || dayStart < this.dormantUntil) return;
@@ -342,13 +360,8 @@ class SimVehicle implements VehicleModel {
     }
     const weekday = new Date(localDay * DAY).getUTCDay();
     const serviceToday = weekday !== 0 && this.wantsService(dayStart, r);
-    this.plan = planTrips(r, this.persona, { dayStart, weekday, serviceToday });
-  }
-
-  private activeDtcs(): string[] {
-    const out: string[] = [];
-    for (const d of this.dtcs) if (d.from <= this.t && d.until > this.t && !out.includes(d.code)) out.push(d.code);
-    return out;
+    // Whole milliseconds, so readings land on the same instants however finely the caller samples.
+    this.plan = planTrips(r, this.persona, { dayStart, weekday, serviceToday }).map((t) => ({ ...t, start: Math.round(t.start) }));
   }
 
   private signals(): Signals {

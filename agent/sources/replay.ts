@@ -14,6 +14,8 @@ export interface ReplaySourceOptions {
   /** Replay speed factor; 0 = as fast as possible. */
   speed: number;
   onIssue?: (issue: SourceIssue) => void;
+  /** Skip lines up to and including this one (resume an interrupted replay). */
+  resumeAfterLine?: number;
   /** Awaited before each sample is handed on: back-pressure from the spool. */
   backpressure?: () => Promise<void>;
 }
@@ -25,6 +27,8 @@ export class ReplaySource implements SignalSource {
   private resolveDone!: () => void;
   private rejectDone!: (e: Error) => void;
   readonly done: Promise<void>;
+  /** The file line each delivered sample came from (for the resume checkpoint). */
+  readonly lineOf = new WeakMap<Sample, number>();
   lines = 0;
   delivered = 0;
   skipped = 0;
@@ -56,7 +60,7 @@ export class ReplaySource implements SignalSource {
     for await (const line of rl) {
       if (this.stopping) break;
       this.lines++;
-      if (line.trim() === '') continue;
+      if (line.trim() === '' || this.lines <= (this.o.resumeAfterLine ?? 0)) continue;
       let sample: Sample;
       try {
         const r = parseReplayLine(line);
@@ -85,6 +89,7 @@ export class ReplaySource implements SignalSource {
       }
       if (this.o.backpressure) await this.o.backpressure();
       this.delivered++;
+      this.lineOf.set(sample, this.lines);
       onSample(sample);
     }
     rl.close();

@@ -64,6 +64,11 @@ export interface SegmentChange {
   dealerId?: string | null;
 }
 
+/** True when a vehicle moved between segments (a first assignment counts as a change). */
+export function segmentsChanged(prev: Segments | null | undefined, next: Segments): boolean {
+  return !prev || prev.stage !== next.stage || prev.activity !== next.activity || prev.maturity !== next.maturity;
+}
+
 export function segmentChangeEvent(s: SegmentChange): CloudEvent<{ vin: string; from: Segments | null; to: Segments; dealerId: string | null }> {
   const t = new Date(s.at).toISOString();
   return {

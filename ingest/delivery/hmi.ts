@@ -62,6 +62,8 @@ export function hmiActions(kind: string, locale: Locale) {
 
 export class HmiDelivery {
   private readonly sentToday = new Map<string, { day: string; count: number }>();
+  /** Per-vehicle delivery in progress: concurrent triggers queue behind it, so nothing is sent twice. */
+  private readonly running = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: HmiDeps) {}
 
@@ -85,24 +87,34 @@ export class HmiDelivery {
 
   /** Deliver what may be delivered to these vehicles now (those online). */
   async deliver(vins: Iterable<string>): Promise<void> {
+    await Promise.all([...vins].map((vin) => {
+      const prev = this.running.get(vin) ?? Promise.resolve();
+      const next = prev.then(() => this.deliverOne(vin));
+      this.running.set(vin, next);
+      return next.finally(() => {
+        if (this.running.get(vin) === next) this.running.delete(vin);
+      });
+    }));
+  }
+
+  private async deliverOne(vin: string): Promise<void> {
     const { stores, link, prefix, clock } = this.deps;
-    for (const vin of vins) {
-      if (!stores.vehicles.online(vin).online) continue;
-      const profile = stores.vehicles.get(vin);
-      for (const p of this.selectable(vin, profile)) {
-        const now = clock.now();
-        await link.publish(topicFor(prefix, vin, 'prompts'), this.encode(p, false), { qos: 1 });
-        const change = stores.prompts.markHmiSent(p.id, now);
-        if (!p.urgent) {
-          const day = localTime(now, profile?.timeZone ?? DEFAULT_TZ[profile?.locale ?? 'en']).day;
-          const used = this.sentToday.get(vin);
-          this.sentToday.set(vin, { day, count: used && used.day === day ? used.count + 1 : 1 });
-        }
-        this.deps.onSent?.(p);
-        if (change) this.deps.onChanges([change]);
+    if (!stores.vehicles.online(vin).online) return;
+    const profile = stores.vehicles.get(vin);
+    for (const p of this.selectable(vin, profile)) {
+      const now = clock.now();
+      await link.publish(topicFor(prefix, vin, 'prompts'), this.encode(p, false), { qos: 1 });
+      const change = stores.prompts.markHmiSent(p.id, now);
+      if (!p.urgent) {
+        const day = localTime(now, profile?.timeZone ?? DEFAULT_TZ[profile?.locale ?? 'en']).day;
+        const used = this.sentToday.get(vin);
+        this.sentToday.set(vin, { day, count: used && used.day === day ? used.count + 1 : 1 });
       }
+      this.deps.onSent?.(p);
+      if (change) this.deps.onChanges([change]);
     }
   }
+
 
   /** Tell the HMI to remove a prompt whose situation ended. */
   async withdraw(p: Prompt): Promise<void> {

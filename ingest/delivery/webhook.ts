@@ -11,6 +11,9 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Outbox, OutboxEvent } from '../store/ports.js';
 import { CLOUDEVENTS_CONTENT_TYPE } from './cloudevents.js';
 
+// The pipeline builds outbox rows in its commit transaction; importable from here or cloudevents.ts.
+export { eventsForChanges, eventsForSegmentChanges, segmentsChanged, type SegmentChange } from './cloudevents.js';
+
 function keyBytes(secret: string): Buffer {
   return secret.startsWith('whsec_') ? Buffer.from(secret.slice(6), 'base64') : Buffer.from(secret, 'utf8');
 }
@@ -87,7 +90,7 @@ export class WebhookDispatcher {
   private readonly fetchImpl: typeof fetch;
   private readonly timeoutMs: number;
   private readonly pollMs: number;
-  private readonly onError: (err: Error, event?: OutboxEvent) => void;
+  private readonly reportTo: (err: Error, event?: OutboxEvent) => void;
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -107,7 +110,7 @@ export class WebhookDispatcher {
     this.fetchImpl = opts.fetchImpl ?? fetch;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.pollMs = opts.pollMs ?? 5_000;
-    this.onError = opts.onError ?? (() => {});
+    this.reportTo = opts.onError ?? (() => {});
   }
 
   /** Successful deliveries since start. */
@@ -145,12 +148,15 @@ export class WebhookDispatcher {
 
   private async run(): Promise<void> {
     while (this.running) {
-      let batch: OutboxEvent[] = [];
+      let batch: OutboxEvent[];
       try {
         this.kicked = false;
         batch = this.outbox.due(this.clock(), this.concurrency);
       } catch (err) {
-        this.onError(err instanceof Error ? err : new Error(String(err)));
+        // Storage trouble (disk full, closed): report it and try again later, never spin.
+        this.report(err);
+        if (!this.kicked) await this.sleep(this.pollMs);
+        continue;
       }
       if (batch.length > 0) {
         await Promise.all(batch.map((e) => this.deliver(e)));
@@ -207,7 +213,7 @@ export class WebhookDispatcher {
     }
     this.nFailed++;
     this.record(() => this.outbox.markFailed(e.id, e.url, error, this.clock() + this.backoff(e.attempts)), e);
-    this.onError(new Error(`webhook ${e.url} event ${e.id}: ${error}`), e);
+    this.report(new Error(`webhook ${e.url} event ${e.id}: ${error}`), e);
   }
 
   /** A storage error must not kill the loop; an unrecorded delivery is simply sent again. */
@@ -215,7 +221,16 @@ export class WebhookDispatcher {
     try {
       write();
     } catch (err) {
-      this.onError(err instanceof Error ? err : new Error(String(err)), e);
+      this.report(err, e);
+    }
+  }
+
+  /** A throwing error callback must not stop deliveries. */
+  private report(err: unknown, e?: OutboxEvent): void {
+    try {
+      this.reportTo(err instanceof Error ? err : new Error(String(err)), e);
+    } catch {
+      // nothing sensible left to do with it
     }
   }
 

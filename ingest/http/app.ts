@@ -1,7 +1,7 @@
 // The advisor-facing HTTP API, live stream and console. buildApp only assembles the instance;
 // the caller (ingest/main.ts) listens, tests use inject or listen on port 0.
 import fastifySwagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { PACKAGE_VERSION } from '../../proto/paths.js';
 import type { ServiceRecord } from '../../rules/types.js';
@@ -29,15 +29,21 @@ export interface AppDeps {
   health(): Promise<{ ok: boolean; checks: Record<string, boolean | string> }>;
   metrics: { contentType: string; render(): Promise<string> };
   clock: { now(): number };
+  /** false (default), fastify logger options, or a pino logger instance to share. */
   logger?: boolean | object;
   bodyLimit?: number;
+  /** How long close() waits for open sockets before cutting them (default 1 s). */
+  closeGraceMs?: number;
   /** SSE tuning (tests shorten the heartbeat). */
   stream?: StreamOptions;
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  // fastify 5 takes a ready pino instance as loggerInstance and only options as logger.
+  const isInstance = (l: unknown): l is FastifyBaseLogger =>
+    typeof l === 'object' && l !== null && typeof (l as { child?: unknown }).child === 'function' && typeof (l as { info?: unknown }).info === 'function';
   const app = Fastify({
-    logger: deps.logger ?? false,
+    ...(isInstance(deps.logger) ? { loggerInstance: deps.logger } : { logger: deps.logger ?? false }),
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
     // Let app.close() finish while keep-alive connections are idle.
     forceCloseConnections: 'idle',
@@ -68,5 +74,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerPrompts(app, deps);
   registerStream(app, deps.stores.prompts, deps.changes, deps.stream);
   await registerConsole(app);
+
+  // Idle keep-alive sockets close at once ('idle' above); sockets a client opened without
+  // sending a request yet (browsers and undici pre-connect) would hold close() for their
+  // timeout, so they get a short grace period and are then cut.
+  let grace: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    grace = setTimeout(() => app.server.closeAllConnections(), deps.closeGraceMs ?? 1000);
+    grace.unref();
+  });
+  app.addHook('onClose', async () => clearTimeout(grace));
   return app;
 }

@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { ServerResponse } from 'node:http';
+import { z } from 'zod';
 import type { PromptChange, PromptStore } from '../store/ports.js';
 import { badRequest } from './errors.js';
 import { ErrorSchema, StreamQuery } from './schemas.js';
@@ -46,11 +47,19 @@ export function registerStream(app: FastifyInstance, prompts: PromptStore, feed:
   app.withTypeProvider<ZodTypeProvider>().get(
     '/api/v1/stream',
     {
+      // A HEAD would open a stream that never ends.
+      exposeHeadRoute: false,
       schema: {
         summary: 'Server-Sent Events of new and changed prompts (event: prompt, id: change sequence)',
         tags: ['prompts'],
         querystring: StreamQuery,
-        response: { 400: ErrorSchema },
+        response: {
+          200: {
+            description: 'text/event-stream: `id: <seq>`, `event: prompt`, data = {seq, step, at, by, prompt}; `: heartbeat` comments every 15 s',
+            content: { 'text/event-stream': { schema: z.string() } },
+          },
+          400: ErrorSchema,
+        },
       },
     },
     (req, reply) => {

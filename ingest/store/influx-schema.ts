@@ -68,6 +68,18 @@ function bucketCount(from: number, to: number, every: number): number {
   return Math.floor((to - 1) / every) - Math.floor(from / every) + 1;
 }
 
+/**
+ * Line protocol cannot carry every string as a tag value: the client escapes a newline or tab as
+ * two literal characters, and a backslash before the separator breaks the line (influxd 1.6.7:
+ * "invalid tag format", a 400 that no retry fixes). Such characters never belong in a model name
+ * or dealer id, so control characters become spaces and backslashes slashes; quotes, commas,
+ * equals signs and spaces are kept exactly.
+ */
+export function sanitizeTagValue(v: string): string {
+  // eslint-disable-next-line no-control-regex
+  return v.replace(/[\u0000-\u001f\u007f]/g, ' ').replace(/\\/g, '/').trim().slice(0, 256);
+}
+
 /** Tags the caller supplies (model, powertrain, dealer): checked keys, empty values left out. */
 export function checkedTags(vin: string, tags: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -76,8 +88,9 @@ export function checkedTags(vin: string, tags: Record<string, string>): Record<s
       throw new TelemetryInputError(`invalid tag key ${JSON.stringify(k)} for ${vin}`);
     }
     if (typeof v !== 'string') throw new TelemetryInputError(`tag ${k} of ${vin} must be a string`);
+    const clean = sanitizeTagValue(v);
     // InfluxDB has no empty tag values; a missing tag and an empty one are the same series.
-    if (v !== '') out[k] = v.slice(0, 256);
+    if (clean !== '') out[k] = clean;
   }
   out.vin = vin;
   return out;

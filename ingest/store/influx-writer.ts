@@ -19,6 +19,7 @@ export interface WriterOptions {
   maxBufferLines: number;
   /** A flush that sees no progress for this long gives up (a hung server must not hang ingest). */
   flushTimeoutMs: number;
+  gzipThreshold: number;
 }
 
 /** flush() could not confirm that InfluxDB accepted everything written before it. */
@@ -49,6 +50,17 @@ function describe(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).slice(0, 500);
 }
 
+/**
+ * InfluxDB refuses points older than the retention policy (1.x: 400 "partial write: points beyond
+ * retention policy dropped=N"). That is the server's policy, not a fault: a re-write can never
+ * succeed, so these lines count as settled (and are counted) instead of failing every flush.
+ */
+function isRetentionDrop(error: Error): boolean {
+  if (!(error instanceof HttpError) || (error.statusCode !== 400 && error.statusCode !== 422)) return false;
+  const msg = String(error.json?.error ?? error.json?.message ?? error.body ?? '').trim();
+  return /^partial write: points beyond retention policy dropped=\d+$/.test(msg);
+}
+
 /** Mirrors the client's retry decision: will these lines be tried again? */
 function isFinalFailure(error: Error, attempt: number, maxRetries: number): boolean {
   if (error.message === 'Max retry time exceeded.') return true;
@@ -64,6 +76,8 @@ export class TrackedWriter {
   acceptedLines = 0;
   /** Lines InfluxDB did not take (metrics; each was reported by a rejected flush). */
   failedLines = 0;
+  /** Lines in batches the server refused as older than its retention policy (settled, not retried). */
+  retentionDroppedLines = 0;
 
   constructor(
     private readonly influx: InfluxDB,
@@ -90,12 +104,20 @@ export class TrackedWriter {
       flushInterval: this.opts.flushIntervalMs,
       maxRetries,
       maxBufferLines: this.opts.maxBufferLines,
+      gzipThreshold: this.opts.gzipThreshold,
       writeSuccess: (lines) => {
         gen.outstanding -= lines.length;
         this.acceptedLines += lines.length;
         wake();
       },
       writeFailed: (error, lines, attempt) => {
+        if (isRetentionDrop(error)) {
+          gen.outstanding -= lines.length;
+          this.retentionDroppedLines += lines.length;
+          wake();
+          // a resolved promise tells the client the batch is settled: no retry, no error
+          return Promise.resolve();
+        }
         if (isFinalFailure(error, attempt, maxRetries)) fail(lines.length, describe(error));
         wake();
         // undefined: let the client retry as it normally would

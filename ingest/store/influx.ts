@@ -30,6 +30,8 @@ export interface InfluxTelemetryStoreOptions {
   maxRetries?: number;
   /** The client's in-memory retry buffer, in lines (default 100,000); overflow fails the flush. */
   maxBufferLines?: number;
+  /** Gzip write bodies larger than this many bytes (the client's default: 1000). */
+  gzipThreshold?: number;
   /** HTTP request timeout (default 10 s). */
   timeoutMs?: number;
   /** A flush with no progress for this long rejects (default 60 s). */
@@ -45,14 +47,20 @@ export interface InfluxQLSeries {
   values: unknown[][];
 }
 
+export interface TelemetryWriteStats {
+  acceptedLines: number;
+  failedLines: number;
+  retentionDroppedLines: number;
+}
+
 export interface InfluxTelemetryStore extends TelemetryStore {
   readonly apiVersion: InfluxApiVersion;
   /** X-Influxdb-Version as /ping reported it; null when the version was configured. */
   readonly serverVersion: string | null;
   /** Run read-only InfluxQL against the telemetry database (one result per statement). */
   query(influxql: string): Promise<Array<{ series: InfluxQLSeries[] }>>;
-  /** Lines accepted / failed since start (for metrics). */
-  stats(): { acceptedLines: number; failedLines: number };
+  /** Lines accepted / failed / refused as older than the retention policy, since start (metrics). */
+  stats(): TelemetryWriteStats;
   /** The transport every request goes through (the v1 adapter on 1.x). */
   readonly transport: Transport;
 }
@@ -81,6 +89,7 @@ export async function createInfluxTelemetryStore(opts: InfluxTelemetryStoreOptio
     maxRetries: intOption('maxRetries', opts.maxRetries, 5, 0, 100),
     maxBufferLines: intOption('maxBufferLines', opts.maxBufferLines, 100_000, 1, 10_000_000),
     flushTimeoutMs: intOption('flushTimeoutMs', opts.flushTimeoutMs, 60_000, 100, 3_600_000),
+    gzipThreshold: intOption('gzipThreshold', opts.gzipThreshold, 1000, 0, Number.MAX_SAFE_INTEGER),
   };
   if (opts.logger) setLogger(opts.logger);
   const { db, rp } = splitBucket(opts.bucket);
@@ -142,8 +151,8 @@ class InfluxStore implements InfluxTelemetryStore {
     return this.writer.flush();
   }
 
-  stats(): { acceptedLines: number; failedLines: number } {
-    return { acceptedLines: this.writer.acceptedLines, failedLines: this.writer.failedLines };
+  stats(): TelemetryWriteStats {
+    return { acceptedLines: this.writer.acceptedLines, failedLines: this.writer.failedLines, retentionDroppedLines: this.writer.retentionDroppedLines };
   }
 
   async query(influxql: string): Promise<Array<{ series: InfluxQLSeries[] }>> {

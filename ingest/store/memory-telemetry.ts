@@ -11,8 +11,8 @@ interface StoredPoint {
   fields: Map<string, FieldValue>;
 }
 
+/** One series (vin + tags): its points by time. */
 interface Series {
-  /** vin -> series key -> ts -> point */
   points: Map<number, StoredPoint>;
 }
 
@@ -138,7 +138,7 @@ export class MemoryTelemetryStore implements TelemetryStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.flush();
     this.closed = true;
+    await this.flush();
   }
 }

@@ -154,11 +154,15 @@ export interface OutboxEvent {
 
 export interface Outbox {
   enqueue(events: Array<{ id: string; url: string; body: string }>, now: number): void;
+  /**
+   * Undelivered events to try now, oldest first: never-tried ones always (the enqueuer may run on
+   * an accelerated fleet clock), retried ones once their nextAttemptAt (dispatcher's clock) passed.
+   */
   due(now: number, limit: number): OutboxEvent[];
   markDelivered(id: string, url: string, now: number): void;
   markFailed(id: string, url: string, error: string, nextAttemptAt: number): void;
   pending(): number;
-  /** Earliest nextAttemptAt of an undelivered event (null when none): lets a dispatcher sleep until then. */
+  /** When the next undelivered event is due (0 = one was never tried; null = none): lets a dispatcher sleep until then. */
   nextDueAt(): number | null;
   /** One row, for inspection (tests, ops). */
   get(id: string, url: string): OutboxEvent | undefined;

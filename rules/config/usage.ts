@@ -48,6 +48,8 @@ export const usageConfigSchema = z
       .prefault({}),
     /** usage.dormant_vehicle after this many days parked. */
     dormantVehicleDays: days(14),
+    /** A day's utilisation (commercial vehicles) is reported this long after midnight, so late samples count. */
+    utilisationDelayMinutes: z.number().min(0).max(720).default(60),
     /** Per-day history kept in state (days); must cover the decline window. */
     historyDays: z.number().int().min(7).max(400).default(60),
     /** Gaps between driving readings longer than this do not count as driving time (minutes). */

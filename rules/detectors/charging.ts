@@ -68,13 +68,14 @@ function socPrompt(kind: 'charging.low_soc' | 'charging.critical_soc', key: stri
 
 function endSession(s: ChargingState, open: OpenSession, ts: number, soc: number | undefined, ctx: Ctx, events: RuleEvent[]): void {
   const endSoc = soc ?? open.lastSoc;
+  const startSoc = open.startSoc < 0 ? endSoc : open.startSoc;
   const session: ChargingSession = {
     vin: ctx.vin,
     start: open.start,
     end: ts,
-    startSoc: open.startSoc,
+    startSoc,
     endSoc,
-    energyKwh: Math.round(Math.max(0, endSoc - open.startSoc) * ctx.config.usableCapacityKwh) / 100,
+    energyKwh: Math.round(Math.max(0, endSoc - startSoc) * ctx.config.usableCapacityKwh) / 100,
     type: open.dc ? 'DC' : 'AC',
   };
   events.push({ type: 'charging_session', session });
@@ -126,6 +127,15 @@ function evaluateHabit(s: ChargingState, ts: number, ctx: Ctx, events: RuleEvent
   }
 }
 
+/** Most readings change nothing: answer that without copying the state (the hot path). */
+function quiet(state: ChargingState, soc: number | undefined, charging: boolean, dcNow: boolean, cfg: ChargingConfig): boolean {
+  if (charging !== state.charging || state.fullSince !== undefined) return false;
+  if (charging && (!state.session || soc !== state.session.lastSoc || (dcNow && !state.session.dc))) return false;
+  if (soc === undefined) return true;
+  if (soc > cfg.rearmSocPct && (!state.lowArmed || !state.criticalArmed)) return false;
+  return charging || !((soc < cfg.criticalSocPct && state.criticalArmed) || (soc < cfg.lowSocPct && state.lowArmed));
+}
+
 function onReading(state: ChargingState, r: Reading, ctx: Ctx): DetectorResult<ChargingState> {
   if (ctx.profile?.powertrain === 'ICE') return { state, events: NONE };
   const sig = r.signals;
@@ -138,13 +148,15 @@ function onReading(state: ChargingState, r: Reading, ctx: Ctx): DetectorResult<C
   const soc = num(ctx.latest[VSS.soc]);
   const charging = ctx.latest[VSS.isCharging] === true;
   const dcNow = ctx.latest[VSS.chargePortType] === 'DC';
+  if (quiet(state, soc, charging, dcNow, cfg)) return { state, events: NONE };
   const s: ChargingState = { ...state };
   const events: RuleEvent[] = [];
   const ts = r.ts;
 
   // Session derivation: IsCharging false -> true -> false.
   if (charging && !state.charging) {
-    const startSoc = soc ?? 0;
+    // SOC not known yet: -1 until the first value arrives, so the energy is not overstated.
+    const startSoc = soc ?? -1;
     s.session = { start: ts, startSoc, lastSoc: startSoc, dc: dcNow };
     if (s.fullSince !== undefined) judgeDwell(s, false);
     // Plugged in: the low-charge situation is being dealt with.
@@ -154,7 +166,8 @@ function onReading(state: ChargingState, r: Reading, ctx: Ctx): DetectorResult<C
     s.openCritical = undefined;
   } else if (charging && state.session) {
     if (soc !== state.session.lastSoc || (dcNow && !state.session.dc)) {
-      s.session = { ...state.session, lastSoc: soc ?? state.session.lastSoc, dc: state.session.dc || dcNow };
+      const startSoc = state.session.startSoc < 0 && soc !== undefined ? soc : state.session.startSoc;
+      s.session = { ...state.session, startSoc, lastSoc: soc ?? state.session.lastSoc, dc: state.session.dc || dcNow };
     }
   } else if (!charging && state.charging && state.session) {
     endSession(s, state.session, ts, soc, ctx, events);
@@ -191,7 +204,7 @@ function onReading(state: ChargingState, r: Reading, ctx: Ctx): DetectorResult<C
         s.openCritical = key;
         s.criticalArmed = false;
         s.lowArmed = false;
-      } else if (soc < cfg.lowSocPct && s.lowArmed) {
+      } else if (soc <= cfg.lowSocPct && s.lowArmed) {
         const key = `${ctx.vin}:charging.low_soc:${s.episode}`;
         events.push({ type: 'open', prompt: socPrompt('charging.low_soc', key, soc, ts, ctx) });
         s.openLow = key;

@@ -64,8 +64,8 @@ export function serviceItems(ctx: Ctx): string[] {
 
 function stepKey(vin: string, cycle: number, step: MaintenanceStep): string {
   return step.startsWith('lapsed')
-    ? `maintenance.lapsed:${vin}:c${cycle}:l${step.slice(6)}`
-    : `maintenance.${step}:${vin}:c${cycle}`;
+    ? `${vin}:maintenance.lapsed:c${cycle}:l${step.slice(6)}`
+    : `${vin}:maintenance.${step}:c${cycle}`;
 }
 
 /** The furthest step reached at `at`; records the due point in `next` when it is reached. */
@@ -214,7 +214,7 @@ export const maintenanceDetector: Detector<MaintenanceState, MaintenanceConfig> 
       odometer: Math.max(state.odometer ?? 0, record.odometer),
       followup: {
         at: ts + ctx.config.followupDays * DAY_MS,
-        key: `maintenance.followup:${ctx.vin}:c${cycle}`,
+        key: `${ctx.vin}:maintenance.followup:c${cycle}`,
         date: isoDate(ts),
         odometer: record.odometer,
         items: record.items.slice(0, 32),

@@ -113,7 +113,7 @@ function segmentPrompt(from: Segments | undefined, to: Segments, at: number, sta
   const changed = (['stage', 'activity', 'maturity'] as const).filter((k) => from?.[k] !== to[k]);
   return {
     kind: 'usage.segment_changed',
-    dedupKey: `usage.segment_changed:${ctx.vin}:${to.stage}/${to.activity}/${to.maturity}:${isoDate(at)}`,
+    dedupKey: `${ctx.vin}:usage.segment_changed:${to.stage}/${to.activity}/${to.maturity}:${isoDate(at)}`,
     severity: 'info',
     audience: ['lifecycle'],
     urgent: false,
@@ -164,7 +164,7 @@ function utilisationPrompt(day: number, state: UsageState, ctx: Ctx, at: number)
   const date = isoDay(day);
   return {
     kind: 'usage.utilisation',
-    dedupKey: `usage.utilisation:${ctx.vin}:${date}`,
+    dedupKey: `${ctx.vin}:usage.utilisation:${date}`,
     severity: 'info',
     audience: ['lifecycle'],
     urgent: false,
@@ -191,13 +191,14 @@ function evaluate(state: UsageState, at: number, ctx: Ctx): DetectorResult<Usage
 
   const drivenRef = next.lastDrivenTs ?? next.firstTs!;
   if (!next.dormantKey && now - drivenRef >= ctx.config.dormantVehicleDays * DAY_MS) {
-    const key = `usage.dormant_vehicle:${ctx.vin}:${new Date(drivenRef).toISOString()}`;
+    const key = `${ctx.vin}:usage.dormant_vehicle:${new Date(drivenRef).toISOString()}`;
     events.push({ type: 'open', prompt: dormantPrompt(key, drivenRef, now, ctx) });
     next.dormantKey = key;
   }
 
   if (ctx.profile.vehicleType === 'commercial') {
-    const lastComplete = utcDay(now) - 1;
+    // Only the latest completed day is reported: after a gap without ticks the days between are skipped.
+    const lastComplete = utcDay(now - ctx.config.utilisationDelayMinutes * 60_000) - 1;
     if (lastComplete >= utcDay(next.firstTs!) && (next.utilDay === undefined || lastComplete > next.utilDay)) {
       // A vehicle that stopped reporting altogether has no utilisation to report.
       if (next.segments?.activity !== 'lost') events.push({ type: 'open', prompt: utilisationPrompt(lastComplete, next, ctx, now) });

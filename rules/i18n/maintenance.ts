@@ -90,7 +90,7 @@ function lapsed(locale: Locale) {
     if (locale === 'zh-CN') {
       const ask = level >= 3 ? '您的服务顾问将致电为您安排。' : level === 2 ? '现在预约可享专属保养优惠券。' : '欢迎随时回店，我们为您做一次全面检查。';
       return {
-        title: `您已 ${p.months} 个月未保养`,
+        title: `保养已逾期 ${p.months} 个月`,
         body: `您的车辆自 ${p.dueReached} 起已到保养期，至今未保养。${ask}建议项目：${list(p, locale)}。`,
         actions: book['zh-CN'],
       };

@@ -132,6 +132,8 @@ export function registerVehicles(app: FastifyInstance, deps: AppDeps): void {
         const points = await deps.telemetry.history({ vin: req.params.vin, signal: req.query.signal, from, to, everyMs });
         return { vin: req.params.vin, signal: req.query.signal, from, to, everyMs: everyMs ?? null, points };
       } catch (err) {
+        // The store rejects queries it will not run (e.g. too many buckets): the caller's to fix.
+        if (err instanceof Error && err.name === 'TelemetryInputError') throw badRequest(err.message, { from, to, everyMs: everyMs ?? null });
         req.log.error({ err }, 'telemetry history failed');
         throw new HttpError(503, 'telemetry_unavailable', 'the telemetry store did not answer; try again later', null);
       }

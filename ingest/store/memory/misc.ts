@@ -46,7 +46,7 @@ export function memoryOutbox(db: MemDb): Outbox {
     },
     due: (now, limit) =>
       undelivered()
-        .filter((e) => e.nextAttemptAt <= now)
+        .filter((e) => e.attempts === 0 || e.nextAttemptAt <= now)
         .sort((a, b) => a.createdAt - b.createdAt) // stable: ties keep insertion order
         .slice(0, Math.max(1, limit))
         .map(copy),
@@ -66,7 +66,11 @@ export function memoryOutbox(db: MemDb): Outbox {
       }
     },
     pending: () => undelivered().length,
-    nextDueAt: () => undelivered().reduce<number | null>((m, e) => (m === null || e.nextAttemptAt < m ? e.nextAttemptAt : m), null),
+    nextDueAt: () =>
+      undelivered().reduce<number | null>((m, e) => {
+        const t = e.attempts === 0 ? 0 : e.nextAttemptAt;
+        return m === null || t < m ? t : m;
+      }, null),
     get: (id, url) => {
       const e = db.data.outbox.get(key(id, url));
       return e && copy(e);

@@ -72,14 +72,14 @@ export function sqliteOutbox(db: Db): Outbox {
     for (const e of events) enqueue.run(e.id, e.url, e.body, now, now);
   });
   const due = db.prepare<[number, number], OutboxRow>(
-    'SELECT * FROM outbox WHERE delivered_ms IS NULL AND next_attempt_ms <= ? ORDER BY created_ms, rowid LIMIT ?',
+    'SELECT * FROM outbox WHERE delivered_ms IS NULL AND (attempts = 0 OR next_attempt_ms <= ?) ORDER BY created_ms, rowid LIMIT ?',
   );
   const delivered = db.prepare('UPDATE outbox SET delivered_ms = ?, last_error = NULL WHERE id = ? AND url = ? AND delivered_ms IS NULL');
   const failed = db.prepare(
     'UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_ms = ? WHERE id = ? AND url = ? AND delivered_ms IS NULL',
   );
   const pending = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM outbox WHERE delivered_ms IS NULL');
-  const next = db.prepare<[], { t: number | null }>('SELECT min(next_attempt_ms) AS t FROM outbox WHERE delivered_ms IS NULL');
+  const next = db.prepare<[], { t: number | null }>('SELECT min(CASE WHEN attempts = 0 THEN 0 ELSE next_attempt_ms END) AS t FROM outbox WHERE delivered_ms IS NULL');
   const get = db.prepare<[string, string], OutboxRow>('SELECT * FROM outbox WHERE id = ? AND url = ?');
   return {
     enqueue: (events, now) => enqueueAll(events, now),

@@ -79,6 +79,9 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
     ),
   };
 
+  // One statement per filter combination (at most 64), prepared on first use.
+  const listCache = new Map<string, ReturnType<typeof db.prepare<[Record<string, unknown>], { data: string }>>>();
+
   return {
     tx,
     get: (id) => parse(st.get.get(id)),
@@ -102,12 +105,16 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
     list(f: PromptFilter) {
       const where: string[] = [];
       const args: Record<string, unknown> = {};
-      if (f.vin !== undefined) (where.push('vin = @vin'), (args.vin = f.vin));
-      if (f.kind !== undefined) (where.push('kind = @kind'), (args.kind = f.kind));
-      if (f.status !== undefined) (where.push('status = @status'), (args.status = f.status));
-      if (f.dealerId !== undefined) (where.push('dealer_id = @dealer'), (args.dealer = f.dealerId));
+      const cond = (sql: string, name: string, value: unknown) => {
+        where.push(sql);
+        args[name] = value;
+      };
+      if (f.vin !== undefined) cond('vin = @vin', 'vin', f.vin);
+      if (f.kind !== undefined) cond('kind = @kind', 'kind', f.kind);
+      if (f.status !== undefined) cond('status = @status', 'status', f.status);
+      if (f.dealerId !== undefined) cond('dealer_id = @dealer', 'dealer', f.dealerId);
       // audience is a JSON array of fixed words: a quoted-word match is exact.
-      if (f.audience !== undefined) (where.push('instr(audience, @aud) > 0'), (args.aud = JSON.stringify(f.audience)));
+      if (f.audience !== undefined) cond('instr(audience, @aud) > 0', 'aud', JSON.stringify(f.audience));
       if (f.cursor !== undefined) {
         const c = decodeCursor(f.cursor);
         where.push('(created_ms < @cms OR (created_ms = @cms AND id < @cid))');
@@ -116,7 +123,9 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
       }
       args.lim = f.limit + 1;
       const sql = `SELECT data FROM prompts ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_ms DESC, id DESC LIMIT @lim`;
-      const rows = db.prepare<[Record<string, unknown>], { data: string }>(sql).all(args);
+      let stmt = listCache.get(sql);
+      if (!stmt) listCache.set(sql, (stmt = db.prepare<[Record<string, unknown>], { data: string }>(sql)));
+      const rows = stmt.all(args);
       const items = rows.slice(0, f.limit).map((r) => JSON.parse(r.data) as Prompt);
       const last = items[items.length - 1];
       return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(Date.parse(last.createdAt), last.id) : null };

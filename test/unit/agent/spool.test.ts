@@ -138,6 +138,7 @@ describe('Spool', () => {
     // Every fault sample is still in the spool.
     const kept = s.pendingAfter(0, 1000).flatMap((seq) => s.read(seq)!.samples);
     expect(kept.filter((x) => x.dtcs?.length)).toHaveLength(faults);
+    expect(st.pendingSamples).toBe(kept.length);
     // Newest records are intact; drops hit the oldest first.
     const seqs = s.pendingAfter(0, 1000);
     expect(seqs.at(-1)).toBe(60);
@@ -173,6 +174,7 @@ describe('Spool', () => {
     await s.append('boot', [plain(4)]);
     expect(s.pendingAfter(0, 10)).toEqual([1, 3]);
     expect(s.read(1)!.samples).toEqual([fault(2)]);
+    expect(s.stats().pendingSamples).toBe(2);
     expect(s.stats().droppedTotal).toBe(2);
     await s.close();
   });

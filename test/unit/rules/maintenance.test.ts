@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { VSS } from '../../../proto/signals.js';
+import { parseRulesConfig, resolveModelConfig } from '../../../rules/config.js';
 import { maintenanceConfigSchema, type MaintenanceConfig } from '../../../rules/config/maintenance.js';
 import { maintenanceDetector, type MaintenanceState } from '../../../rules/detectors/maintenance.js';
-import { DAY_MS, addMonthsUtc } from '../../../rules/time.js';
+import { DAY_MS, addMonthsUtc, isoDate, parseIsoDate, utcDay } from '../../../rules/time.js';
 import type { DetectorContext, PromptDraft, RuleEvent, Signals, Vehicle, VehicleView } from '../../../rules/types.js';
 
 const VIN = 'LSVAU2180N2183294';
@@ -52,6 +53,19 @@ describe('maintenance config', () => {
     expect(cfg.lapsedMonths).toEqual([3, 5, 7]);
     expect(cfg.followupDays).toBe(3);
   });
+  it('takes a per-model schedule from the rules configuration', () => {
+    const parsed = parseRulesConfig(JSON.stringify({ models: { M2: { maintenance: { firstService: { km: 3000 }, interval: { BEV: { months: 12 } } } } } }));
+    if (!parsed.ok) throw new Error(parsed.error);
+    const m2 = resolveModelConfig(parsed.config, 'M2').maintenance;
+    expect(m2.firstService).toEqual({ km: 3000, months: 6 });
+    expect(m2.interval.BEV).toEqual({ km: 20000, months: 12 });
+    expect(resolveModelConfig(parsed.config, 'M1').maintenance).toEqual(cfg);
+    const c = ctx({ config: m2 });
+    expect(kinds(run([{ ts: DELIVERY + DAY_MS, odo: 2000 }], c).events)).toEqual(['upcoming']);
+    const bad = parseRulesConfig(JSON.stringify({ models: { M2: { maintenance: { lapsedMonths: [7, 5, 3] } } } }));
+    expect(bad.ok).toBe(false);
+  });
+
   it('fills the rest of a partial nested override and rejects bad values', () => {
     const c = maintenanceConfigSchema.parse({ interval: { BEV: { km: 30000 } } });
     expect(c.interval.BEV).toEqual({ km: 30000, months: 24 });
@@ -83,6 +97,12 @@ describe('maintenance ladder thresholds (first service at 5,000 km / 6 months)',
     [0, ['due']],
   ])('%i days before the due date -> %j', (days, expected) => {
     expect(kinds(run([{ tick: FIRST_DUE_TS - days * DAY_MS }]).events)).toEqual(expected);
+  });
+
+  it('fires a date-based step from a reading as well as from the tick', () => {
+    expect(kinds(run([{ ts: FIRST_DUE_TS - 30 * DAY_MS - 1, odo: 100 }]).events)).toEqual([]);
+    expect(kinds(run([{ ts: FIRST_DUE_TS - 30 * DAY_MS, odo: 100 }]).events)).toEqual(['upcoming']);
+    expect(kinds(run([{ ts: FIRST_DUE_TS, odo: 100 }]).events)).toEqual(['due']);
   });
 
   it.each([
@@ -178,12 +198,12 @@ describe('maintenance schedule per powertrain and service records', () => {
     let { state, events } = run([{ ts: visit - DAY_MS, odo: 5050 }], c);
     expect(kinds(events)).toEqual(['due']);
     const r = maintenanceDetector.onServiceRecord!(state, record, c);
-    expect(r.events).toEqual([{ type: 'resolve', dedupKey: `maintenance.due:${VIN}:c0`, ts: visit, reason: 'serviced' }]);
+    expect(r.events).toEqual([{ type: 'resolve', dedupKey: `${VIN}:maintenance.due:c0`, ts: visit, reason: 'serviced' }]);
     state = r.state;
     expect(state.cycle).toBe(1);
     ({ events } = run([{ ts: visit + 10 * DAY_MS, odo: dueKm - 1001 }, { ts: visit + 11 * DAY_MS, odo: dueKm - 1000 }], c, state));
     expect(opens(events).map((p) => [p.kind, p.dedupKey, p.params.dueKm, p.params.dueDate, p.params.service])).toEqual([
-      ['maintenance.upcoming', `maintenance.upcoming:${VIN}:c1`, dueKm, new Date(dueTs).toISOString().slice(0, 10), 'regular'],
+      ['maintenance.upcoming', `${VIN}:maintenance.upcoming:c1`, dueKm, new Date(dueTs).toISOString().slice(0, 10), 'regular'],
     ]);
   });
 
@@ -196,7 +216,7 @@ describe('maintenance schedule per powertrain and service records', () => {
     expect(f).toHaveLength(1);
     expect(f[0]).toMatchObject({
       kind: 'maintenance.followup',
-      dedupKey: `maintenance.followup:${VIN}:c1`,
+      dedupKey: `${VIN}:maintenance.followup:c1`,
       audience: ['lifecycle'],
       ts: visit + 3 * DAY_MS,
       params: { serviceDate: '2026-06-01', odometer: 5100, items: ['engine_oil'] },
@@ -244,5 +264,24 @@ describe('maintenance context', () => {
     const restored = JSON.parse(JSON.stringify(a.state)) as MaintenanceState;
     expect(run([{ ts: DELIVERY + 2 * DAY_MS, odo: 4300 }], c, restored).events).toEqual([]);
     expect(kinds(run([{ ts: DELIVERY + 3 * DAY_MS, odo: 5000 }], c, restored).events)).toEqual(['due']);
+  });
+});
+
+describe('rules/time', () => {
+  it.each([
+    ['2026-01-31T10:00:00.000Z', 1, '2026-02-28T10:00:00.000Z'],
+    ['2028-01-31T00:00:00.000Z', 1, '2028-02-29T00:00:00.000Z'],
+    ['2026-08-10T00:00:00.000Z', 7, '2027-03-10T00:00:00.000Z'],
+    ['2026-03-31T00:00:00.000Z', -1, '2026-02-28T00:00:00.000Z'],
+    ['2026-01-15T00:00:00.000Z', 36, '2029-01-15T00:00:00.000Z'],
+  ])('%s + %i months = %s (UTC, clamped to the month end)', (from, months, to) => {
+    expect(new Date(addMonthsUtc(Date.parse(from), months)).toISOString()).toBe(to);
+  });
+  it('parses ISO dates as UTC and rejects anything else', () => {
+    expect(parseIsoDate('2026-01-15')).toBe(Date.UTC(2026, 0, 15));
+    expect(isoDate(parseIsoDate('2026-01-15T23:59:59Z'))).toBe('2026-01-15');
+    expect(utcDay(Date.UTC(1970, 0, 2, 23))).toBe(1);
+    expect(() => parseIsoDate('15/01/2026')).toThrow(/not an ISO date/);
+    expect(() => parseIsoDate('2026-13-45')).toThrow(/not an ISO date/);
   });
 });

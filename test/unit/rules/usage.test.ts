@@ -207,18 +207,20 @@ describe('commercial utilisation', () => {
         ...trip(day0 + 8 * HOUR, 0, 120, 90),
         ...trip(day0 + 14 * HOUR, 120, 80, 60),
         { tick: day0 + 23 * HOUR },
+        { tick: day0 + DAY_MS + 59 * 60_000 }, // late samples of the day may still be arriving
         { tick: day0 + DAY_MS + HOUR },
         { tick: day0 + DAY_MS + 2 * HOUR },
         ...trip(day0 + DAY_MS + 8 * HOUR, 200, 30, 30),
-        { tick: day0 + 2 * DAY_MS },
+        { tick: day0 + 2 * DAY_MS + HOUR },
       ],
       profile('commercial'),
     );
     const util = opens(events).filter((p) => p.kind === 'usage.utilisation');
     expect(util.map((p) => [p.dedupKey, p.params])).toEqual([
-      [`usage.utilisation:${VIN}:2026-01-15`, { date: '2026-01-15', km: 200, hours: 2.5 }],
-      [`usage.utilisation:${VIN}:2026-01-16`, { date: '2026-01-16', km: 30, hours: 0.5 }],
+      [`${VIN}:usage.utilisation:2026-01-15`, { date: '2026-01-15', km: 200, hours: 2.5 }],
+      [`${VIN}:usage.utilisation:2026-01-16`, { date: '2026-01-16', km: 30, hours: 0.5 }],
     ]);
+    expect(util.map((p) => p.ts)).toEqual([day0 + DAY_MS + HOUR, day0 + 2 * DAY_MS + HOUR]);
     expect(util[0].audience).toEqual(['lifecycle']);
   });
 

@@ -1,0 +1,23 @@
+// `odopulse bench [all|rules|agent|influx|e2e] [--quick]`: prints one JSON result.
+import { machine } from './stats.js';
+
+export async function runBenchCli(which: string, opts: { quick?: boolean; soak?: string }): Promise<number> {
+  const quick = Boolean(opts.quick);
+  const known = ['all', 'rules', 'agent', 'e2e'];
+  if (!known.includes(which)) throw new Error(`unknown benchmark ${JSON.stringify(which)}: one of ${known.join(', ')}`);
+  const result: Record<string, unknown> = { machine: machine(), quick, at: new Date().toISOString() };
+  if (which === 'all' || which === 'rules') {
+    const { benchRules } = await import('./rules.js');
+    result.rules = await benchRules(quick ? { vehicles: 200, readingsPerVehicle: 100, threads: 2 } : { vehicles: 2000, readingsPerVehicle: 200, threads: 2 });
+  }
+  if (which === 'all' || which === 'agent') {
+    const { benchAgent } = await import('./agent.js');
+    result.agent = await benchAgent({ quick });
+  }
+  if (which === 'all' || which === 'e2e') {
+    const { benchE2E } = await import('./e2e.js');
+    result.e2e = await benchE2E({ quick, soakSeconds: opts.soak ? Number(opts.soak) : undefined });
+  }
+  process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  return 0;
+}

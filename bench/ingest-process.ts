@@ -1,0 +1,68 @@
+// Start the built `odopulse ingest` as a real child process on free ports and a temp data dir
+// (integration tests and the end-to-end benchmark).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../proto/paths.js';
+import { freePort } from '../ingest/net/free-port.js';
+
+export interface IngestProcess {
+  httpPort: number;
+  mqttPort: number;
+  api: string;
+  mqttUrl: string;
+  dataDir: string;
+  env: Record<string, string>;
+  proc: ChildProcess;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export const BIN = join(PACKAGE_ROOT, 'bin', 'odopulse.js');
+
+export async function startIngestProcess(env: Record<string, string>, reuse?: { dataDir: string; httpPort: number; mqttPort: number }): Promise<IngestProcess> {
+  const dataDir = reuse?.dataDir ?? mkdtempSync(join(tmpdir(), 'odopulse-ingest-'));
+  const httpPort = reuse?.httpPort ?? (await freePort());
+  const mqttPort = reuse?.mqttPort ?? (await freePort());
+  const fullEnv: Record<string, string> = {
+    ODOPULSE_DATA_DIR: dataDir,
+    ODOPULSE_HTTP_PORT: String(httpPort),
+    ODOPULSE_HTTP_HOST: '127.0.0.1',
+    ODOPULSE_MQTT_PORT: String(mqttPort),
+    ODOPULSE_MQTT_HOST: '127.0.0.1',
+    ODOPULSE_WORKERS: '2',
+    ODOPULSE_LOG_LEVEL: 'warn',
+    ...env,
+  };
+  const proc = spawn(process.execPath, [BIN, 'ingest'], { env: { ...process.env, ...fullEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const api = `http://127.0.0.1:${httpPort}`;
+  const deadline = Date.now() + 45_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`ingest exited with ${proc.exitCode}:\n${out}`);
+    try {
+      const r = await fetch(`${api}/healthz`);
+      if (r.ok) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`ingest did not become healthy:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    httpPort, mqttPort, api, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, dataDir, env: fullEnv, proc,
+    output: () => out,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      return exited;
+    },
+  };
+}

@@ -1,0 +1,106 @@
+// Load generation for the end-to-end benchmark: MQTT vehicles publishing realistic batches.
+import mqtt, { type MqttClient } from 'mqtt';
+import { encodeAgentStatus, encodeTelemetryBatch } from '../proto/codec.js';
+import type { Sample } from '../proto/domain.js';
+import { VSS } from '../proto/signals.js';
+
+export const BENCH_T0 = Date.parse('2026-01-05T00:00:00Z');
+
+export function benchVin(i: number, prefix = 'LBENCH'): string {
+  return (prefix + String(i).padStart(17 - prefix.length, '0')).slice(0, 17);
+}
+
+export async function connectVehicles(url: string, vins: string[], concurrency = 200): Promise<MqttClient[]> {
+  const clients: MqttClient[] = new Array(vins.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < vins.length) {
+      const i = next++;
+      clients[i] = await mqtt.connectAsync(url, { clientId: `bench-${vins[i]}`, username: vins[i], clean: true, reconnectPeriod: 0, connectTimeout: 30_000, protocolVersion: 4 });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, vins.length) }, worker));
+  return clients;
+}
+
+export async function closeAll(clients: MqttClient[]): Promise<void> {
+  await Promise.all(clients.map((c) => c?.endAsync(true).catch(() => undefined)));
+}
+
+/** A realistic driving sample: odometer, speed, ignition, SOC, SOH, 12 V. */
+export function drivingSample(ts: number, k: number, soc = 60): Sample {
+  return {
+    ts,
+    signals: {
+      [VSS.odometer]: 10_000 + k * 0.01,
+      [VSS.speed]: 40 + (k % 50),
+      [VSS.lowVoltageSystemState]: 'ON',
+      [VSS.soc]: soc,
+      [VSS.soh]: 97,
+      [VSS.voltage12v]: 13.8,
+      [VSS.isCharging]: false,
+    },
+  };
+}
+
+export function telemetryPayload(vin: string, seq: number, samples: Sample[]): Uint8Array {
+  return encodeTelemetryBatch({ vin, bootId: 'bench', seq, samples, dropped: 0 });
+}
+
+export function birth(vin: string): Uint8Array {
+  return encodeAgentStatus({ vin, online: true, agentVersion: 'bench', configVersion: 0, bootId: 'bench', ts: Date.now(), spoolDropped: 0, spoolPending: 0 });
+}
+
+export function publishQos1(client: MqttClient, topic: string, payload: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => client.publish(topic, Buffer.from(payload), { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+}
+
+/**
+ * Publish `batches` batches of `samplesPerBatch` samples spread over the vehicles, with at most
+ * `inflight` unacknowledged per connection, optionally paced to `batchesPerSec`.
+ * Timestamps are unique per vehicle (1 s apart), so every sample is a distinct InfluxDB point.
+ */
+export async function publishLoad(opts: {
+  clients: MqttClient[];
+  vins: string[];
+  batches: number;
+  samplesPerBatch: number;
+  inflight?: number;
+  batchesPerSec?: number;
+  seqStart?: number;
+}): Promise<{ batches: number; readings: number; elapsedMs: number; errors: number }> {
+  const { clients, vins, batches, samplesPerBatch } = opts;
+  const inflight = opts.inflight ?? 8;
+  const seqStart = opts.seqStart ?? 1;
+  const perVehicle = Math.ceil(batches / vins.length);
+  const start = performance.now();
+  let sent = 0;
+  let errors = 0;
+  await Promise.all(
+    vins.map(async (vin, v) => {
+      const client = clients[v];
+      const topic = `v1/vehicles/${vin}/telemetry`;
+      const pending = new Set<Promise<void>>();
+      for (let b = 0; b < perVehicle; b++) {
+        if (sent >= batches) break;
+        const n = sent++;
+        if (opts.batchesPerSec) {
+          const due = start + (n / opts.batchesPerSec) * 1000;
+          const wait = due - performance.now();
+          if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        }
+        const seq = seqStart + b;
+        const samples = Array.from({ length: samplesPerBatch }, (_, i) => {
+          const k = (seq - 1) * samplesPerBatch + i;
+          return drivingSample(BENCH_T0 + k * 1000, k);
+        });
+        const p = publishQos1(client, topic, telemetryPayload(vin, seq, samples)).catch(() => void errors++);
+        pending.add(p);
+        p.finally(() => pending.delete(p));
+        if (pending.size >= inflight) await Promise.race(pending);
+      }
+      await Promise.all(pending);
+    }),
+  );
+  return { batches: sent, readings: sent * samplesPerBatch, elapsedMs: performance.now() - start, errors };
+}

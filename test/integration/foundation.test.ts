@@ -1,0 +1,129 @@
+// The whole path once, on real components: agent -> MQTT (embedded aedes) -> ingest -> InfluxDB 1.6.7
+// -> rules -> prompt over MQTT and in the API.
+import mqtt from 'mqtt';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeHmiPrompt, encodeAgentStatus, encodeTelemetryBatch } from '../../proto/codec.js';
+import { influxQuery, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { eventually, getJson, runAgentProcess, startIngestProcess, type IngestProcess } from '../support/ingest.js';
+import { lowChargeAndFaultScenario, PROFILE, writeReplay } from '../support/scenario.js';
+import { VSS } from '../../proto/signals.js';
+
+const VIN = 'LSVAU2180N2183294';
+const OTHER = 'LFV2A21K0R3000001';
+let influx: InfluxdHandle;
+let ingest: IngestProcess;
+const tmp = mkdtempSync(join(tmpdir(), 'odopulse-foundation-'));
+
+beforeAll(async () => {
+  influx = await startInfluxd({ database: 'foundation' });
+  ingest = await startIngestProcess({ INFLUX_URL: influx.url, INFLUX_BUCKET: 'foundation', ODOPULSE_CLOCK: 'event' });
+  for (const vin of [VIN, OTHER]) {
+    const r = await fetch(`${ingest.api}/api/v1/vehicles/${vin}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...PROFILE, locale: vin === OTHER ? 'zh-CN' : 'en' }) });
+    expect(r.status).toBeLessThan(300);
+  }
+});
+
+afterAll(async () => {
+  await ingest?.stop();
+  await influx?.stop();
+});
+
+async function influxCount(vin: string, field: string): Promise<number> {
+  const r = await influxQuery(influx.url, 'foundation', `SELECT count("${field}") FROM "telemetry" WHERE "vin" = '${vin}'`);
+  return r.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0;
+}
+
+async function promptsOf(vin: string) {
+  return (await getJson<{ items: any[] }>(`${ingest.api}/api/v1/prompts?vin=${vin}&limit=500`)).items;
+}
+
+function countKinds(items: Array<{ kind: string }>, kinds: string[]) {
+  return Object.fromEntries(kinds.map((k) => [k, items.filter((p) => p.kind === k).length]));
+}
+
+describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules -> prompts', () => {
+  it('stores every sample, and produces each expected prompt exactly once over MQTT and in the API', async () => {
+    const { lines, expected } = lowChargeAndFaultScenario(VIN);
+    const file = join(tmp, 'a.jsonl');
+    writeReplay(file, lines);
+
+    // the head unit: subscribed to its prompts under its own VIN
+    const hmi = await mqtt.connectAsync(ingest.mqttUrl, { clientId: `hmi-${VIN}`, username: VIN, clean: false });
+    const received: ReturnType<typeof decodeHmiPrompt>[] = [];
+    hmi.on('message', (_t, payload) => received.push(decodeHmiPrompt(payload)));
+    await hmi.subscribeAsync(`v1/vehicles/${VIN}/prompts`, { qos: 1 });
+
+    const agent = await runAgentProcess(['--vin', VIN, '--broker', ingest.mqttUrl, '--replay', file, '--speed', '0', '--spool', join(tmp, 'spool-a')]);
+    expect(agent.output).not.toMatch(/error/i);
+    expect(agent.code).toBe(0);
+
+    await eventually(async () => (await influxCount(VIN, VSS.soc)) === lines.length, 30_000, 'all samples in InfluxDB');
+    expect(await influxCount(VIN, VSS.odometer)).toBe(lines.length);
+
+    const kinds = Object.keys(expected);
+    await eventually(async () => JSON.stringify(countKinds(await promptsOf(VIN), kinds)) === JSON.stringify(expected), 30_000, 'expected prompts');
+    const items = await promptsOf(VIN);
+    const keys = items.map((p) => p.dedupKey).sort();
+    expect(keys).toEqual([...new Set(keys)]);
+    const fault = items.filter((p) => p.kind === 'fault.dtc').sort((a, b) => a.dedupKey.localeCompare(b.dedupKey));
+    expect(fault[0].status).toBe('resolved');
+    expect(fault[1].status).not.toBe('resolved');
+    expect(fault[1].severity).toBe('critical');
+    expect(items.find((p) => p.kind === 'charging.critical_soc')!.title).toMatch(/[a-z]/i);
+
+    // the vehicle is online again (birth): pending HMI prompts arrive, urgent ones once each
+    await hmi.publishAsync(`v1/vehicles/${VIN}/status`, Buffer.from(encodeAgentStatus({ vin: VIN, online: true, agentVersion: 'test', configVersion: 0, bootId: 'hmi', ts: Date.now(), spoolDropped: 0, spoolPending: 0 })), { qos: 1, retain: true });
+    const shown = () => received.filter((p) => !p.withdrawn);
+    await eventually(() => shown().some((p) => p.kind === 'charging.critical_soc') && shown().some((p) => p.kind === 'fault.dtc' && p.promptId === fault[1].id), 20_000, 'urgent prompts on the HMI topic');
+    const ids = shown().map((p) => p.promptId);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(shown().filter((p) => p.kind === 'charging.critical_soc')).toHaveLength(1);
+    expect(shown().every((p) => p.locale === 'en' && p.title.length > 0)).toBe(true);
+    expect(shown().some((p) => p.kind.startsWith('usage.'))).toBe(false);
+    await hmi.endAsync();
+  });
+
+  it('texts follow the vehicle locale (zh-CN)', async () => {
+    const { lines } = lowChargeAndFaultScenario(OTHER);
+    const file = join(tmp, 'b.jsonl');
+    writeReplay(file, lines);
+    const agent = await runAgentProcess(['--vin', OTHER, '--broker', ingest.mqttUrl, '--replay', file, '--speed', '0', '--spool', join(tmp, 'spool-b')]);
+    expect(agent.code).toBe(0);
+    const critical = await eventually(async () => (await promptsOf(OTHER)).find((p) => p.kind === 'charging.critical_soc'), 30_000, 'critical prompt');
+    expect(critical.locale).toBe('zh-CN');
+    expect(critical.title).toMatch(/[\u4e00-\u9fff]/);
+  });
+
+  it('dead-letters malformed, invalid and mismatched payloads without losing the good ones', async () => {
+    const c = await mqtt.connectAsync(ingest.mqttUrl, { clientId: 'bad-actor', username: VIN });
+    await c.publishAsync(`v1/vehicles/${VIN}/telemetry`, Buffer.from([0xff, 0x01, 0x02]), { qos: 1 });
+    await c.publishAsync(`v1/vehicles/${VIN}/telemetry`, Buffer.from(encodeTelemetryBatch({ vin: OTHER, bootId: 'x', seq: 1, dropped: 0, samples: [{ ts: Date.parse('2026-03-02T00:00:00Z'), signals: { [VSS.soc]: 50 } }] })), { qos: 1 });
+    const good = encodeTelemetryBatch({ vin: VIN, bootId: 'x', seq: 9_000_000, dropped: 0, samples: [{ ts: Date.parse('2026-03-02T00:00:00Z'), signals: { [VSS.soc]: 50, [VSS.odometer]: 4300 } }] });
+    await c.publishAsync(`v1/vehicles/${VIN}/telemetry`, Buffer.from(good), { qos: 1 });
+    // the same batch again (at-least-once): stored once
+    await c.publishAsync(`v1/vehicles/${VIN}/telemetry`, Buffer.from(good), { qos: 1 });
+    await c.endAsync();
+    const metrics = async () => (await fetch(`${ingest.api}/metrics`)).text();
+    await eventually(async () => /odopulse_dead_letters_total\{reason="malformed"\} [1-9]/.test(await metrics()) && /odopulse_dead_letters_total\{reason="invalid"\} [1-9]/.test(await metrics()), 10_000, 'dead-letter counters');
+    expect(await metrics()).toMatch(/odopulse_telemetry_batches_total\{result="duplicate"\} [1-9]/);
+    await eventually(async () => {
+      const r = await influxQuery(influx.url, 'foundation', `SELECT count("${VSS.soc}") FROM "telemetry" WHERE "vin" = '${VIN}' AND time = '2026-03-02T00:00:00Z'`);
+      return r.results?.[0]?.series?.[0]?.values?.[0]?.[1] === 1;
+    }, 20_000, 'the good batch in InfluxDB');
+  });
+
+  it('confines a vehicle to its own VIN', async () => {
+    const c = await mqtt.connectAsync(ingest.mqttUrl, { clientId: 'nosy', username: VIN });
+    // SUBACK 0x80: MQTT.js rejects the subscription
+    await expect(c.subscribeAsync(`v1/vehicles/${OTHER}/prompts`, { qos: 1 })).rejects.toThrow(/Subscribe error/);
+    expect((await c.subscribeAsync(`v1/vehicles/${VIN}/prompts`, { qos: 1 }))[0].qos).toBe(1);
+    const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+    c.publish(`v1/vehicles/${OTHER}/telemetry`, Buffer.from([1]), { qos: 1 });
+    await closed;
+    c.end(true);
+    await expect(mqtt.connectAsync(ingest.mqttUrl, { clientId: 'novin', username: 'not-a-vin', reconnectPeriod: 0 })).rejects.toThrow();
+  });
+});

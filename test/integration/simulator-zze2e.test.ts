@@ -1,0 +1,22 @@
+import { it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadIngestConfig } from '../../ingest/config.js';
+import { startIngest } from '../../ingest/main.js';
+import { runSimulate } from '../../simulator/main.js';
+import { startLocalInfluxd } from '../../ingest/store/influxd-local.js';
+it('e2e', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sim-e2e-'));
+  const influx = await startLocalInfluxd({ dataDir: join(dir, 'influx'), database: 'telemetry' });
+  const cfg = loadIngestConfig({ ODOPULSE_MQTT_PORT: '0', ODOPULSE_HTTP_PORT: '0', ODOPULSE_MQTT_HOST: '127.0.0.1', ODOPULSE_HTTP_HOST: '127.0.0.1', ODOPULSE_DATA_DIR: dir, ODOPULSE_WORKERS: '1', INFLUX_URL: influx.url, ODOPULSE_CLOCK: 'event', ODOPULSE_LOG_LEVEL: 'warn' }, {});
+  const h = await startIngest(cfg);
+  const api = `http://127.0.0.1:${h.httpPort}`;
+  const s = await runSimulate({ vehicles: 12, speedup: 200000, seed: 2, durationMs: 5000, broker: `mqtt://127.0.0.1:${h.mqttPort}`, api, connections: 'per-vehicle', quiet: false, start: Date.UTC(2026, 0, 5) });
+  const v = await (await fetch(`${api}/api/v1/vehicles?limit=50`)).json();
+  console.log(JSON.stringify(v).slice(0, 1500));
+  const p = await (await fetch(`${api}/api/v1/prompts?limit=100`)).json();
+  console.log('prompts', p.items?.length, [...new Set(p.items?.map((x: any) => x.kind))]);
+  await h.stop();
+  await influx.stop();
+}, 120_000);

@@ -1,0 +1,93 @@
+// The SQLite stores against the shared port suites, plus what only a file can show: durability
+// across close and reopen, and the schema version.
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openSqliteStores } from '../../ingest/store/index.js';
+import { SCHEMA_VERSION } from '../../ingest/store/sqlite/db.js';
+import { outboxSuite } from '../ports/outbox.suite.js';
+import { promptStoreSuite } from '../ports/prompt-store.suite.js';
+import { storesSuite } from '../ports/stores.suite.js';
+import { vehicleStoreSuite } from '../ports/vehicle-store.suite.js';
+import { T0, VIN_A, open, render } from '../ports/fixtures.js';
+
+const root = mkdtempSync(join(tmpdir(), 'odopulse-sqlite-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const fresh = () => openSqliteStores(join(root, `db${++n}`));
+
+promptStoreSuite('sqlite', fresh);
+vehicleStoreSuite('sqlite', fresh);
+outboxSuite('sqlite', fresh);
+storesSuite('sqlite', fresh);
+
+describe('SQLite stores on disk', () => {
+  it('keeps everything across close and reopen, and the dedup key stays closed', () => {
+    const dir = join(root, 'reopen');
+    const a = openSqliteStores(dir);
+    const [created] = a.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0);
+    a.prompts.markHmiSent(created.promptId, T0 + 1);
+    a.vehicles.upsert(VIN_A, { model: 'M', powertrain: 'BEV', deliveryDate: '2026-01-01', dealerId: 'D1', locale: 'en', vehicleType: 'passenger' }, T0);
+    a.ruleStates.save([{ vin: VIN_A, lastTs: T0, latest: {}, latestTs: T0, activeDtcs: [], families: {} }]);
+    a.outbox.enqueue([{ id: 'e1', url: 'http://x/', body: '{}' }], T0);
+    a.deadLetters.add({ topic: 't', clientId: null, reason: 'r', payload: new Uint8Array([1, 2]), at: T0 });
+    const seqBefore = a.prompts.changesSince(0, undefined, 10).at(-1)!.seq;
+    a.close();
+
+    const b = openSqliteStores(dir);
+    try {
+      expect(b.prompts.get(created.promptId)).toMatchObject({ status: 'delivered', hmiState: 'sent' });
+      expect(b.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0 + 2)).toEqual([]); // survives restarts without repeats
+      expect(b.vehicles.get(VIN_A)?.model).toBe('M');
+      expect(b.ruleStates.load(VIN_A)?.lastTs).toBe(T0);
+      expect(b.outbox.due(T0, 10).map((e) => e.id)).toEqual(['e1']);
+      expect(b.deadLetters.count()).toBe(1);
+      const [next] = b.prompts.applyRuleEvents(VIN_A, [open({ dedupKey: 'k2' })], render, 'D1', T0 + 3);
+      expect(next.seq).toBeGreaterThan(seqBefore);
+    } finally {
+      b.close();
+    }
+  });
+
+  it('uses WAL, full sync and records the schema version', () => {
+    const dir = join(root, 'pragmas');
+    openSqliteStores(dir).close();
+    const db = new Database(join(dir, 'odopulse.db'), { readonly: true });
+    try {
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    } finally {
+      db.close();
+    }
+    // Reopening an up-to-date file runs no migration again (it would fail on CREATE TABLE).
+    openSqliteStores(dir).close();
+  });
+
+  it('refuses a file from a newer schema with a clear message', () => {
+    const dir = join(root, 'newer');
+    openSqliteStores(dir).close();
+    const db = new Database(join(dir, 'odopulse.db'));
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    expect(() => openSqliteStores(dir)).toThrow(/newer than this build knows/);
+  });
+
+  it('the open-dedup index rejects a second open prompt for the same situation even outside the store logic', () => {
+    const dir = join(root, 'index');
+    const s = openSqliteStores(dir);
+    s.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0);
+    s.close();
+    const db = new Database(join(dir, 'odopulse.db'));
+    try {
+      const row = db.prepare('SELECT * FROM prompts').get() as Record<string, unknown>;
+      expect(() => db.prepare('INSERT INTO prompts SELECT ?, vin, kind, dedup_key, status, hmi_state, audience, dealer_id, urgent, value, created_ms, updated_ms, expires_ms, data FROM prompts').run('p_other')).toThrow(/UNIQUE/);
+      db.prepare("UPDATE prompts SET status = 'resolved'").run();
+      db.prepare('INSERT INTO prompts SELECT ?, vin, kind, dedup_key, status, hmi_state, audience, dealer_id, urgent, value, created_ms, updated_ms, expires_ms, data FROM prompts').run('p_other');
+      expect(row.dedup_key).toBe('charging.low_soc');
+    } finally {
+      db.close();
+    }
+  });
+});

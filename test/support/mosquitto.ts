@@ -1,0 +1,172 @@
+// Start a real Mosquitto (/usr/sbin/mosquitto) on a temp dir and free loopback ports:
+// optional password file (mosquitto_passwd -b), ACL (each vehicle only under its own VIN, plus a
+// full-access `ingest` user), TLS with certificates made by openssl (server + one client cert
+// for mutual TLS). Persistence is on, so stop() + start() keeps persistent sessions.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface MosquittoOptions {
+  acl?: boolean;
+  tls?: boolean;
+  /** Require a client certificate on the TLS listener (mutual TLS). */
+  mtls?: boolean;
+  passwords?: Record<string, string>;
+}
+
+export interface MosquittoHandle {
+  url: string;
+  port: number;
+  tlsUrl?: string;
+  tlsPort?: number;
+  /** Path of the CA certificate (PEM) that signed the server and client certificates. */
+  ca?: string;
+  /** Client certificate and key (PEM paths) for mutual TLS; CN = `odopulse-client`. */
+  clientCert?: string;
+  clientKey?: string;
+  dir: string;
+  /** Start again on the same ports and data (after stop() or kill9()). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  kill9(): void;
+  /** Stop and remove the temp dir (config, certificates, persistence). */
+  dispose(): Promise<void>;
+  /** Mosquitto's log so far (diagnostics). */
+  log(): string;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, proc: ChildProcess, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`mosquitto exited with code ${proc.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = createConnection({ port, host: '127.0.0.1' });
+      c.once('connect', () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`mosquitto did not listen on ${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function openssl(dir: string, args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+}
+
+/** A CA, a server certificate for 127.0.0.1/localhost and a client certificate, as PEM files in `dir`. */
+export function makeCerts(dir: string): { ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string } {
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl(dir, ['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=odopulse-test-ca']);
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  openssl(dir, ['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
+  openssl(dir, ['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'server.ext']);
+  openssl(dir, ['req', ...ec, '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=odopulse-client']);
+  openssl(dir, ['x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.crt', '-days', '2']);
+  const f = (n: string) => join(dir, n);
+  return { ca: f('ca.crt'), serverCert: f('server.crt'), serverKey: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
+}
+
+export async function startMosquitto(opts: MosquittoOptions = {}): Promise<MosquittoHandle> {
+  const dir = mkdtempSync(join(tmpdir(), 'mosquitto-'));
+  const port = await freePort();
+  const tlsPort = opts.tls || opts.mtls ? await freePort() : undefined;
+  const lines = [
+    `user root`,
+    `persistence true`,
+    `persistence_location ${dir}/`,
+    `log_dest stderr`,
+    `log_type error`,
+    `log_type warning`,
+    `log_type notice`,
+    `max_queued_messages 100000`,
+    `listener ${port} 127.0.0.1`,
+  ];
+  const auth = !!opts.passwords && Object.keys(opts.passwords).length > 0;
+  lines.push(`allow_anonymous ${auth ? 'false' : 'true'}`);
+  if (auth) {
+    const pw = join(dir, 'passwd');
+    writeFileSync(pw, '');
+    for (const [user, pass] of Object.entries(opts.passwords!)) execFileSync('mosquitto_passwd', ['-b', pw, user, pass], { stdio: 'pipe' });
+    lines.push(`password_file ${pw}`);
+  }
+  if (opts.acl) {
+    const acl = join(dir, 'acl');
+    writeFileSync(acl, ['# ingest sees and sends everything', 'user ingest', 'topic readwrite #', '', '# a vehicle only under its own VIN (username = VIN)', 'pattern readwrite v1/vehicles/%u/#', ''].join('\n'));
+    lines.push(`acl_file ${acl}`);
+  }
+  if (tlsPort) {
+    makeCerts(dir);
+    lines.push(`listener ${tlsPort} 127.0.0.1`, `cafile ${dir}/ca.crt`, `certfile ${dir}/server.crt`, `keyfile ${dir}/server.key`);
+    if (opts.mtls) lines.push('require_certificate true');
+  }
+  const conf = join(dir, 'mosquitto.conf');
+  writeFileSync(conf, lines.join('\n') + '\n');
+  const logPath = join(dir, 'mosquitto.log');
+
+  let proc: ChildProcess | undefined;
+  const start = async () => {
+    const fd = openSync(logPath, 'a');
+    try {
+      proc = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', fd, fd] });
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      await waitForPort(port, proc);
+      if (tlsPort) await waitForPort(tlsPort, proc);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${readFileSync(logPath, 'utf8')}`);
+    }
+  };
+  const stopProc = async (sig: NodeJS.Signals) => {
+    const p = proc;
+    proc = undefined;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill(sig);
+    await exited;
+  };
+  await start();
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    port,
+    ...(tlsPort ? { tlsUrl: `mqtts://127.0.0.1:${tlsPort}`, tlsPort, ca: join(dir, 'ca.crt'), clientCert: join(dir, 'client.crt'), clientKey: join(dir, 'client.key') } : {}),
+    dir,
+    start,
+    async stop() {
+      await stopProc('SIGTERM');
+    },
+    kill9() {
+      void stopProc('SIGKILL');
+    },
+    log: () => {
+      try {
+        return readFileSync(logPath, 'utf8');
+      } catch {
+        return '';
+      }
+    },
+    async dispose() {
+      await stopProc('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,118 @@
+// Shared set-up for the HTTP tests: buildApp over the in-memory stores, a change bus like the
+// pipeline's, a settable clock and helpers to register vehicles and open prompts.
+import type { FastifyInstance } from 'fastify';
+import { buildApp, type AppDeps } from '../../../ingest/http/app.js';
+import { createMemoryStores, type Stores } from '../../../ingest/store/index.js';
+import { MemoryTelemetryStore } from '../../../ingest/store/memory-telemetry.js';
+import type { PromptChange } from '../../../ingest/store/ports.js';
+import type { VehicleProfile } from '../../../proto/domain.js';
+import type { PromptDraft, PromptKind, ServiceRecord } from '../../../rules/types.js';
+
+export const T0 = Date.parse('2026-03-01T08:00:00Z');
+export const VIN_A = 'LSVAU2180N2183294';
+export const VIN_B = 'LSVAU2180N2183295';
+export const VIN_C = 'WVWZZZ1KZ6W000001';
+
+export const profile = (dealerId = 'D001', over: Partial<VehicleProfile> = {}): VehicleProfile => ({
+  model: 'Aurora EV',
+  powertrain: 'BEV',
+  deliveryDate: '2025-06-01',
+  dealerId,
+  locale: 'en',
+  vehicleType: 'passenger',
+  ...over,
+});
+
+export interface Harness {
+  app: FastifyInstance;
+  deps: AppDeps;
+  stores: Stores;
+  telemetry: MemoryTelemetryStore;
+  clock: { now(): number; set(ms: number): void; advance(ms: number): void };
+  /** Every change the bus carried, in order. */
+  published: PromptChange[];
+  listenerCount(): number;
+  serviceCalls: Array<{ vin: string; rec: ServiceRecord }>;
+  profileChanges: string[];
+  health: { ok: boolean; checks: Record<string, boolean | string> } | Error;
+  register(vin: string, dealerId?: string): void;
+  /** Open a prompt the way the pipeline does (store + publish) and return its change. */
+  openPrompt(vin: string, o?: { kind?: PromptKind; key?: string; severity?: PromptDraft['severity']; audience?: PromptDraft['audience']; title?: string; body?: string; evidence?: Record<string, unknown>; locale?: 'en' | 'zh-CN' }): PromptChange;
+  close(): Promise<void>;
+}
+
+export async function makeHarness(over: Partial<AppDeps> = {}): Promise<Harness> {
+  const stores = createMemoryStores();
+  const telemetry = new MemoryTelemetryStore();
+  let now = T0;
+  const clock = { now: () => now, set: (ms: number) => void (now = ms), advance: (ms: number) => void (now += ms) };
+  const listeners = new Set<(c: PromptChange) => void>();
+  const published: PromptChange[] = [];
+  const changes = {
+    subscribe(fn: (c: PromptChange) => void) {
+      listeners.add(fn);
+      return () => void listeners.delete(fn);
+    },
+    publish(c: PromptChange) {
+      published.push(c);
+      for (const l of [...listeners]) l(c);
+    },
+  };
+  const h = {} as Harness;
+  h.serviceCalls = [];
+  h.profileChanges = [];
+  h.health = { ok: true, checks: { broker: true, influx: true, workers: true } };
+  const deps: AppDeps = {
+    stores,
+    telemetry,
+    changes,
+    clock,
+    onServiceRecord: async (vin, rec) => void h.serviceCalls.push({ vin, rec }),
+    onProfileChanged: (vin) => void h.profileChanges.push(vin),
+    health: async () => {
+      if (h.health instanceof Error) throw h.health;
+      return h.health;
+    },
+    metrics: { contentType: 'text/plain; version=0.0.4; charset=utf-8', render: async () => '# HELP odopulse_up Up.\n# TYPE odopulse_up gauge\nodopulse_up 1\n' },
+    ...over,
+  };
+  const app = await buildApp(deps);
+  Object.assign(h, {
+    app,
+    deps,
+    stores,
+    telemetry,
+    clock,
+    published,
+    listenerCount: () => listeners.size,
+    register(vin: string, dealerId = 'D001') {
+      stores.vehicles.upsert(vin, profile(dealerId), clock.now());
+    },
+    openPrompt(vin: string, o: Parameters<Harness['openPrompt']>[1] = {}) {
+      const kind = o.kind ?? 'fault.dtc';
+      const draft: PromptDraft = {
+        kind,
+        dedupKey: o.key ?? `${kind}:${vin}:${clock.now()}`,
+        severity: o.severity ?? 'critical',
+        audience: o.audience ?? ['hmi', 'advisor'],
+        urgent: true,
+        ts: clock.now(),
+        evidence: o.evidence ?? { dtc: 'P0A80', 'Vehicle.TraveledDistance': 4210.5 },
+        params: { code: 'P0A80' },
+      };
+      const dealerId = stores.vehicles.get(vin)?.dealerId ?? null;
+      const text = { title: o.title ?? 'Hybrid battery fault P0A80', body: o.body ?? 'Replace hybrid battery pack soon.', locale: o.locale ?? 'en' };
+      const [c] = stores.prompts.applyRuleEvents(vin, [{ type: 'open', prompt: draft }], () => text, dealerId, clock.now());
+      if (!c) throw new Error('prompt was not opened');
+      changes.publish(c);
+      clock.advance(1000);
+      return c;
+    },
+    async close() {
+      await app.close();
+      await telemetry.close();
+      stores.close();
+    },
+  });
+  return h;
+}

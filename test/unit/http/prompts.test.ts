@@ -1,0 +1,223 @@
+// Prompt routes (list, filters, cursor, detail, ack/resolve with 404/409, stats), the OpenAPI
+// document and the console's static files, through app.inject.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeHarness, VIN_A, VIN_B, VIN_C, type Harness } from './harness.js';
+
+let h: Harness;
+beforeEach(async () => {
+  h = await makeHarness();
+  h.register(VIN_A, 'D001');
+  h.register(VIN_B, 'D001');
+  h.register(VIN_C, 'D002');
+});
+afterEach(async () => {
+  await h.close();
+});
+
+const ids = (page: { items: Array<{ id: string }> }): string[] => page.items.map((p) => p.id);
+
+describe('GET /api/v1/prompts', () => {
+  it('serves the contract prompt JSON, newest first', async () => {
+    const first = h.openPrompt(VIN_A, { key: 'k1' });
+    const second = h.openPrompt(VIN_B, { key: 'k2', kind: 'charging.low_soc', severity: 'warning', audience: ['hmi'] });
+    const res = await h.app.inject('/api/v1/prompts');
+    expect(res.statusCode).toBe(200);
+    const page = res.json();
+    expect(ids(page)).toEqual([second.promptId, first.promptId]);
+    expect(page.nextCursor).toBeNull();
+    const p = page.items[1];
+    for (const key of ['id', 'vin', 'kind', 'audience', 'severity', 'status', 'title', 'body', 'locale', 'dedupKey', 'evidence', 'createdAt', 'updatedAt', 'outcome']) {
+      expect(p, key).toHaveProperty(key);
+    }
+    expect(p).toMatchObject({ vin: VIN_A, kind: 'fault.dtc', audience: ['hmi', 'advisor'], severity: 'critical', status: 'open', locale: 'en', dedupKey: 'k1', outcome: null });
+    expect(p.evidence).toEqual({ dtc: 'P0A80', 'Vehicle.TraveledDistance': 4210.5 });
+  });
+
+  it('filters by vin, kind, audience, status and dealer', async () => {
+    const a = h.openPrompt(VIN_A, { key: 'a' });
+    const b = h.openPrompt(VIN_B, { key: 'b', kind: 'charging.low_soc', audience: ['hmi'] });
+    const c = h.openPrompt(VIN_C, { key: 'c', kind: 'maintenance.upcoming', audience: ['hmi', 'advisor', 'lifecycle'] });
+    h.stores.prompts.acknowledge(a.promptId, 'li', undefined, h.clock.now());
+    const q = async (s: string) => ids((await h.app.inject(`/api/v1/prompts?${s}`)).json()).sort();
+    expect(await q(`vin=${VIN_A}`)).toEqual([a.promptId]);
+    expect(await q('kind=charging.low_soc')).toEqual([b.promptId]);
+    expect(await q('audience=advisor')).toEqual([a.promptId, c.promptId].sort());
+    expect(await q('status=acknowledged')).toEqual([a.promptId]);
+    expect(await q('status=open')).toEqual([b.promptId, c.promptId].sort());
+    expect(await q('dealerId=D002')).toEqual([c.promptId]);
+    expect(await q('dealerId=D001&audience=advisor')).toEqual([a.promptId]);
+    expect(await q('dealerId=D999')).toEqual([]);
+  });
+
+  it('pages with limit and nextCursor without gaps or repeats', async () => {
+    const opened = Array.from({ length: 7 }, (_, i) => h.openPrompt(VIN_A, { key: `p${i}` }).promptId).reverse();
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res = await h.app.inject(`/api/v1/prompts?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      expect(res.statusCode).toBe(200);
+      const page: { items: Array<{ id: string }>; nextCursor: string | null } = res.json();
+      seen.push(...ids(page));
+      cursor = page.nextCursor;
+      pages++;
+    } while (cursor && pages < 10);
+    expect(pages).toBe(3);
+    expect(seen).toEqual(opened);
+  });
+
+  it('rejects bad filters with 400 and the issues', async () => {
+    for (const q of ['limit=0', 'limit=501', 'kind=fault.bogus', 'audience=owner', 'status=closed', 'vin=123', 'cursor=%25%25%25']) {
+      const res = await h.app.inject(`/api/v1/prompts?${q}`);
+      expect(res.statusCode, q).toBe(400);
+      expect(res.json().error, q).toMatch(/validation|invalid_cursor/);
+    }
+    const res = await h.app.inject('/api/v1/prompts?limit=501');
+    expect(res.json().details.issues[0].path).toBe('/limit');
+  });
+
+  it('defaults to 50 items', async () => {
+    for (let i = 0; i < 52; i++) h.openPrompt(VIN_A, { key: `n${i}` });
+    const page = (await h.app.inject('/api/v1/prompts')).json();
+    expect(page.items).toHaveLength(50);
+    expect(page.nextCursor).toEqual(expect.any(String));
+  });
+});
+
+describe('GET /api/v1/prompts/:id', () => {
+  it('returns the prompt or 404', async () => {
+    const c = h.openPrompt(VIN_A);
+    const res = await h.app.inject(`/api/v1/prompts/${c.promptId}`);
+    expect(res.statusCode).toBe(200);
+    expect(res.json().id).toBe(c.promptId);
+    const missing = await h.app.inject('/api/v1/prompts/p_doesnotexist');
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json()).toMatchObject({ error: 'not_found', details: { prompt: 'p_doesnotexist' } });
+  });
+});
+
+describe('ack and resolve', () => {
+  it('acknowledge records who, when and the note, publishes the change, and a second ack is 409', async () => {
+    const c = h.openPrompt(VIN_A);
+    const before = h.published.length;
+    const res = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/ack`, payload: { by: 'Li Wei', note: 'calling the owner' } });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.prompt).toMatchObject({ status: 'acknowledged', acknowledgedBy: 'Li Wei', note: 'calling the owner', updatedAt: new Date(h.clock.now()).toISOString() });
+    expect(body.change).toMatchObject({ step: 'acknowledged', by: 'Li Wei' });
+    expect(h.stores.prompts.get(c.promptId)?.status).toBe('acknowledged');
+    expect(h.published.slice(before).map((x) => x.step)).toEqual(['acknowledged']);
+    expect(h.stores.prompts.changesSince(c.seq, undefined, 10).map((x) => [x.step, x.by])).toEqual([['acknowledged', 'Li Wei']]);
+
+    const again = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/ack`, payload: { by: 'Li Wei' } });
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ error: 'conflict', details: { status: 'acknowledged' } });
+  });
+
+  it('resolve closes with an outcome; ack or resolve of a resolved prompt is 409', async () => {
+    const c = h.openPrompt(VIN_A);
+    const res = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/resolve`, payload: { by: 'Zhang', outcome: 'booked', note: 'Tue 9:00' } });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().prompt).toMatchObject({ status: 'resolved', outcome: 'booked', resolvedBy: 'Zhang', note: 'Tue 9:00' });
+    expect(h.published.at(-1)?.step).toBe('resolved');
+    for (const [path, payload] of [['ack', { by: 'x' }], ['resolve', { by: 'x', outcome: 'other' }]] as const) {
+      const late = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/${path}`, payload });
+      expect(late.statusCode, path).toBe(409);
+      expect(late.json().details.status).toBe('resolved');
+    }
+    expect(h.stores.prompts.get(c.promptId)).toMatchObject({ outcome: 'booked', resolvedBy: 'Zhang' });
+  });
+
+  it('validates the body (400) before looking the prompt up, and 404s unknown prompts', async () => {
+    const c = h.openPrompt(VIN_A);
+    const cases: Array<[string, unknown]> = [
+      ['ack', {}],
+      ['ack', { by: '   ' }],
+      ['ack', { by: 'x'.repeat(65) }],
+      ['resolve', { by: 'a', outcome: 'sold' }],
+      ['resolve', { outcome: 'booked' }],
+    ];
+    for (const [path, payload] of cases) {
+      const res = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/${path}`, payload: payload as object });
+      expect(res.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(res.json().error).toBe('validation');
+    }
+    expect(h.stores.prompts.get(c.promptId)?.status).toBe('open');
+    const unknown = await h.app.inject({ method: 'POST', url: '/api/v1/prompts/p_nope/resolve', payload: { by: 'a', outcome: 'booked' } });
+    expect(unknown.statusCode).toBe(404);
+  });
+});
+
+describe('GET /api/v1/stats/prompts', () => {
+  it('counts outcomes per kind in the window', async () => {
+    const from = h.clock.now();
+    const a = h.openPrompt(VIN_A, { key: 'a' });
+    const b = h.openPrompt(VIN_B, { key: 'b' });
+    h.openPrompt(VIN_C, { key: 'c', kind: 'charging.low_soc' });
+    await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${a.promptId}/resolve`, payload: { by: 'li', outcome: 'booked' } });
+    await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${b.promptId}/ack`, payload: { by: 'li' } });
+    const res = await h.app.inject(`/api/v1/stats/prompts?from=${from}&to=${h.clock.now() + 1}`);
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.from).toBe(new Date(from).toISOString());
+    const dtc = body.kinds.find((k: { kind: string }) => k.kind === 'fault.dtc');
+    expect(dtc).toMatchObject({ booked: 1, acknowledged: 1, resolved: 1 });
+    const empty = (await h.app.inject(`/api/v1/stats/prompts?from=${from - 10_000}&to=${from - 5_000}`)).json();
+    expect(empty.kinds.every((k: { booked: number }) => k.booked === 0)).toBe(true);
+  });
+
+  it('400 for a bad or inverted window', async () => {
+    expect((await h.app.inject('/api/v1/stats/prompts?from=last-week')).statusCode).toBe(400);
+    expect((await h.app.inject('/api/v1/stats/prompts?from=2000&to=1000')).statusCode).toBe(400);
+  });
+});
+
+describe('OpenAPI and console files', () => {
+  it('documents every API route from the zod schemas', async () => {
+    const res = await h.app.inject('/openapi.json');
+    expect(res.statusCode).toBe(200);
+    const doc = res.json();
+    expect(doc.openapi).toMatch(/^3\./);
+    const routes = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+    expect(routes.sort()).toEqual(
+      [
+        'GET /healthz',
+        'GET /metrics',
+        'PUT /api/v1/vehicles/{vin}',
+        'GET /api/v1/vehicles',
+        'GET /api/v1/vehicles/{vin}',
+        'GET /api/v1/vehicles/{vin}/telemetry',
+        'POST /api/v1/vehicles/{vin}/service-records',
+        'GET /api/v1/prompts',
+        'GET /api/v1/prompts/{id}',
+        'POST /api/v1/prompts/{id}/ack',
+        'POST /api/v1/prompts/{id}/resolve',
+        'GET /api/v1/stats/prompts',
+        'GET /api/v1/stream',
+      ].sort(),
+    );
+    const put = doc.paths['/api/v1/vehicles/{vin}'].put;
+    expect(put.requestBody.content['application/json'].schema.properties.powertrain.enum).toEqual(['BEV', 'PHEV', 'ICE']);
+    const resolve = doc.paths['/api/v1/prompts/{id}/resolve'].post;
+    expect(resolve.requestBody.content['application/json'].schema.properties.outcome.enum).toEqual(['booked', 'declined', 'unreachable', 'other']);
+    expect(Object.keys(resolve.responses).sort()).toEqual(['200', '400', '404', '409']);
+  });
+
+  it('serves the console page, its assets and uPlot; nothing else from disk', async () => {
+    const page = await h.app.inject('/');
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toContain('text/html');
+    expect(page.body).toContain('data-testid="alert-list"');
+    for (const url of ['/console/app.js', '/console/vehicle.js', '/console/i18n.js', '/console/app.css', '/vendor/uplot/uPlot.iife.min.js', '/vendor/uplot/uPlot.min.css']) {
+      const res = await h.app.inject(url);
+      expect(res.statusCode, url).toBe(200);
+      expect(res.body.length, url).toBeGreaterThan(100);
+    }
+    expect((await h.app.inject('/vendor/uplot/uPlot.iife.min.js')).body).toContain('uPlot');
+    for (const url of ['/console/..%2Fpackage.json', '/console/index.ts', '/vendor/uplot/package.json']) {
+      const res = await h.app.inject(url);
+      expect(res.statusCode, url).toBe(404);
+      expect(res.json().error).toBe('not_found');
+    }
+  });
+});
