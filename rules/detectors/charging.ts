@@ -204,7 +204,7 @@ function onReading(state: ChargingState, r: Reading, ctx: Ctx): DetectorResult<C
         s.openCritical = key;
         s.criticalArmed = false;
         s.lowArmed = false;
-      } else if (soc <= cfg.lowSocPct && s.lowArmed) {
+      } else if (soc < cfg.lowSocPct && s.lowArmed) {
         const key = `${ctx.vin}:charging.low_soc:${s.episode}`;
         events.push({ type: 'open', prompt: socPrompt('charging.low_soc', key, soc, ts, ctx) });
         s.openLow = key;
