@@ -38,7 +38,7 @@ export async function runDemo(
   const ac = new AbortController();
   const sim = runSimulate({
     vehicles: Number(opts.vehicles), speedup: Number(opts.speedup), seed: Number(opts.seed), durationMs: 365 * 86_400_000,
-    broker: `mqtt://127.0.0.1:${ingest.mqttPort}`, api, connections: 'multiplex', progress: false, signal: ac.signal,
+    broker: `mqtt://127.0.0.1:${ingest.mqttPort}`, api, connections: 'per-vehicle', progress: false, signal: ac.signal,
   }).catch((err: unknown) => process.stderr.write(`demo: simulator stopped: ${(err as Error).message}\n`));
   onSignals(async () => {
     ac.abort();

@@ -3,6 +3,7 @@
 // sample (incl. older spooled ones) has been acknowledged by the broker; non-zero otherwise.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { CodecError, encodeTelemetryBatch } from '../proto/codec.js';
 import { formatZodError, type Sample } from '../proto/domain.js';
@@ -92,7 +93,7 @@ export async function runAgent(input: AgentOptions, signal?: AbortSignal, deps: 
 
   const bootId = randomUUID();
   const spoolDir = o.spoolDir ?? defaultSpoolDir(o.vin);
-  let spool: Spool;
+  let spool: Spool | undefined;
   let checkpoint: ReplayCheckpoint | undefined;
   let resumeAfterLine = 0;
   try {
@@ -109,9 +110,10 @@ export async function runAgent(input: AgentOptions, signal?: AbortSignal, deps: 
     }
   } catch (err) {
     log(`cannot start: ${(err as Error).message}`);
+    await spool?.close();
     return EXIT_BAD_CONFIG;
   }
-  const policy = new PolicyStore(DEFAULT_POLICY, log);
+  const policy = new PolicyStore(DEFAULT_POLICY, log, join(spoolDir, 'policy.json'));
   const replay = o.replay !== undefined;
   const mode = o.sampling === 'auto' ? (replay ? 'passthrough' : 'policy') : o.sampling;
   log(`starting: boot ${bootId}, source ${replay ? `replay ${o.replay}` : o.kuksa ? `kuksa ${o.kuksa}` : 'simulated'}, sampling ${mode}, spool ${spool.dir} (${spool.stats().pendingRecords} batches pending)`);
@@ -131,6 +133,7 @@ export async function runAgent(input: AgentOptions, signal?: AbortSignal, deps: 
   policy.onChange(() => uplink.publishStatus());
 
   let storeFailed = false;
+  let statusTimer: NodeJS.Timeout | undefined;
   let source: SignalSource | undefined;
   const sampler = new Sampler({
     mode, policy, batchMaxSamples: o.batchMaxSamples, batchMaxDelayMs: o.batchMaxDelayMs,
@@ -142,7 +145,11 @@ export async function runAgent(input: AgentOptions, signal?: AbortSignal, deps: 
       const drops = spool.stats().droppedTotal;
       if (drops !== reportedDrops) {
         reportedDrops = drops;
-        uplink.publishStatus();
+        // Tell the cloud about drops, at most once a second (they come in bursts when full).
+        statusTimer ??= setTimeout(() => {
+          statusTimer = undefined;
+          uplink.publishStatus();
+        }, 1000).unref();
       }
       uplink.kick();
     },
@@ -193,11 +200,15 @@ export async function runAgent(input: AgentOptions, signal?: AbortSignal, deps: 
     await source.stop().catch(() => {});
     await sampler.drain();
   }
+  if (statusTimer) clearTimeout(statusTimer);
   const st = spool.stats();
   await uplink.stop();
   await spool.close();
   if (replay && (st.pendingRecords > 0 || storeFailed)) {
     log(`not delivered: ${st.pendingSamples} samples in ${st.pendingRecords} batches remain in the spool`);
+    code = EXIT_UNDELIVERED;
+  } else if (replay && !replayFinished) {
+    log('stopped before the replay file was read to its end');
     code = EXIT_UNDELIVERED;
   } else if (storeFailed) code = EXIT_UNDELIVERED;
   if (replay && code === EXIT_OK && replayFinished) checkpoint?.clear();

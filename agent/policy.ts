@@ -4,6 +4,8 @@
 import { CodecError, decodeAgentConfig } from '../proto/codec.js';
 import { SamplingPolicySchema, formatZodError, type SamplingPolicy } from '../proto/domain.js';
 import { VSS } from '../proto/signals.js';
+import { readFileSync } from 'node:fs';
+import { writeFileDurable } from './spool-format.js';
 
 /** Local default (version 0): what the agent samples before the cloud has said anything. */
 export const DEFAULT_POLICY: SamplingPolicy = SamplingPolicySchema.parse({
@@ -42,8 +44,23 @@ export class PolicyStore {
   rejected = 0;
   lastError: string | undefined;
 
-  constructor(initial: SamplingPolicy = DEFAULT_POLICY, private readonly log: (msg: string) => void = () => {}) {
+  /**
+   * @param persistPath where the last good policy is kept, so a restart without a broker
+   *   connection samples by it rather than by the default.
+   */
+  constructor(initial: SamplingPolicy = DEFAULT_POLICY, private readonly log: (msg: string) => void = () => {}, private readonly persistPath?: string) {
     this.current = initial;
+    if (!persistPath) return;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(persistPath, 'utf8'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log(`policy: ignoring unreadable ${persistPath}: ${(err as Error).message}`);
+      return;
+    }
+    const r = SamplingPolicySchema.safeParse(raw);
+    if (r.success) this.current = r.data;
+    else log(`policy: ignoring invalid ${persistPath}: ${formatZodError(r.error)}`);
   }
 
   get policy(): SamplingPolicy {
@@ -74,6 +91,13 @@ export class PolicyStore {
     if (JSON.stringify(next) === JSON.stringify(this.current)) return true; // retained re-delivery
     this.current = next;
     this.log(`policy: version ${next.version} in force`);
+    if (this.persistPath) {
+      try {
+        writeFileDurable(this.persistPath, JSON.stringify(next));
+      } catch (err) {
+        this.log(`policy: cannot save ${this.persistPath}: ${(err as Error).message}`);
+      }
+    }
     for (const fn of this.listeners) fn(next);
     return true;
   }

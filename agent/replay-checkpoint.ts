@@ -4,6 +4,7 @@
 // cloud could not tell them from new data. Cleared once a replay has been fully delivered.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { writeFileDurable } from './spool-format.js';
 
 interface Checkpoint {
   file: string;
@@ -36,15 +37,7 @@ export class ReplayCheckpoint {
 
   /** Durably record that every line up to `line` is in the spool. */
   save(line: number): void {
-    const tmp = `${this.path}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      fs.writeSync(fd, JSON.stringify({ ...this.id, line }));
-      fs.fdatasyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.path);
+    writeFileDurable(this.path, JSON.stringify({ ...this.id, line }));
   }
 
   clear(): void {

@@ -1,6 +1,8 @@
 // On-disk framing of spool records: [u32 length][u32 crc32(payload)][payload], little endian.
 // A torn tail (power cut mid-write) shows up as a short header, a length past the end of the
 // file, or a CRC mismatch; the reader stops there and reports the offset to truncate at.
+import * as fs from 'node:fs';
+import { dirname } from 'node:path';
 import type { Sample } from '../proto/domain.js';
 
 export const HEADER_BYTES = 8;
@@ -93,4 +95,32 @@ export function scanRecords(buf: Buffer): ScanResult {
 /** A fault sample carries at least one active DTC; those are never dropped. */
 export function isFaultSample(s: Sample): boolean {
   return !!s.dtcs && s.dtcs.length > 0;
+}
+
+/** fsync a directory so a create/rename/unlink in it survives a power cut. */
+export function fsyncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // Some filesystems refuse fsync on a directory; the data files are still synced.
+  }
+}
+
+/** Replace a file atomically and durably: write a temp file, fdatasync, rename, fsync the dir. */
+export function writeFileDurable(path: string, data: string | Buffer): void {
+  const tmp = `${path}.tmp`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, path);
+  fsyncDir(dirname(path));
 }

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Sample } from '../proto/domain.js';
-import { encodeRecord, isFaultSample, scanRecords, type SpoolRecord } from './spool-format.js';
+import { encodeRecord, fsyncDir, isFaultSample, scanRecords, writeFileDurable, type SpoolRecord } from './spool-format.js';
 
 export type { SpoolRecord } from './spool-format.js';
 
@@ -114,7 +114,10 @@ export class Spool {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log(`spool: unreadable state file, rebuilding from segments: ${(err as Error).message}`);
     }
-    const names = fs.readdirSync(this.dir).filter((n) => SEG_RE.test(n)).sort();
+    const all = fs.readdirSync(this.dir);
+    // A crash mid-rewrite leaves a temp file; the original is intact (rename is atomic).
+    for (const n of all) if (n.endsWith('.tmp')) fs.rmSync(join(this.dir, n), { force: true });
+    const names = all.filter((n) => SEG_RE.test(n)).sort();
     for (const name of names) {
       const path = join(this.dir, name);
       const buf = fs.readFileSync(path);
@@ -200,20 +203,7 @@ export class Spool {
     this.activeFd = fs.openSync(seg.path, 'a');
     this.active = seg;
     this.segments.push(seg);
-    this.fsyncDir();
-  }
-
-  private fsyncDir(): void {
-    try {
-      const fd = fs.openSync(this.dir, 'r');
-      try {
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-    } catch {
-      // Some filesystems refuse fsync on a directory; the data files are still synced.
-    }
+    fsyncDir(this.dir);
   }
 
   /** Read a pending record back (for sending). */
@@ -298,15 +288,7 @@ export class Spool {
     this.stateTimer = undefined;
     const first = this.pending.keys().next();
     this.state.ackedThrough = first.done ? this.state.lastSeq : first.value - 1;
-    const tmp = `${this.statePath}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      fs.writeSync(fd, JSON.stringify(this.state));
-      fs.fdatasyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.statePath);
+    writeFileDurable(this.statePath, JSON.stringify(this.state));
   }
 
   /** Drop non-fault samples: aged ones always, and the oldest ones while over the byte bound. */
@@ -375,16 +357,7 @@ export class Spool {
       this.removeSegment(seg);
       return dropped;
     }
-    const tmp = `${seg.path}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      fs.writeSync(fd, Buffer.concat(parts));
-      fs.fdatasyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, seg.path);
-    this.fsyncDir();
+    writeFileDurable(seg.path, Buffer.concat(parts));
     seg.bytes = offset;
     return dropped;
   }

@@ -69,6 +69,7 @@ export const LEAN_NODE_FLAGS = ['--lite-mode', '--max-semi-space-size=1', '--v8-
 async function measureAgentProcess(durationS: number, execArgv: string[]): Promise<Record<string, unknown>> {
   const broker = await startBroker();
   const dir = mkdtempSync(join(tmpdir(), 'bench-agent-'));
+  let child: ReturnType<typeof fork> | undefined;
   try {
     // 1 Hz for every signal, location on: the cloud sets this policy on the retained config topic.
     const policy = { ...DEFAULT_POLICY, version: 1, locationEnabled: true, batchMaxSamples: 10, batchMaxDelayMs: 10_000,
@@ -79,14 +80,17 @@ async function measureAgentProcess(durationS: number, execArgv: string[]): Promi
     const script = join(dir, 'child.mjs');
     writeFileSync(script, CHILD);
     const opts = { vin: VIN, broker: broker.url, simulate: true, simStepMs: 1000, speed: 1, spoolDir: join(dir, 'spool') };
-    const child = fork(script, [distModule('agent/main.js'), JSON.stringify(opts)], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const proc = fork(script, [distModule('agent/main.js'), JSON.stringify(opts)], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    child = proc;
     let waiting: { resolve: (p: Probe) => void; reject: (e: Error) => void } | undefined;
-    child.on('message', (m) => waiting?.resolve(m as Probe));
-    child.on('exit', (code) => waiting?.reject(new Error(`agent process exited (${code})`)));
+    proc.on('message', (m) => waiting?.resolve(m as Probe));
+    proc.on('exit', (code) => waiting?.reject(new Error(`agent process exited (${code})`)));
+    proc.on('error', (err) => waiting?.reject(err)); // e.g. IPC closed: the agent died (out of memory)
     const probe = () =>
       new Promise<Probe>((resolve, reject) => {
         waiting = { resolve, reject };
-        child.send('probe');
+        if (proc.connected) proc.send('probe');
+        else reject(new Error(`agent process is gone (exit ${proc.exitCode})`));
       });
     await new Promise((r) => setTimeout(r, 3000)); // start-up (module loading, connect) is not steady state
     const first = await probe();
@@ -100,9 +104,10 @@ async function measureAgentProcess(durationS: number, execArgv: string[]): Promi
     const last = await probe();
     const wallUs = Number(process.hrtime.bigint() - t0) / 1000;
     const cpuUs = last.cpu.user + last.cpu.system - first.cpu.user - first.cpu.system;
-    const exited = new Promise((r) => child.once('exit', r));
+    const exited = new Promise((r) => proc.once('exit', r));
     waiting = undefined;
-    child.send('stop');
+    if (proc.connected) proc.send('stop');
+    else proc.kill();
     await exited;
     const cpuPct = (100 * cpuUs) / wallUs;
     const rssMb = peakRss / 1024 / 1024;
@@ -112,6 +117,7 @@ async function measureAgentProcess(durationS: number, execArgv: string[]): Promi
       targets: { rssMb: TARGET_RSS_MB, cpuPct: TARGET_CPU_PCT }, meetsTargets: rssMb < TARGET_RSS_MB && cpuPct < TARGET_CPU_PCT,
     };
   } finally {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await broker.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -74,6 +74,18 @@ describe('agent (replay) against aedes', () => {
     expect(await runAgent({ vin: VIN, broker: broker.url, replay: file, speed: 0, spoolDir }, undefined, { log: () => {} })).toBe(0);
   });
 
+  it('flushes the spool no faster than flushRateLimit', async () => {
+    const vin = 'LSVAU2180N2183299';
+    const file = join(dir, 'rate.jsonl');
+    writeReplay(file, 30, { vin });
+    const t0 = Date.now();
+    // 30 one-sample batches at 10/s with a bucket of 10: at least 2 s, however fast the machine.
+    const code = await runAgent({ vin, broker: broker.url, replay: file, speed: 0, spoolDir: join(dir, 'spool-rate'), batchMaxSamples: 1, flushRateLimit: 10 }, undefined, { log: () => {} });
+    expect(code).toBe(0);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1900);
+    await sub.waitFor(() => sub.bySeq(vin).length >= 30);
+  });
+
   it('rejects bad options with exit code 2 and a message', async () => {
     const logs: string[] = [];
     expect(await runAgent({ vin: 'NOT-A-VIN', broker: broker.url, replay: 'x' }, undefined, { log: (m) => logs.push(m) })).toBe(2);

@@ -145,6 +145,11 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     await exited;
   };
   await start();
+  // stop() keeps the dir for a restart; whatever is left goes when the test process exits.
+  process.once('exit', () => {
+    proc?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
   return {
     url: `mqtt://127.0.0.1:${port}`,
     port,

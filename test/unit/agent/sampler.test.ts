@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DEFAULT_POLICY, PolicyStore } from '../../../agent/policy.js';
 import { PolicyFilter, Sampler, coarsen } from '../../../agent/sampler.js';
 import { encodeAgentConfig } from '../../../proto/codec.js';
@@ -125,5 +128,26 @@ describe('PolicyStore', () => {
     expect(store.policy.version).toBe(3);
     expect(store.rejected).toBe(3);
     expect(logs.filter((l) => /rejected/.test(l))).toHaveLength(3);
+  });
+});
+
+describe('PolicyStore persistence', () => {
+  it('keeps the last good policy on disk for the next start; an invalid file is ignored', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'policy-'));
+    try {
+      const path = join(dir, 'policy.json');
+      const a = new PolicyStore(DEFAULT_POLICY, () => {}, path);
+      expect(a.policy.version).toBe(0);
+      a.apply({ ...DEFAULT_POLICY, version: 9, locationEnabled: true });
+      const b = new PolicyStore(DEFAULT_POLICY, () => {}, path);
+      expect(b.policy).toMatchObject({ version: 9, locationEnabled: true });
+      writeFileSync(path, JSON.stringify({ version: -1 }));
+      const logs: string[] = [];
+      const c = new PolicyStore(DEFAULT_POLICY, (m) => logs.push(m), path);
+      expect(c.policy.version).toBe(0);
+      expect(logs.join()).toMatch(/ignoring invalid/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

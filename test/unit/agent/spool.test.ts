@@ -179,6 +179,19 @@ describe('Spool', () => {
     await s.close();
   });
 
+  it('removes temp files a crash left mid-rewrite and keeps the intact originals', async () => {
+    const s = await Spool.open({ dir });
+    await s.append('boot', [plain(1)]);
+    await s.close();
+    const seg = segFiles()[0];
+    fs.writeFileSync(join(dir, `${seg}.tmp`), 'half a rewrite');
+    fs.writeFileSync(join(dir, 'state.json.tmp'), '{');
+    const r = await Spool.open({ dir });
+    expect(r.pendingAfter(0, 10)).toEqual([1]);
+    expect(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    await r.close();
+  });
+
   it('an ack for a record that was dropped is ignored', async () => {
     const s = await Spool.open({ dir });
     await s.append('boot', [plain(1)]);
