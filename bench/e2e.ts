@@ -26,7 +26,7 @@ async function countPoints(url: string, db: string): Promise<number> {
 async function brokerCeiling(vehicles: number, batches: number, samplesPerBatch: number) {
   const port = await freePort();
   const link = await startEmbeddedBroker({ prefix: 'v1', host: '127.0.0.1', port }, { telemetry: async () => {}, status: () => {}, ack: () => {} });
-  const vins = Array.from({ length: vehicles }, (_, i) => benchVin(i, 'LCEIL'));
+  const vins = Array.from({ length: vehicles }, (_, i) => benchVin(i, 'LCAP'));
   const clients = await connectVehicles(`mqtt://127.0.0.1:${port}`, vins);
   const r = await publishLoad({ clients, vins, batches, samplesPerBatch, inflight: 16 });
   await closeAll(clients);
@@ -117,6 +117,7 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
   const rss: Array<[number, number]> = [];
   let ingest: IngestProcess | undefined;
   try {
+    await influxQuery(influx.url, 'ceiling', 'CREATE DATABASE "ceiling"');
     const ceiling = (await benchInfluxCeiling({ url: influx.url, database: 'ceiling', lines: q ? 50_000 : 1_000_000, batch: 5000 })) as any;
     const ceilingRate: number = Math.max(ceiling.raw?.linesPerSec ?? 0, ceiling.rawConcurrent?.linesPerSec ?? 0);
     const broker = await brokerCeiling(q ? 20 : 200, q ? 2000 : 40_000, 50);
@@ -132,7 +133,7 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
     // 1. throughput with zero loss, counted in InfluxDB
     const vehicles = q ? 50 : 500;
     const samplesPerBatch = 50;
-    const batches = q ? 400 : 40_000;
+    const batches = q ? 400 : 10_000;
     const vins = Array.from({ length: vehicles }, (_, i) => benchVin(i));
     await registerVehicles(ingest.api, vins);
     const clients = await connectVehicles(ingest.mqttUrl, vins);
@@ -149,7 +150,7 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
 
     // 2. latency at half of the maximum load, with probes
     const half = { batchesPerSec: (e2eRate / samplesPerBatch) / 2 };
-    const probeVins = Array.from({ length: q ? 5 : 20 }, (_, i) => benchVin(i, 'LPROBE'));
+    const probeVins = Array.from({ length: q ? 5 : 20 }, (_, i) => benchVin(i, 'LPRB'));
     await registerVehicles(ingest.api, probeVins);
     const loadClients = await connectVehicles(ingest.mqttUrl, vins);
     const halfDurationS = q ? 5 : 30;
@@ -160,7 +161,7 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
 
     // 3. connected vehicles
     const target = q ? 500 : 10_000;
-    const connVins = Array.from({ length: target }, (_, i) => benchVin(i, 'LCONN'));
+    const connVins = Array.from({ length: target }, (_, i) => benchVin(i, 'LCNX'));
     const conn = await connectVehicles(ingest.mqttUrl, connVins, 500).then(
       (cs) => ({ clients: cs, error: null as string | null }),
       (err: Error) => ({ clients: [] as mqtt.MqttClient[], error: err.message }),
