@@ -66,6 +66,7 @@ const FIXED: readonly [Powertrain, VehicleType, Archetype, number][] = [
   ['BEV', 'passenger', 'lost', 2],
   ['PHEV', 'passenger', 'weekend_driver', 3],
   ['BEV', 'passenger', 'high_mileage', 2],
+  ['ICE', 'passenger', 'drifting', 2],
 ];
 
 function timeZoneFor(locale: Locale, tzOffsetMin: number): string {

@@ -9,7 +9,7 @@ import { createFleetClock } from './clock.js';
 import { createFleet, createFleetVehicleModel } from './fleet.js';
 import type { ServiceVisit } from './history.js';
 import type { Snapshot } from './vehicle-model.js';
-import { createPublisher, type ConnectionMode, type Publisher } from './publisher.js';
+import { createPublisher, SharedConnectionRefused, type ConnectionMode, type Publisher } from './publisher.js';
 import { createApiClient, runBounded, type ApiClient } from './registry.js';
 import { formatReplayLine, ReplayWriter, simulateToReplay } from './replay.js';
 import { createProgress, formatSummary, type Counters, type Summary } from './report.js';
@@ -93,7 +93,14 @@ export async function runSimulate(opts: SimulateOptions): Promise<Summary> {
   let serviceRecords = 0;
   const api: ApiClient | undefined = opts.api ? createApiClient(opts.api) : undefined;
   if (api) {
-    const failed = await runBounded(fleet.vehicles, 16, (v) => api.putProfile(v.vin, v.profile), (e) => onError(e), signal);
+    // One request first: an API that is not there is a setup mistake, not 10,000 retried failures.
+    const [first, ...rest] = fleet.vehicles;
+    try {
+      await api.putProfile(first.vin, first.profile);
+    } catch (err) {
+      throw new Error(`cannot register vehicles at ${opts.api}: ${(err as Error).message} (is ingest running? omit the API URL to skip registration)`);
+    }
+    const failed = await runBounded(rest, 16, (v) => api.putProfile(v.vin, v.profile), (e) => onError(e), signal);
     registered = fleet.vehicles.length - failed;
     // The owners' last visit before the simulation started, so schedules begin where they should.
     const withHistory = fleet.vehicles.filter((v) => v.persona.serviceDiscipline !== 'skips');
@@ -109,15 +116,26 @@ export async function runSimulate(opts: SimulateOptions): Promise<Summary> {
   const runTag = randomBytes(4).toString('hex');
   const bootId = (vin: string) => `sim-${runTag}-${vin.slice(-6)}`;
   let clockNow = () => start;
+  let connectionMode: ConnectionMode = opts.connections;
   let publisher: Publisher | undefined;
   if (opts.broker && !signal?.aborted) {
-    publisher = await createPublisher(
-      {
-        broker: opts.broker, vins, mode: opts.connections, multiplexConnections: opts.multiplexConnections, multiplexUsername: opts.multiplexUsername,
-        password: opts.password, prefix: opts.prefix, maxInFlight: opts.maxInFlight, bootId, now: () => clockNow(), onError,
-      },
-      signal,
-    );
+    const connect = (mode: ConnectionMode) =>
+      createPublisher(
+        {
+          broker: opts.broker, vins, mode, multiplexConnections: opts.multiplexConnections, multiplexUsername: opts.multiplexUsername,
+          password: opts.password, prefix: opts.prefix, maxInFlight: opts.maxInFlight, bootId, now: () => clockNow(), onError,
+        },
+        signal,
+      );
+    try {
+      publisher = await connect(connectionMode);
+    } catch (err) {
+      if (!(err instanceof SharedConnectionRefused)) throw err;
+      // e.g. ingest's embedded broker: every connection must be a vehicle. Connect them one by one.
+      warn(`${err.message}; falling back to one connection per vehicle`);
+      connectionMode = 'per-vehicle';
+      publisher = await connect(connectionMode);
+    }
   }
   const writer = opts.writeReplayDir ? new ReplayWriter(opts.writeReplayDir) : undefined;
   await writer?.init(vins);
@@ -156,7 +174,9 @@ export async function runSimulate(opts: SimulateOptions): Promise<Summary> {
         onError(err as Error);
         continue;
       }
-      publisher!.publish(vin, 'telemetry', payload).then(() => void counters.batches++, onError);
+      publisher!.publish(vin, 'telemetry', payload).then((sent) => {
+        if (sent) counters.batches++;
+      }, onError);
     }
   };
 
@@ -226,7 +246,7 @@ export async function runSimulate(opts: SimulateOptions): Promise<Summary> {
       }
       if (progress && clock.wallElapsed() - lastProgress >= 500) {
         lastProgress = clock.wallElapsed();
-        progress.update({ connected: publisher?.connected ?? 0, total: publisher ? (opts.connections === 'per-vehicle' ? N : Math.min(N, opts.multiplexConnections ?? 4)) : 0, simTs: simNow, wallMs: lastProgress, counters });
+        progress.update({ connected: publisher?.connected ?? 0, total: publisher ? (connectionMode === 'per-vehicle' ? N : Math.min(N, opts.multiplexConnections ?? 4)) : 0, simTs: simNow, wallMs: lastProgress, counters });
       }
       if (sweepEnd) await sleep(SWEEP_PAUSE_MS);
       else await yieldNow();
@@ -259,6 +279,7 @@ export async function runSimulate(opts: SimulateOptions): Promise<Summary> {
   const wallMs = performance.now() - wall0;
   const summary: Summary = {
     vehicles: N,
+    connections: connectionMode,
     connected: connectedAtEnd,
     lost: lostCount,
     readings: counters.readings,

@@ -17,7 +17,7 @@ export type ChargeHabit = (typeof CHARGE_HABITS)[number];
 /** on_time: within a couple of weeks of the due point; late: 1-4 months after; skips: never. */
 export type ServiceDiscipline = 'on_time' | 'late' | 'skips';
 
-export const ARCHETYPES = ['commuter', 'weekend_driver', 'high_mileage', 'low_runner', 'battery_abuser', 'neglectful', 'dormant_prone', 'lost', 'fleet_van'] as const;
+export const ARCHETYPES = ['commuter', 'weekend_driver', 'high_mileage', 'low_runner', 'battery_abuser', 'neglectful', 'dormant_prone', 'drifting', 'lost', 'fleet_van'] as const;
 export type Archetype = (typeof ARCHETYPES)[number];
 
 export interface Persona {
@@ -53,6 +53,8 @@ export interface Persona {
   dormancyChancePerDay: number;
   /** Already parked this many days when the simulation starts (0 = just driven). */
   initialParkedDays: number;
+  /** Drives less and less: the chance of driving on a day falls to 10 % over this many days. */
+  fadeOverDays?: number;
   /** Stops reporting this many days after the simulation starts (telematics unit gone). */
   lostAfterDays?: number;
   /** Home position (used only when position reporting is enabled). */
@@ -83,6 +85,7 @@ function archetypeFor(rng: Rng, powertrain: Powertrain, vehicleType: VehicleType
     ['battery_abuser', ev ? 8 : 0],
     ['neglectful', 12],
     ['dormant_prone', 8],
+    ['drifting', 5],
     ['lost', 3],
   ]);
 }
@@ -146,6 +149,9 @@ export function drawPersona(rng: Rng, powertrain: Powertrain, vehicleType: Vehic
     case 'dormant_prone':
       p.dormancyChancePerDay = between(rng, 0.015, 0.03);
       p.initialParkedDays = intBetween(rng, 8, 30);
+      break;
+    case 'drifting':
+      p.fadeOverDays = between(rng, 30, 60);
       break;
     case 'lost':
       p.lostAfterDays = between(rng, 1, 12);

@@ -27,8 +27,11 @@ export interface PublisherOptions {
 }
 
 export interface Publisher {
-  /** Resolves when the broker acknowledged (QoS 1); rejects on failure. Waits for a slot first. */
-  publish(vin: string, channel: 'telemetry' | 'status', payload: Uint8Array, retain?: boolean): Promise<void>;
+  /**
+   * Resolves true when the broker acknowledged (QoS 1), false when the vehicle has been retired
+   * (its unit is gone, so the message is lost as it would be); rejects on failure. Waits for a slot first.
+   */
+  publish(vin: string, channel: 'telemetry' | 'status', payload: Uint8Array, retain?: boolean): Promise<boolean>;
   readonly connected: number;
   /** A vehicle falls silent: per-vehicle mode drops its connection (the broker publishes its will). */
   retire(vin: string): void;
@@ -39,6 +42,11 @@ export interface Publisher {
 
 function statusPayload(vin: string, online: boolean, bootId: string, ts: number): Uint8Array {
   return encodeAgentStatus({ vin, online, agentVersion: `sim-${PACKAGE_VERSION}`, configVersion: 0, bootId, ts, spoolDropped: 0, spoolPending: 0 });
+}
+
+/** A broker that admits only vehicles (per-VIN ACL) refuses multiplexed connections. */
+export class SharedConnectionRefused extends Error {
+  override name = 'SharedConnectionRefused';
 }
 
 export async function createPublisher(o: PublisherOptions, signal?: AbortSignal): Promise<Publisher> {
@@ -53,6 +61,7 @@ export async function createPublisher(o: PublisherOptions, signal?: AbortSignal)
   let inFlight = 0;
   const waiters: (() => void)[] = [];
   const retired = new Set<string>();
+  let connecting = true;
 
   const open = (clientId: string, username: string, will?: { vin: string }) => {
     const c = mqtt.connect(o.broker, {
@@ -75,21 +84,29 @@ export async function createPublisher(o: PublisherOptions, signal?: AbortSignal)
       if (up) connected--;
       up = false;
     });
-    c.on('error', (err) => o.onError?.(err));
+    c.on('error', (err) => {
+      if (!connecting) o.onError?.(err); // first-attempt errors are judged below
+    });
     return c;
   };
 
+  /** Resolves once connected, or with the first error (the client keeps retrying in the background). */
   const waitConnected = (c: MqttClient) =>
-    new Promise<void>((resolve) => {
-      if (c.connected) return resolve();
-      const done = () => {
-        c.off('connect', done);
-        c.off('error', done);
-        resolve();
+    new Promise<Error | undefined>((resolve) => {
+      if (c.connected) return resolve(undefined);
+      const ok = () => done(undefined);
+      const fail = (err: Error) => done(err);
+      const done = (err: Error | undefined) => {
+        c.off('connect', ok);
+        c.off('error', fail);
+        resolve(err);
       };
-      c.once('connect', done);
-      c.once('error', done); // a refused connection is counted and retried in the background
+      c.once('connect', ok);
+      c.once('error', fail);
     });
+
+  const firstErrors: Error[] = [];
+  const endAll = () => Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
 
   if (o.mode === 'per-vehicle') {
     const concurrency = o.connectConcurrency ?? 100;
@@ -100,7 +117,8 @@ export async function createPublisher(o: PublisherOptions, signal?: AbortSignal)
         const c = open(vin, vin, { vin });
         byVin.set(vin, c);
         clients.push(c);
-        await waitConnected(c);
+        const err = await waitConnected(c);
+        if (err) firstErrors.push(err);
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, o.vins.length) }, worker));
@@ -109,16 +127,34 @@ export async function createPublisher(o: PublisherOptions, signal?: AbortSignal)
     const user = o.multiplexUsername ?? 'odopulse-simulator';
     const tag = Math.floor(Math.random() * 0xffffff).toString(16);
     for (let i = 0; i < n; i++) clients.push(open(`odopulse-sim-${tag}-${i}`, user));
-    await Promise.all(clients.map(waitConnected));
+    for (const err of await Promise.all(clients.map(waitConnected))) if (err) firstErrors.push(err);
+    // CONNACK 4/5 (bad credentials / not authorised) will not heal by retrying: say why and stop.
+    const refused = firstErrors.find((e) => [4, 5, 134, 135].includes(Number((e as { code?: unknown }).code)));
+    if (refused) {
+      await endAll();
+      throw new SharedConnectionRefused(`the broker refused the shared connection as ${JSON.stringify(user)} (${refused.message}); a broker with a per-VIN ACL needs per-vehicle connections`);
+    }
   }
+  if (clients.length > 0 && firstErrors.length === clients.length && connected === 0) {
+    await endAll();
+    throw new Error(`cannot connect to the broker at ${o.broker}: ${firstErrors[0].message}`);
+  }
+  // Some vehicles failed their first attempt: counted, and they keep retrying in the background.
+  for (const err of firstErrors) o.onError?.(err);
+  connecting = false;
 
-  const publish = async (vin: string, channel: 'telemetry' | 'status', payload: Uint8Array, retain = false): Promise<void> => {
+  const publish = async (vin: string, channel: 'telemetry' | 'status', payload: Uint8Array, retain = false): Promise<boolean> => {
     while (inFlight >= maxInFlight) await new Promise<void>((r) => waiters.push(r));
+    if (retired.has(vin)) return false;
     const c = clientOf(vin);
-    if (!c) throw new Error(`no connection for ${vin} (it has stopped reporting)`);
+    if (!c) throw new Error(`no connection for ${vin}`);
     inFlight++;
     try {
       await c.publishAsync(topic(vin, channel), Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1, retain });
+      return true;
+    } catch (err) {
+      if (retired.has(vin)) return false; // in flight when the unit went silent
+      throw err;
     } finally {
       inFlight--;
       waiters.shift()?.();
@@ -153,7 +189,7 @@ export async function createPublisher(o: PublisherOptions, signal?: AbortSignal)
       const deaths = o.vins.filter((vin) => !retired.has(vin)).map((vin) => publish(vin, 'status', statusPayload(vin, false, o.bootId(vin), o.now()), true).catch(() => undefined));
       await Promise.race([Promise.all(deaths), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
       while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
+      await endAll();
     },
   };
 }

@@ -52,6 +52,7 @@ export function createApiClient(base: string, opts: { timeoutMs?: number; retrie
 
 /** Run tasks with at most `limit` at once; returns how many failed (each failure reported). */
 export async function runBounded<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>, onError: (err: Error, item: T) => void, signal?: AbortSignal): Promise<number> {
+  if (items.length === 0) return 0;
   let next = 0;
   let failed = 0;
   const worker = async () => {

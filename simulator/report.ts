@@ -3,6 +3,8 @@ import cliProgress from 'cli-progress';
 
 export interface Summary {
   vehicles: number;
+  /** The connection mode used (multiplex falls back to per-vehicle when the broker refuses it). */
+  connections: 'per-vehicle' | 'multiplex';
   /** Vehicles with a live MQTT connection at the end of the run (per-vehicle) or shared connections up. */
   connected: number;
   /** Vehicles that stopped reporting (lost personas). */
@@ -70,7 +72,7 @@ function span(ms: number): string {
 export function formatSummary(s: Summary): string {
   const lines = [
     'simulation summary',
-    `  vehicles         ${s.vehicles} (${s.lost} lost, ${s.connected} connected at end)`,
+    `  vehicles         ${s.vehicles} (${s.lost} lost, ${s.connected} ${s.connections === 'multiplex' ? 'shared connections' : 'connected'} at end)`,
     `  registered       ${s.registered} profiles, ${s.serviceRecords} service records`,
     `  readings         ${s.readings}`,
     `  batches          ${s.batches}`,

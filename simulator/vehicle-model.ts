@@ -8,55 +8,13 @@ import { Faults } from './faults.js';
 import { LOW_SYSTEM_VOLTAGE_DTC, serviceItems, specFor, type VehicleSpec } from './catalogue.js';
 import { homeChargeTarget, wantsService } from './habits.js';
 import { buildHistory, round1, type ServiceVisit } from './history.js';
-import { defaultPersona, type Persona, type VehicleType } from './persona.js';
+import { defaultPersona, type Persona } from './persona.js';
 import { DAY, HOUR, planTrips, type Trip } from './planner.js';
 import { between, hashSeed, rngFor, unitFor } from './rng.js';
 
-export type { ServiceVisit } from './history.js';
+import type { Snapshot, StepResult, VehicleModel, VehicleModelOptions } from './model-types.js';
 
-export interface VehicleModelOptions {
-  vin: string;
-  seed: number;
-  powertrain: Powertrain;
-  vehicleType?: VehicleType;
-  startTs: number;
-  persona?: Persona;
-  /** Delivery time (default: drawn from the seed, up to ~4 years before startTs). */
-  deliveryTs?: number;
-  /** Report Vehicle.CurrentLocation (privacy: off by default). */
-  location?: boolean;
-  /**
-   * Also return a reading at each change of state (trip start/end, charging start/end, a fault
-   * code appearing or clearing), so coarse periodic sampling still shows every session and event.
-   */
-  transitions?: boolean;
-}
-
-export interface Snapshot {
-  ts: number;
-  signals: Signals;
-  dtcs: string[];
-}
-
-export interface StepResult extends Snapshot {
-  /** False once the vehicle is lost: its telematics unit no longer reports. */
-  reporting: boolean;
-  /** A dealer visit that completed during this step (the simulator POSTs it). */
-  service?: ServiceVisit;
-  /** With `transitions`: readings at state changes since the previous step, oldest first, all before `ts`. */
-  transitions?: Snapshot[];
-}
-
-export interface VehicleModel {
-  step(dtMs: number): StepResult;
-  readonly ts: number;
-  readonly vin: string;
-  readonly powertrain: Powertrain;
-  readonly persona: Persona;
-  readonly deliveryTs: number;
-  /** The last service visit before the simulation started, if the owner had one. */
-  readonly initialService?: ServiceVisit;
-}
+export type { ServiceVisit, Snapshot, StepResult, VehicleModel, VehicleModelOptions } from './model-types.js';
 
 type Mode = 'parked' | 'driving' | 'charging';
 interface Drive { remainingKm: number; speed: number; home: boolean; service: boolean }
@@ -98,6 +56,7 @@ class SimVehicle implements VehicleModel {
   private readonly faults: Faults;
   private dormantUntil = 0;
   private readonly lostAt: number;
+  private readonly startTs: number;
   private lastServiceTs: number;
   private lastServiceOdo: number;
   private serviceCount: number;
@@ -120,6 +79,7 @@ class SimVehicle implements VehicleModel {
     this.deliveryTs = Math.min(o.deliveryTs ?? o.startTs - Math.floor(between(rng, 5, 1400)) * DAY, o.startTs);
     const hist = buildHistory(rng, this.persona, o.powertrain, this.deliveryTs, o.startTs);
     this.t = o.startTs;
+    this.startTs = o.startTs;
     this.odo = hist.odometer;
     this.avgKm = hist.avgKmPerDay;
     this.lastServiceTs = hist.lastServiceTs;
@@ -358,6 +318,8 @@ class SimVehicle implements VehicleModel {
       this.dormantUntil = dayStart + between(r, 14, 40) * DAY;
       return;
     }
+    const fade = this.persona.fadeOverDays;
+    if (fade !== undefined && r() > Math.max(0.1, 1 - (dayStart - this.startTs) / (fade * DAY))) return; // drifting away
     const weekday = new Date(localDay * DAY).getUTCDay();
     const serviceToday = weekday !== 0 && this.wantsService(dayStart, r);
     // Whole milliseconds, so readings land on the same instants however finely the caller samples.

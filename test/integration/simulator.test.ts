@@ -10,6 +10,7 @@ import { Aedes } from 'aedes';
 import { decodeAgentStatus, decodeTelemetryBatch } from '../../proto/codec.js';
 import { VehicleProfileSchema, parseReplayLine, type TelemetryBatch } from '../../proto/domain.js';
 import { runSimulate, simulateToReplay } from '../../simulator/main.js';
+import { runSimulateCli } from '../../simulator/cli.js';
 import { isValidVin } from '../../simulator/vin.js';
 
 const START = Date.UTC(2026, 2, 2);
@@ -129,9 +130,10 @@ describe('runSimulate', () => {
     const dir = join(tmp, 'run-replay');
     const s = await runSimulate({
       vehicles: 40, speedup: 36_000, seed: 4, durationMs: 1500, broker: brokerUrl, connections: 'multiplex', multiplexConnections: 3,
-      sampleEveryMs: 300_000, start: START, quiet: true, writeReplayDir: dir,
+      sampleEveryMs: 300_000, start: START, quiet: true, writeReplayDir: dir, progress: true,
     });
     expect(s.errors).toBe(0);
+    expect(s.connections).toBe('multiplex');
     const byVin = telemetryByVin();
     expect(byVin.size).toBeGreaterThan(30); // lost vehicles may fall silent early
     expectOrderedPerVin(byVin);
@@ -154,7 +156,71 @@ describe('runSimulate', () => {
     const s = await runSimulate({ vehicles: 3, speedup: 3600, seed: 1, durationMs: 60_000, broker: brokerUrl, connections: 'per-vehicle', quiet: true, signal: ac.signal, start: START });
     expect(s.wallMs).toBeLessThan(30_000);
     await expect(runSimulate({ vehicles: 0, speedup: 1, seed: 1, durationMs: 1, broker: brokerUrl, connections: 'multiplex' })).rejects.toThrow(/vehicles/);
+    await expect(runSimulate({ vehicles: 2, speedup: 1, seed: 1, durationMs: 1, broker: 'mqtt://127.0.0.1:9', connections: 'per-vehicle', quiet: true })).rejects.toThrow(
+      /cannot connect to the broker at mqtt:\/\/127.0.0.1:9/,
+    );
+    await expect(runSimulate({ vehicles: 1, speedup: 1, seed: 1, durationMs: 1, broker: brokerUrl, connections: 'multiplex', api: 'http://127.0.0.1:9', quiet: true })).rejects.toThrow(
+      /cannot register vehicles at http:\/\/127.0.0.1:9/,
+    );
     await expect(runSimulate({ vehicles: 1, speedup: -1, seed: 1, durationMs: 1, broker: brokerUrl, connections: 'multiplex' })).rejects.toThrow(/speedup/);
+  });
+});
+
+describe('runSimulate against a broker with a per-VIN ACL', () => {
+  it('connects per vehicle; multiplexing falls back to per-vehicle connections', async () => {
+    // Like ingest's embedded broker: the username must be a VIN and may publish only under it.
+    const acl = await Aedes.createBroker({
+      authenticate: (_c, username, _p, done) => {
+        if (isValidVin(username ?? '')) return done(null, true);
+        done(Object.assign(new Error('bad username or password'), { returnCode: 4 }) as never, false);
+      },
+      authorizePublish: (client, packet, cb) => cb(client && packet.topic.split('/')[2] !== (client as unknown as { id: string }).id ? new Error('not yours') : null),
+    });
+    let telemetry = 0;
+    acl.on('publish', (p, c) => {
+      if (c && p.topic.endsWith('/telemetry')) telemetry++;
+    });
+    const srv = net.createServer(acl.handle as never);
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const url = `mqtt://127.0.0.1:${(srv.address() as net.AddressInfo).port}`;
+    try {
+      const s = await runSimulate({ vehicles: 4, speedup: 36_000, seed: 8, durationMs: 800, broker: url, connections: 'per-vehicle', quiet: true, start: START });
+      expect(s.errors).toBe(0);
+      expect(s.batches).toBeGreaterThan(0);
+      expect(telemetry).toBe(s.batches);
+      expect(s.connections).toBe('per-vehicle');
+      telemetry = 0;
+      const m = await runSimulate({ vehicles: 4, speedup: 36_000, seed: 8, durationMs: 800, broker: url, connections: 'multiplex', quiet: true, start: START });
+      expect(m.connections).toBe('per-vehicle'); // refused as a shared identity, so one connection per VIN
+      expect(m.errors).toBe(0);
+      expect(m.batches).toBeGreaterThan(0);
+      expect(telemetry).toBe(m.batches);
+    } finally {
+      await new Promise<void>((r) => acl.close(() => r()));
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });
+});
+
+describe('runSimulate without a broker', () => {
+  it('only writes replay files', async () => {
+    const dir = join(tmp, 'replay-only');
+    const s = await runSimulate({ vehicles: 3, speedup: 36_000, seed: 6, durationMs: 500, broker: '', connections: 'per-vehicle', writeReplayDir: dir, start: START, quiet: true });
+    expect(s.batches).toBe(0);
+    expect(s.readings).toBeGreaterThan(0);
+    const lines = (await Promise.all(s.replayFiles!.map((f) => readFile(f, 'utf8')))).flatMap((t) => t.split('\n').filter(Boolean));
+    expect(lines.map(parseReplayLine)).toHaveLength(s.readings);
+  });
+});
+
+describe('runSimulateCli', () => {
+  it('runs from command-line strings and exits 0', async () => {
+    received = [];
+    const code = await runSimulateCli({ vehicles: '3', speedup: '36000', seed: '5', duration: '700ms', broker: brokerUrl, api: '', connections: 'per-vehicle', sampleEvery: '600000', progress: false, start: '2026-03-02T00:00:00Z' });
+    expect(code).toBe(0);
+    const batches = received.filter((m) => m.topic.endsWith('/telemetry')).map((m) => decodeTelemetryBatch(m.payload));
+    expect(new Set(batches.map((b) => b.vin)).size).toBe(3);
+    expect(Math.min(...batches.flatMap((b) => b.samples.map((x) => x.ts)))).toBeGreaterThanOrEqual(START);
   });
 });
 

@@ -27,7 +27,7 @@ describe('createFleet', () => {
     expect(Math.max(...ages)).toBeLessThanOrEqual(4 * 366);
     expect(new Set(fleet.vehicles.map((v) => v.profile.dealerId)).size).toBeGreaterThan(2);
     const archetypes = new Set(fleet.vehicles.map((v) => v.persona.archetype));
-    for (const a of ['commuter', 'low_runner', 'dormant_prone', 'lost', 'fleet_van', 'neglectful']) expect(archetypes).toContain(a);
+    for (const a of ['commuter', 'low_runner', 'dormant_prone', 'drifting', 'lost', 'fleet_van', 'neglectful']) expect(archetypes).toContain(a);
   });
 
   it('is a pure function of its seed', () => {

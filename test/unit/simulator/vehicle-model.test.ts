@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { createVehicleModel, type StepResult } from '../../../simulator/vehicle-model.js';
+import { createVehicleModel, type Snapshot, type StepResult } from '../../../simulator/vehicle-model.js';
 import { SignalsSchema, DtcSchema } from '../../../proto/domain.js';
 import { VSS } from '../../../proto/signals.js';
 import { DAY, MIN, START, persona, run } from './support.js';
 
-const num = (r: StepResult, path: string) => r.signals[path as keyof typeof r.signals] as number;
+const num = (r: Snapshot, path: string) => r.signals[path as keyof typeof r.signals] as number;
 
 /** Start/end of charging sessions (IsCharging rising edges) with the port used. */
-function sessions(rs: StepResult[]): { port: string; startSoc: number }[] {
+function sessions(rs: Snapshot[]): { port: string; startSoc: number }[] {
   const out: { port: string; startSoc: number }[] = [];
   let prev = false;
   for (const r of rs) {
@@ -174,6 +174,15 @@ describe('vehicle model: a plausible life over six months', () => {
     expect(km / 28).toBeGreaterThan(80);
   });
 
+  it('a drifting owner drives less and less', () => {
+    const rs = run({ powertrain: 'ICE', persona: persona('drifting', 'ICE', { fadeOverDays: 40, commutes: true, dormancyChancePerDay: 0 }) }, 90, 60 * MIN);
+    const odoAt = (day: number) => num(rs[Math.min(rs.length - 1, day * 24 - 1)], VSS.odometer);
+    const first = odoAt(30) - num(rs[0], VSS.odometer);
+    const last = odoAt(90) - odoAt(60);
+    expect(first).toBeGreaterThan(100);
+    expect(last).toBeLessThan(first / 2);
+  });
+
   it('a lost vehicle stops reporting', () => {
     const rs = run({ powertrain: 'BEV', persona: persona('lost', 'BEV', { lostAfterDays: 3 }) }, 10, 60 * MIN);
     expect(rs[0].reporting).toBe(true);
@@ -192,9 +201,9 @@ describe('vehicle model: readings at changes of state', () => {
     expect(flat.length).toBeLessThan(fine.length / 10);
     expect(sessions(flat).length).toBe(sessions(fine).length);
     // The car starts parked, so an ON first reading is a trip start too.
-    const tripStarts = (rs: StepResult[]) => rs.filter((r, i) => r.signals[VSS.lowVoltageSystemState] === 'ON' && (i === 0 || rs[i - 1].signals[VSS.lowVoltageSystemState] !== 'ON')).length;
+    const tripStarts = (rs: Snapshot[]) => rs.filter((r, i) => r.signals[VSS.lowVoltageSystemState] === 'ON' && (i === 0 || rs[i - 1].signals[VSS.lowVoltageSystemState] !== 'ON')).length;
     expect(tripStarts(flat)).toBe(tripStarts(fine));
-    const codes = (rs: StepResult[]) => new Set(rs.flatMap((r) => r.dtcs));
+    const codes = (rs: Snapshot[]) => new Set(rs.flatMap((r) => r.dtcs));
     expect(codes(flat)).toEqual(codes(fine));
     // Same instants give the same readings, whichever way they were sampled.
     const fineAt = new Map(fine.map((r) => [r.ts, r]));
