@@ -29,6 +29,7 @@ export const INGEST_SETTINGS = {
   INFLUX_BUCKET: [z.string().min(1), 'telemetry', 'bucket; on 1.x database or database/retention-policy'],
   ODOPULSE_WEBHOOK_URL: [optionalString, undefined, 'lifecycle-system endpoint(s), comma-separated; unset = no outbound events'],
   ODOPULSE_WEBHOOK_SECRET: [optionalString, undefined, 'HMAC key for the webhook signature header (required with a URL)'],
+  ODOPULSE_WEBHOOK_MAX_BACKOFF_MS: [z.coerce.number().int().min(10), 600_000, 'longest wait between webhook retries (exponential from 1 s, with jitter)'],
   ODOPULSE_RULES_CONFIG: [optionalString, undefined, 'rule configuration file (JSON); unset = built-in defaults (domain.md)'],
   ODOPULSE_CLOCK: [z.enum(['wall', 'event']), 'wall', 'fleet clock: wall time, or the newest event time seen (replays, accelerated simulations)'],
   ODOPULSE_SWEEP_MS: [z.coerce.number().int().min(100), 60_000, 'how often time-based rules are swept (wall ms)'],

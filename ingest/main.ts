@@ -66,7 +66,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   // One bus for prompt changes: SSE subscribers, HMI delivery, webhooks.
   const bus = new EventEmitter<{ change: [PromptChange] }>();
   bus.setMaxListeners(0);
-  const dispatcher = urls.length ? new WebhookDispatcher({ outbox: stores.outbox, secret: cfg.ODOPULSE_WEBHOOK_SECRET!, onError: (err: unknown) => log.warn({ err: String(err) }, 'webhook delivery failed; will retry') }) : null;
+  const dispatcher = urls.length ? new WebhookDispatcher({ outbox: stores.outbox, secret: cfg.ODOPULSE_WEBHOOK_SECRET!, baseBackoffMs: Math.min(1000, cfg.ODOPULSE_WEBHOOK_MAX_BACKOFF_MS), maxBackoffMs: cfg.ODOPULSE_WEBHOOK_MAX_BACKOFF_MS, onError: (err: unknown) => log.warn({ err: String(err) }, 'webhook delivery failed; will retry') }) : null;
   const hmi = new HmiDelivery({
     stores, link, prefix: cfg.ODOPULSE_MQTT_PREFIX, clock, dailyCap: cfg.ODOPULSE_HMI_DAILY_CAP,
     latest: (vin) => rules.latest(vin),

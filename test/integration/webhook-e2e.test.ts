@@ -1,0 +1,98 @@
+// Lifecycle webhooks end to end: a receiver that is down (and an ingest restart in the middle) loses
+// nothing; every event is signed, and its id is stable across retries.
+import http from 'node:http';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifySignature } from '../../ingest/delivery/webhook.js';
+import { startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { eventually, getJson, runAgentProcess, startIngestProcess, type IngestProcess } from '../support/ingest.js';
+import { freePort } from '../support/ports.js';
+import { lowChargeAndFaultScenario, PROFILE, writeReplay } from '../support/scenario.js';
+
+const VIN = 'LSVAU2180N2183310';
+const SECRET = 'test-webhook-secret';
+const tmp = mkdtempSync(join(tmpdir(), 'odopulse-webhook-'));
+let influx: InfluxdHandle;
+let ingest: IngestProcess | undefined;
+let server: http.Server;
+let up = false;
+const attempts: string[] = [];
+const accepted = new Map<string, any>();
+let badSignatures = 0;
+
+beforeAll(async () => {
+  influx = await startInfluxd({ database: 'hooks' });
+  const port = await freePort();
+  server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const id = String(req.headers['webhook-id']);
+      attempts.push(id);
+      if (!verifySignature(SECRET, req.headers as Record<string, string>, body, 300)) badSignatures++;
+      if (!up) {
+        res.writeHead(503).end();
+        return;
+      }
+      accepted.set(id, JSON.parse(body));
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  ingest = await startIngestProcess({
+    INFLUX_URL: influx.url, INFLUX_BUCKET: 'hooks', ODOPULSE_CLOCK: 'event',
+    ODOPULSE_WEBHOOK_URL: `http://127.0.0.1:${port}/events`, ODOPULSE_WEBHOOK_SECRET: SECRET, ODOPULSE_WEBHOOK_MAX_BACKOFF_MS: '300',
+  });
+});
+
+afterAll(async () => {
+  await ingest?.stop();
+  await new Promise((r) => server.close(r));
+  await influx?.stop();
+});
+
+describe('lifecycle webhooks', () => {
+  it('delivers every prompt change as a signed CloudEvent through a receiver outage and an ingest restart', async () => {
+    await fetch(`${ingest!.api}/api/v1/vehicles/${VIN}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(PROFILE) });
+    const { lines } = lowChargeAndFaultScenario(VIN);
+    const file = join(tmp, 'w.jsonl');
+    writeReplay(file, lines);
+    const agent = await runAgentProcess(['--vin', VIN, '--broker', ingest!.mqttUrl, '--replay', file, '--speed', '0', '--spool', join(tmp, 'spool')]);
+    expect(agent.code, agent.output).toBe(0);
+
+    // the receiver is down: attempts are made and refused
+    await eventually(() => attempts.length >= 5, 30_000, 'refused attempts');
+    const prompts = await eventually(async () => {
+      const items = (await getJson<{ items: any[] }>(`${ingest!.api}/api/v1/prompts?vin=${VIN}&limit=500`)).items;
+      return items.filter((p) => p.kind === 'fault.dtc').length === 2 ? items : undefined;
+    }, 30_000, 'prompts');
+    // an advisor acknowledges one while the receiver is still down
+    const ack = await fetch(`${ingest!.api}/api/v1/prompts/${prompts[0].id}/ack`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by: 'advisor.li', note: 'calling the owner' }) });
+    expect(ack.status).toBe(200);
+
+    // ingest restarts while the receiver is down, then the receiver recovers
+    const reuse = { dataDir: ingest!.dataDir, httpPort: ingest!.httpPort, mqttPort: ingest!.mqttPort };
+    await ingest!.stop('SIGKILL');
+    ingest = await startIngestProcess(ingest!.env, reuse);
+    up = true;
+
+    const created = () => [...accepted.values()].filter((e) => e.type === 'com.odopulse.prompt.created').map((e) => e.data.id);
+    await eventually(() => prompts.every((p) => created().includes(p.id)), 60_000, 'a created event for every prompt');
+    await eventually(() => [...accepted.values()].some((e) => e.type === 'com.odopulse.prompt.acknowledged' && e.data.by === 'advisor.li'), 30_000, 'the acknowledgement event');
+    const withdrawn = [...accepted.values()].filter((e) => e.type === 'com.odopulse.prompt.withdrawn');
+    expect(withdrawn.length).toBeGreaterThan(0);
+    expect(badSignatures).toBe(0);
+    for (const e of accepted.values()) {
+      expect(e.specversion).toBe('1.0');
+      expect(e.subject).toBe(VIN);
+      expect(e.id).toMatch(/\S/);
+    }
+    // ids are stable across retries: every accepted id was first refused with the same id
+    const refusedBeforeUp = new Set(attempts.slice(0, 5));
+    expect([...refusedBeforeUp].every((id) => accepted.has(id))).toBe(true);
+    // each event accepted once per id (the receiver may see retries, never a new id for the same change)
+    expect(created().length).toBe(new Set(created()).size);
+  });
+});
