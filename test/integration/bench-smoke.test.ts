@@ -1,0 +1,29 @@
+// `odopulse bench e2e --quick`, the CI smoke run of the end-to-end benchmark: it must run the whole
+// stack and print one JSON result with every figure beside its ceiling. Figures are not asserted.
+import { spawn } from 'node:child_process';
+import { expect, it } from 'vitest';
+import { BIN } from '../support/ingest.js';
+
+it('prints the end-to-end figures beside the machine ceilings', async () => {
+  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, [BIN, 'bench', 'e2e', '--quick'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+  expect(out.code, out.stderr).toBe(0);
+  const r = JSON.parse(out.stdout);
+  console.log(JSON.stringify({ endToEnd: r.e2e.endToEnd, latency: r.e2e.latencyAtHalfLoad }));
+  expect(r.machine.cores).toBeGreaterThan(0);
+  expect(r.e2e.influxCeiling.raw.linesPerSec).toBeGreaterThan(0);
+  expect(r.e2e.brokerCeiling.readingsPerSec).toBeGreaterThan(0);
+  // zero loss is behaviour, not speed: every published reading is counted in InfluxDB
+  expect(r.e2e.endToEnd.lost).toBe(0);
+  expect(r.e2e.endToEnd.readingsInInflux).toBe(r.e2e.endToEnd.readingsPublished);
+  expect(r.e2e.latencyAtHalfLoad.hmiMs.n).toBe(r.e2e.latencyAtHalfLoad.expected);
+  expect(r.e2e.latencyAtHalfLoad.sseMs.n).toBe(r.e2e.latencyAtHalfLoad.expected);
+  expect(r.e2e.connections.connected).toBe(r.e2e.connections.target);
+  expect(r.e2e.memory.ingestRssMb.length).toBeGreaterThan(0);
+}, 600_000);
