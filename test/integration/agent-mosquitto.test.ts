@@ -1,7 +1,7 @@
 // The agent as a real process against a real Mosquitto: SIGKILL mid-flush and restart, broker
 // outage, username/password, TLS and mutual TLS, and the ACL that keeps a vehicle to its own VIN.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,13 +15,7 @@ let childScript: string;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'agent-mq-'));
-  // Compile the agent (and what it imports) to dist/, then drive it from a tiny child script.
-  execFileSync(
-    join(PACKAGE_ROOT, 'node_modules/.bin/tsc'),
-    ['agent/main.ts', '--outDir', 'dist', '--rootDir', '.', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2023',
-      '--skipLibCheck', '--esModuleInterop', '--resolveJsonModule', '--types', 'node'],
-    { cwd: PACKAGE_ROOT, stdio: 'pipe' },
-  );
+  // dist/ is built by `npm test` before vitest runs; drive the compiled agent from a tiny child script.
   childScript = join(dir, 'agent-child.mjs');
   writeFileSync(
     childScript,
