@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeHmiPrompt, encodeAgentStatus, encodeTelemetryBatch } from '../../proto/codec.js';
+import { decodeHmiPrompt, encodeAgentStatus, encodePromptAck, encodeTelemetryBatch } from '../../proto/codec.js';
 import { influxQuery, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 import { eventually, getJson, runAgentProcess, startIngestProcess, type IngestProcess } from '../support/ingest.js';
 import { lowChargeAndFaultScenario, PROFILE, writeReplay } from '../support/scenario.js';
@@ -83,6 +83,20 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
     expect(shown().filter((p) => p.kind === 'charging.critical_soc')).toHaveLength(1);
     expect(shown().every((p) => p.locale === 'en' && p.title.length > 0)).toBe(true);
     expect(shown().some((p) => p.kind.startsWith('usage.'))).toBe(false);
+
+    // the driver acts on the critical prompt: its status and outcome follow, and conversion counts it
+    const critical = shown().find((p) => p.kind === 'charging.critical_soc')!;
+    await hmi.publishAsync(`v1/vehicles/${VIN}/prompts/ack`, Buffer.from(encodePromptAck({ promptId: critical.promptId, outcome: 'SHOWN', ts: Date.now() })), { qos: 1 });
+    await hmi.publishAsync(`v1/vehicles/${VIN}/prompts/ack`, Buffer.from(encodePromptAck({ promptId: critical.promptId, outcome: 'ACTED', ts: Date.now(), actionId: 'find_charger' })), { qos: 1 });
+    const acted = await eventually(async () => {
+      const p = await getJson<any>(`${ingest.api}/api/v1/prompts/${critical.promptId}`);
+      return p.outcome === 'acted' ? p : undefined;
+    }, 10_000, 'acted outcome');
+    expect(acted.status).not.toBe('open');
+    const stats = await getJson<any>(`${ingest.api}/api/v1/stats/prompts?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z`);
+    const row = stats.kinds.find((r: any) => r.kind === 'charging.critical_soc');
+    expect(row.acted).toBeGreaterThanOrEqual(1);
+    expect(row.conversion).toBeGreaterThan(0);
     await hmi.endAsync();
   });
 
