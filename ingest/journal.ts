@@ -1,9 +1,10 @@
 // The durable journal: a telemetry batch is PUBACKed only after it is here (or was already here).
 // Group commit: appends arriving within a few milliseconds share one transaction, i.e. one fsync,
 // and their acks are released together (architecture.md: ~230 µs per fsync on these machines).
-import Database from 'better-sqlite3';
+import { Database } from './store/sqlite/driver.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Reading } from '../proto/domain.js';
 
 export interface JournalEntry {
   id: number;
@@ -12,6 +13,8 @@ export interface JournalEntry {
   receivedAt: number;
   payload: Buffer;
   influxDone: boolean;
+  /** The payload's readings when the pipeline still holds them decoded (saves decoding it again). */
+  readings?: Reading[];
 }
 
 export type AppendResult = 'new' | 'duplicate';
@@ -26,7 +29,7 @@ interface Pending {
 }
 
 export class Journal {
-  private readonly db: Database.Database;
+  private readonly db: Database;
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | null = null;
   private readonly stmts;

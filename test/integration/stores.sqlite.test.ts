@@ -1,6 +1,6 @@
 // The SQLite stores against the shared port suites, plus what only a file can show: durability
 // across close and reopen, and the schema version.
-import Database from 'better-sqlite3';
+import { Database } from '../../ingest/store/sqlite/driver.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

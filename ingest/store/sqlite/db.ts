@@ -1,10 +1,10 @@
 // Opens the one SQLite file of ingest's durable local state and brings its schema up to date.
 // Migrations are append-only; PRAGMA user_version records how many have run.
-import Database from 'better-sqlite3';
+import { Database } from './driver.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type Db = Database.Database;
+export type Db = Database;
 
 const MIGRATIONS: string[] = [
   // 1: prompts and their path, vehicles, rule states, dead letters, outbox.
