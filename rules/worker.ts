@@ -53,7 +53,7 @@ interface LaneMeta {
   extras: [number, string, unknown][];
 }
 
-const PATH_INDEX: Record<string, number> = Object.fromEntries(SIGNAL_PATHS.map((p, i) => [p, i]));
+const PATH_INDEX = new Map<string, number>(SIGNAL_PATHS.map((p, i) => [p, i]));
 const KIND = SIGNAL_PATHS.map((p) => SIGNALS[p].kind);
 const ENUM_VALUES = SIGNAL_PATHS.map((p) => (SIGNALS[p].values ?? []) as readonly string[]);
 
@@ -73,31 +73,48 @@ function decodeValue(idx: number, x: number): unknown {
   return ENUM_VALUES[idx][x];
 }
 
+const PER_READING_MAX = 3 + 2 * SIGNAL_PATHS.length;
+const keyAt: string[] = new Array<string>(SIGNAL_PATHS.length).fill('');
+const idxAt: number[] = new Array<number>(SIGNAL_PATHS.length).fill(0);
+
 export function packLane(items: LaneItem[]): PackedLane {
-  let size = 0;
-  for (const it of items) {
-    for (const r of it.readings) {
-      size += 3;
-      for (const _k in r.signals) size += 2;
-    }
-  }
-  const f = new Float64Array(Math.max(1, size));
+  // One pass: a reading takes at most PER_READING_MAX floats (each table signal once), so the
+  // buffer is sized from a typical reading and grown in the rare case it runs short.
+  let count = 0;
+  for (const it of items) count += it.readings.length;
+  let f = new Float64Array(Math.max(PER_READING_MAX, count * 19));
   const meta: LaneMeta = { items: new Array(items.length), dtcs: [], extras: [] };
   let o = 0;
   let ri = 0;
   for (let i = 0; i < items.length; i++) {
     const it = items[i];
-    for (const r of it.readings) {
+    const rs = it.readings;
+    for (let j = 0; j < rs.length; j++) {
+      const r = rs[j];
+      if (o + PER_READING_MAX > f.length) {
+        const grown = new Float64Array(f.length * 2);
+        grown.set(f);
+        f = grown;
+      }
       const sig = r.signals as Record<string, unknown>;
       f[o++] = r.ts;
       const countAt = o++;
       let n = 0;
       for (const k in sig) {
-        const idx = PATH_INDEX[k];
+        // Readings repeat the same keys in the same order: a position cache skips the hash lookup.
+        let idx: number | undefined;
+        if (keyAt[n] === k) idx = idxAt[n];
+        else {
+          idx = PATH_INDEX.get(k);
+          if (idx !== undefined && n < keyAt.length) {
+            keyAt[n] = k;
+            idxAt[n] = idx;
+          }
+        }
         const v = sig[k];
         const x = idx === undefined ? Number.NaN : encodeValue(idx, v);
         if (x === x) {
-          f[o++] = idx;
+          f[o++] = idx!;
           f[o++] = x;
           n++;
         } else {
@@ -108,49 +125,128 @@ export function packLane(items: LaneItem[]): PackedLane {
       f[o++] = r.dtcs ? meta.dtcs.push(r.dtcs) - 1 : -1;
       ri++;
     }
-    meta.items[i] = [it.vin, it.state ?? 0, it.profile ?? 0, it.tick ? 1 : 0, it.serviceRecords ?? 0, it.readings.length];
+    meta.items[i] = [it.vin, it.state ?? 0, it.profile ?? 0, it.tick ? 1 : 0, it.serviceRecords ?? 0, rs.length];
   }
   return { buf: f.buffer, length: o, meta: JSON.stringify(meta) };
 }
 
-export function unpackLane(lane: PackedLane): LaneItem[] {
-  const meta = JSON.parse(lane.meta) as LaneMeta;
-  const f = new Float64Array(lane.buf, 0, lane.length);
-  const extras = new Map<number, [string, unknown][]>();
-  for (const [ri, k, v] of meta.extras) {
-    const list = extras.get(ri);
-    if (list) list.push([k, v]);
-    else extras.set(ri, [[k, v]]);
+/**
+ * Signal objects are rebuilt by a small generated function per key sequence (a vehicle sends
+ * the same signals reading after reading): one object literal with a stable shape instead of a
+ * chain of keyed stores, which dominated unpacking. Keys come only from the static signal table.
+ */
+type BuildSignals = (v: unknown[]) => Record<string, unknown>;
+const builders = new Map<number, BuildSignals>();
+const BUILDERS_MAX = 1024;
+const scratchIdx: number[] = new Array<number>(SIGNAL_PATHS.length).fill(0);
+const scratchVal: unknown[] = new Array<unknown>(SIGNAL_PATHS.length).fill(undefined);
+const RADIX = SIGNAL_PATHS.length + 1;
+
+function builderFor(signature: number, n: number): BuildSignals | undefined {
+  let b = builders.get(signature);
+  if (b || builders.size >= BUILDERS_MAX) return b;
+  const fields: string[] = [];
+  for (let i = 0; i < n; i++) fields.push(`${JSON.stringify(SIGNAL_PATHS[scratchIdx[i]])}: v[${i}]`);
+  b = new Function('v', `return { ${fields.join(', ')} };`) as BuildSignals;
+  builders.set(signature, b);
+  return b;
+}
+
+/** Decode n (path index, value) pairs at o into a signals object. */
+function decodeSignals(f: Float64Array, o: number, n: number): Record<string, unknown> {
+  if (n <= SIGNAL_PATHS.length) {
+    let signature = 0;
+    let ok = true;
+    for (let s = 0; s < n; s++) {
+      const idx = f[o + 2 * s];
+      if (!(idx >= 0 && idx < SIGNAL_PATHS.length && Number.isInteger(idx))) {
+        ok = false;
+        break;
+      }
+      scratchIdx[s] = idx;
+      scratchVal[s] = decodeValue(idx, f[o + 2 * s + 1]);
+      signature = signature * RADIX + idx + 1;
+    }
+    const build = ok ? builderFor(signature, n) : undefined;
+    if (build) return build(scratchVal);
   }
-  let o = 0;
-  let ri = 0;
-  return meta.items.map(([vin, state, profile, tick, records, count]) => {
+  const signals: Record<string, unknown> = {};
+  for (let s = 0; s < n; s++) {
+    const idx = f[o + 2 * s];
+    signals[SIGNAL_PATHS[idx]] = decodeValue(idx, f[o + 2 * s + 1]);
+  }
+  return signals;
+}
+
+/**
+ * Reads a packed lane one item at a time, so a vehicle's reading objects are built just before
+ * the engine needs them and die young (building the whole lane up front kept them alive through
+ * every vehicle's run, and the garbage collector's copying dominated unpacking in the workers).
+ */
+export class LaneReader {
+  private readonly meta: LaneMeta;
+  private readonly f: Float64Array;
+  private readonly extras = new Map<number, [string, unknown][]>();
+  private o = 0;
+  private ri = 0;
+  private next = 0;
+
+  constructor(lane: PackedLane) {
+    this.meta = JSON.parse(lane.meta) as LaneMeta;
+    this.f = new Float64Array(lane.buf, 0, lane.length);
+    for (const [ri, k, v] of this.meta.extras) {
+      const list = this.extras.get(ri);
+      if (list) list.push([k, v]);
+      else this.extras.set(ri, [[k, v]]);
+    }
+  }
+
+  get count(): number {
+    return this.meta.items.length;
+  }
+
+  /** The next item, in lane order; undefined after the last. */
+  read(): LaneItem | undefined {
+    const entry = this.meta.items[this.next];
+    if (!entry) return undefined;
+    this.next++;
+    const [vin, state, profile, tick, records, count] = entry;
+    const f = this.f;
+    const extras = this.extras;
+    let o = this.o;
+    let ri = this.ri;
     const readings: Reading[] = new Array(count);
     for (let j = 0; j < count; j++) {
       const ts = f[o++];
       const n = f[o++];
-      const signals: Record<string, unknown> = {};
-      for (let s = 0; s < n; s++) {
-        const idx = f[o++];
-        signals[SIGNAL_PATHS[idx]] = decodeValue(idx, f[o++]);
-      }
+      const signals = decodeSignals(f, o, n);
+      o += 2 * n;
       if (extras.size) {
         const extra = extras.get(ri);
         if (extra) for (const [k, v] of extra) signals[k] = v;
       }
       const d = f[o++];
       const r: Reading = { vin, ts, signals: signals as Reading['signals'] };
-      if (d >= 0) r.dtcs = meta.dtcs[d];
+      if (d >= 0) r.dtcs = this.meta.dtcs[d];
       readings[j] = r;
       ri++;
     }
+    this.o = o;
+    this.ri = ri;
     const item: LaneItem = { vin, readings };
     if (state) item.state = state;
     if (profile) item.profile = profile;
     if (tick) item.tick = true;
     if (records) item.serviceRecords = records;
     return item;
-  });
+  }
+}
+
+export function unpackLane(lane: PackedLane): LaneItem[] {
+  const reader = new LaneReader(lane);
+  const items: LaneItem[] = new Array(reader.count);
+  for (let i = 0; i < items.length; i++) items[i] = reader.read()!;
+  return items;
 }
 
 /** The same sequence for a vehicle everywhere: service records, then readings, then the sweep. */
@@ -176,13 +272,22 @@ export function process(task: LaneTask): LaneTaskResult {
     cached = { version: task.configVersion, engine: createEngine(JSON.parse(task.config) as RulesConfig) };
   }
   const t0 = performance.now();
-  const items = unpackLane(task.lane);
-  const t1 = performance.now();
+  const reader = new LaneReader(task.lane);
+  let unpackMs = performance.now() - t0;
+  let engineMs = 0;
   const now = task.now;
   const clock: FleetClock = { now: () => now };
-  const results = items.map((it) => runItem(cached!.engine, it, clock));
+  const results: EngineResult[] = new Array(reader.count);
+  for (let i = 0; i < results.length; i++) {
+    const ta = performance.now();
+    const item = reader.read()!;
+    const tb = performance.now();
+    results[i] = runItem(cached.engine, item, clock);
+    unpackMs += tb - ta;
+    engineMs += performance.now() - tb;
+  }
   const t2 = performance.now();
   const text = JSON.stringify(results);
   const t3 = performance.now();
-  return { results: text, unpackMs: t1 - t0, engineMs: t2 - t1, packMs: t3 - t2 };
+  return { results: text, unpackMs, engineMs, packMs: t3 - t2 };
 }

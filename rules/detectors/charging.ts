@@ -89,7 +89,11 @@ function endSession(s: ChargingState, open: OpenSession, ts: number, soc: number
 /** Judge the full-dwell of the last session: left full for long enough, or taken off earlier. */
 function judgeDwell(s: ChargingState, leftFull: boolean): void {
   const last = s.sessions[s.sessions.length - 1];
-  if (last && last.leftFull === undefined) s.sessions[s.sessions.length - 1] = { ...last, leftFull };
+  if (last && last.leftFull === undefined) {
+    // s is a shallow copy: copy the array before writing, the caller's state must not change
+    s.sessions = s.sessions.slice();
+    s.sessions[s.sessions.length - 1] = { ...last, leftFull };
+  }
   s.fullSince = undefined;
 }
 

@@ -33,6 +33,22 @@ export interface MaintenanceState {
 
 type Ctx = DetectorContext<MaintenanceConfig>;
 
+/**
+ * A shallow copy built field by field: every reading copies the state, and a spread of an object
+ * that once lost a key (`delete`) is many times slower. Unset fields stay absent, as in JSON.
+ */
+function copyState(s: MaintenanceState, withFollowup = true): MaintenanceState {
+  const c: MaintenanceState = { cycle: s.cycle, step: s.step };
+  if (s.base !== undefined) c.base = s.base;
+  if (s.openKey !== undefined) c.openKey = s.openKey;
+  if (s.dueAt !== undefined) c.dueAt = s.dueAt;
+  if (s.dueOdometer !== undefined) c.dueOdometer = s.dueOdometer;
+  if (s.odometer !== undefined) c.odometer = s.odometer;
+  if (s.evalTs !== undefined) c.evalTs = s.evalTs;
+  if (withFollowup && s.followup !== undefined) c.followup = s.followup;
+  return c;
+}
+
 /** Where the current cycle's due point lies. */
 export interface DuePoint {
   first: boolean;
@@ -41,12 +57,25 @@ export interface DuePoint {
   dueTs: number;
 }
 
+// The due point only changes with the profile, the config or the cycle's start, yet is needed on
+// every reading: remember the last one (readings of one vehicle arrive in runs).
+let lastDue: { iv: object; startTs: number; startKm: number; dp: DuePoint } | undefined;
+
 export function duePoint(state: MaintenanceState, ctx: Ctx): DuePoint | undefined {
   const profile = ctx.profile;
   if (!profile) return undefined;
-  const iv = state.base ? ctx.config.interval[profile.powertrain] : ctx.config.firstService;
-  const start = state.base ?? { ts: parseIsoDate(profile.deliveryDate), odometer: 0 };
-  return { first: !state.base, startTs: start.ts, dueKm: start.odometer + iv.km, dueTs: addMonthsUtc(start.ts, iv.months) };
+  const base = state.base;
+  const iv = base ? ctx.config.interval[profile.powertrain] : ctx.config.firstService;
+  const startTs = base ? base.ts : parseIsoDate(profile.deliveryDate);
+  const startKm = base ? base.odometer : 0;
+  const m = lastDue;
+  if (m && m.iv === iv && m.startTs === startTs && m.startKm === startKm && m.dp.first === !base) {
+    // Same inputs; a fresh copy so a caller may keep or change its own.
+    return { first: m.dp.first, startTs, dueKm: m.dp.dueKm, dueTs: m.dp.dueTs };
+  }
+  const dp: DuePoint = { first: !base, startTs, dueKm: startKm + iv.km, dueTs: addMonthsUtc(startTs, iv.months) };
+  lastDue = { iv, startTs, startKm, dp: { ...dp } };
+  return dp;
 }
 
 /** The service-item list: the model's schedule plus what the vehicle's condition adds. */
@@ -83,9 +112,11 @@ function furthestStep(next: MaintenanceState, dp: DuePoint, at: number, cfg: Mai
   reached = 1;
   const dueAt = next.dueAt;
   if (kmAtLeast((next.dueOdometer ?? dp.dueKm) + cfg.overdue.km) || at >= dueAt + cfg.overdue.days * DAY_MS) reached = 2;
-  cfg.lapsedMonths.forEach((m, i) => {
-    if (at >= addMonthsUtc(dueAt, m)) reached = 3 + i;
-  });
+  // The furthest lapsed level whose date has passed (the last match wins, as in a forward scan).
+  const lapsed = cfg.lapsedMonths;
+  for (let i = lapsed.length - 1; i >= 0; i--) {
+    if (at >= addMonthsUtc(dueAt, lapsed[i])) return 3 + i;
+  }
   return reached;
 }
 
@@ -142,26 +173,36 @@ function stepPrompt(step: MaintenanceStep, state: MaintenanceState, dp: DuePoint
  * Advance the ladder to `at`. When one evaluation jumps past several steps (a vehicle first seen
  * late, a long gap), only the furthest is sent: earlier invitations would be stale on arrival.
  */
-function evaluate(state: MaintenanceState, at: number, ctx: Ctx): DetectorResult<MaintenanceState> {
+function evaluate(state: MaintenanceState, at: number, ctx: Ctx, odometer?: number): DetectorResult<MaintenanceState> {
   const dp = duePoint(state, ctx);
-  if (!dp) return { state, events: [] };
+  if (!dp) {
+    if (odometer === undefined) return { state, events: [] };
+    const moved = copyState(state);
+    moved.odometer = odometer;
+    return { state: moved, events: [] };
+  }
   const now = Math.max(at, state.evalTs ?? at);
-  const next: MaintenanceState = { ...state, evalTs: now };
+  // One copy per call: the caller's state is never changed.
+  const next = copyState(state);
+  if (odometer !== undefined) next.odometer = odometer;
+  next.evalTs = now;
+  const prevStep = state.step;
   const reached = furthestStep(next, dp, now, ctx.config);
-  if (reached <= state.step) return { state: next, events: [] };
+  if (reached <= prevStep) return { state: next, events: [] };
   const step = MAINTENANCE_STEPS[reached];
   const prompt = stepPrompt(step, next, dp, now, ctx);
   const events: RuleEvent[] = [];
   if (state.openKey) events.push({ type: 'resolve', dedupKey: state.openKey, ts: now, reason: `superseded by ${step}` });
   events.push({ type: 'open', prompt });
-  return { state: { ...next, step: reached, openKey: prompt.dedupKey }, events };
+  next.step = reached;
+  next.openKey = prompt.dedupKey;
+  return { state: next, events };
 }
 
 function emitFollowup(state: MaintenanceState, now: number, ctx: Ctx): DetectorResult<MaintenanceState> {
   const f = state.followup;
   if (!f || now < f.at || !ctx.profile) return { state, events: [] };
-  const next: MaintenanceState = { ...state };
-  delete next.followup;
+  const next = copyState(state, false);
   if (now > f.at + ctx.config.followupMaxLateDays * DAY_MS) return { state: next, events: [] };
   const prompt: PromptDraft = {
     kind: 'maintenance.followup',
@@ -184,9 +225,8 @@ export const maintenanceDetector: Detector<MaintenanceState, MaintenanceConfig> 
 
   onReading(state: MaintenanceState, reading: Reading, ctx: Ctx): DetectorResult<MaintenanceState> {
     const raw = reading.signals[VSS.odometer] ?? ctx.latest[VSS.odometer];
-    let next = state;
-    if (typeof raw === 'number' && Number.isFinite(raw) && raw > (state.odometer ?? -1)) next = { ...state, odometer: raw };
-    return evaluate(next, reading.ts, ctx);
+    const odometer = typeof raw === 'number' && Number.isFinite(raw) && raw > (state.odometer ?? -1) ? raw : undefined;
+    return evaluate(state, reading.ts, ctx, odometer);
   },
 
   onTick(state: MaintenanceState, now: number, ctx: Ctx): DetectorResult<MaintenanceState> {

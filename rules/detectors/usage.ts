@@ -35,6 +35,23 @@ export interface UsageState {
 
 type Ctx = DetectorContext<UsageConfig>;
 
+/**
+ * A shallow copy built field by field: every reading copies the state, and a spread of an object
+ * that once lost a key (`delete`) is many times slower. Unset fields stay absent, as in JSON.
+ */
+function copyState(s: UsageState, withDormantKey = true): UsageState {
+  const c: UsageState = { driving: s.driving, totalKm: s.totalKm, days: s.days };
+  if (s.firstTs !== undefined) c.firstTs = s.firstTs;
+  if (s.lastTs !== undefined) c.lastTs = s.lastTs;
+  if (s.lastDrivenTs !== undefined) c.lastDrivenTs = s.lastDrivenTs;
+  if (s.odometer !== undefined) c.odometer = s.odometer;
+  if (s.segments !== undefined) c.segments = s.segments;
+  if (s.evalTs !== undefined) c.evalTs = s.evalTs;
+  if (withDormantKey && s.dormantKey !== undefined) c.dormantKey = s.dormantKey;
+  if (s.utilDay !== undefined) c.utilDay = s.utilDay;
+  return c;
+}
+
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
 /** Driving = low-voltage system ON/START or a positive speed (domain.md). */
@@ -44,7 +61,16 @@ export function isDriving(latest: Signals): boolean {
 }
 
 function addToDay(days: DayEntry[], day: number, km: number, minutes: number, keepDays: number): DayEntry[] {
-  const out = days.filter((d) => d[0] > day - keepDays);
+  // Common case (nothing to prune, same or later day as the last entry): one copy, no filter.
+  const n = days.length;
+  let keepAll = true;
+  for (let i = 0; i < n; i++) {
+    if (!(days[i][0] > day - keepDays)) {
+      keepAll = false;
+      break;
+    }
+  }
+  const out = keepAll ? days.slice() : days.filter((d) => d[0] > day - keepDays);
   const last = out[out.length - 1];
   if (last && last[0] === day) out[out.length - 1] = [day, last[1] + km, last[2] + minutes];
   else if (!last || last[0] < day) out.push([day, km, minutes]);
@@ -60,19 +86,56 @@ function addToDay(days: DayEntry[], day: number, km: number, minutes: number, ke
 /** Distance over the `window` days ending with the day of `at` (inclusive). */
 export function recentKm(state: UsageState, at: number, window: number): number {
   const today = utcDay(at);
-  return state.days.filter((d) => d[0] > today - window && d[0] <= today).reduce((s, d) => s + d[1], 0);
+  const days = state.days;
+  let sum = 0;
+  for (let i = 0; i < days.length; i++) {
+    const d = days[i];
+    if (d[0] > today - window && d[0] <= today) sum += d[1];
+  }
+  return sum;
+}
+
+/** Stage and maturity boundaries as epoch ms; they depend only on the delivery date and config. */
+interface Boundaries {
+  deliveryDate: string;
+  cfg: UsageConfig;
+  delivery: number;
+  upgradeTs: number;
+  newOwnerEnd: number;
+  noviceTs: number;
+  skilledTs: number;
+}
+
+// Readings of one vehicle arrive in runs: remembering the last vehicle's boundaries saves the
+// calendar arithmetic on nearly every reading.
+let lastBounds: Boundaries | undefined;
+
+function boundaries(deliveryDate: string, cfg: UsageConfig): Boundaries {
+  const b = lastBounds;
+  if (b && b.cfg === cfg && b.deliveryDate === deliveryDate) return b;
+  const delivery = parseIsoDate(deliveryDate);
+  lastBounds = {
+    deliveryDate,
+    cfg,
+    delivery,
+    upgradeTs: addMonthsUtc(delivery, cfg.stage.upgradeMonths),
+    newOwnerEnd: delivery + cfg.stage.newOwnerDays * DAY_MS,
+    noviceTs: addMonthsUtc(delivery, cfg.maturity.noviceMonths),
+    skilledTs: addMonthsUtc(delivery, cfg.maturity.skilledMonths),
+  };
+  return lastBounds;
 }
 
 export function computeSegments(state: UsageState, at: number, ctx: Ctx): Segments | undefined {
   const profile = ctx.profile;
   if (!profile || state.firstTs === undefined || state.lastTs === undefined) return undefined;
   const cfg = ctx.config;
-  const delivery = parseIsoDate(profile.deliveryDate);
+  const b = boundaries(profile.deliveryDate, cfg);
   const odo = state.odometer ?? 0;
 
   let stage: Segments['stage'];
-  if (at >= addMonthsUtc(delivery, cfg.stage.upgradeMonths) || odo >= cfg.stage.upgradeKm) stage = 'upgrade_window';
-  else if (at < delivery + cfg.stage.newOwnerDays * DAY_MS) stage = 'new_owner';
+  if (at >= b.upgradeTs || odo >= cfg.stage.upgradeKm) stage = 'upgrade_window';
+  else if (at < b.newOwnerEnd) stage = 'new_owner';
   else if (odo < cfg.stage.breakInKm) stage = 'break_in';
   else stage = 'active_owner';
 
@@ -90,8 +153,8 @@ export function computeSegments(state: UsageState, at: number, ctx: Ctx): Segmen
   // "Under 3 months or 3,000 km": familiarity needs both time with the car and distance.
   const m = cfg.maturity;
   let maturity: Segments['maturity'];
-  if (at < addMonthsUtc(delivery, m.noviceMonths) || odo < m.noviceKm) maturity = 'novice';
-  else if (at < addMonthsUtc(delivery, m.skilledMonths) || odo < m.skilledKm) maturity = 'skilled';
+  if (at < b.noviceTs || odo < m.noviceKm) maturity = 'novice';
+  else if (at < b.skilledTs || odo < m.skilledKm) maturity = 'skilled';
   else maturity = 'veteran';
   return { stage, activity, maturity };
 }
@@ -176,16 +239,18 @@ function utilisationPrompt(day: number, state: UsageState, ctx: Ctx, at: number)
 }
 
 /** Re-derive tiers and the time-based prompts at `at` (reading time or the fleet clock). */
-function evaluate(state: UsageState, at: number, ctx: Ctx): DetectorResult<UsageState> {
-  if (!ctx.profile || state.firstTs === undefined) return { state, events: [] };
+function evaluate(state: UsageState, at: number, ctx: Ctx, owned = false, events: RuleEvent[] = []): DetectorResult<UsageState> {
+  if (!ctx.profile || state.firstTs === undefined) return { state, events };
   const now = Math.max(at, state.evalTs ?? at);
-  const next: UsageState = { ...state, evalTs: now };
-  const events: RuleEvent[] = [];
+  // `owned`: `state` is a copy made in this call (by accumulate), so it may be updated in place.
+  const next: UsageState = owned ? state : copyState(state);
+  const prevSegments = state.segments;
+  next.evalTs = now;
 
   const segments = computeSegments(next, now, ctx);
-  if (segments && !sameSegments(state.segments, segments)) {
+  if (segments && !sameSegments(prevSegments, segments)) {
     events.push({ type: 'segments', segments });
-    events.push({ type: 'open', prompt: segmentPrompt(state.segments, segments, now, next, ctx) });
+    events.push({ type: 'open', prompt: segmentPrompt(prevSegments, segments, now, next, ctx) });
     next.segments = segments;
   }
 
@@ -212,7 +277,7 @@ function evaluate(state: UsageState, at: number, ctx: Ctx): DetectorResult<Usage
 function accumulate(state: UsageState, reading: Reading, ctx: Ctx): { state: UsageState; events: RuleEvent[] } {
   const cfg = ctx.config;
   const ts = reading.ts;
-  const next: UsageState = { ...state };
+  const next = copyState(state);
   const events: RuleEvent[] = [];
   const inOrder = state.lastTs === undefined || ts >= state.lastTs;
   const driving = isDriving(ctx.latest);
@@ -243,7 +308,7 @@ function accumulate(state: UsageState, reading: Reading, ctx: Ctx): { state: Usa
     next.lastDrivenTs = ts;
     if (next.dormantKey) {
       events.push({ type: 'resolve', dedupKey: next.dormantKey, ts, reason: 'driven' });
-      delete next.dormantKey;
+      return { state: copyState(next, false), events };
     }
   }
   return { state: next, events };
@@ -256,8 +321,7 @@ export const usageDetector: Detector<UsageState, UsageConfig> = {
 
   onReading(state: UsageState, reading: Reading, ctx: Ctx): DetectorResult<UsageState> {
     const acc = accumulate(state, reading, ctx);
-    const ev = evaluate(acc.state, reading.ts, ctx);
-    return { state: ev.state, events: [...acc.events, ...ev.events] };
+    return evaluate(acc.state, reading.ts, ctx, true, acc.events);
   },
 
   onTick(state: UsageState, now: number, ctx: Ctx): DetectorResult<UsageState> {

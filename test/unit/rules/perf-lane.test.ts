@@ -1,0 +1,64 @@
+// Lane packing with generated signal builders and the item-by-item LaneReader: what comes out
+// is what went in, key order included, for any mix of signal sets.
+import { describe, expect, it } from 'vitest';
+import { SIGNAL_PATHS, VSS } from '../../../proto/signals.js';
+import type { Reading, Signals } from '../../../rules/types.js';
+import { LaneReader, packLane, unpackLane, type LaneItem } from '../../../rules/worker.js';
+
+const VALUES: Record<string, unknown[]> = {
+  [VSS.lowVoltageSystemState]: ['OFF', 'ON', 'START', 'LOCK'],
+  [VSS.isCharging]: [true, false],
+  [VSS.chargePortType]: ['AC', 'DC', 'NONE'],
+};
+
+function items(): LaneItem[] {
+  let x = 7;
+  const rnd = () => {
+    x = (x * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return x / 2_147_483_648;
+  };
+  return Array.from({ length: 30 }, (_, v) => {
+    const readings: Reading[] = [];
+    for (let i = 0; i < 200; i++) {
+      // Random subsets in random order, now and then an unknown signal or an off-table value.
+      const paths = SIGNAL_PATHS.filter(() => rnd() < 0.5).sort(() => rnd() - 0.5);
+      const signals: Record<string, unknown> = {};
+      for (const p of paths) signals[p] = VALUES[p] ? VALUES[p][Math.floor(rnd() * VALUES[p].length)] : Math.round(rnd() * 1e4) / 10;
+      if (rnd() < 0.05) signals['Vehicle.Custom.Thing'] = 'x';
+      if (rnd() < 0.05) signals[VSS.lowVoltageSystemState] = 'BOGUS';
+      const r: Reading = { vin: `VIN${v}`, ts: 1_700_000_000_000 + i * 1000, signals: signals as Signals };
+      if (rnd() < 0.1) r.dtcs = rnd() < 0.5 ? [] : ['P0300'];
+      readings.push(r);
+    }
+    return { vin: `VIN${v}`, readings };
+  });
+}
+
+describe('lane packing (generated builders)', () => {
+  it('round-trips every reading exactly; table signals keep their order, others follow', () => {
+    const input = items();
+    const out = unpackLane(packLane(input));
+    expect(out).toEqual(JSON.parse(JSON.stringify(input)));
+    // Key order: the encodable table signals as sent, then the rest (unknown names, odd values).
+    const tableFirst = (sig: Signals) => {
+      const keys = Object.keys(sig);
+      const table = keys.filter((k) => SIGNAL_PATHS.includes(k as never) && !(k === VSS.lowVoltageSystemState && sig[k] === 'BOGUS'));
+      return [...table, ...keys.filter((k) => !table.includes(k))];
+    };
+    input.forEach((it, i) => it.readings.forEach((r, j) => expect(Object.keys(out[i].readings[j].signals)).toEqual(tableFirst(r.signals))));
+  });
+
+  it('LaneReader yields the items one by one, then undefined', () => {
+    const input = items().slice(0, 3);
+    const reader = new LaneReader(packLane(input));
+    expect(reader.count).toBe(3);
+    for (const it of input) expect(reader.read()).toEqual(it);
+    expect(reader.read()).toBeUndefined();
+  });
+
+  it('packs an empty lane and a lane of empty readings', () => {
+    expect(unpackLane(packLane([]))).toEqual([]);
+    const empty: LaneItem[] = [{ vin: 'A', readings: [{ vin: 'A', ts: 1, signals: {} }] }];
+    expect(unpackLane(packLane(empty))).toEqual(empty);
+  });
+});
