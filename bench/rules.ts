@@ -6,6 +6,7 @@ import { createEngine } from '../rules/engine.js';
 import { RulesPool } from '../rules/pool.js';
 import type { EngineResult, FleetClock, Reading, Signals, Vehicle, VehicleRuleState } from '../rules/types.js';
 import { runItem, type LaneItem } from '../rules/worker.js';
+import { mulberry32 } from '../simulator/rng.js';
 
 export interface BenchRulesOptions {
   vehicles: number;
@@ -28,16 +29,6 @@ const VIN_CHARS = 'ABCDEFGHJKLMNPRSTUVWXYZ0123456789';
 const STEP_MS = 30_000;
 const DAY = 86_400_000;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One simulated vehicle: drives, parks, charges, sometimes raises a fault code. */
 export class SimVehicle {
