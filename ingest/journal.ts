@@ -19,6 +19,10 @@ export interface JournalEntry {
 
 export type AppendResult = 'new' | 'duplicate';
 
+/** What a caller already holds of an entry (the pipeline's decoded batches). */
+export type HeldEntry = { readings: Reading[] } | undefined;
+
+
 interface Pending {
   vin: string;
   seq: number;
@@ -54,8 +58,9 @@ export class Journal {
     this.stmts = {
       insert: this.db.prepare('INSERT OR IGNORE INTO entries (vin, seq, received_at, payload) VALUES (?, ?, ?, ?)'),
       pruned: this.db.prepare<[string], { max_seq: number }>('SELECT max_seq FROM pruned WHERE vin = ?'),
-      influxPending: this.db.prepare('SELECT id, vin, seq, received_at AS receivedAt, payload, influx_done AS influxDone FROM entries WHERE influx_done = 0 AND id > ? ORDER BY id LIMIT ?'),
-      rulesPending: this.db.prepare('SELECT id, vin, seq, received_at AS receivedAt, payload, influx_done AS influxDone FROM entries WHERE rules_done = 0 AND id > ? ORDER BY id LIMIT ?'),
+      influxPending: this.db.prepare('SELECT id, vin, seq, received_at AS receivedAt, influx_done AS influxDone FROM entries WHERE influx_done = 0 AND id > ? ORDER BY id LIMIT ?'),
+      rulesPending: this.db.prepare('SELECT id, vin, seq, received_at AS receivedAt, influx_done AS influxDone FROM entries WHERE rules_done = 0 AND id > ? ORDER BY id LIMIT ?'),
+      payload: this.db.prepare<[number], { payload: Buffer }>('SELECT payload FROM entries WHERE id = ?'),
       markInflux: this.db.prepare('UPDATE entries SET influx_done = 1 WHERE id = ?'),
       markRules: this.db.prepare('UPDATE entries SET rules_done = 1 WHERE id = ?'),
       counts: this.db.prepare<[], { total: number; influx: number; rules: number }>('SELECT count(*) AS total, coalesce(sum(influx_done = 0), 0) AS influx, coalesce(sum(rules_done = 0), 0) AS rules FROM entries'),
@@ -94,12 +99,31 @@ export class Journal {
     }
   }
 
-  pendingForInflux(afterId: number, limit: number): JournalEntry[] {
-    return (this.stmts.influxPending.all(afterId, limit) as any[]).map(toEntry);
+  /** Entries InfluxDB has not confirmed yet, in id order. `held`: entries the caller has in memory. */
+  pendingForInflux(afterId: number, limit: number, held?: (vin: string, seq: number) => HeldEntry): JournalEntry[] {
+    return this.withPayloads(this.stmts.influxPending.all(afterId, limit) as any[], held);
   }
 
-  pendingForRules(afterId: number, limit: number): JournalEntry[] {
-    return (this.stmts.rulesPending.all(afterId, limit) as any[]).map(toEntry);
+  /** Entries the rules have not applied yet, in id order. */
+  pendingForRules(afterId: number, limit: number, held?: (vin: string, seq: number) => HeldEntry): JournalEntry[] {
+    return this.withPayloads(this.stmts.rulesPending.all(afterId, limit) as any[], held);
+  }
+
+  // A held entry's payload is read only if asked for (dead-lettering): reading every blob twice,
+  // once per loop, was most of the loops' allocation.
+  private withPayloads(rows: any[], held?: (vin: string, seq: number) => HeldEntry): JournalEntry[] {
+    const payloadOf = this.stmts.payload;
+    return rows.map((r) => {
+      const h = held?.(r.vin, r.seq);
+      if (!h) return { id: r.id, vin: r.vin, seq: r.seq, receivedAt: r.receivedAt, payload: payloadOf.get(r.id)!.payload, influxDone: r.influxDone === 1 };
+      let payload: Buffer | undefined;
+      return {
+        id: r.id, vin: r.vin, seq: r.seq, receivedAt: r.receivedAt, influxDone: r.influxDone === 1, readings: h.readings,
+        get payload(): Buffer {
+          return (payload ??= payloadOf.get(r.id)!.payload);
+        },
+      };
+    });
   }
 
   markInfluxDone(ids: number[]): void {
@@ -129,8 +153,4 @@ export class Journal {
     this.commit();
     this.db.close();
   }
-}
-
-function toEntry(r: any): JournalEntry {
-  return { id: r.id, vin: r.vin, seq: r.seq, receivedAt: r.receivedAt, payload: r.payload, influxDone: r.influxDone === 1 };
 }

@@ -3,8 +3,8 @@
 // down InfluxDB never holds prompts back, and neither loses anything across a restart.
 import { EventEmitter } from 'node:events';
 import { CodecError, decodeAgentStatus, decodePromptAck, decodeTelemetryBatch } from '../proto/codec.js';
-import type { Reading } from '../proto/domain.js';
-import type { Journal, JournalEntry } from './journal.js';
+import type { Reading, TelemetryBatch } from '../proto/domain.js';
+import type { HeldEntry, Journal, JournalEntry } from './journal.js';
 import { TelemetryInputError } from './store/influx-schema.js';
 import type { Metrics } from './metrics.js';
 import type { IngestClock } from './clock.js';
@@ -25,8 +25,66 @@ export interface PipelineDeps {
 }
 
 export function readingsOf(entry: JournalEntry): Reading[] {
-  const batch = decodeTelemetryBatch(entry.payload);
-  return batch.samples.map((s) => ({ vin: batch.vin, ts: s.ts, signals: s.signals, ...(s.dtcs ? { dtcs: s.dtcs } : {}) }));
+  return readingsOfBatch(decodeTelemetryBatch(entry.payload));
+}
+
+function readingsOfBatch(batch: TelemetryBatch): Reading[] {
+  return batch.samples.map((s) => (s.dtcs ? { vin: batch.vin, ts: s.ts, signals: s.signals, dtcs: s.dtcs } : { vin: batch.vin, ts: s.ts, signals: s.signals }));
+}
+
+const INFLUX = 1;
+const RULES = 2;
+
+/**
+ * Readings decoded at the broker, kept for the two journal loops so a batch is decoded once, not
+ * three times. Only an optimisation: an entry missing here (evicted, or journalled before a
+ * restart) is decoded again from its journalled payload, which stays the source of truth.
+ */
+export class DecodedCache {
+  private readonly map = new Map<string, { readings: Reading[]; pending: number }>();
+  private heldReadings = 0;
+
+  /** `maxReadings` bounds memory while a loop is behind (e.g. InfluxDB down): oldest go first. */
+  constructor(private readonly maxReadings = 100_000) {}
+
+  /** A batch the journal took as new: both loops will want it. */
+  put(vin: string, seq: number, readings: Reading[]): void {
+    const key = `${vin}:${seq}`;
+    this.drop(key);
+    this.map.set(key, { readings, pending: INFLUX | RULES });
+    this.heldReadings += readings.length;
+    while (this.heldReadings > this.maxReadings) {
+      const first = this.map.keys().next();
+      if (first.done) break;
+      this.drop(first.value);
+    }
+  }
+
+  /** For Journal.pendingFor*: the batch's readings when held here. */
+  readonly held = (vin: string, seq: number): HeldEntry => this.map.get(`${vin}:${seq}`);
+
+  /** The loop is done with these entries for good (marked done in the journal). */
+  done(loop: 'influx' | 'rules', entries: JournalEntry[]): void {
+    const bit = loop === 'influx' ? INFLUX : RULES;
+    for (const e of entries) {
+      const key = `${e.vin}:${e.seq}`;
+      const c = this.map.get(key);
+      if (!c) continue;
+      c.pending &= ~bit;
+      if (c.pending === 0) this.drop(key);
+    }
+  }
+
+  get size(): { batches: number; readings: number } {
+    return { batches: this.map.size, readings: this.heldReadings };
+  }
+
+  private drop(key: string): void {
+    const c = this.map.get(key);
+    if (!c) return;
+    this.heldReadings -= c.readings.length;
+    this.map.delete(key);
+  }
 }
 
 export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [PromptChange[]]; idle: []; online: [string]; processed: [string[]] }> {
@@ -35,6 +93,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [P
   private wakeInflux: (() => void) | null = null;
   private loops: Promise<void>[] = [];
   private influxBackoffMs = 0;
+  readonly decoded = new DecodedCache();
 
   constructor(private readonly deps: PipelineDeps) {
     super();
@@ -59,6 +118,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [P
       const result = await journal.append(vin, batch.seq, payload, Date.now());
       metrics.batches.inc({ result });
       if (result === 'new') {
+        this.decoded.put(vin, batch.seq, readingsOfBatch(batch));
         metrics.readings.inc(batch.samples.length);
         for (const s of batch.samples) clock.observe(s.ts);
         this.wake();
@@ -132,12 +192,13 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [P
 
   private async rulesStep(): Promise<boolean> {
     const { journal, rules, metrics } = this.deps;
-    const entries = journal.pendingForRules(0, this.deps.chunk ?? 2000);
+    const entries = journal.pendingForRules(0, this.deps.chunk ?? 2000, this.decoded.held);
     if (entries.length === 0) return false;
     const end = metrics.ruleLatency.startTimer();
     const changes = await rules.applyEntries(entries);
     end();
     journal.markRulesDone(entries.map((e) => e.id));
+    this.decoded.done('rules', entries);
     if (changes.length) this.emit('changes', changes);
     this.emit('processed', [...new Set(entries.map((e) => e.vin))]);
     this.updateLag();
@@ -147,9 +208,10 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [P
   private async influxStep(): Promise<boolean> {
     const { journal, telemetry, stores, metrics } = this.deps;
     if (this.influxBackoffMs && this.stopped) return false;
-    const entries = journal.pendingForInflux(0, this.deps.chunk ?? 2000);
+    const entries = journal.pendingForInflux(0, this.deps.chunk ?? 2000, this.decoded.held);
     if (entries.length === 0) return false;
-    const readings = entries.flatMap(readingsOf);
+    const readings: Reading[] = [];
+    for (const e of entries) for (const r of e.readings ?? readingsOf(e)) readings.push(r);
     const tags = (vin: string): Record<string, string> => {
       const v = stores.vehicles.get(vin);
       return v ? { model: v.model, powertrain: v.powertrain, dealer: v.dealerId } : {};
@@ -170,6 +232,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [P
     }
     this.influxBackoffMs = 0;
     journal.markInfluxDone(entries.map((e) => e.id));
+    this.decoded.done('influx', entries);
     metrics.influxWritten.inc(readings.length);
     this.updateLag();
     return true;
@@ -179,7 +242,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [P
     const { journal, telemetry, stores, metrics } = this.deps;
     for (const e of entries) {
       try {
-        await telemetry.write(readingsOf(e), tags);
+        await telemetry.write(e.readings ?? readingsOf(e), tags);
       } catch (err) {
         if (!(err instanceof TelemetryInputError)) throw err;
         stores.deadLetters.add({ topic: `telemetry/${e.vin}`, clientId: null, reason: `influx: ${err.message}`, payload: e.payload, at: Date.now() });
@@ -188,6 +251,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [P
     }
     await telemetry.flush();
     journal.markInfluxDone(entries.map((e) => e.id));
+    this.decoded.done('influx', entries);
   }
 
   private updateLag() {

@@ -55,7 +55,7 @@ export class RulesRunner {
         if (e.id <= applied) continue;
         let readings: Reading[];
         try {
-          readings = readingsOf(e);
+          readings = e.readings ?? readingsOf(e);
         } catch (err) {
           // validated before it was journalled; only a codec change could make this happen
           this.deps.log.warn({ vin: e.vin, seq: e.seq, err: (err as Error).message }, 'journal entry no longer decodes; skipped');

@@ -1,6 +1,6 @@
 // The telemetry measurement's schema and the input checks shared by the InfluxDB store and the
 // in-memory one, so both accept and refuse exactly the same things (see ingest/README-influx.md).
-import { Point } from '@influxdata/influxdb-client';
+import { escape } from '@influxdata/influxdb-client';
 import { VinSchema, type Reading } from '../../proto/domain.js';
 import { SIGNALS, SIGNAL_PATHS, VSS, type ValueSignalPath } from '../../proto/signals.js';
 
@@ -124,31 +124,102 @@ export function readingFields(r: Reading): Record<string, FieldValue> {
 }
 
 /**
- * Line protocol for the readings (ms precision), built with the client's Point so escaping is
- * the client's. Checks every reading first: a bad one refuses the whole call, nothing half-written.
+ * Line protocol for the readings (ms precision), exactly as the client's Point writes it (sorted
+ * tags and fields, the client's escaping) but without a Point per reading: field keys are escaped
+ * and ranked once, the tag set once per vehicle. Checks every reading first (a bad one refuses the
+ * whole call, nothing half-written), then the tags, in the same order as readingFields/checkedTags.
  */
 export function toLines(readings: Reading[], tags: (vin: string) => Record<string, string>): string[] {
-  const prepared = readings.map((r) => ({ r, fields: readingFields(r) }));
-  const tagCache = new Map<string, Record<string, string>>();
+  const bodies: Array<string | undefined> = new Array(readings.length);
+  const okVins = new Set<string>();
+  for (let i = 0; i < readings.length; i++) bodies[i] = lineBody(readings[i], okVins);
+  const prefixes = new Map<string, string>();
   const lines: string[] = [];
-  for (const { r, fields } of prepared) {
-    if (Object.keys(fields).length === 0) continue;
-    let t = tagCache.get(r.vin);
-    if (!t) {
-      t = checkedTags(r.vin, tags(r.vin));
-      tagCache.set(r.vin, t);
+  for (let i = 0; i < readings.length; i++) {
+    const body = bodies[i];
+    if (body === undefined) continue;
+    const vin = readings[i].vin;
+    let prefix = prefixes.get(vin);
+    if (prefix === undefined) {
+      const t = checkedTags(vin, tags(vin));
+      prefix = MEASUREMENT_ESCAPED;
+      for (const k of Object.keys(t).sort()) if (t[k]) prefix += `,${escape.tag(k)}=${escape.tag(t[k])}`;
+      prefixes.set(vin, prefix);
     }
-    const p = new Point(MEASUREMENT).timestamp(String(r.ts));
-    for (const [k, v] of Object.entries(t)) p.tag(k, v);
-    for (const [k, v] of Object.entries(fields)) {
-      if (typeof v === 'number') p.floatField(k, v);
-      else if (typeof v === 'boolean') p.booleanField(k, v);
-      else p.stringField(k, v);
-    }
-    const line = p.toLineProtocol();
-    if (line) lines.push(line);
+    lines.push(`${prefix} ${body}`);
   }
   return lines;
+}
+
+const MEASUREMENT_ESCAPED = escape.measurement(MEASUREMENT);
+/** Field keys in the order the client sorts them, each with its escaped `key=` and its check. */
+const FIELD_ORDER = [...SIGNAL_PATHS, DTC_FIELD].sort();
+const FIELD_RANK = new Map<string, number>(FIELD_ORDER.map((k, i) => [k, i]));
+const FIELD_PREFIX = FIELD_ORDER.map((k) => `${escape.tag(k)}=`);
+const FIELD_CHECK = new Map<string, (v: unknown) => boolean>(
+  SIGNAL_PATHS.map((p) => {
+    const spec = SIGNALS[p];
+    if (spec.kind === 'number') return [p, (v: unknown) => typeof v === 'number' && Number.isFinite(v)];
+    if (spec.kind === 'boolean') return [p, (v: unknown) => typeof v === 'boolean'];
+    const values = spec.values ?? [];
+    return [p, (v: unknown) => typeof v === 'string' && values.includes(v)];
+  }),
+);
+const DTC_RE = /^[PCBU][0-3][0-9A-F]{3}$/;
+
+/** `fields timestamp` of one reading, or undefined when it carries nothing; throws as readingFields does. */
+function lineBody(r: Reading, okVins: Set<string>): string | undefined {
+  if (!okVins.has(r.vin)) {
+    assertVin(r.vin);
+    okVins.add(r.vin);
+  }
+  assertTime(`ts of a reading for ${r.vin}`, r.ts);
+  const ranks: number[] = [];
+  const values: unknown[] = [];
+  const signals = r.signals as Record<string, unknown>;
+  for (const k of Object.keys(signals)) {
+    const v = signals[k];
+    if (v === undefined) continue;
+    const check = FIELD_CHECK.get(k);
+    // anything wrong: readingFields finds the same first fault and words the error
+    if (!check || !check(v)) return bodyOf(readingFields(r), r.ts);
+    ranks.push(FIELD_RANK.get(k)!);
+    values.push(v);
+  }
+  if (r.dtcs !== undefined) {
+    if (!Array.isArray(r.dtcs) || r.dtcs.some((d) => typeof d !== 'string' || !DTC_RE.test(d))) return bodyOf(readingFields(r), r.ts);
+    ranks.push(FIELD_RANK.get(DTC_FIELD)!);
+    values.push(r.dtcs.join(','));
+  }
+  return serialise(ranks, values, r.ts);
+}
+
+/** The slow way, from readingFields' result (reached only when it throws). */
+function bodyOf(fields: Record<string, FieldValue>, ts: number): string | undefined {
+  const keys = Object.keys(fields);
+  return serialise(keys.map((k) => FIELD_RANK.get(k)!), keys.map((k) => fields[k]), ts);
+}
+
+function serialise(ranks: number[], values: unknown[], ts: number): string | undefined {
+  if (ranks.length === 0) return undefined;
+  // insertion sort of a handful of ranks, values alongside
+  for (let i = 1; i < ranks.length; i++) {
+    const rk = ranks[i];
+    const v = values[i];
+    let j = i - 1;
+    for (; j >= 0 && ranks[j] > rk; j--) {
+      ranks[j + 1] = ranks[j];
+      values[j + 1] = values[j];
+    }
+    ranks[j + 1] = rk;
+    values[j + 1] = v;
+  }
+  let body = '';
+  for (let i = 0; i < ranks.length; i++) {
+    const v = values[i];
+    body += `${i === 0 ? '' : ','}${FIELD_PREFIX[ranks[i]]}${typeof v === 'number' ? String(v) : typeof v === 'boolean' ? (v ? 'T' : 'F') : escape.quoted(v as string)}`;
+  }
+  return `${body} ${ts}`;
 }
 
 /** InfluxQL identifier: always double-quoted, with backslash and quote escaped. */

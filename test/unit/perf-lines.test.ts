@@ -1,0 +1,70 @@
+// toLines serialises without a Point per reading; its lines must be exactly the client's Point output.
+import { Point } from '@influxdata/influxdb-client';
+import { describe, expect, it } from 'vitest';
+import type { Reading } from '../../proto/domain.js';
+import { VSS } from '../../proto/signals.js';
+import { checkedTags, MEASUREMENT, readingFields, toLines, TelemetryInputError } from '../../ingest/store/influx-schema.js';
+
+/** The previous implementation, built with the client's Point. */
+function viaPoint(readings: Reading[], tags: (vin: string) => Record<string, string>): string[] {
+  const lines: string[] = [];
+  for (const r of readings) {
+    const fields = readingFields(r);
+    if (Object.keys(fields).length === 0) continue;
+    const p = new Point(MEASUREMENT).timestamp(String(r.ts));
+    for (const [k, v] of Object.entries(checkedTags(r.vin, tags(r.vin)))) p.tag(k, v);
+    for (const [k, v] of Object.entries(fields)) {
+      if (typeof v === 'number') p.floatField(k, v);
+      else if (typeof v === 'boolean') p.booleanField(k, v);
+      else p.stringField(k, v);
+    }
+    const line = p.toLineProtocol();
+    if (line) lines.push(line);
+  }
+  return lines;
+}
+
+const A = 'LSVAU2180N2183294';
+const B = 'LBENCH00000000001';
+
+describe('toLines', () => {
+  it('writes what the client Point writes: sorted tags and fields, escaping, numbers, booleans, enums, DTCs', () => {
+    const readings: Reading[] = [
+      { vin: A, ts: 1_767_225_600_000, signals: { [VSS.soc]: 18, [VSS.odometer]: 4210.5, [VSS.lowVoltageSystemState]: 'OFF', [VSS.isCharging]: false }, dtcs: ['P0A80', 'U0100'] },
+      { vin: B, ts: 1_767_225_600_001, signals: { [VSS.speed]: 0, [VSS.latitude]: -33.123456789, [VSS.voltage12v]: 1e-7, [VSS.isCharging]: true } },
+      { vin: A, ts: 0, signals: {}, dtcs: [] },
+      { vin: B, ts: 5, signals: {} },
+      { vin: A, ts: 6, signals: { [VSS.odometer]: 5_000_000, [VSS.chargePortType]: 'DC' } },
+    ];
+    const tags = (vin: string): Record<string, string> =>
+      vin === A ? { model: 'Model "Y", long=range', powertrain: 'BEV', dealer: 'd 1\\x\ty' } : { model: '', zeta: 'z', alpha: 'a=b,c d' };
+    const lines = toLines(readings, tags);
+    expect(lines).toEqual(viaPoint(readings, tags));
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toContain(',vin=LSVAU2180N2183294 ');
+  });
+
+  it('a bad reading anywhere refuses the whole call', () => {
+    const ok: Reading = { vin: A, ts: 1, signals: { [VSS.soc]: 5 } };
+    expect(() => toLines([ok, { vin: A, ts: 2, signals: { [VSS.soc]: Number.NaN } }], () => ({}))).toThrow(TelemetryInputError);
+    expect(() => toLines([ok], () => ({ vin: 'x' }))).toThrow(TelemetryInputError);
+    // the same first fault and wording as readingFields
+    const bad: Reading[] = [
+      { vin: A, ts: 3, signals: { [VSS.soc]: 5, 'Vehicle.Nope': 1, [VSS.speed]: 'fast' } as any },
+      { vin: A, ts: 3, signals: { [VSS.lowVoltageSystemState]: 'PARTY' } as any },
+      { vin: A, ts: 3, signals: {}, dtcs: ['P0A80', 'bad'] },
+      { vin: 'LSVAU2180N218329I', ts: 3, signals: {} },
+      { vin: A, ts: -1, signals: {} },
+    ];
+    for (const r of bad) {
+      let expected = '';
+      try {
+        readingFields(r);
+      } catch (err) {
+        expected = (err as Error).message;
+      }
+      expect(expected).not.toBe('');
+      expect(() => toLines([ok, r], () => ({}))).toThrow(expected);
+    }
+  });
+});
