@@ -19,6 +19,7 @@ export interface InfluxCeilingOptions {
 
 const BASE_TS = Date.UTC(2026, 0, 1);
 /** What one pipeline write() typically carries. */
+const FLUSH_EVERY_CHUNKS = 100;
 const WRITE_CHUNK = 500;
 
 function vinOf(i: number): string {
@@ -82,6 +83,9 @@ async function storePath(opts: InfluxCeilingOptions, vehicles: number, offsetMs:
     const readings: Reading[] = [];
     for (let i = start; i < Math.min(lines, start + WRITE_CHUNK); i++) readings.push(reading(i, vehicles, offsetMs));
     await store.write(readings, tags);
+    // flush as ingest does (one chunk of the journal at a time): the WriteApi itself applies no
+    // back-pressure, and a million queued lines overwhelm influxd with concurrent requests
+    if ((start / WRITE_CHUNK) % FLUSH_EVERY_CHUNKS === FLUSH_EVERY_CHUNKS - 1) await store.flush();
   }
   await store.flush();
   const seconds = (performance.now() - t0) / 1000;

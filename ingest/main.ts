@@ -12,7 +12,8 @@ import { eventsForChanges, WebhookDispatcher } from './delivery/webhook.js';
 import { startEmbeddedBroker } from './broker/embedded.js';
 import { connectExternalBroker } from './broker/external.js';
 import { loadCredentials } from './broker/credentials.js';
-import type { BrokerLink } from './broker/topics.js';
+import { topicFor, type BrokerLink } from './broker/topics.js';
+import { encodeAgentConfig } from '../proto/codec.js';
 import { openSqliteStores } from './store/index.js';
 import { createInfluxTelemetryStore } from './store/influx.js';
 import type { PromptChange, TelemetryStore } from './store/ports.js';
@@ -96,6 +97,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     stores, telemetry, clock,
     changes: { subscribe: (fn) => { bus.on('change', fn); return () => bus.off('change', fn); }, publish: (c) => enqueueAndPublish([c], false) },
     onServiceRecord: async (vin, rec) => publishChanges(await rules.serviceRecord(vin, rec)),
+    publishPolicy: (vin, policy) => link.publish(topicFor(cfg.ODOPULSE_MQTT_PREFIX, vin, 'config'), encodeAgentConfig(policy), { qos: 1, retain: true }),
     health: async () => {
       const influx = await telemetry.ping().catch(() => false);
       const checks = { broker: link.ready(), influxdb: influx, workers: pool.failures >= 0, journalPending: String(journal.lag().rules) };

@@ -32,6 +32,7 @@ function readingsOfBatch(batch: TelemetryBatch): Reading[] {
   return batch.samples.map((s) => (s.dtcs ? { vin: batch.vin, ts: s.ts, signals: s.signals, dtcs: s.dtcs } : { vin: batch.vin, ts: s.ts, signals: s.signals }));
 }
 
+const INFLUX_LINES_PER_FLUSH = 25_000;
 const INFLUX = 1;
 const RULES = 2;
 
@@ -208,10 +209,17 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [P
   private async influxStep(): Promise<boolean> {
     const { journal, telemetry, stores, metrics } = this.deps;
     if (this.influxBackoffMs && this.stopped) return false;
-    const entries = journal.pendingForInflux(0, this.deps.chunk ?? 2000, this.decoded.held);
-    if (entries.length === 0) return false;
+    const pending = journal.pendingForInflux(0, this.deps.chunk ?? 2000, this.decoded.held);
+    if (pending.length === 0) return false;
+    // One flush per at most INFLUX_LINES_PER_FLUSH lines: the WriteApi has no back-pressure of its
+    // own, and a flood of concurrent requests makes influxd time out (then everything is retried).
+    const entries: JournalEntry[] = [];
     const readings: Reading[] = [];
-    for (const e of entries) for (const r of e.readings ?? readingsOf(e)) readings.push(r);
+    for (const e of pending) {
+      if (entries.length > 0 && readings.length >= INFLUX_LINES_PER_FLUSH) break;
+      entries.push(e);
+      for (const r of e.readings ?? readingsOf(e)) readings.push(r);
+    }
     const tags = (vin: string): Record<string, string> => {
       const v = stores.vehicles.get(vin);
       return v ? { model: v.model, powertrain: v.powertrain, dealer: v.dealerId } : {};

@@ -13,6 +13,7 @@ import { registerPrompts } from './routes/prompts.js';
 import { registerVehicles } from './routes/vehicles.js';
 import { registerStream, type StreamOptions } from './sse.js';
 import { registerConsole } from './static.js';
+import type { SamplingPolicy } from '../../proto/domain.js';
 
 export interface AppDeps {
   stores: Stores;
@@ -24,6 +25,8 @@ export interface AppDeps {
   changes: { subscribe(fn: (c: PromptChange) => void): () => void; publish?(c: PromptChange): void };
   /** A service visit was stored: reset the maintenance schedule (rules). */
   onServiceRecord(vin: string, rec: ServiceRecord): Promise<void>;
+  /** Publish a vehicle's sampling policy (retained AgentConfig on its config topic). */
+  publishPolicy?(vin: string, policy: SamplingPolicy): Promise<void>;
   /** A profile was created or changed (rules reload the vehicle). */
   onProfileChanged?(vin: string): void;
   health(): Promise<{ ok: boolean; checks: Record<string, boolean | string> }>;

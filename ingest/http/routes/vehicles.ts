@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { VehicleProfileSchema } from '../../../proto/domain.js';
+import { SamplingPolicySchema, VehicleProfileSchema } from '../../../proto/domain.js';
 import type { PromptStore, VehicleRecord, VehicleStore } from '../../store/ports.js';
 import type { AppDeps } from '../app.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
@@ -157,6 +157,25 @@ export function registerVehicles(app: FastifyInstance, deps: AppDeps): void {
       const id = vehicles.addServiceRecord(vin, rec, deps.clock.now());
       await deps.onServiceRecord(vin, rec);
       return reply.code(201).send({ id, vin, ...rec });
+    },
+  );
+
+  r.put(
+    '/api/v1/vehicles/:vin/sampling-policy',
+    {
+      schema: {
+        summary: "Set the vehicle's sampling policy: published retained on v1/vehicles/{vin}/config, applied by the agent without a restart",
+        tags: ['vehicles'],
+        params: VinParams,
+        body: SamplingPolicySchema,
+        response: { 202: z.object({ vin: z.string(), policy: SamplingPolicySchema }), ...errors, 503: ErrorSchema },
+      },
+    },
+    async (req, reply) => {
+      const vin = known(req.params.vin).vin;
+      if (!deps.publishPolicy) throw new HttpError(503, 'not_available', 'this service has no broker to publish policies to', null);
+      await deps.publishPolicy(vin, req.body);
+      return reply.code(202).send({ vin, policy: req.body });
     },
   );
 }

@@ -188,6 +188,7 @@ describe('OpenAPI and console files', () => {
         'GET /api/v1/vehicles/{vin}',
         'GET /api/v1/vehicles/{vin}/telemetry',
         'POST /api/v1/vehicles/{vin}/service-records',
+        'PUT /api/v1/vehicles/{vin}/sampling-policy',
         'GET /api/v1/prompts',
         'GET /api/v1/prompts/{id}',
         'POST /api/v1/prompts/{id}/ack',
