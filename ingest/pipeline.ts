@@ -33,6 +33,24 @@ function readingsOfBatch(batch: TelemetryBatch): Reading[] {
 }
 
 const INFLUX_LINES_PER_FLUSH = 25_000;
+
+/** The oldest entries holding about `limit` readings (at least one entry), decoded once. */
+function takeByReadings(pending: JournalEntry[], limit: number): { entries: JournalEntry[]; readings: Reading[] } {
+  const entries: JournalEntry[] = [];
+  const readings: Reading[] = [];
+  for (const e of pending) {
+    if (entries.length > 0 && readings.length >= limit) break;
+    try {
+      e.readings ??= readingsOf(e);
+    } catch {
+      // validated before it was journalled; only a codec change could get here: skip, never block
+      e.readings = [];
+    }
+    entries.push(e);
+    for (const r of e.readings) readings.push(r);
+  }
+  return { entries, readings };
+}
 const INFLUX = 1;
 const RULES = 2;
 
@@ -209,17 +227,10 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [P
   private async influxStep(): Promise<boolean> {
     const { journal, telemetry, stores, metrics } = this.deps;
     if (this.influxBackoffMs && this.stopped) return false;
-    const pending = journal.pendingForInflux(0, this.deps.chunk ?? 2000, this.decoded.held);
-    if (pending.length === 0) return false;
     // One flush per at most INFLUX_LINES_PER_FLUSH lines: the WriteApi has no back-pressure of its
     // own, and a flood of concurrent requests makes influxd time out (then everything is retried).
-    const entries: JournalEntry[] = [];
-    const readings: Reading[] = [];
-    for (const e of pending) {
-      if (entries.length > 0 && readings.length >= INFLUX_LINES_PER_FLUSH) break;
-      entries.push(e);
-      for (const r of e.readings ?? readingsOf(e)) readings.push(r);
-    }
+    const { entries, readings } = takeByReadings(journal.pendingForInflux(0, this.deps.chunk ?? 2000, this.decoded.held), INFLUX_LINES_PER_FLUSH);
+    if (entries.length === 0) return false;
     const tags = (vin: string): Record<string, string> => {
       const v = stores.vehicles.get(vin);
       return v ? { model: v.model, powertrain: v.powertrain, dealer: v.dealerId } : {};
