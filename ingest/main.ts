@@ -99,24 +99,30 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     onServiceRecord: async (vin, rec) => publishChanges(await rules.serviceRecord(vin, rec)),
     publishPolicy: (vin, policy) => link.publish(topicFor(cfg.ODOPULSE_MQTT_PREFIX, vin, 'config'), encodeAgentConfig(policy), { qos: 1, retain: true }),
     health: async () => {
-      const influx = await telemetry.ping().catch(() => false);
-      const checks = { broker: link.ready(), influxdb: influx, workers: pool.failures >= 0, journalPending: String(journal.lag().rules) };
-      return { ok: checks.broker && checks.influxdb, checks };
+      const [influx, workers] = await Promise.all([telemetry.ping().catch(() => false), pingWorkers(pool, clock.now())]);
+      const checks = { broker: link.ready(), influxdb: influx, workers, journalPending: String(journal.lag().rules), rulesLaneFallbacks: String(pool.failures) };
+      return { ok: checks.broker && checks.influxdb && checks.workers, checks };
     },
     metrics: { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
   });
 
   pipeline.start();
   dispatcher?.start();
+  let sweeping = false; // a sweep slower than the interval is not stacked behind itself
   const sweep = setInterval(() => {
-    rules.sweep().then(
-      (c) => {
-        publishChanges(c);
-        enqueueAndPublish(stores.prompts.expire(clock.now()), false);
-        return deliverSafely(rules.knownVins());
-      },
-      (err) => log.error({ err }, 'sweep failed'),
-    );
+    if (sweeping) return;
+    sweeping = true;
+    rules
+      .sweep()
+      .then(
+        (c) => {
+          publishChanges(c);
+          enqueueAndPublish(stores.prompts.expire(clock.now()), false);
+          return deliverSafely(rules.knownVins());
+        },
+        (err) => log.error({ err }, 'sweep failed'),
+      )
+      .finally(() => (sweeping = false));
   }, cfg.ODOPULSE_SWEEP_MS);
   const prune = setInterval(() => {
     stores.prune(Date.now() - cfg.ODOPULSE_RETENTION_DAYS * DAY);
@@ -150,6 +156,13 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
         log.info('odopulse ingest stopped');
       })()),
   };
+}
+
+/** The rules workers answer: one empty vehicle through the pool, within 2 s. */
+async function pingWorkers(pool: RulesPool, now: number): Promise<boolean> {
+  const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000).unref());
+  const run = pool.run([{ vin: 'HEALTHCHECK000000', readings: [] }], now).then((r) => r.length === 1, () => false);
+  return Promise.race([run, timeout]);
 }
 
 /** On loopback, compressing write bodies costs CPU and saves nothing (measured: ~30 % slower). */

@@ -1,18 +1,10 @@
 // `odopulse bench e2e --quick`, the CI smoke run of the end-to-end benchmark: it must run the whole
 // stack and print one JSON result with every figure beside its ceiling. Figures are not asserted.
-import { spawn } from 'node:child_process';
 import { expect, it } from 'vitest';
-import { BIN } from '../support/ingest.js';
+import { runBin } from '../support/ingest.js';
 
 it('prints the end-to-end figures beside the machine ceilings', async () => {
-  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const p = spawn(process.execPath, [BIN, 'bench', 'e2e', '--quick'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+  const out = await runBin(['bench', 'e2e', '--quick']);
   expect(out.code, out.stderr).toBe(0);
   const r = JSON.parse(out.stdout);
   console.log(JSON.stringify({ endToEnd: r.e2e.endToEnd, latency: r.e2e.latencyAtHalfLoad }));

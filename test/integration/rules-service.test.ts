@@ -1,7 +1,6 @@
 // Time-based rules in the running service (sweep against the event clock), service records through
 // the API, and `odopulse backtest` against the stored history.
 import mqtt from 'mqtt';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +9,7 @@ import { encodeTelemetryBatch } from '../../proto/codec.js';
 import type { Sample } from '../../proto/domain.js';
 import { VSS } from '../../proto/signals.js';
 import { startInfluxd, type InfluxdHandle } from '../support/influxd.js';
-import { BIN, eventually, getJson, startIngestProcess, type IngestProcess } from '../support/ingest.js';
+import { eventually, getJson, runBin, startIngestProcess, type IngestProcess } from '../support/ingest.js';
 import { PROFILE } from '../support/scenario.js';
 
 const D = 'LSVAU2180N2183297';
@@ -79,16 +78,7 @@ describe('time-based rules in the service', () => {
       const body = await res.json();
       return JSON.stringify(body).includes('24');
     }, 20_000, 'history in InfluxDB');
-    const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const p = spawn(process.execPath, [BIN, 'backtest', '--config', cfg, '--from', '2026-02-01T00:00:00Z', '--to', '2026-04-01T00:00:00Z', '--vin', D], {
-        env: { ...process.env, ...ingest.env, ODOPULSE_LOG_LEVEL: 'silent' },
-      });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d) => (stdout += d));
-      p.stderr.on('data', (d) => (stderr += d));
-      p.on('exit', (code) => resolve({ code, stdout, stderr }));
-    });
+    const out = await runBin(['backtest', '--config', cfg, '--from', '2026-02-01T00:00:00Z', '--to', '2026-04-01T00:00:00Z', '--vin', D], { ...ingest.env, ODOPULSE_LOG_LEVEL: 'silent' });
     expect(out.code, out.stderr).toBe(0);
     const result = JSON.parse(out.stdout);
     expect(result.vehicles).toBe(1);
@@ -102,13 +92,8 @@ describe('time-based rules in the service', () => {
     const dir = mkdtempSync(join(tmpdir(), 'backtest-'));
     const cfg = join(dir, 'bad.json');
     writeFileSync(cfg, JSON.stringify({ defaults: { charging: { lowSocPct: -5 } } }));
-    const code = await new Promise<{ code: number | null; err: string }>((resolve) => {
-      const p = spawn(process.execPath, [BIN, 'backtest', '--config', cfg, '--from', '2026-02-01', '--to', '2026-04-01'], { env: { ...process.env, ...ingest.env } });
-      let err = '';
-      p.stderr.on('data', (d) => (err += d));
-      p.on('exit', (c) => resolve({ code: c, err }));
-    });
+    const code = await runBin(['backtest', '--config', cfg, '--from', '2026-02-01', '--to', '2026-04-01'], ingest.env);
     expect(code.code).not.toBe(0);
-    expect(code.err).toMatch(/charging\.lowSocPct/);
+    expect(code.stderr).toMatch(/charging\.lowSocPct/);
   });
 });

@@ -69,7 +69,8 @@ describe('lifecycle webhooks', () => {
       return items.filter((p) => p.kind === 'fault.dtc').length === 2 ? items : undefined;
     }, 30_000, 'prompts');
     // an advisor acknowledges one while the receiver is still down
-    const ack = await fetch(`${ingest!.api}/api/v1/prompts/${prompts[0].id}/ack`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by: 'advisor.li', note: 'calling the owner' }) });
+    const open = prompts.find((p) => p.status === 'open' || p.status === 'delivered')!;
+    const ack = await fetch(`${ingest!.api}/api/v1/prompts/${open.id}/ack`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by: 'advisor.li', note: 'calling the owner' }) });
     expect(ack.status).toBe(200);
 
     // ingest restarts while the receiver is down, then the receiver recovers

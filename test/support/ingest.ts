@@ -5,13 +5,20 @@ import { BIN } from '../../bench/ingest-process.js';
 export { BIN, startIngestProcess, type IngestProcess } from '../../bench/ingest-process.js';
 
 /** Run `odopulse agent ...` to completion; resolves with its exit code and output. */
-export function runAgentProcess(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
+export async function runAgentProcess(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
+  const r = await runBin(['agent', ...args], env);
+  return { code: r.code, output: r.stdout + r.stderr };
+}
+
+/** Run `odopulse <args>` to completion. */
+export function runBin(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [BIN, 'agent', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    proc.stdout.on('data', (d) => (out += d));
-    proc.stderr.on('data', (d) => (out += d));
-    proc.once('exit', (code) => resolve({ code, output: out }));
+    const proc = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d) => (stdout += d));
+    proc.stderr.on('data', (d) => (stderr += d));
+    proc.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }
 

@@ -9,21 +9,11 @@ import { describe, expect, it, vi } from 'vitest';
 import { VSS } from '../../../proto/signals.js';
 import type { Engine } from '../../../rules/engine.js';
 import type { FleetClock, Reading, RuleEvent, ServiceRecord, Signals, Vehicle, VehicleRuleState } from '../../../rules/types.js';
+import { mulberry32 } from '../../../simulator/rng.js';
 
 const DAY = 86_400_000;
 const MIN = 60_000;
 const READINGS = 20_000;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Step = { kind: 'readings'; readings: Reading[] } | { kind: 'tick'; now: number } | { kind: 'service'; record: ServiceRecord };
 
