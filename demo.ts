@@ -15,6 +15,16 @@ async function reachable(url: string): Promise<boolean> {
   }
 }
 
+/** An InfluxDB 1.x already running here (e.g. Debian's service) may not have the database yet. */
+async function ensureV1Database(url: string, bucket: string): Promise<void> {
+  const db = bucket.split('/')[0];
+  try {
+    await fetch(new URL('/query', url), { method: 'POST', body: new URLSearchParams({ q: `CREATE DATABASE "${db.replace(/["\\]/g, '\\$&')}"` }), signal: AbortSignal.timeout(3000) });
+  } catch {
+    /* 2.x or unreachable: ingest reports what is wrong */
+  }
+}
+
 export async function runDemo(
   opts: { vehicles: string; speedup: string; seed: string },
   flags: Record<string, string | undefined>,
@@ -29,6 +39,7 @@ export async function runDemo(
     process.stdout.write(`demo: started influxd at ${influx.url} (data in ${join(cfg.ODOPULSE_DATA_DIR, 'influxdb')})\n`);
     cfg = loadIngestConfig(env, { ...flags, INFLUX_URL: influx.url });
   }
+  else if (!env.INFLUX_TOKEN) await ensureV1Database(cfg.INFLUX_URL, cfg.INFLUX_BUCKET);
   const ingest = await startIngest(cfg);
   const api = `http://127.0.0.1:${ingest.httpPort}`;
   process.stdout.write(
