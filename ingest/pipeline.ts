@@ -106,7 +106,7 @@ export class DecodedCache {
   }
 }
 
-export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [PromptChange[]]; idle: []; online: [string]; processed: [string[]] }> {
+export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [PromptChange[]]; online: [string]; processed: [string[]] }> {
   private stopped = false;
   private wakeRules: (() => void) | null = null;
   private wakeInflux: (() => void) | null = null;
@@ -198,7 +198,6 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [P
         await sleep(1000);
       }
       if (more || this.stopped) continue;
-      if (name === 'rules') this.emit('idle');
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, name === 'influx' ? Math.max(1000, this.influxBackoffMs) : 1000);
         setWake(() => {
@@ -226,7 +225,6 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; acks: [P
 
   private async influxStep(): Promise<boolean> {
     const { journal, telemetry, stores, metrics } = this.deps;
-    if (this.influxBackoffMs && this.stopped) return false;
     // One flush per at most INFLUX_LINES_PER_FLUSH lines: the WriteApi has no back-pressure of its
     // own, and a flood of concurrent requests makes influxd time out (then everything is retried).
     const { entries, readings } = takeByReadings(journal.pendingForInflux(0, this.deps.chunk ?? 2000, this.decoded.held), INFLUX_LINES_PER_FLUSH);
