@@ -88,7 +88,8 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     if (deliver) void deliverSafely(new Set(changes.map((c) => c.vin)));
     dispatcher?.kick();
   }
-  pipeline.on('changes', (c) => publishChanges(c));
+  // HMI delivery for these vehicles follows on 'processed', emitted right after for every vehicle of the step
+  pipeline.on('changes', (c) => publishChanges(c, false));
   pipeline.on('acks', (c) => enqueueAndPublish(c, false));
   pipeline.on('processed', (vins) => void deliverSafely(vins));
   pipeline.on('online', (vin) => void deliverSafely([vin]));
