@@ -123,7 +123,7 @@ addIngestOptions(
 ).action(async (opts) => {
   try {
     const cfg = loadIngestConfig(process.env, flagsToSettings(opts));
-    const { runBacktestCli } = await import('./ingest/backtest.js');
+    const { runBacktestCli } = await import('./tools/backtest.js');
     process.exitCode = await runBacktestCli(cfg, opts);
   } catch (err) {
     fail(err);

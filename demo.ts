@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { loadIngestConfig } from './ingest/config.js';
 import { startIngest } from './ingest/main.js';
-import { startLocalInfluxd } from './ingest/store/influxd-local.js';
+import { startLocalInfluxd } from './tools/influxd-local.js';
 import { runSimulate } from './simulator/main.js';
 
 async function reachable(url: string): Promise<boolean> {

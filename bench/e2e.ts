@@ -2,9 +2,9 @@
 // run with that influxd's raw ceiling and the broker's own ceiling.
 import mqtt from 'mqtt';
 import { decodeHmiPrompt } from '../proto/codec.js';
-import { startLocalInfluxd, influxQuery } from '../ingest/store/influxd-local.js';
-import { startEmbeddedBroker } from '../ingest/broker/embedded.js';
-import { freePort } from '../ingest/net/free-port.js';
+import { startLocalInfluxd, influxQuery } from '../tools/influxd-local.js';
+import { startEmbeddedBroker } from '../ingest/inbound/embedded.js';
+import { freePort } from '../tools/free-port.js';
 import { benchInfluxCeiling } from './influx-ceiling.js';
 import { startIngestProcess, type IngestProcess } from './ingest-process.js';
 import { BENCH_T0, benchVin, birth, closeAll, connectVehicles, drivingSample, publishLoad, publishQos1, telemetryPayload } from './load.js';

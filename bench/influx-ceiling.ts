@@ -1,9 +1,9 @@
 // InfluxDB write ceiling on this machine: pre-serialised line protocol posted straight to 1.x's
 // /write in big batches (what the server can take), against the same volume through the store's
 // real path (validation, Point serialisation, the client's WriteApi, flush accounting).
-import { createInfluxTelemetryStore } from '../ingest/store/influx.js';
-import { toLines } from '../ingest/store/influx-schema.js';
-import { splitBucket } from '../ingest/store/influx-transport.js';
+import { createInfluxTelemetryStore } from '../ingest/store/influx/store.js';
+import { toLines } from '../ingest/store/influx/schema.js';
+import { splitBucket } from '../ingest/store/influx/transport.js';
 import type { Reading } from '../proto/domain.js';
 import { VSS } from '../proto/signals.js';
 

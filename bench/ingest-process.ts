@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../proto/paths.js';
-import { freePort } from '../ingest/net/free-port.js';
+import { freePort } from '../tools/free-port.js';
 
 export interface IngestProcess {
   httpPort: number;

@@ -52,7 +52,20 @@ export const SIGNALS: Readonly<Record<Exclude<SignalPath, typeof VSS.dtcList>, S
 export type ValueSignalPath = keyof typeof SIGNALS;
 export const SIGNAL_PATHS = Object.keys(SIGNALS) as ValueSignalPath[];
 
-/** Driving = the low-voltage system is ON or START (domain.md). */
+/** The low-voltage system state counts as driving when ON or START (docs/domain.md#parked-and-driving). */
 export function isDrivingState(state: unknown): boolean {
   return state === 'ON' || state === 'START';
 }
+
+/**
+ * The one definition of driving, used by the rules and by HMI timing alike
+ * (docs/domain.md#parked-and-driving): the low-voltage system ON/START, or a positive speed.
+ * Parked is everything else, including a vehicle that has reported nothing yet.
+ */
+export function isDriving(latest: Readonly<Record<string, unknown>> | undefined): boolean {
+  if (!latest) return false;
+  const speed = latest[VSS.speed];
+  return isDrivingState(latest[VSS.lowVoltageSystemState]) || (typeof speed === 'number' && speed > 0);
+}
+
+export const isParked = (latest: Readonly<Record<string, unknown>> | undefined): boolean => !isDriving(latest);

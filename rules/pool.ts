@@ -63,6 +63,23 @@ export class RulesPool {
     this.fallback = undefined;
   }
 
+  /** The workers answer: one empty vehicle through the pool within `timeoutMs` (health check). */
+  async ping(now: number, timeoutMs = 2000): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const run = this.run([{ vin: 'HEALTHCHECK000000', readings: [] }], now).then(
+      (r) => r.length === 1,
+      () => false,
+    );
+    try {
+      return await Promise.race([run, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async run(items: LaneItem[], now: number): Promise<EngineResult[]> {
     if (items.length === 0) return [];
     const t0 = performance.now();

@@ -5,7 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { PACKAGE_VERSION } from '../../proto/paths.js';
 import type { ServiceRecord } from '../../rules/types.js';
-import type { Stores } from '../store/index.js';
+import type { Stores } from '../store/ports.js';
 import type { PromptChange, TelemetryStore } from '../store/ports.js';
 import { installErrorHandlers } from './errors.js';
 import { registerOps } from './routes/ops.js';

@@ -1,8 +1,6 @@
-// ingest's durable local state behind one handle: SQLite in production, memory in unit tests.
-// `transaction(fn)` makes everything inside atomic, so the pipeline can save rule states, prompt
-// changes and outbox rows for a processed batch all-or-nothing.
-import type { DeadLetterStore, Outbox, PromptStore, RuleStateStore, VehicleStore } from './ports.js';
-import { RepoPromptStore } from './prompt-service.js';
+// The store backends: SQLite (one machine) and memory (unit tests). Both run the shared suites in
+// test/ports/. ingest/stores.ts puts the prompt lifecycle (prompts/service.ts) on top.
+import type { StoreBackend } from './ports.js';
 import { openDb } from './sqlite/db.js';
 import { sqliteDeadLetterStore, sqliteOutbox, sqliteRuleStateStore } from './sqlite/misc.js';
 import { sqlitePromptRepo } from './sqlite/prompts.js';
@@ -12,31 +10,7 @@ import { memoryPromptRepo } from './memory/prompts.js';
 import { memoryVehicleStore } from './memory/vehicles.js';
 import { memoryDeadLetterStore, memoryOutbox, memoryRuleStateStore } from './memory/misc.js';
 
-export interface PruneResult {
-  prompts: number;
-  promptChanges: number;
-  outbox: number;
-  deadLetters: number;
-}
-
-export interface Stores {
-  prompts: PromptStore;
-  vehicles: VehicleStore;
-  ruleStates: RuleStateStore;
-  deadLetters: DeadLetterStore;
-  outbox: Outbox;
-  /** Run fn atomically: if it throws, nothing it wrote stays. Nested calls join the outer one. */
-  transaction<T>(fn: () => T): T;
-  /**
-   * Retention (domain.md): delete delivered outbox events, resolved/expired prompts (with their
-   * change history) and dead letters older than `olderThan` (epoch ms). Undelivered events and
-   * open prompts are kept whatever their age.
-   */
-  prune(olderThan: number): PruneResult;
-  close(): void;
-}
-
-export function openSqliteStores(dataDir: string): Stores {
+export function openSqliteBackend(dataDir: string): StoreBackend {
   const db = openDb(dataDir);
   const transaction = <T>(fn: () => T): T => db.transaction(fn)();
   const pruneStmts = {
@@ -48,7 +22,7 @@ export function openSqliteStores(dataDir: string): Stores {
     deadLetters: db.prepare('DELETE FROM dead_letters WHERE at_ms < ?'),
   };
   return {
-    prompts: new RepoPromptStore(sqlitePromptRepo(db, transaction)),
+    promptRepo: sqlitePromptRepo(db, transaction),
     vehicles: sqliteVehicleStore(db),
     ruleStates: sqliteRuleStateStore(db),
     deadLetters: sqliteDeadLetterStore(db),
@@ -67,7 +41,7 @@ export function openSqliteStores(dataDir: string): Stores {
   };
 }
 
-export function createMemoryStores(): Stores {
+export function createMemoryBackend(): StoreBackend {
   const mem = new MemDb();
   let closed = false;
   const transaction = <T>(fn: () => T): T => {
@@ -75,7 +49,7 @@ export function createMemoryStores(): Stores {
     return mem.transaction(fn);
   };
   return {
-    prompts: new RepoPromptStore(memoryPromptRepo(mem)),
+    promptRepo: memoryPromptRepo(mem),
     vehicles: memoryVehicleStore(mem),
     ruleStates: memoryRuleStateStore(mem),
     deadLetters: memoryDeadLetterStore(mem),
@@ -107,4 +81,3 @@ export function createMemoryStores(): Stores {
   };
 }
 
-export type { DeadLetterStore, Outbox, PromptStore, RuleStateStore, VehicleStore } from './ports.js';

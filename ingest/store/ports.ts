@@ -51,6 +51,16 @@ export interface PromptChange {
   prompt: Prompt;
 }
 
+export type Step = PromptChange['step'];
+
+/** One change row as the stats need it. */
+export interface StepRow {
+  promptId: string;
+  kind: string;
+  step: Step;
+  outcome: string | null;
+}
+
 export interface PromptFilter {
   vin?: string;
   kind?: string;
@@ -65,6 +75,20 @@ export interface RenderedText {
   title: string;
   body: string;
   locale: Locale;
+}
+
+/** Per-kind outcome counts (GET /api/v1/stats/prompts). */
+export interface StatsRow {
+  kind: string;
+  delivered: number;
+  shown: number;
+  dismissed: number;
+  acted: number;
+  booked: number;
+  acknowledged: number;
+  resolved: number;
+  expired: number;
+  conversion: number | null;
 }
 
 export interface PromptStore {
@@ -85,7 +109,7 @@ export interface PromptStore {
   expire(now: number): PromptChange[];
   changesSince(seq: number, dealerId: string | undefined, limit: number): PromptChange[];
   /** Per-kind counts of path steps in [from, to): delivered, shown, acted, booked, ... */
-  stats(from: number, to: number): Array<{ kind: string; delivered: number; shown: number; dismissed: number; acted: number; booked: number; acknowledged: number; resolved: number; expired: number; conversion: number | null }>;
+  stats(from: number, to: number): StatsRow[];
 }
 
 export interface VehicleRecord extends Vehicle {
@@ -111,6 +135,25 @@ export interface RuleStateStore {
   load(vin: string): VehicleRuleState | undefined;
   save(states: VehicleRuleState[]): void;
   all(): Iterable<VehicleRuleState>;
+}
+
+/** What a backend stores of prompts; prompts/service.ts puts the prompt lifecycle on top. */
+export interface PromptRepo {
+  /** Run fn atomically (nested calls join the outer transaction). */
+  tx<T>(fn: () => T): T;
+  get(id: string): Prompt | undefined;
+  /** The prompt of this vehicle whose dedupKey is open (not resolved/expired), if any. */
+  findOpen(vin: string, dedupKey: string): Prompt | undefined;
+  insert(p: Prompt): void;
+  update(p: Prompt): void;
+  /** Append a change; returns its sequence number (global, increasing, never reused). */
+  appendChange(c: Omit<PromptChange, 'seq'>): number;
+  list(filter: PromptFilter): { items: Prompt[]; nextCursor: string | null };
+  pendingHmi(vin: string, now: number): Prompt[];
+  /** Open prompts whose expiresAt <= now. */
+  expiring(now: number): Prompt[];
+  changesSince(seq: number, dealerId: string | undefined, limit: number): PromptChange[];
+  stepsBetween(from: number, to: number): Iterable<StepRow>;
 }
 
 /** Telemetry history (InfluxDB). Writes go through the official client's WriteApi. */
@@ -167,3 +210,34 @@ export interface Outbox {
   /** One row, for inspection (tests, ops). */
   get(id: string, url: string): OutboxEvent | undefined;
 }
+
+export interface PruneResult {
+  prompts: number;
+  promptChanges: number;
+  outbox: number;
+  deadLetters: number;
+}
+
+/**
+ * ingest's durable local state behind one handle. `transaction(fn)` makes everything inside atomic,
+ * so the rules runner saves rule states, prompt changes and outbox rows all-or-nothing.
+ */
+export interface Stores {
+  prompts: PromptStore;
+  vehicles: VehicleStore;
+  ruleStates: RuleStateStore;
+  deadLetters: DeadLetterStore;
+  outbox: Outbox;
+  /** Run fn atomically: if it throws, nothing it wrote stays. Nested calls join the outer one. */
+  transaction<T>(fn: () => T): T;
+  /**
+   * Retention (docs/domain.md#privacy-and-retention): delete delivered outbox events, resolved or
+   * expired prompts (with their change history) and dead letters older than `olderThan` (epoch ms).
+   * Undelivered events and open prompts are kept whatever their age.
+   */
+  prune(olderThan: number): PruneResult;
+  close(): void;
+}
+
+/** A backend: everything of Stores but the prompt lifecycle, which ingest/stores.ts adds on top. */
+export type StoreBackend = Omit<Stores, 'prompts'> & { promptRepo: PromptRepo };

@@ -1,6 +1,6 @@
 // battery.low_voltage_12v (parked, debounced, hysteresis) and battery.soh_degraded
 // (below a threshold, or below the model's expected ageing curve).
-import { VSS, isDrivingState } from '../../proto/signals.js';
+import { VSS, isParked } from '../../proto/signals.js';
 import type { BatteryConfig } from '../config/battery.js';
 import type { Detector, DetectorContext, DetectorResult, Reading, RuleEvent } from '../types.js';
 
@@ -21,15 +21,10 @@ export interface BatteryState {
 
 type Ctx = DetectorContext<BatteryConfig>;
 
-function isParked(ctx: Ctx): boolean {
-  const speed = ctx.latest[VSS.speed];
-  return !isDrivingState(ctx.latest[VSS.lowVoltageSystemState]) && (speed === undefined || speed === 0);
-}
-
 function lowVoltage(state: BatteryState, s: BatteryState | undefined, v: number, r: Reading, ctx: Ctx, events: RuleEvent[]): BatteryState | undefined {
   const cfg = ctx.config.lowVoltage12v;
   // Under load or charging from the alternator the voltage says nothing about a no-start risk.
-  if (!isParked(ctx)) {
+  if (!isParked(ctx.latest)) {
     if (state.lvBelow === 0) return s;
     return { ...(s ?? state), lvBelow: 0, lvSince: undefined };
   }

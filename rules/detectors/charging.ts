@@ -1,6 +1,6 @@
 // charging.low_soc / charging.critical_soc, charging-session derivation and charging.habit.
 // Pure: state is JSON, time is the reading's event time.
-import { VSS, isDrivingState } from '../../proto/signals.js';
+import { VSS, isDriving } from '../../proto/signals.js';
 import type { ChargingConfig } from '../config/charging.js';
 import type { ChargingSession, Detector, DetectorContext, DetectorResult, PromptDraft, Reading, RuleEvent } from '../types.js';
 
@@ -183,7 +183,7 @@ function onReading(state: ChargingState, r: Reading, ctx: Ctx): DetectorResult<C
   // "Left at 100 % for hours": judged when it drives off / drains, or once the dwell has passed.
   if (!charging && s.fullSince !== undefined && state.fullSince !== undefined) {
     const dwellMs = cfg.habit.fullDwellHours * HOUR;
-    const drove = isDrivingState(ctx.latest[VSS.lowVoltageSystemState]) || (num(ctx.latest[VSS.speed]) ?? 0) > 0;
+    const drove = isDriving(ctx.latest);
     const drained = soc !== undefined && soc < cfg.habit.fullSocPct - 2;
     if (ts - s.fullSince >= dwellMs) {
       judgeDwell(s, true);

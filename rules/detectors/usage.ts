@@ -3,7 +3,7 @@
 // utilisation summary for commercial vehicles. Time-based tiers come from the fleet clock's tick.
 // State is a compact per-day ring (km, driving minutes) plus lifetime totals: small, JSON-only.
 // Days are UTC calendar days.
-import { VSS, isDrivingState } from '../../proto/signals.js';
+import { VSS, isDriving } from '../../proto/signals.js';
 import type { UsageConfig } from '../config/usage.js';
 import { DAY_MS, addMonthsUtc, isoDate, isoDay, parseIsoDate, utcDay } from '../time.js';
 import type { Detector, DetectorContext, DetectorResult, PromptDraft, Reading, RuleEvent, Segments, Signals } from '../types.js';
@@ -54,11 +54,6 @@ function copyState(s: UsageState, withDormantKey = true): UsageState {
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
-/** Driving = low-voltage system ON/START or a positive speed (domain.md). */
-export function isDriving(latest: Signals): boolean {
-  const speed = latest[VSS.speed];
-  return isDrivingState(latest[VSS.lowVoltageSystemState]) || (typeof speed === 'number' && speed > 0);
-}
 
 function addToDay(days: DayEntry[], day: number, km: number, minutes: number, keepDays: number): DayEntry[] {
   // Common case (nothing to prune, same or later day as the last entry): one copy, no filter.

@@ -1,5 +1,5 @@
 // Owner- and advisor-facing texts for the battery family (en, zh-CN).
-import type { TextTable } from './index.js';
+import type { TextTable } from './types.js';
 
 export const batteryTexts: TextTable<'battery.low_voltage_12v' | 'battery.soh_degraded'> = {
   'battery.low_voltage_12v': {

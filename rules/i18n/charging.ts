@@ -1,5 +1,5 @@
 // Owner-facing texts for the charging family (en, zh-CN).
-import type { TextTable } from './index.js';
+import type { TextTable } from './types.js';
 
 const HABIT_EN: Record<string, string> = {
   dc_fast: 'Most of your recent charging sessions were DC fast charges. Frequent fast charging ages the battery sooner; AC charging at home or work is gentler for everyday use.',

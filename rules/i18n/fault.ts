@@ -1,6 +1,6 @@
 // Texts for fault.dtc (en, zh-CN); the code's description comes from the catalogue.
 import { describeDtc } from '../dtc-catalogue.js';
-import type { TextTable } from './index.js';
+import type { TextTable } from './types.js';
 
 const SYSTEM_EN: Record<string, string> = { powertrain: 'powertrain', chassis: 'chassis', body: 'body', network: 'network' };
 const SYSTEM_ZH: Record<string, string> = { powertrain: '动力系统', chassis: '底盘', body: '车身', network: '网络通信' };

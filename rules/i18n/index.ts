@@ -6,18 +6,8 @@ import { faultTexts } from './fault.js';
 import { maintenanceTexts } from './maintenance.js';
 import { usageTexts } from './usage.js';
 
-export type PromptParams = PromptDraft['params'];
-
-export interface RenderedText {
-  title: string;
-  body: string;
-  actions?: { id: string; label: string }[];
-}
-
-/** One family's texts: for each of its kinds, a renderer per locale. */
-export type TextTable<K extends PromptKind = PromptKind> = Partial<
-  Record<K, { en: (p: PromptParams) => RenderedText; 'zh-CN': (p: PromptParams) => RenderedText }>
->;
+export type { PromptParams, RenderedText, TextTable } from './types.js';
+import type { TextTable } from './types.js';
 
 const TABLES: TextTable[] = [maintenanceTexts, chargingTexts, batteryTexts, faultTexts, usageTexts] as TextTable[];
 const BY_KIND = new Map<string, NonNullable<TextTable[PromptKind]>>();

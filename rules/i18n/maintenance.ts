@@ -1,6 +1,6 @@
 // Owner-, advisor- and lifecycle-facing texts for the maintenance family, in en and zh-CN.
 import type { Locale } from '../types.js';
-import type { PromptParams, RenderedText, TextTable } from './index.js';
+import type { PromptParams, RenderedText, TextTable } from './types.js';
 
 type MaintenanceKind = 'maintenance.upcoming' | 'maintenance.due' | 'maintenance.overdue' | 'maintenance.lapsed' | 'maintenance.followup';
 

@@ -1,7 +1,7 @@
 // Texts for the usage family, in en and zh-CN. segment_changed and utilisation are read by the
 // lifecycle system's operators; dormant_vehicle is also shown to the owner.
 import type { Locale, Segments } from '../types.js';
-import type { PromptParams, RenderedText, TextTable } from './index.js';
+import type { PromptParams, RenderedText, TextTable } from './types.js';
 
 type UsageKind = 'usage.segment_changed' | 'usage.dormant_vehicle' | 'usage.utilisation';
 type SegmentValue = Segments['stage'] | Segments['activity'] | Segments['maturity'];

@@ -3,8 +3,8 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type Se
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Reading } from '../../proto/domain.js';
 import { VSS } from '../../proto/signals.js';
-import { createInfluxTelemetryStore, InfluxConfigError, TelemetryFlushError, type InfluxTelemetryStoreOptions } from '../../ingest/store/influx.js';
-import { quoteString } from '../../ingest/store/influx-schema.js';
+import { createInfluxTelemetryStore, InfluxConfigError, TelemetryFlushError, type InfluxTelemetryStoreOptions } from '../../ingest/store/influx/store.js';
+import { quoteString } from '../../ingest/store/influx/schema.js';
 import { influxQuery, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 import { telemetryStoreSuite } from '../ports/telemetry-store.suite.js';
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadIngestConfig } from '../../ingest/config.js';
 import { startIngest } from '../../ingest/main.js';
-import { startLocalInfluxd } from '../../ingest/store/influxd-local.js';
+import { startLocalInfluxd } from '../../tools/influxd-local.js';
 import { runSimulate, type Summary } from '../../simulator/main.js';
 import { createFleet } from '../../simulator/fleet.js';
 

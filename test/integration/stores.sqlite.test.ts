@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openSqliteStores } from '../../ingest/store/index.js';
+import { openSqliteStores } from '../../ingest/stores.js';
 import { SCHEMA_VERSION } from '../../ingest/store/sqlite/db.js';
 import { outboxSuite } from '../ports/outbox.suite.js';
 import { promptStoreSuite } from '../ports/prompt-store.suite.js';

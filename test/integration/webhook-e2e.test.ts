@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifySignature } from '../../ingest/delivery/webhook.js';
+import { verifySignature } from '../../ingest/outbound/webhook.js';
 import { startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 import { eventually, getJson, runAgentProcess, startIngestProcess, type IngestProcess } from '../support/ingest.js';
 import { freePort } from '../support/ports.js';

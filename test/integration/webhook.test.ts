@@ -6,9 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { eventsForChanges, eventsForSegmentChanges, segmentsChanged, type CloudEvent } from '../../ingest/delivery/cloudevents.js';
-import { sign, verifySignature, WebhookDispatcher } from '../../ingest/delivery/webhook.js';
-import { createMemoryStores, openSqliteStores, type Stores } from '../../ingest/store/index.js';
+import { eventsForChanges, eventsForSegmentChanges, segmentsChanged, type CloudEvent } from '../../ingest/outbound/cloudevents.js';
+import { sign, verifySignature, WebhookDispatcher } from '../../ingest/outbound/webhook.js';
+import { createMemoryStores, openSqliteStores } from '../../ingest/stores.js';
+import type { Stores } from '../../ingest/store/ports.js';
 import { T0, VIN_A, VIN_B, open, render, resolveEv } from '../ports/fixtures.js';
 
 const SECRET = 'test-secret-不要用在生产';

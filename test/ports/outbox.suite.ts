@@ -1,6 +1,6 @@
 // Outbox behaviour, run against every implementation.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Stores } from '../../ingest/store/index.js';
+import type { Stores } from '../../ingest/store/ports.js';
 import type { Outbox } from '../../ingest/store/ports.js';
 import { HOUR, T0 } from './fixtures.js';
 

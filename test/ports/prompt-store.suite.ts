@@ -1,8 +1,8 @@
 // PromptStore behaviour, run against every implementation (memory and SQLite).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Stores } from '../../ingest/store/index.js';
+import type { Stores } from '../../ingest/store/ports.js';
 import type { PromptStore } from '../../ingest/store/ports.js';
-import { InvalidCursorError } from '../../ingest/store/prompt-model.js';
+import { InvalidCursorError } from '../../ingest/store/paging.js';
 import { HOUR, T0, VIN_A, VIN_B, open, render, resolveEv } from './fixtures.js';
 
 export function promptStoreSuite(name: string, make: () => Stores): void {

@@ -1,6 +1,6 @@
 // Rule states, dead letters, transactions and retention, run against every Stores implementation.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Stores } from '../../ingest/store/index.js';
+import type { Stores } from '../../ingest/store/ports.js';
 import type { VehicleRuleState } from '../../rules/types.js';
 import { HOUR, T0, VIN_A, VIN_B, open, render, resolveEv } from './fixtures.js';
 

@@ -1,9 +1,9 @@
 // VehicleStore behaviour, run against every implementation.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { VehicleProfile } from '../../proto/domain.js';
-import type { Stores } from '../../ingest/store/index.js';
+import type { Stores } from '../../ingest/store/ports.js';
 import type { VehicleStore } from '../../ingest/store/ports.js';
-import { InvalidCursorError } from '../../ingest/store/prompt-model.js';
+import { InvalidCursorError } from '../../ingest/store/paging.js';
 import { HOUR, T0, VIN_A, VIN_B } from './fixtures.js';
 
 const profile = (over: Partial<VehicleProfile> = {}): VehicleProfile => ({

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync, openSync, closeSync, readFileSync }
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../ingest/net/free-port.js';
+import { freePort } from '../../tools/free-port.js';
 
 export interface MosquittoOptions {
   acl?: boolean;

@@ -1,1 +1,1 @@
-export { freePort } from '../../ingest/net/free-port.js';
+export { freePort } from '../../tools/free-port.js';

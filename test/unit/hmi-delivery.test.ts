@@ -4,9 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { decodeHmiPrompt } from '../../proto/codec.js';
 import type { Signals } from '../../proto/domain.js';
 import { VSS } from '../../proto/signals.js';
-import { HmiDelivery } from '../../ingest/delivery/hmi.js';
-import type { BrokerLink } from '../../ingest/broker/topics.js';
-import { createMemoryStores } from '../../ingest/store/index.js';
+import { HmiDelivery } from '../../ingest/prompts/hmi.js';
+import type { BrokerLink } from '../../ingest/inbound/topics.js';
+import { createMemoryStores } from '../../ingest/stores.js';
 import type { PromptDraft, PromptKind, RuleEvent } from '../../rules/types.js';
 
 const VIN = 'LSVAU2180N2183294';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hmiActions, inQuietHours, isParked, localTime } from '../../ingest/delivery/hmi.js';
+import { hmiActions, inQuietHours, localTime } from '../../ingest/prompts/hmi.js';
+import { isParked } from '../../proto/signals.js';
 import { VSS } from '../../proto/signals.js';
 
 describe('HMI gating helpers', () => {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Journal } from '../../ingest/journal.js';
+import { Journal } from '../../ingest/journal/journal.js';
 
 const VIN = 'LSVAU2180N2183294';
 const dirs: string[] = [];

@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Journal } from '../../ingest/journal.js';
-import { DecodedCache } from '../../ingest/pipeline.js';
+import { Journal } from '../../ingest/journal/journal.js';
+import { DecodedCache } from '../../ingest/journal/decoded-cache.js';
 import type { Reading } from '../../proto/domain.js';
-import type { JournalEntry } from '../../ingest/journal.js';
+import type { JournalEntry } from '../../ingest/journal/journal.js';
 
 const VIN = 'LSVAU2180N2183294';
 const readings = (n: number): Reading[] => Array.from({ length: n }, (_, i) => ({ vin: VIN, ts: 1_767_225_600_000 + i, signals: {} }));

@@ -3,7 +3,7 @@ import { Point } from '@influxdata/influxdb-client';
 import { describe, expect, it } from 'vitest';
 import type { Reading } from '../../proto/domain.js';
 import { VSS } from '../../proto/signals.js';
-import { checkedTags, MEASUREMENT, readingFields, toLines, TelemetryInputError } from '../../ingest/store/influx-schema.js';
+import { checkedTags, MEASUREMENT, readingFields, toLines, TelemetryInputError } from '../../ingest/store/influx/schema.js';
 
 /** The previous implementation, built with the client's Point. */
 function viaPoint(readings: Reading[], tags: (vin: string) => Record<string, string>): string[] {

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadRulesConfigFile, watchRulesConfig } from '../../ingest/rules-config.js';
+import { loadRulesConfigFile, watchRulesConfig } from '../../ingest/pipeline/rules-config.js';
 import { DEFAULT_RULES_CONFIG, resolveModelConfig, type RulesConfig } from '../../rules/config.js';
 import { eventually } from '../support/ingest.js';
 

@@ -1,5 +1,5 @@
 // The in-memory stores against the shared port suites.
-import { createMemoryStores } from '../../ingest/store/index.js';
+import { createMemoryStores } from '../../ingest/stores.js';
 import { outboxSuite } from '../ports/outbox.suite.js';
 import { promptStoreSuite } from '../ports/prompt-store.suite.js';
 import { storesSuite } from '../ports/stores.suite.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryTelemetryStore } from '../../ingest/store/memory-telemetry.js';
-import { bucketStarts, quoteIdent, quoteString, sanitizeTagValue, toLines } from '../../ingest/store/influx-schema.js';
-import { mapV1Path, splitBucket, v1AuthHeader } from '../../ingest/store/influx-transport.js';
+import { MemoryTelemetryStore } from '../../ingest/store/memory/telemetry.js';
+import { bucketStarts, quoteIdent, quoteString, sanitizeTagValue, toLines } from '../../ingest/store/influx/schema.js';
+import { mapV1Path, splitBucket, v1AuthHeader } from '../../ingest/store/influx/transport.js';
 import { VSS } from '../../proto/signals.js';
 import { telemetryStoreSuite } from '../ports/telemetry-store.suite.js';
 

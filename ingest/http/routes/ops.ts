@@ -1,10 +1,14 @@
 // Operations: liveness/readiness, Prometheus metrics and the generated OpenAPI document.
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { AppDeps } from '../app.js';
 import { HealthResponse } from '../schemas.js';
 
-export function registerOps(app: FastifyInstance, deps: AppDeps): void {
+export interface OpsDeps {
+  health(): Promise<{ ok: boolean; checks: Record<string, boolean | string> }>;
+  metrics: { contentType: string; render(): Promise<string> };
+}
+
+export function registerOps(app: FastifyInstance, deps: OpsDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.get(

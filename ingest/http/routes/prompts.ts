@@ -2,8 +2,7 @@
 // and the note: the audit trail), and per-kind conversion statistics.
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { Prompt, PromptChange } from '../../store/ports.js';
-import type { AppDeps } from '../app.js';
+import type { Prompt, PromptChange, PromptStore } from '../../store/ports.js';
 import { badRequest, conflict, notFound } from '../errors.js';
 import {
   AckBody,
@@ -28,7 +27,14 @@ function changeJson(c: PromptChange) {
   return { seq: c.seq, step: c.step, at: c.at, by: c.by, prompt: promptJson(c.prompt) };
 }
 
-export function registerPrompts(app: FastifyInstance, deps: AppDeps): void {
+export interface PromptRoutesDeps {
+  stores: { prompts: PromptStore };
+  /** Changes this API makes itself (acknowledge, resolve), for the outbox and every stream. */
+  changes: { publish?(c: PromptChange): void };
+  clock: { now(): number };
+}
+
+export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { prompts } = deps.stores;
   const known = (id: string): Prompt => {

@@ -4,8 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { SamplingPolicySchema, VehicleProfileSchema } from '../../../proto/domain.js';
-import type { PromptStore, VehicleRecord, VehicleStore } from '../../store/ports.js';
-import type { AppDeps } from '../app.js';
+import type { SamplingPolicy } from '../../../proto/domain.js';
+import type { ServiceRecord } from '../../../rules/types.js';
+import type { PromptStore, TelemetryStore, VehicleRecord, VehicleStore } from '../../store/ports.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
 import {
   ErrorSchema,
@@ -42,7 +43,16 @@ export function countOpenPrompts(prompts: PromptStore, vin: string): number {
   return n;
 }
 
-export function registerVehicles(app: FastifyInstance, deps: AppDeps): void {
+export interface VehicleRoutesDeps {
+  stores: { vehicles: VehicleStore; prompts: PromptStore };
+  telemetry: Pick<TelemetryStore, 'latest' | 'history'>;
+  clock: { now(): number };
+  onServiceRecord(vin: string, rec: ServiceRecord): Promise<void>;
+  publishPolicy?(vin: string, policy: SamplingPolicy): Promise<void>;
+  onProfileChanged?(vin: string): void;
+}
+
+export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { vehicles, prompts } = deps.stores;
   const known = (vin: string): VehicleRecord => {

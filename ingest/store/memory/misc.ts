@@ -1,7 +1,7 @@
 // In-memory rule states, dead letters and outbox for unit tests.
 import type { VehicleRuleState } from '../../../rules/types.js';
 import type { DeadLetterStore, Outbox, OutboxEvent, RuleStateStore } from '../ports.js';
-import { iso } from '../prompt-model.js';
+import { iso } from '../paging.js';
 import { copy, type MemDb } from './state.js';
 
 export function memoryRuleStateStore(db: MemDb): RuleStateStore {

@@ -1,7 +1,7 @@
-// In-memory prompt storage for unit tests; the path logic is shared (prompt-service.ts).
-import type { Prompt, PromptFilter } from '../ports.js';
-import { decodeCursor, encodeCursor, hmiOrder, isOpen, isPendingHmi } from '../prompt-model.js';
-import type { PromptRepo } from '../prompt-service.js';
+// In-memory prompt storage for unit tests; the path logic is shared (ingest/prompts/service.ts).
+import type { Prompt, PromptFilter, PromptRepo } from '../ports.js';
+import { decodeCursor, encodeCursor } from '../paging.js';
+import { hmiOrder, isOpen, isPendingHmi } from '../prompt-queries.js';
 import { copy, type MemDb } from './state.js';
 
 const createdMs = (p: Prompt): number => Date.parse(p.createdAt);

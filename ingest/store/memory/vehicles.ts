@@ -1,6 +1,6 @@
 // In-memory VehicleStore for unit tests (same behaviour as the SQLite one; shared suite).
 import type { VehicleRecord, VehicleStore } from '../ports.js';
-import { clampLimit, decodeKeyCursor, encodeKeyCursor, iso } from '../prompt-model.js';
+import { clampLimit, decodeKeyCursor, encodeKeyCursor, iso } from '../paging.js';
 import { copy, type MemDb } from './state.js';
 
 export function memoryVehicleStore(db: MemDb): VehicleStore {

@@ -1,7 +1,7 @@
 // SQLite rule states, dead letters and the webhook outbox.
 import type { VehicleRuleState } from '../../../rules/types.js';
 import type { DeadLetter, DeadLetterStore, Outbox, OutboxEvent, RuleStateStore } from '../ports.js';
-import { iso } from '../prompt-model.js';
+import { iso } from '../paging.js';
 import type { Db } from './db.js';
 
 export function sqliteRuleStateStore(db: Db): RuleStateStore {

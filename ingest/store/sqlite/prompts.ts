@@ -1,8 +1,8 @@
 // SQLite storage for prompts and their change log. The full prompt is kept as JSON (`data`);
 // the columns beside it exist for indexes and filters.
-import type { Prompt, PromptChange, PromptFilter } from '../ports.js';
-import { decodeCursor, encodeCursor, hmiOrder, type StepRow } from '../prompt-model.js';
-import type { PromptRepo } from '../prompt-service.js';
+import type { Prompt, PromptChange, PromptFilter, PromptRepo, StepRow } from '../ports.js';
+import { decodeCursor, encodeCursor } from '../paging.js';
+import { hmiOrder } from '../prompt-queries.js';
 import type { Db } from './db.js';
 
 interface ChangeRow {

@@ -2,7 +2,7 @@
 import type { VehicleProfile } from '../../../proto/domain.js';
 import type { ChargingSession, Segments, ServiceRecord } from '../../../rules/types.js';
 import type { VehicleRecord, VehicleStore } from '../ports.js';
-import { clampLimit, decodeKeyCursor, encodeKeyCursor, iso } from '../prompt-model.js';
+import { clampLimit, decodeKeyCursor, encodeKeyCursor, iso } from '../paging.js';
 import type { Db } from './db.js';
 
 interface VehicleRow {

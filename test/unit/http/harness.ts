@@ -2,8 +2,9 @@
 // pipeline's, a settable clock and helpers to register vehicles and open prompts.
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppDeps } from '../../../ingest/http/app.js';
-import { createMemoryStores, type Stores } from '../../../ingest/store/index.js';
-import { MemoryTelemetryStore } from '../../../ingest/store/memory-telemetry.js';
+import { createMemoryStores } from '../../../ingest/stores.js';
+import type { Stores } from '../../../ingest/store/ports.js';
+import { MemoryTelemetryStore } from '../../../ingest/store/memory/telemetry.js';
 import type { PromptChange } from '../../../ingest/store/ports.js';
 import type { VehicleProfile } from '../../../proto/domain.js';
 import type { PromptDraft, PromptKind, ServiceRecord } from '../../../rules/types.js';

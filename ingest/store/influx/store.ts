@@ -3,15 +3,15 @@
 // (influx-transport.ts). Queries are InfluxQL on /query, which 2.x serves through DBRP mapping.
 // Schema and set-up: ingest/README-influx.md.
 import { InfluxDB, setLogger, type Logger, type Transport } from '@influxdata/influxdb-client';
-import type { Reading } from '../../proto/domain.js';
-import type { TelemetryStore } from './ports.js';
-import { assertRange, assertSignal, assertVin, isNumericSignal, MEASUREMENT, quoteIdent, quoteString, toLines, type FieldValue } from './influx-schema.js';
-import { detectInfluxVersion, InfluxConfigError, InfluxV1Transport, splitBucket, v1AuthHeader, type InfluxApiVersion } from './influx-transport.js';
-import { TrackedWriter } from './influx-writer.js';
+import type { Reading } from '../../../proto/domain.js';
+import type { TelemetryStore } from '../ports.js';
+import { assertRange, assertSignal, assertVin, isNumericSignal, MEASUREMENT, quoteIdent, quoteString, toLines, type FieldValue } from './schema.js';
+import { detectInfluxVersion, InfluxConfigError, InfluxV1Transport, splitBucket, v1AuthHeader, type InfluxApiVersion } from './transport.js';
+import { TrackedWriter } from './writer.js';
 
-export { TelemetryFlushError } from './influx-writer.js';
-export { TelemetryInputError } from './influx-schema.js';
-export { InfluxConfigError } from './influx-transport.js';
+export { TelemetryFlushError } from './writer.js';
+export { TelemetryInputError } from './schema.js';
+export { InfluxConfigError } from './transport.js';
 
 export interface InfluxTelemetryStoreOptions {
   url: string;

@@ -1,8 +1,8 @@
 // The telemetry measurement's schema and the input checks shared by the InfluxDB store and the
 // in-memory one, so both accept and refuse exactly the same things (see ingest/README-influx.md).
 import { escape } from '@influxdata/influxdb-client';
-import { VinSchema, type Reading } from '../../proto/domain.js';
-import { SIGNALS, SIGNAL_PATHS, VSS, type ValueSignalPath } from '../../proto/signals.js';
+import { VinSchema, type Reading } from '../../../proto/domain.js';
+import { SIGNALS, SIGNAL_PATHS, VSS, type ValueSignalPath } from '../../../proto/signals.js';
 
 export const MEASUREMENT = 'telemetry';
 /** Active DTCs are stored as one comma-joined string field under the VSS path. */

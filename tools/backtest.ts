@@ -6,11 +6,11 @@ import { SIGNAL_PATHS, VSS } from '../proto/signals.js';
 import { parseRulesConfig, type RulesConfig } from '../rules/config.js';
 import { createEngine } from '../rules/engine.js';
 import type { PromptKind, VehicleRuleState } from '../rules/types.js';
-import type { IngestConfig } from './config.js';
-import { loadRulesConfigFile } from './rules-config.js';
-import { openSqliteStores } from './store/index.js';
-import { createInfluxTelemetryStore } from './store/influx.js';
-import type { TelemetryStore, VehicleStore } from './store/ports.js';
+import type { IngestConfig } from '../ingest/config.js';
+import { loadRulesConfigFile } from '../ingest/pipeline/rules-config.js';
+import { openSqliteStores } from '../ingest/stores.js';
+import { createInfluxTelemetryStore } from '../ingest/store/influx/store.js';
+import type { TelemetryStore, VehicleStore } from '../ingest/store/ports.js';
 
 const DAY = 86_400_000;
 

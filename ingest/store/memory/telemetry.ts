@@ -2,9 +2,9 @@
 // replaced field by field when written again at the same time, GROUP BY time buckets aligned to
 // the epoch, mean for numbers and last for the rest), for unit tests and the shared port suite.
 // setAvailable(false) plays an outage: writes wait, flush() rejects, queries fail.
-import type { Reading } from '../../proto/domain.js';
-import type { TelemetryStore } from './ports.js';
-import { assertRange, assertSignal, assertVin, bucketStarts, checkedTags, isNumericSignal, readingFields, type FieldValue } from './influx-schema.js';
+import type { Reading } from '../../../proto/domain.js';
+import type { TelemetryStore } from '../ports.js';
+import { assertRange, assertSignal, assertVin, bucketStarts, checkedTags, isNumericSignal, readingFields, type FieldValue } from '../influx/schema.js';
 
 interface StoredPoint {
   ts: number;

@@ -1,17 +1,17 @@
 // Bridge between the journal and the rules pool: groups readings per vehicle, runs the detectors,
 // and commits rule states, prompt changes, segments, charging sessions and outbox events in one
 // store transaction. All pool work is serialised, so a vehicle's readings are applied in order.
-import type { Reading, Signals } from '../proto/domain.js';
-import type { RulesPool } from '../rules/pool.js';
-import { renderPrompt } from '../rules/i18n/index.js';
-import type { EngineResult, RuleEvent, ServiceRecord, VehicleRuleState } from '../rules/types.js';
-import type { IngestClock } from './clock.js';
-import { eventsForChanges, eventsForSegmentChanges, segmentsChanged, type SegmentChange } from './delivery/webhook.js';
-import type { JournalEntry } from './journal.js';
-import type { Metrics } from './metrics.js';
-import { readingsOf } from './pipeline.js';
-import type { Stores } from './store/index.js';
-import type { PromptChange } from './store/ports.js';
+import type { Reading, Signals } from '../../proto/domain.js';
+import type { RulesPool } from '../../rules/pool.js';
+import { renderPrompt } from '../../rules/i18n/index.js';
+import type { EngineResult, RuleEvent, ServiceRecord, VehicleRuleState } from '../../rules/types.js';
+import type { IngestClock } from '../clock.js';
+import { eventsForChanges, eventsForSegmentChanges, segmentsChanged, type SegmentChange } from '../outbound/webhook.js';
+import type { JournalEntry } from '../journal/journal.js';
+import type { Metrics } from '../metrics.js';
+import { readingsOf } from '../journal/readings.js';
+import type { Stores } from '../store/ports.js';
+import type { PromptChange } from '../store/ports.js';
 
 export interface RulesRunnerDeps {
   pool: RulesPool;

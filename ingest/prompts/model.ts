@@ -1,12 +1,13 @@
-// The prompt's path as pure functions, shared by the SQLite and in-memory prompt stores so both
-// follow exactly the same rules (the shared suite in test/ports/ checks each storage against them).
+// The prompt's path as pure functions: every backend's prompt store goes through them (service.ts),
+// so all follow exactly the same rules (the shared suite in test/ports/ checks each backend).
 import { randomBytes } from 'node:crypto';
 import type { AckOutcome } from '../../proto/domain.js';
 import type { PromptDraft } from '../../rules/types.js';
-import type { HmiState, Prompt, PromptChange, PromptStatus, RenderedText, ResolveOutcome } from './ports.js';
+import type { HmiState, Prompt, PromptStatus, RenderedText, ResolveOutcome, StatsRow, Step, StepRow } from '../store/ports.js';
+import { iso } from '../store/paging.js';
+import { isOpen } from '../store/prompt-queries.js';
 
-export type Step = PromptChange['step'];
-export type StatsRow = ReturnType<import('./ports.js').PromptStore['stats']>[number];
+export type { StatsRow, Step, StepRow } from '../store/ports.js';
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 
@@ -27,51 +28,6 @@ export function newPromptId(): string {
   }
   return out;
 }
-
-export const iso = (ms: number): string => new Date(ms).toISOString();
-export const TERMINAL: readonly PromptStatus[] = ['resolved', 'expired'];
-export const isOpen = (p: Prompt): boolean => !TERMINAL.includes(p.status);
-
-/** A bad cursor is the client's mistake: the HTTP layer maps this to a 400. */
-export class InvalidCursorError extends Error {
-  constructor() {
-    super('invalid cursor: pass back the nextCursor of a previous page unchanged');
-    this.name = 'InvalidCursorError';
-  }
-}
-
-/** Keyset cursor over (createdAt desc, id desc), opaque to clients. */
-export function encodeCursor(createdMs: number, id: string): string {
-  return Buffer.from(JSON.stringify([createdMs, id])).toString('base64url');
-}
-
-export function decodeCursor(cursor: string): { createdMs: number; id: string } {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 2 && Number.isFinite(v[0]) && typeof v[1] === 'string') return { createdMs: v[0] as number, id: v[1] };
-  } catch {
-    // fall through to the error below
-  }
-  throw new InvalidCursorError();
-}
-
-/** Same idea for lists keyed by a single string (vehicles by VIN). */
-export function encodeKeyCursor(key: string): string {
-  return Buffer.from(JSON.stringify([key])).toString('base64url');
-}
-
-export function decodeKeyCursor(cursor: string): string {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 1 && typeof v[0] === 'string') return v[0];
-  } catch {
-    // fall through
-  }
-  throw new InvalidCursorError();
-}
-
-/** Page sizes are bounded whatever the caller asks for. */
-export const clampLimit = (n: number): number => Math.max(1, Math.min(1000, Math.floor(Number.isFinite(n) ? n : 50)));
 
 export function promptFromDraft(d: PromptDraft, text: RenderedText, vin: string, dealerId: string | null, now: number): Prompt {
   const at = iso(now);
@@ -168,25 +124,6 @@ export function resolveBySystem(p: Prompt, reason: string, now: number): Transit
 export function expire(p: Prompt, now: number): Transition {
   if (!isOpen(p) || p.expiresAt === null || Date.parse(p.expiresAt) > now) return undefined;
   return { prompt: { ...p, status: 'expired', outcome: 'expired', hmiState: withdrawHmi(p), updatedAt: iso(now) }, step: 'expired', at: now, by: 'system' };
-}
-
-/** Order for the HMI queue: urgent first, then higher value, then older. */
-export function hmiOrder(a: Prompt, b: Prompt): number {
-  if (a.urgent !== b.urgent) return a.urgent ? -1 : 1;
-  if (a.value !== b.value) return b.value - a.value;
-  return Date.parse(a.createdAt) - Date.parse(b.createdAt) || (a.id < b.id ? -1 : 1);
-}
-
-export function isPendingHmi(p: Prompt, vin: string, now: number): boolean {
-  return p.vin === vin && p.audience.includes('hmi') && p.hmiState === 'pending' && isOpen(p) && (p.expiresAt === null || Date.parse(p.expiresAt) > now);
-}
-
-/** One change row as the stats need it. */
-export interface StepRow {
-  promptId: string;
-  kind: string;
-  step: Step;
-  outcome: string | null;
 }
 
 const REACHED = new Set<Step>(['delivered', 'shown', 'dismissed', 'acted', 'acknowledged']);

@@ -1,29 +1,12 @@
-// PromptStore on top of a small storage repository: the path logic lives once (prompt-model.ts),
-// each storage (SQLite, memory) only finds, writes and queries rows.
+// The PromptStore port on top of a small storage repository (PromptRepo): the path logic lives once
+// (model.ts); each backend (SQLite, memory) only finds, writes and queries rows.
 import type { AckOutcome } from '../../proto/domain.js';
 import type { PromptDraft, RuleEvent } from '../../rules/types.js';
-import type { Prompt, PromptChange, PromptFilter, PromptStore, RenderedText, ResolveOutcome } from './ports.js';
-import * as M from './prompt-model.js';
+import type { Prompt, PromptChange, PromptFilter, PromptRepo, PromptStore, RenderedText, ResolveOutcome } from '../store/ports.js';
+import { clampLimit, decodeCursor, iso } from '../store/paging.js';
+import * as M from './model.js';
 
-export interface PromptRepo {
-  /** Run fn atomically (nested calls join the outer transaction). */
-  tx<T>(fn: () => T): T;
-  get(id: string): Prompt | undefined;
-  /** The prompt of this vehicle whose dedupKey is open (not resolved/expired), if any. */
-  findOpen(vin: string, dedupKey: string): Prompt | undefined;
-  insert(p: Prompt): void;
-  update(p: Prompt): void;
-  /** Append a change; returns its sequence number (global, increasing, never reused). */
-  appendChange(c: Omit<PromptChange, 'seq'>): number;
-  list(filter: PromptFilter): { items: Prompt[]; nextCursor: string | null };
-  pendingHmi(vin: string, now: number): Prompt[];
-  /** Open prompts whose expiresAt <= now. */
-  expiring(now: number): Prompt[];
-  changesSince(seq: number, dealerId: string | undefined, limit: number): PromptChange[];
-  stepsBetween(from: number, to: number): Iterable<M.StepRow>;
-}
-
-export class RepoPromptStore implements PromptStore {
+export class PromptService implements PromptStore {
   constructor(private readonly repo: PromptRepo) {}
 
   private commit(t: M.Transition): PromptChange | undefined {
@@ -33,7 +16,7 @@ export class RepoPromptStore implements PromptStore {
   }
 
   private record(p: Prompt, step: M.Step, at: number, by: string | null): PromptChange {
-    const c: Omit<PromptChange, 'seq'> = { promptId: p.id, vin: p.vin, dealerId: p.dealerId, step, at: M.iso(at), by, prompt: p };
+    const c: Omit<PromptChange, 'seq'> = { promptId: p.id, vin: p.vin, dealerId: p.dealerId, step, at: iso(at), by, prompt: p };
     const seq = this.repo.appendChange(c);
     return { seq, ...c };
   }
@@ -63,8 +46,8 @@ export class RepoPromptStore implements PromptStore {
   }
 
   list(filter: PromptFilter): { items: Prompt[]; nextCursor: string | null } {
-    if (filter.cursor !== undefined) M.decodeCursor(filter.cursor); // validate before querying
-    return this.repo.list({ ...filter, limit: M.clampLimit(filter.limit) });
+    if (filter.cursor !== undefined) decodeCursor(filter.cursor); // validate before querying
+    return this.repo.list({ ...filter, limit: clampLimit(filter.limit) });
   }
 
   pendingHmi(vin: string, now: number): Prompt[] {
@@ -106,7 +89,7 @@ export class RepoPromptStore implements PromptStore {
   }
 
   changesSince(seq: number, dealerId: string | undefined, limit: number): PromptChange[] {
-    return this.repo.changesSince(Number.isFinite(seq) ? seq : 0, dealerId, M.clampLimit(limit));
+    return this.repo.changesSince(Number.isFinite(seq) ? seq : 0, dealerId, clampLimit(limit));
   }
 
   stats(from: number, to: number): M.StatsRow[] {

@@ -2,12 +2,12 @@
 // its quiet hours, and within the daily cap (highest value first). A vehicle that is offline gets
 // its pending prompts when its birth message arrives; expired ones are never sent.
 import { encodeHmiPrompt } from '../../proto/codec.js';
-import { isDrivingState, VSS } from '../../proto/signals.js';
+import { isParked } from '../../proto/signals.js';
 import type { Locale, Signals, Vehicle } from '../../proto/domain.js';
 import type { FleetClock } from '../../rules/types.js';
 import type { Prompt, PromptChange } from '../store/ports.js';
-import type { Stores } from '../store/index.js';
-import { topicFor, type BrokerLink } from '../broker/topics.js';
+import type { Stores } from '../store/ports.js';
+import { topicFor, type BrokerLink } from '../inbound/topics.js';
 
 export interface HmiDeps {
   stores: Stores;
@@ -22,14 +22,6 @@ export interface HmiDeps {
 
 const DEFAULT_QUIET = { start: '22:00', end: '07:00' };
 const DEFAULT_TZ: Record<Locale, string> = { 'zh-CN': 'Asia/Shanghai', en: 'UTC' };
-
-/** Parked unless the low-voltage system is ON/START or the vehicle is moving. */
-export function isParked(latest: Signals | undefined): boolean {
-  if (!latest) return true;
-  if (isDrivingState(latest[VSS.lowVoltageSystemState])) return false;
-  const speed = latest[VSS.speed];
-  return !(typeof speed === 'number' && speed > 0);
-}
 
 /** Local minutes since midnight and local date of `now` in the vehicle's time zone. */
 export function localTime(now: number, timeZone: string): { minutes: number; day: string } {

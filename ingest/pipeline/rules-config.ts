@@ -1,7 +1,7 @@
 // Loads the rule configuration file and reloads it on change without a restart. An invalid file is
 // rejected with a message naming the field, and the configuration in force stays.
 import { readFileSync } from 'node:fs';
-import { DEFAULT_RULES_CONFIG, parseRulesConfig, type RulesConfig } from '../rules/config.js';
+import { DEFAULT_RULES_CONFIG, parseRulesConfig, type RulesConfig } from '../../rules/config.js';
 
 export function loadRulesConfigFile(file: string | undefined): RulesConfig {
   if (!file) return DEFAULT_RULES_CONFIG;

@@ -1,0 +1,58 @@
+// Readings decoded at the broker, held for the two journal loops.
+import type { Reading } from '../../proto/domain.js';
+import type { HeldEntry, JournalEntry } from './journal.js';
+
+const INFLUX = 1;
+const RULES = 2;
+
+/**
+ * Readings decoded at the broker, kept for the two journal loops so a batch is decoded once, not
+ * three times. Only an optimisation: an entry missing here (evicted, or journalled before a
+ * restart) is decoded again from its journalled payload, which stays the source of truth.
+ */
+export class DecodedCache {
+  private readonly map = new Map<string, { readings: Reading[]; pending: number }>();
+  private heldReadings = 0;
+
+  /** `maxReadings` bounds memory while a loop is behind (e.g. InfluxDB down): oldest go first. */
+  constructor(private readonly maxReadings = 100_000) {}
+
+  /** A batch the journal took as new: both loops will want it. */
+  put(vin: string, seq: number, readings: Reading[]): void {
+    const key = `${vin}:${seq}`;
+    this.drop(key);
+    this.map.set(key, { readings, pending: INFLUX | RULES });
+    this.heldReadings += readings.length;
+    while (this.heldReadings > this.maxReadings) {
+      const first = this.map.keys().next();
+      if (first.done) break;
+      this.drop(first.value);
+    }
+  }
+
+  /** For Journal.pendingFor*: the batch's readings when held here. */
+  readonly held = (vin: string, seq: number): HeldEntry => this.map.get(`${vin}:${seq}`);
+
+  /** The loop is done with these entries for good (marked done in the journal). */
+  done(loop: 'influx' | 'rules', entries: JournalEntry[]): void {
+    const bit = loop === 'influx' ? INFLUX : RULES;
+    for (const e of entries) {
+      const key = `${e.vin}:${e.seq}`;
+      const c = this.map.get(key);
+      if (!c) continue;
+      c.pending &= ~bit;
+      if (c.pending === 0) this.drop(key);
+    }
+  }
+
+  get size(): { batches: number; readings: number } {
+    return { batches: this.map.size, readings: this.heldReadings };
+  }
+
+  private drop(key: string): void {
+    const c = this.map.get(key);
+    if (!c) return;
+    this.heldReadings -= c.readings.length;
+    this.map.delete(key);
+  }
+}
