@@ -7,7 +7,9 @@ const program = new Command('odopulse').version(PACKAGE_VERSION).description('od
 
 function addIngestOptions(cmd: Command): Command {
   for (const [name, [, def, help]] of Object.entries(INGEST_SETTINGS)) {
-    cmd.addOption(new Option(`${flagName(name)} <value>`, `${help} [env ${name}${def === undefined ? '' : `, default ${JSON.stringify(def)}`}]`));
+    cmd.addOption(
+      new Option(`${flagName(name)} <value>`, `${help} [env ${name}${def === undefined ? '' : `, default ${JSON.stringify(def)}`}]`),
+    );
   }
   return cmd;
 }
@@ -22,13 +24,18 @@ function onSignals(stop: () => Promise<unknown>) {
   const handler = () => {
     if (stopping) process.exit(130);
     stopping = true;
-    stop().then(() => process.exit(0), (e) => fail(e));
+    stop().then(
+      () => process.exit(0),
+      (e) => fail(e),
+    );
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
 }
 
-addIngestOptions(program.command('ingest').description('run the ingest service: broker, pipeline, rules, prompts, HTTP API and console')).action(async (opts) => {
+addIngestOptions(
+  program.command('ingest').description('run the ingest service: broker, pipeline, rules, prompts, HTTP API and console'),
+).action(async (opts) => {
   try {
     const cfg = loadIngestConfig(process.env, flagsToSettings(opts));
     const { startIngest } = await import('./ingest/main.js');
@@ -84,7 +91,7 @@ program
   .option('--api <url>', 'ingest HTTP API base URL (profiles, service records)', 'http://127.0.0.1:8080')
   .option('--connections <mode>', 'per-vehicle | multiplex', 'per-vehicle')
   .option('--sample-every <ms>', 'simulated sampling interval (ms)')
-  .option('--replay-dir <dir>', 'also write each vehicle\'s readings as replay JSONL files here')
+  .option('--replay-dir <dir>', "also write each vehicle's readings as replay JSONL files here")
   .option('--no-progress', 'no progress display')
   .action(async (opts) => {
     try {
@@ -133,7 +140,9 @@ addIngestOptions(
 addIngestOptions(
   program
     .command('demo')
-    .description('the whole stack on one machine: InfluxDB (started if needed), embedded broker, ingest, rules, a simulated fleet, the console')
+    .description(
+      'the whole stack on one machine: InfluxDB (started if needed), embedded broker, ingest, rules, a simulated fleet, the console',
+    )
     .option('--vehicles <n>', 'simulated vehicles', '200')
     .option('--speedup <x>', 'simulated seconds per wall second', '20000')
     .option('--seed <s>', 'random seed', '7'),

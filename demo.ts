@@ -19,7 +19,11 @@ async function reachable(url: string): Promise<boolean> {
 async function ensureV1Database(url: string, bucket: string): Promise<void> {
   const db = bucket.split('/')[0];
   try {
-    await fetch(new URL('/query', url), { method: 'POST', body: new URLSearchParams({ q: `CREATE DATABASE "${db.replace(/["\\]/g, '\\$&')}"` }), signal: AbortSignal.timeout(3000) });
+    await fetch(new URL('/query', url), {
+      method: 'POST',
+      body: new URLSearchParams({ q: `CREATE DATABASE "${db.replace(/["\\]/g, '\\$&')}"` }),
+      signal: AbortSignal.timeout(3000),
+    });
   } catch {
     /* 2.x or unreachable: ingest reports what is wrong */
   }
@@ -38,8 +42,7 @@ export async function runDemo(
     influx = await startLocalInfluxd({ dataDir: join(cfg.ODOPULSE_DATA_DIR, 'influxdb'), database: cfg.INFLUX_BUCKET });
     process.stdout.write(`demo: started influxd at ${influx.url} (data in ${join(cfg.ODOPULSE_DATA_DIR, 'influxdb')})\n`);
     cfg = loadIngestConfig(env, { ...flags, INFLUX_URL: influx.url });
-  }
-  else if (!env.INFLUX_TOKEN) await ensureV1Database(cfg.INFLUX_URL, cfg.INFLUX_BUCKET);
+  } else if (!env.INFLUX_TOKEN) await ensureV1Database(cfg.INFLUX_URL, cfg.INFLUX_BUCKET);
   const ingest = await startIngest(cfg);
   const api = `http://127.0.0.1:${ingest.httpPort}`;
   process.stdout.write(
@@ -48,8 +51,15 @@ export async function runDemo(
   );
   const ac = new AbortController();
   const sim = runSimulate({
-    vehicles: Number(opts.vehicles), speedup: Number(opts.speedup), seed: Number(opts.seed), durationMs: 365 * 86_400_000,
-    broker: `mqtt://127.0.0.1:${ingest.mqttPort}`, api, connections: 'per-vehicle', progress: false, signal: ac.signal,
+    vehicles: Number(opts.vehicles),
+    speedup: Number(opts.speedup),
+    seed: Number(opts.seed),
+    durationMs: 365 * 86_400_000,
+    broker: `mqtt://127.0.0.1:${ingest.mqttPort}`,
+    api,
+    connections: 'per-vehicle',
+    progress: false,
+    signal: ac.signal,
   }).catch((err: unknown) => process.stderr.write(`demo: simulator stopped: ${(err as Error).message}\n`));
   onSignals(async () => {
     ac.abort();

@@ -29,11 +29,26 @@ const num = (v: string | undefined): number | undefined => (v === undefined ? un
 
 export function flagsToAgentOptions(f: AgentCliFlags): AgentOptions {
   const o: Record<string, unknown> = {
-    vin: f.vin, broker: f.broker ?? 'mqtt://127.0.0.1:1883', replay: f.replay, simulate: !!f.simulate, kuksa: f.kuksa,
-    kuksaCaFile: f.kuksaCa, kuksaTokenFile: f.kuksaTokenFile, speed: num(f.speed), spoolDir: f.spool, username: f.username,
-    passwordFile: f.passwordFile, caFile: f.ca, certFile: f.cert, keyFile: f.key, topicPrefix: f.prefix,
-    batchMaxSamples: num(f.batchMaxSamples), batchMaxDelayMs: num(f.batchMaxDelay), flushRateLimit: num(f.flushRate),
-    seed: num(f.seed), powertrain: f.powertrain,
+    vin: f.vin,
+    broker: f.broker ?? 'mqtt://127.0.0.1:1883',
+    replay: f.replay,
+    simulate: !!f.simulate,
+    kuksa: f.kuksa,
+    kuksaCaFile: f.kuksaCa,
+    kuksaTokenFile: f.kuksaTokenFile,
+    speed: num(f.speed),
+    spoolDir: f.spool,
+    username: f.username,
+    passwordFile: f.passwordFile,
+    caFile: f.ca,
+    certFile: f.cert,
+    keyFile: f.key,
+    topicPrefix: f.prefix,
+    batchMaxSamples: num(f.batchMaxSamples),
+    batchMaxDelayMs: num(f.batchMaxDelay),
+    flushRateLimit: num(f.flushRate),
+    seed: num(f.seed),
+    powertrain: f.powertrain,
   };
   for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
   return o as AgentOptions;

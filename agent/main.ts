@@ -52,11 +52,19 @@ function readSecret(path: string | undefined, what: string): Buffer | undefined 
 
 // Kuksa (gRPC) and the simulator are loaded only when used: they cost ~15 MB of RSS in a
 // process that targets < 60 MB.
-async function makeSource(o: ResolvedAgentOptions, sampler: () => Sampler, log: (m: string) => void, resumeAfterLine: number): Promise<SignalSource> {
+async function makeSource(
+  o: ResolvedAgentOptions,
+  sampler: () => Sampler,
+  log: (m: string) => void,
+  resumeAfterLine: number,
+): Promise<SignalSource> {
   if (o.replay !== undefined) {
     if (resumeAfterLine > 0) log(`replay: resuming ${o.replay} after line ${resumeAfterLine} (earlier lines are already spooled)`);
     return new ReplaySource({
-      file: o.replay, vin: o.vin, speed: o.speed, resumeAfterLine,
+      file: o.replay,
+      vin: o.vin,
+      speed: o.speed,
+      resumeAfterLine,
       onIssue: (i) => log(`replay: ${o.replay}:${i.line ?? '?'}: skipped: ${i.reason}`),
       backpressure: () => sampler().waitBacklog(8),
     });
@@ -64,13 +72,21 @@ async function makeSource(o: ResolvedAgentOptions, sampler: () => Sampler, log: 
   if (o.kuksa !== undefined) {
     const { KuksaSource } = await import('./sources/kuksa.js');
     return new KuksaSource({
-      address: o.kuksa, ca: readSecret(o.kuksaCaFile, 'Kuksa CA'),
+      address: o.kuksa,
+      ca: readSecret(o.kuksaCaFile, 'Kuksa CA'),
       token: o.kuksaTokenFile ? readSecret(o.kuksaTokenFile, 'Kuksa token')!.toString('utf8').trim() : undefined,
       log,
     });
   }
   const { SimulatedSource } = await import('./sources/simulated.js');
-  return new SimulatedSource({ vin: o.vin, seed: o.seed, powertrain: o.powertrain, startTs: o.simStartTs ?? Date.now(), stepMs: o.simStepMs, speed: o.speed });
+  return new SimulatedSource({
+    vin: o.vin,
+    seed: o.seed,
+    powertrain: o.powertrain,
+    startTs: o.simStartTs ?? Date.now(),
+    stepMs: o.simStepMs,
+    speed: o.speed,
+  });
 }
 
 export async function runAgent(input: AgentOptions, signal?: AbortSignal, deps: AgentDeps = {}): Promise<number> {
@@ -116,16 +132,34 @@ export async function runAgent(input: AgentOptions, signal?: AbortSignal, deps: 
   const policy = new PolicyStore(DEFAULT_POLICY, log, join(spoolDir, 'policy.json'));
   const replay = o.replay !== undefined;
   const mode = o.sampling === 'auto' ? (replay ? 'passthrough' : 'policy') : o.sampling;
-  log(`starting: boot ${bootId}, source ${replay ? `replay ${o.replay}` : o.kuksa ? `kuksa ${o.kuksa}` : 'simulated'}, sampling ${mode}, spool ${spool.dir} (${spool.stats().pendingRecords} batches pending)`);
+  log(
+    `starting: boot ${bootId}, source ${replay ? `replay ${o.replay}` : o.kuksa ? `kuksa ${o.kuksa}` : 'simulated'}, sampling ${mode}, spool ${spool.dir} (${spool.stats().pendingRecords} batches pending)`,
+  );
 
   let reportedDrops = spool.stats().droppedTotal;
   const uplink = new Uplink({
-    vin: o.vin, brokerUrl: o.broker, topicPrefix: o.topicPrefix, bootId, spool,
-    username: o.username ?? o.vin, password, ...tls,
-    flushRateLimit: o.flushRateLimit, reconnectMinMs: o.reconnectMinMs, reconnectMaxMs: o.reconnectMaxMs,
+    vin: o.vin,
+    brokerUrl: o.broker,
+    topicPrefix: o.topicPrefix,
+    bootId,
+    spool,
+    username: o.username ?? o.vin,
+    password,
+    ...tls,
+    flushRateLimit: o.flushRateLimit,
+    reconnectMinMs: o.reconnectMinMs,
+    reconnectMaxMs: o.reconnectMaxMs,
     status: () => {
       const st = spool.stats();
-      return { vin: o.vin, agentVersion: PACKAGE_VERSION, configVersion: policy.policy.version, bootId, ts: Date.now(), spoolDropped: st.droppedTotal, spoolPending: st.pendingSamples };
+      return {
+        vin: o.vin,
+        agentVersion: PACKAGE_VERSION,
+        configVersion: policy.policy.version,
+        bootId,
+        ts: Date.now(),
+        spoolDropped: st.droppedTotal,
+        spoolPending: st.pendingSamples,
+      };
     },
     onConfig: (payload) => policy.applyPayload(payload),
     log,
@@ -136,7 +170,10 @@ export async function runAgent(input: AgentOptions, signal?: AbortSignal, deps: 
   let statusTimer: NodeJS.Timeout | undefined;
   let source: SignalSource | undefined;
   const sampler = new Sampler({
-    mode, policy, batchMaxSamples: o.batchMaxSamples, batchMaxDelayMs: o.batchMaxDelayMs,
+    mode,
+    policy,
+    batchMaxSamples: o.batchMaxSamples,
+    batchMaxDelayMs: o.batchMaxDelayMs,
     onBatch: async (batch: Sample[]) => {
       for (const samples of splitToFit(o.vin, batch)) {
         const line = source instanceof ReplaySource ? source.lineOf.get(samples[samples.length - 1]) : undefined;

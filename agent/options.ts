@@ -13,7 +13,10 @@ export const AgentOptionsSchema = z
     /** Source: the built-in simulated vehicle model. */
     simulate: z.boolean().default(false),
     /** Source: a Kuksa databroker (host:port), kuksa.val.v2 Subscribe. */
-    kuksa: z.string().regex(/^[^\s:]+:\d+$/, 'kuksa must be host:port').optional(),
+    kuksa: z
+      .string()
+      .regex(/^[^\s:]+:\d+$/, 'kuksa must be host:port')
+      .optional(),
     kuksaCaFile: z.string().optional(),
     kuksaTokenFile: z.string().optional(),
     /** Replay speed factor; 0 = as fast as possible. */
@@ -29,13 +32,24 @@ export const AgentOptionsSchema = z
     caFile: z.string().optional(),
     certFile: z.string().optional(),
     keyFile: z.string().optional(),
-    topicPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'topic prefix: letters, digits, - _ and /').default('v1'),
+    topicPrefix: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'topic prefix: letters, digits, - _ and /')
+      .default('v1'),
     batchMaxSamples: z.number().int().min(1).max(1000).optional(),
     batchMaxDelayMs: z.number().int().min(0).optional(),
     /** Spool flush rate limit in batches per second (0 = unlimited). */
     flushRateLimit: z.number().min(0).default(50),
-    spoolMaxBytes: z.number().int().min(4096).default(64 * 1024 * 1024),
-    spoolMaxAgeMs: z.number().int().min(1000).default(7 * 86_400_000),
+    spoolMaxBytes: z
+      .number()
+      .int()
+      .min(4096)
+      .default(64 * 1024 * 1024),
+    spoolMaxAgeMs: z
+      .number()
+      .int()
+      .min(1000)
+      .default(7 * 86_400_000),
     /** 'auto' = passthrough for replay (the file is already sampled), policy otherwise. */
     sampling: z.enum(['auto', 'policy', 'passthrough']).default('auto'),
     reconnectMinMs: z.number().int().min(10).default(1000),

@@ -23,12 +23,7 @@ export const DEFAULT_POLICY: SamplingPolicy = SamplingPolicySchema.parse({
     { path: VSS.latitude, periodMs: 60_000 },
     { path: VSS.longitude, periodMs: 60_000 },
   ],
-  triggers: [
-    { kind: 'new_dtc' },
-    { kind: 'ignition_off' },
-    { kind: 'soc_below', threshold: 20 },
-    { kind: 'soc_below', threshold: 7 },
-  ],
+  triggers: [{ kind: 'new_dtc' }, { kind: 'ignition_off' }, { kind: 'soc_below', threshold: 20 }, { kind: 'soc_below', threshold: 7 }],
   batchMaxSamples: 50,
   batchMaxDelayMs: 10_000,
   locationEnabled: false,
@@ -48,7 +43,11 @@ export class PolicyStore {
    * @param persistPath where the last good policy is kept, so a restart without a broker
    *   connection samples by it rather than by the default.
    */
-  constructor(initial: SamplingPolicy = DEFAULT_POLICY, private readonly log: (msg: string) => void = () => {}, private readonly persistPath?: string) {
+  constructor(
+    initial: SamplingPolicy = DEFAULT_POLICY,
+    private readonly log: (msg: string) => void = () => {},
+    private readonly persistPath?: string,
+  ) {
     this.current = initial;
     if (!persistPath) return;
     let raw: unknown;

@@ -28,7 +28,8 @@ export class ReplayCheckpoint {
   load(): number | undefined {
     try {
       const c = JSON.parse(fs.readFileSync(this.path, 'utf8')) as Checkpoint;
-      if (c.file === this.id.file && c.size === this.id.size && c.mtimeMs === this.id.mtimeMs && Number.isSafeInteger(c.line)) return c.line;
+      if (c.file === this.id.file && c.size === this.id.size && c.mtimeMs === this.id.mtimeMs && Number.isSafeInteger(c.line))
+        return c.line;
     } catch {
       // none, or unreadable: start from the beginning
     }

@@ -84,7 +84,10 @@ export class Spool {
   private readonly now: () => number;
   private readonly log: (msg: string) => void;
 
-  private constructor(readonly dir: string, opts: SpoolOptions) {
+  private constructor(
+    readonly dir: string,
+    opts: SpoolOptions,
+  ) {
     this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
     this.maxAgeMs = opts.maxAgeMs ?? 7 * 86_400_000;
     this.segmentBytes = opts.segmentBytes ?? 1024 * 1024;
@@ -112,7 +115,8 @@ export class Spool {
         if (Number.isSafeInteger(raw[k]) && (raw[k] as number) >= 0) this.state[k] = raw[k] as number;
       }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log(`spool: unreadable state file, rebuilding from segments: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.log(`spool: unreadable state file, rebuilding from segments: ${(err as Error).message}`);
     }
     const all = fs.readdirSync(this.dir);
     // A crash mid-rewrite leaves a temp file; the original is intact (rename is atomic).
@@ -169,7 +173,8 @@ export class Spool {
   private commit(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
-      this.commitTimer ??= this.commitDelayMs > 0 ? setTimeout(() => this.syncNow(), this.commitDelayMs) : setImmediate(() => this.syncNow());
+      this.commitTimer ??=
+        this.commitDelayMs > 0 ? setTimeout(() => this.syncNow(), this.commitDelayMs) : setImmediate(() => this.syncNow());
     });
   }
 
@@ -368,8 +373,13 @@ export class Spool {
 
   stats(): SpoolStats {
     return {
-      pendingRecords: this.pending.size, pendingSamples: this.pendingSamples, bytes: this.totalBytes(), droppedTotal: this.state.droppedTotal,
-      droppedUnreported: this.state.droppedUnreported, lastSeq: this.state.lastSeq, segments: this.segments.length,
+      pendingRecords: this.pending.size,
+      pendingSamples: this.pendingSamples,
+      bytes: this.totalBytes(),
+      droppedTotal: this.state.droppedTotal,
+      droppedUnreported: this.state.droppedUnreported,
+      lastSeq: this.state.lastSeq,
+      segments: this.segments.length,
     };
   }
 

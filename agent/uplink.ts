@@ -146,10 +146,13 @@ export class Uplink {
       if (rate > 0) {
         this.refill();
         if (this.tokens < 1) {
-          this.kickTimer ??= setTimeout(() => {
-            this.kickTimer = undefined;
-            this.kick();
-          }, Math.ceil(((1 - this.tokens) / rate) * 1000));
+          this.kickTimer ??= setTimeout(
+            () => {
+              this.kickTimer = undefined;
+              this.kick();
+            },
+            Math.ceil(((1 - this.tokens) / rate) * 1000),
+          );
           return;
         }
         this.tokens -= 1;
@@ -159,7 +162,9 @@ export class Uplink {
       try {
         const rec = this.o.spool.read(seq);
         if (!rec) continue;
-        payload = Buffer.from(encodeTelemetryBatch({ vin: this.o.vin, bootId: rec.bootId, seq: rec.seq, samples: rec.samples, dropped: rec.dropped }));
+        payload = Buffer.from(
+          encodeTelemetryBatch({ vin: this.o.vin, bootId: rec.bootId, seq: rec.seq, samples: rec.samples, dropped: rec.dropped }),
+        );
       } catch (err) {
         // A record that cannot be read or encoded would block the queue forever: drop it, loudly.
         this.log(`uplink: dropping unsendable batch ${seq}: ${(err as Error).message}`);

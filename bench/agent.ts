@@ -72,15 +72,24 @@ async function measureAgentProcess(durationS: number, execArgv: string[]): Promi
   let child: ReturnType<typeof fork> | undefined;
   try {
     // 1 Hz for every signal, location on: the cloud sets this policy on the retained config topic.
-    const policy = { ...DEFAULT_POLICY, version: 1, locationEnabled: true, batchMaxSamples: 10, batchMaxDelayMs: 10_000,
-      signals: SIGNAL_PATHS.map((path) => ({ path, periodMs: 1000, deadband: 0 })) };
+    const policy = {
+      ...DEFAULT_POLICY,
+      version: 1,
+      locationEnabled: true,
+      batchMaxSamples: 10,
+      batchMaxDelayMs: 10_000,
+      signals: SIGNAL_PATHS.map((path) => ({ path, periodMs: 1000, deadband: 0 })),
+    };
     const cloud = await mqtt.connectAsync(broker.url, { clientId: 'bench-cloud' });
     await cloud.publishAsync(`v1/vehicles/${VIN}/config`, Buffer.from(encodeAgentConfig(policy)), { qos: 1, retain: true });
     await cloud.endAsync();
     const script = join(dir, 'child.mjs');
     writeFileSync(script, CHILD);
     const opts = { vin: VIN, broker: broker.url, simulate: true, simStepMs: 1000, speed: 1, spoolDir: join(dir, 'spool') };
-    const proc = fork(script, [distModule('agent/main.js'), JSON.stringify(opts)], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const proc = fork(script, [distModule('agent/main.js'), JSON.stringify(opts)], {
+      execArgv,
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
     child = proc;
     let waiting: { resolve: (p: Probe) => void; reject: (e: Error) => void } | undefined;
     proc.on('message', (m) => waiting?.resolve(m as Probe));
@@ -112,9 +121,15 @@ async function measureAgentProcess(durationS: number, execArgv: string[]): Promi
     const cpuPct = (100 * cpuUs) / wallUs;
     const rssMb = peakRss / 1024 / 1024;
     return {
-      nodeFlags: execArgv.join(' ') || '(none)', durationS, sampleHz: 1, signals: SIGNAL_PATHS.length, batchesPublished: broker.published() - pub0,
-      rssMb: Number(rssMb.toFixed(1)), cpuPctOfOneCore: Number(cpuPct.toFixed(2)),
-      targets: { rssMb: TARGET_RSS_MB, cpuPct: TARGET_CPU_PCT }, meetsTargets: rssMb < TARGET_RSS_MB && cpuPct < TARGET_CPU_PCT,
+      nodeFlags: execArgv.join(' ') || '(none)',
+      durationS,
+      sampleHz: 1,
+      signals: SIGNAL_PATHS.length,
+      batchesPublished: broker.published() - pub0,
+      rssMb: Number(rssMb.toFixed(1)),
+      cpuPctOfOneCore: Number(cpuPct.toFixed(2)),
+      targets: { rssMb: TARGET_RSS_MB, cpuPct: TARGET_CPU_PCT },
+      meetsTargets: rssMb < TARGET_RSS_MB && cpuPct < TARGET_CPU_PCT,
     };
   } finally {
     if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -124,7 +139,12 @@ async function measureAgentProcess(durationS: number, execArgv: string[]): Promi
 }
 
 function benchSample(i: number): Sample {
-  return { ts: 1_772_352_000_000 + i * 1000, signals: Object.fromEntries(SIGNAL_PATHS.filter((p) => !p.includes('Charging.') && !p.includes('LowVoltageSystemState')).map((p) => [p, (i % 50) + 1])) };
+  return {
+    ts: 1_772_352_000_000 + i * 1000,
+    signals: Object.fromEntries(
+      SIGNAL_PATHS.filter((p) => !p.includes('Charging.') && !p.includes('LowVoltageSystemState')).map((p) => [p, (i % 50) + 1]),
+    ),
+  };
 }
 
 async function measureSpool(records: number): Promise<Record<string, unknown>> {
@@ -143,7 +163,8 @@ async function measureSpool(records: number): Promise<Record<string, unknown>> {
       return { records: n, recordsPerS: Math.round(n / s), mbPerS: Number(((n * bytesPer) / s / 1024 / 1024).toFixed(2)) };
     };
     return {
-      recordBytes: bytesPer, samplesPerRecord: samples.length,
+      recordBytes: bytesPer,
+      samplesPerRecord: samples.length,
       oneAtATime: await run(1, Math.max(200, Math.floor(records / 10))),
       groupCommit32: await run(32, records),
     };

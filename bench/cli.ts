@@ -8,7 +8,9 @@ export async function runBenchCli(which: string, opts: { quick?: boolean; soak?:
   const result: Record<string, unknown> = { machine: machine(), quick, at: new Date().toISOString() };
   if (which === 'all' || which === 'rules') {
     const { benchRules } = await import('./rules.js');
-    result.rules = await benchRules(quick ? { vehicles: 200, readingsPerVehicle: 100, threads: 2 } : { vehicles: 2000, readingsPerVehicle: 200, threads: 2 });
+    result.rules = await benchRules(
+      quick ? { vehicles: 200, readingsPerVehicle: 100, threads: 2 } : { vehicles: 2000, readingsPerVehicle: 200, threads: 2 },
+    );
   }
   if (which === 'all' || which === 'agent') {
     const { benchAgent } = await import('./agent.js');

@@ -25,13 +25,20 @@ async function countPoints(url: string, db: string): Promise<number> {
 /** The broker alone: aedes with a handler that acknowledges at once. */
 async function brokerCeiling(vehicles: number, batches: number, samplesPerBatch: number) {
   const port = await freePort();
-  const link = await startEmbeddedBroker({ prefix: 'v1', host: '127.0.0.1', port }, { telemetry: async () => {}, status: () => {}, ack: () => {} });
+  const link = await startEmbeddedBroker(
+    { prefix: 'v1', host: '127.0.0.1', port },
+    { telemetry: async () => {}, status: () => {}, ack: () => {} },
+  );
   const vins = Array.from({ length: vehicles }, (_, i) => benchVin(i, 'LCAP'));
   const clients = await connectVehicles(`mqtt://127.0.0.1:${port}`, vins);
   const r = await publishLoad({ clients, vins, batches, samplesPerBatch, inflight: 16 });
   await closeAll(clients);
   await link.close();
-  return { batchesPerSec: round((r.batches / r.elapsedMs) * 1000), readingsPerSec: round((r.readings / r.elapsedMs) * 1000), samplesPerBatch };
+  return {
+    batchesPerSec: round((r.batches / r.elapsedMs) * 1000),
+    readingsPerSec: round((r.readings / r.elapsedMs) * 1000),
+    samplesPerBatch,
+  };
 }
 
 async function registerVehicles(api: string, vins: string[]) {
@@ -40,8 +47,17 @@ async function registerVehicles(api: string, vins: string[]) {
     while (next < vins.length) {
       const vin = vins[next++];
       const r = await fetch(`${api}/api/v1/vehicles/${vin}`, {
-        method: 'PUT', headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'Bench EV', powertrain: 'BEV', deliveryDate: '2025-06-01', dealerId: 'bench', locale: 'en', vehicleType: 'passenger', quietHours: { start: '00:00', end: '00:00' } }),
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'Bench EV',
+          powertrain: 'BEV',
+          deliveryDate: '2025-06-01',
+          dealerId: 'bench',
+          locale: 'en',
+          vehicleType: 'passenger',
+          quietHours: { start: '00:00', end: '00:00' },
+        }),
       });
       if (!r.ok) throw new Error(`register ${vin}: ${r.status} ${await r.text()}`);
     }
@@ -93,9 +109,24 @@ async function latencyProbes(ingest: IngestProcess, probes: string[], cycles: nu
   for (let cycle = 0; cycle < cycles; cycle++) {
     await Promise.all(
       probes.map(async (vin, i) => {
-        const charged = { ...drivingSample(ts, 0, 60), signals: { ...drivingSample(ts, 0, 60).signals, 'Vehicle.Powertrain.TractionBattery.Charging.IsCharging': true, 'Vehicle.LowVoltageSystemState': 'OFF', 'Vehicle.Speed': 0 } };
+        const charged = {
+          ...drivingSample(ts, 0, 60),
+          signals: {
+            ...drivingSample(ts, 0, 60).signals,
+            'Vehicle.Powertrain.TractionBattery.Charging.IsCharging': true,
+            'Vehicle.LowVoltageSystemState': 'OFF',
+            'Vehicle.Speed': 0,
+          },
+        };
         await publishQos1(clients[i], `v1/vehicles/${vin}/telemetry`, telemetryPayload(vin, seq, [charged as any]));
-        const low = { ts: ts + 1000, signals: { ...charged.signals, 'Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed': 5, 'Vehicle.Powertrain.TractionBattery.Charging.IsCharging': false } };
+        const low = {
+          ts: ts + 1000,
+          signals: {
+            ...charged.signals,
+            'Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed': 5,
+            'Vehicle.Powertrain.TractionBattery.Charging.IsCharging': false,
+          },
+        };
         sentAt.set(vin, performance.now());
         await publishQos1(clients[i], `v1/vehicles/${vin}/telemetry`, telemetryPayload(vin, seq + 1, [low as any]));
       }),
@@ -122,7 +153,13 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
     const ceilingRate: number = Math.max(ceiling.raw?.linesPerSec ?? 0, ceiling.rawConcurrent?.linesPerSec ?? 0);
     const broker = await brokerCeiling(q ? 20 : 200, q ? 2000 : 40_000, 50);
 
-    ingest = await startIngestProcess({ INFLUX_URL: influx.url, INFLUX_BUCKET: 'e2e', ODOPULSE_CLOCK: 'event', ODOPULSE_SWEEP_MS: '3600000', ODOPULSE_LOG_LEVEL: 'error' });
+    ingest = await startIngestProcess({
+      INFLUX_URL: influx.url,
+      INFLUX_BUCKET: 'e2e',
+      ODOPULSE_CLOCK: 'event',
+      ODOPULSE_SWEEP_MS: '3600000',
+      ODOPULSE_LOG_LEVEL: 'error',
+    });
     const pid = ingest.proc.pid!;
     const t0 = performance.now();
     const sampler = setInterval(() => {
@@ -164,12 +201,19 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
     await closeAll(clients);
 
     // 2. latency at half of the maximum load, with probes
-    const half = { batchesPerSec: (e2eRate / samplesPerBatch) / 2 };
+    const half = { batchesPerSec: e2eRate / samplesPerBatch / 2 };
     const probeVins = Array.from({ length: q ? 5 : 20 }, (_, i) => benchVin(i, 'LPRB'));
     await registerVehicles(ingest.api, probeVins);
     const loadClients = await connectVehicles(ingest.mqttUrl, vins);
     const halfDurationS = q ? 5 : 30;
-    const background = publishLoad({ clients: loadClients, vins, batches: Math.ceil(half.batchesPerSec * halfDurationS), samplesPerBatch, batchesPerSec: half.batchesPerSec, seqStart: 1_000_000 });
+    const background = publishLoad({
+      clients: loadClients,
+      vins,
+      batches: Math.ceil(half.batchesPerSec * halfDurationS),
+      samplesPerBatch,
+      batchesPerSec: half.batchesPerSec,
+      seqStart: 1_000_000,
+    });
     const latency = await latencyProbes(ingest, probeVins, q ? 3 : 10, q ? 500 : 2000);
     await background;
     await closeAll(loadClients);
@@ -188,7 +232,14 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
     const soakS = opts.soakSeconds ?? (q ? 5 : 120);
     const soakStart = rss.length;
     const soakClients = await connectVehicles(ingest.mqttUrl, vins);
-    await publishLoad({ clients: soakClients, vins, batches: Math.ceil(half.batchesPerSec * soakS), samplesPerBatch, batchesPerSec: half.batchesPerSec, seqStart: 2_000_000 });
+    await publishLoad({
+      clients: soakClients,
+      vins,
+      batches: Math.ceil(half.batchesPerSec * soakS),
+      samplesPerBatch,
+      batchesPerSec: half.batchesPerSec,
+      seqStart: 2_000_000,
+    });
     await closeAll(soakClients);
     clearInterval(sampler);
     const soak = rss.slice(soakStart);
@@ -197,16 +248,28 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
       influxCeiling: ceiling,
       brokerCeiling: broker,
       endToEnd: {
-        warmUpReadings: warmBatches * samplesPerBatch, vehicles, samplesPerBatch, readingsPublished: pub.readings, readingsInInflux: counted, lost: pub.readings - counted,
-        publishErrors: pub.errors, readingsPerSec: round(e2eRate), ingestCpuSharePerCore: round(cpu / (elapsed / 1000), 2),
-        influxCeilingLinesPerSec: ceilingRate, ratioToInfluxCeiling: round(e2eRate / ceilingRate, 3),
+        warmUpReadings: warmBatches * samplesPerBatch,
+        vehicles,
+        samplesPerBatch,
+        readingsPublished: pub.readings,
+        readingsInInflux: counted,
+        lost: pub.readings - counted,
+        publishErrors: pub.errors,
+        readingsPerSec: round(e2eRate),
+        ingestCpuSharePerCore: round(cpu / (elapsed / 1000), 2),
+        influxCeilingLinesPerSec: ceilingRate,
+        ratioToInfluxCeiling: round(e2eRate / ceilingRate, 3),
         target: '>= 60 % of the raw InfluxDB ceiling',
       },
       latencyAtHalfLoad: { ...latency, loadReadingsPerSec: round(half.batchesPerSec * samplesPerBatch), target: 'p99 < 200 ms' },
       connections: { target, connected: conn.clients.length, error: conn.error, ingestRssMb: connectedRss },
       memory: {
-        ingestRssMb: rss.map((p) => p[1]), everySeconds: 1, soakSeconds: soakS,
-        soakRssSlopeMbPerMin: round((slope(soak) ?? 0) * 60, 3), soakRssMinMb: Math.min(...soak.map((p) => p[1])), soakRssMaxMb: Math.max(...soak.map((p) => p[1])),
+        ingestRssMb: rss.map((p) => p[1]),
+        everySeconds: 1,
+        soakSeconds: soakS,
+        soakRssSlopeMbPerMin: round((slope(soak) ?? 0) * 60, 3),
+        soakRssMinMb: Math.min(...soak.map((p) => p[1])),
+        soakRssMaxMb: Math.max(...soak.map((p) => p[1])),
       },
     };
   } finally {

@@ -77,7 +77,15 @@ async function rawPath(opts: InfluxCeilingOptions, vehicles: number, offsetMs: n
 
 async function storePath(opts: InfluxCeilingOptions, vehicles: number, offsetMs: number, gzipThreshold: number | undefined) {
   const { url, database, lines, batch } = opts;
-  const store = await createInfluxTelemetryStore({ url, token: '', org: 'bench', bucket: database, batchSize: batch, flushIntervalMs: 1000, gzipThreshold });
+  const store = await createInfluxTelemetryStore({
+    url,
+    token: '',
+    org: 'bench',
+    bucket: database,
+    batchSize: batch,
+    flushIntervalMs: 1000,
+    gzipThreshold,
+  });
   const t0 = performance.now();
   for (let start = 0; start < lines; start += WRITE_CHUNK) {
     const readings: Reading[] = [];

@@ -21,7 +21,10 @@ export interface IngestProcess {
 
 export const BIN = join(PACKAGE_ROOT, 'bin', 'odopulse.js');
 
-export async function startIngestProcess(env: Record<string, string>, reuse?: { dataDir: string; httpPort: number; mqttPort: number }): Promise<IngestProcess> {
+export async function startIngestProcess(
+  env: Record<string, string>,
+  reuse?: { dataDir: string; httpPort: number; mqttPort: number },
+): Promise<IngestProcess> {
   const dataDir = reuse?.dataDir ?? mkdtempSync(join(tmpdir(), 'odopulse-ingest-'));
   const httpPort = reuse?.httpPort ?? (await freePort());
   const mqttPort = reuse?.mqttPort ?? (await freePort());
@@ -57,7 +60,13 @@ export async function startIngestProcess(env: Record<string, string>, reuse?: { 
     await new Promise((r) => setTimeout(r, 200));
   }
   return {
-    httpPort, mqttPort, api, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, dataDir, env: fullEnv, proc,
+    httpPort,
+    mqttPort,
+    api,
+    mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+    dataDir,
+    env: fullEnv,
+    proc,
     output: () => out,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode !== null) return proc.exitCode;

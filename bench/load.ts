@@ -16,7 +16,14 @@ export async function connectVehicles(url: string, vins: string[], concurrency =
   const worker = async () => {
     while (next < vins.length) {
       const i = next++;
-      clients[i] = await mqtt.connectAsync(url, { clientId: `bench-${vins[i]}`, username: vins[i], clean: true, reconnectPeriod: 0, connectTimeout: 30_000, protocolVersion: 4 });
+      clients[i] = await mqtt.connectAsync(url, {
+        clientId: `bench-${vins[i]}`,
+        username: vins[i],
+        clean: true,
+        reconnectPeriod: 0,
+        connectTimeout: 30_000,
+        protocolVersion: 4,
+      });
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, vins.length) }, worker));
@@ -48,11 +55,22 @@ export function telemetryPayload(vin: string, seq: number, samples: Sample[]): U
 }
 
 export function birth(vin: string): Uint8Array {
-  return encodeAgentStatus({ vin, online: true, agentVersion: 'bench', configVersion: 0, bootId: 'bench', ts: Date.now(), spoolDropped: 0, spoolPending: 0 });
+  return encodeAgentStatus({
+    vin,
+    online: true,
+    agentVersion: 'bench',
+    configVersion: 0,
+    bootId: 'bench',
+    ts: Date.now(),
+    spoolDropped: 0,
+    spoolPending: 0,
+  });
 }
 
 export function publishQos1(client: MqttClient, topic: string, payload: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => client.publish(topic, Buffer.from(payload), { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+  return new Promise((resolve, reject) =>
+    client.publish(topic, Buffer.from(payload), { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+  );
 }
 
 /**

@@ -29,7 +29,6 @@ const VIN_CHARS = 'ABCDEFGHJKLMNPRSTUVWXYZ0123456789';
 const STEP_MS = 30_000;
 const DAY = 86_400_000;
 
-
 /** One simulated vehicle: drives, parks, charges, sometimes raises a fault code. */
 export class SimVehicle {
   readonly vin: string;
@@ -45,20 +44,28 @@ export class SimVehicle {
   private dtcs: string[] = [];
   private n = 0;
 
-  constructor(private readonly rnd: () => number, start: number) {
+  constructor(
+    private readonly rnd: () => number,
+    start: number,
+  ) {
     let vin = 'LSV';
     for (let i = 0; i < 14; i++) vin += VIN_CHARS[Math.floor(rnd() * VIN_CHARS.length)];
     this.vin = vin;
     const m = MODELS[Math.floor(rnd() * MODELS.length)];
     const ageDays = Math.floor(rnd() * 3 * 365);
     this.profile = {
-      vin, model: m.model, powertrain: m.powertrain, vehicleType: m.vehicleType, dealerId: `D${100 + Math.floor(rnd() * 20)}`,
-      locale: rnd() < 0.7 ? 'zh-CN' : 'en', deliveryDate: new Date(start - ageDays * DAY).toISOString().slice(0, 10),
+      vin,
+      model: m.model,
+      powertrain: m.powertrain,
+      vehicleType: m.vehicleType,
+      dealerId: `D${100 + Math.floor(rnd() * 20)}`,
+      locale: rnd() < 0.7 ? 'zh-CN' : 'en',
+      deliveryDate: new Date(start - ageDays * DAY).toISOString().slice(0, 10),
     };
     this.ts = start + Math.floor(rnd() * STEP_MS);
     this.odo = ageDays * (20 + rnd() * 60);
     this.soc = 30 + rnd() * 60;
-    this.soh = 100 - ageDays / 365 * (1 + rnd() * 4);
+    this.soh = 100 - (ageDays / 365) * (1 + rnd() * 4);
   }
 
   next(): Reading {
@@ -156,7 +163,10 @@ export async function benchRules(opts: BenchRulesOptions): Promise<object> {
 
       const c0 = process.cpuUsage();
       const t0 = performance.now();
-      const pr = await pool.run(items.map((it) => ({ ...it, state: poolStates.get(it.vin) })), now);
+      const pr = await pool.run(
+        items.map((it) => ({ ...it, state: poolStates.get(it.vin) })),
+        now,
+      );
       const t1 = performance.now();
       const c1 = process.cpuUsage();
       const lr = items.map((it) => runItem(engine, { ...it, state: localStates.get(it.vin) }, clock));
@@ -210,8 +220,11 @@ export async function benchRules(opts: BenchRulesOptions): Promise<object> {
       projectedReadingsPerSecond: Math.round((opts.threads * readings) / (poolCpuMs / 1000)),
     },
     dispatchMs: {
-      mainPack: Math.round(t.mainPackMs), mainUnpack: Math.round(t.mainUnpackMs),
-      workerUnpack: Math.round(t.workerUnpackMs), workerPack: Math.round(t.workerPackMs), workerEngine: Math.round(t.workerEngineMs),
+      mainPack: Math.round(t.mainPackMs),
+      mainUnpack: Math.round(t.mainUnpackMs),
+      workerUnpack: Math.round(t.workerUnpackMs),
+      workerPack: Math.round(t.workerPackMs),
+      workerEngine: Math.round(t.workerEngineMs),
     },
     detectorFailures: poolFailures,
     sameEvents: poolEvents === localEvents,

@@ -1,7 +1,13 @@
 // Small helpers for benchmark figures.
 import { readFileSync } from 'node:fs';
 
-export function percentiles(values: number[]): { n: number; p50: number | null; p95: number | null; p99: number | null; max: number | null } {
+export function percentiles(values: number[]): {
+  n: number;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  max: number | null;
+} {
   if (values.length === 0) return { n: 0, p50: null, p95: null, p99: null, max: null };
   const s = [...values].sort((a, b) => a - b);
   const at = (q: number) => round(s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]);
@@ -47,5 +53,9 @@ export function slope(points: Array<[number, number]>): number | null {
 
 export function machine() {
   const cpus = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/);
-  return { cpu: cpus?.[1] ?? 'unknown', cores: Number((readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm) ?? []).length), node: process.version };
+  return {
+    cpu: cpus?.[1] ?? 'unknown',
+    cores: Number((readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm) ?? []).length),
+    node: process.version,
+  };
 }

@@ -4,18 +4,34 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
-const optionalString = z.string().optional().transform((s) => (s === '' ? undefined : s));
+const optionalString = z
+  .string()
+  .optional()
+  .transform((s) => (s === '' ? undefined : s));
 
 /** env name -> [schema, default, description]. Flags are derived: ODOPULSE_HTTP_PORT -> --http-port. */
 export const INGEST_SETTINGS = {
-  ODOPULSE_MQTT_URL: [optionalString.pipe(z.string().regex(/^mqtts?:\/\//, 'must start with mqtt:// or mqtts://').optional()), undefined, 'external broker (mqtt://, mqtts://); unset = embedded aedes'],
+  ODOPULSE_MQTT_URL: [
+    optionalString.pipe(
+      z
+        .string()
+        .regex(/^mqtts?:\/\//, 'must start with mqtt:// or mqtts://')
+        .optional(),
+    ),
+    undefined,
+    'external broker (mqtt://, mqtts://); unset = embedded aedes',
+  ],
   ODOPULSE_MQTT_PORT: [port, 1883, "embedded broker's TCP port"],
   ODOPULSE_MQTT_HOST: [z.string(), '0.0.0.0', "embedded broker's listen address"],
   ODOPULSE_MQTT_TLS_PORT: [port, 8883, "embedded broker's TLS port (used when a certificate is configured)"],
   ODOPULSE_MQTT_TLS_CERT: [optionalString, undefined, 'PEM certificate file for the embedded broker (enables TLS)'],
   ODOPULSE_MQTT_TLS_KEY: [optionalString, undefined, 'PEM private key file for the embedded broker'],
   ODOPULSE_MQTT_TLS_CA: [optionalString, undefined, 'PEM CA file: when set, vehicles must present a client certificate (mutual TLS)'],
-  ODOPULSE_MQTT_CREDENTIALS: [optionalString, undefined, 'file of per-vehicle credentials, one "VIN:secret" or "VIN:sha256:<hex>" per line; unset = demo mode (any valid VIN, still confined to its own topics)'],
+  ODOPULSE_MQTT_CREDENTIALS: [
+    optionalString,
+    undefined,
+    'file of per-vehicle credentials, one "VIN:secret" or "VIN:sha256:<hex>" per line; unset = demo mode (any valid VIN, still confined to its own topics)',
+  ],
   ODOPULSE_MQTT_USERNAME: [optionalString, undefined, 'username for the external broker'],
   ODOPULSE_MQTT_PASSWORD_FILE: [optionalString, undefined, 'file holding the password for the external broker'],
   ODOPULSE_MQTT_PREFIX: [z.string().regex(/^[A-Za-z0-9_-]+$/), 'v1', 'topic prefix'],
@@ -29,12 +45,24 @@ export const INGEST_SETTINGS = {
   INFLUX_BUCKET: [z.string().min(1), 'telemetry', 'bucket; on 1.x database or database/retention-policy'],
   ODOPULSE_WEBHOOK_URL: [optionalString, undefined, 'lifecycle-system endpoint(s), comma-separated; unset = no outbound events'],
   ODOPULSE_WEBHOOK_SECRET: [optionalString, undefined, 'HMAC key for the webhook signature header (required with a URL)'],
-  ODOPULSE_WEBHOOK_MAX_BACKOFF_MS: [z.coerce.number().int().min(10), 600_000, 'longest wait between webhook retries (exponential from 1 s, with jitter)'],
+  ODOPULSE_WEBHOOK_MAX_BACKOFF_MS: [
+    z.coerce.number().int().min(10),
+    600_000,
+    'longest wait between webhook retries (exponential from 1 s, with jitter)',
+  ],
   ODOPULSE_RULES_CONFIG: [optionalString, undefined, 'rule configuration file (JSON); unset = built-in defaults (domain.md)'],
-  ODOPULSE_CLOCK: [z.enum(['wall', 'event']), 'wall', 'fleet clock: wall time, or the newest event time seen (replays, accelerated simulations)'],
+  ODOPULSE_CLOCK: [
+    z.enum(['wall', 'event']),
+    'wall',
+    'fleet clock: wall time, or the newest event time seen (replays, accelerated simulations)',
+  ],
   ODOPULSE_SWEEP_MS: [z.coerce.number().int().min(100), 60_000, 'how often time-based rules are swept (wall ms)'],
   ODOPULSE_HMI_DAILY_CAP: [z.coerce.number().int().min(0), 3, 'non-urgent HMI prompts per vehicle per local day'],
-  ODOPULSE_RETENTION_DAYS: [z.coerce.number().int().min(1), 365, 'resolved prompts, delivered outbox events and dead letters are pruned after this'],
+  ODOPULSE_RETENTION_DAYS: [
+    z.coerce.number().int().min(1),
+    365,
+    'resolved prompts, delivered outbox events and dead letters are pruned after this',
+  ],
   ODOPULSE_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'log level'],
 } as const satisfies Record<string, readonly [z.ZodType, unknown, string]>;
 
@@ -43,14 +71,22 @@ type Out<K extends SettingName> = z.output<(typeof INGEST_SETTINGS)[K][0]>;
 export type IngestConfig = { [K in SettingName]: Out<K> };
 
 export function flagName(env: string): string {
-  return '--' + env.replace(/^ODOPULSE_/, '').toLowerCase().replace(/_/g, '-');
+  return (
+    '--' +
+    env
+      .replace(/^ODOPULSE_/, '')
+      .toLowerCase()
+      .replace(/_/g, '-')
+  );
 }
 
 /** commander's camelCase option values -> { ENV_NAME: value }. */
 export function flagsToSettings(opts: Record<string, unknown>): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
   for (const name of Object.keys(INGEST_SETTINGS) as SettingName[]) {
-    const key = flagName(name).slice(2).replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+    const key = flagName(name)
+      .slice(2)
+      .replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
     if (opts[key] !== undefined) out[name] = String(opts[key]);
   }
   return out;
@@ -76,15 +112,20 @@ export function loadIngestConfig(env: NodeJS.ProcessEnv, flags: Record<string, s
     else problems.push(`${name} (${flagName(name)}) = ${JSON.stringify(raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   }
   const cfg = out as IngestConfig;
-  if (cfg.ODOPULSE_WEBHOOK_URL && !cfg.ODOPULSE_WEBHOOK_SECRET) problems.push('ODOPULSE_WEBHOOK_SECRET (--webhook-secret): required when ODOPULSE_WEBHOOK_URL is set');
+  if (cfg.ODOPULSE_WEBHOOK_URL && !cfg.ODOPULSE_WEBHOOK_SECRET)
+    problems.push('ODOPULSE_WEBHOOK_SECRET (--webhook-secret): required when ODOPULSE_WEBHOOK_URL is set');
   for (const u of webhookUrls(cfg)) {
     if (!/^https?:\/\//.test(u)) problems.push(`ODOPULSE_WEBHOOK_URL (--webhook-url): ${JSON.stringify(u)} is not an http(s) URL`);
   }
-  if (Boolean(cfg.ODOPULSE_MQTT_TLS_CERT) !== Boolean(cfg.ODOPULSE_MQTT_TLS_KEY)) problems.push('ODOPULSE_MQTT_TLS_CERT / ODOPULSE_MQTT_TLS_KEY: set both or neither');
+  if (Boolean(cfg.ODOPULSE_MQTT_TLS_CERT) !== Boolean(cfg.ODOPULSE_MQTT_TLS_KEY))
+    problems.push('ODOPULSE_MQTT_TLS_CERT / ODOPULSE_MQTT_TLS_KEY: set both or neither');
   if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return cfg;
 }
 
 export function webhookUrls(cfg: Pick<IngestConfig, 'ODOPULSE_WEBHOOK_URL'>): string[] {
-  return (cfg.ODOPULSE_WEBHOOK_URL ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return (cfg.ODOPULSE_WEBHOOK_URL ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }

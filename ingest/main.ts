@@ -40,7 +40,13 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   const stores = openSqliteStores(cfg.ODOPULSE_DATA_DIR);
   const journal = new Journal(cfg.ODOPULSE_DATA_DIR);
   const decoded = new DecodedCache();
-  const telemetry = await connectInflux({ url: cfg.INFLUX_URL, token: cfg.INFLUX_TOKEN, org: cfg.INFLUX_ORG, bucket: cfg.INFLUX_BUCKET, log });
+  const telemetry = await connectInflux({
+    url: cfg.INFLUX_URL,
+    token: cfg.INFLUX_TOKEN,
+    org: cfg.INFLUX_ORG,
+    bucket: cfg.INFLUX_BUCKET,
+    log,
+  });
   const pool = new RulesPool({ threads: cfg.ODOPULSE_WORKERS, config: rulesConfig });
   const stopWatch = cfg.ODOPULSE_RULES_CONFIG
     ? watchRulesConfig(
@@ -88,7 +94,12 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
           port: cfg.ODOPULSE_MQTT_PORT,
           tls:
             cfg.ODOPULSE_MQTT_TLS_CERT && cfg.ODOPULSE_MQTT_TLS_KEY
-              ? { port: cfg.ODOPULSE_MQTT_TLS_PORT, cert: cfg.ODOPULSE_MQTT_TLS_CERT, key: cfg.ODOPULSE_MQTT_TLS_KEY, ca: cfg.ODOPULSE_MQTT_TLS_CA }
+              ? {
+                  port: cfg.ODOPULSE_MQTT_TLS_PORT,
+                  cert: cfg.ODOPULSE_MQTT_TLS_CERT,
+                  key: cfg.ODOPULSE_MQTT_TLS_KEY,
+                  ca: cfg.ODOPULSE_MQTT_TLS_CA,
+                }
               : undefined,
           credentials: cfg.ODOPULSE_MQTT_CREDENTIALS ? loadCredentials(cfg.ODOPULSE_MQTT_CREDENTIALS) : undefined,
           onDenied: (what, client) => {
@@ -99,7 +110,9 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
         handlers,
       );
   if (!cfg.ODOPULSE_MQTT_URL && !cfg.ODOPULSE_MQTT_CREDENTIALS) {
-    log.warn('no vehicle credentials configured (ODOPULSE_MQTT_CREDENTIALS): demo mode, any valid VIN may connect, confined to its own topics');
+    log.warn(
+      'no vehicle credentials configured (ODOPULSE_MQTT_CREDENTIALS): demo mode, any valid VIN may connect, confined to its own topics',
+    );
   }
 
   const dispatcher = urls.length
@@ -133,10 +146,17 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     clock,
     changes: { subscribe: (fn) => out.subscribe(fn), publish: (c) => out.recorded([c]) },
     onServiceRecord: async (vin, rec) => out.published(await rules.serviceRecord(vin, rec)),
-    publishPolicy: (vin, policy) => link.publish(topicFor(cfg.ODOPULSE_MQTT_PREFIX, vin, 'config'), encodeAgentConfig(policy), { qos: 1, retain: true }),
+    publishPolicy: (vin, policy) =>
+      link.publish(topicFor(cfg.ODOPULSE_MQTT_PREFIX, vin, 'config'), encodeAgentConfig(policy), { qos: 1, retain: true }),
     health: async () => {
       const [influx, workers] = await Promise.all([telemetry.ping().catch(() => false), pool.ping(clock.now())]);
-      const checks = { broker: link.ready(), influxdb: influx, workers, journalPending: String(journal.lag().rules), rulesLaneFallbacks: String(pool.failures) };
+      const checks = {
+        broker: link.ready(),
+        influxdb: influx,
+        workers,
+        journalPending: String(journal.lag().rules),
+        rulesLaneFallbacks: String(pool.failures),
+      };
       return { ok: checks.broker && checks.influxdb && checks.workers, checks };
     },
     metrics: { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
@@ -171,7 +191,10 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   await app.listen({ port: cfg.ODOPULSE_HTTP_PORT, host: cfg.ODOPULSE_HTTP_HOST });
   const httpPort = (app.server.address() as { port: number }).port;
   const mqttPort = 'port' in link ? (link as { port: number }).port : null;
-  log.info({ httpPort, mqttPort, broker: link.kind, influx: cfg.INFLUX_URL, clock: clock.mode, workers: cfg.ODOPULSE_WORKERS }, 'odopulse ingest ready');
+  log.info(
+    { httpPort, mqttPort, broker: link.kind, influx: cfg.INFLUX_URL, clock: clock.mode, workers: cfg.ODOPULSE_WORKERS },
+    'odopulse ingest ready',
+  );
 
   let stopping: Promise<void> | null = null;
   return {

@@ -6,18 +6,66 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'odopulse_' });
   const m = {
     registry,
-    batches: new Counter({ name: 'odopulse_telemetry_batches_total', help: 'Telemetry batches received, by result', labelNames: ['result'] as const, registers: [registry] }),
+    batches: new Counter({
+      name: 'odopulse_telemetry_batches_total',
+      help: 'Telemetry batches received, by result',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     readings: new Counter({ name: 'odopulse_readings_total', help: 'Samples journalled', registers: [registry] }),
-    deadLetters: new Counter({ name: 'odopulse_dead_letters_total', help: 'Payloads rejected to the dead-letter store, by reason', labelNames: ['reason'] as const, registers: [registry] }),
+    deadLetters: new Counter({
+      name: 'odopulse_dead_letters_total',
+      help: 'Payloads rejected to the dead-letter store, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     influxWritten: new Counter({ name: 'odopulse_influx_points_total', help: 'Samples accepted by InfluxDB', registers: [registry] }),
-    influxErrors: new Counter({ name: 'odopulse_influx_write_errors_total', help: 'Failed InfluxDB flushes (retried from the journal)', registers: [registry] }),
-    prompts: new Counter({ name: 'odopulse_prompt_changes_total', help: 'Prompt changes, by step and kind', labelNames: ['step', 'kind'] as const, registers: [registry] }),
-    detectorFailures: new Counter({ name: 'odopulse_detector_failures_total', help: 'Exceptions in detectors (isolated), by family', labelNames: ['family'] as const, registers: [registry] }),
-    hmiSent: new Counter({ name: 'odopulse_hmi_prompts_sent_total', help: 'Prompts published to the HMI topic', labelNames: ['urgent'] as const, registers: [registry] }),
-    acks: new Counter({ name: 'odopulse_hmi_acks_total', help: 'HMI acks, by outcome', labelNames: ['outcome'] as const, registers: [registry] }),
-    denied: new Counter({ name: 'odopulse_mqtt_denied_total', help: 'Connections, publishes and subscriptions refused by the broker ACL', registers: [registry] }),
-    journalLag: new Gauge({ name: 'odopulse_journal_pending', help: 'Journal entries not yet processed', labelNames: ['stage'] as const, registers: [registry] }),
-    ruleLatency: new Histogram({ name: 'odopulse_rules_batch_seconds', help: 'Rules pool time per processed chunk', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] }),
+    influxErrors: new Counter({
+      name: 'odopulse_influx_write_errors_total',
+      help: 'Failed InfluxDB flushes (retried from the journal)',
+      registers: [registry],
+    }),
+    prompts: new Counter({
+      name: 'odopulse_prompt_changes_total',
+      help: 'Prompt changes, by step and kind',
+      labelNames: ['step', 'kind'] as const,
+      registers: [registry],
+    }),
+    detectorFailures: new Counter({
+      name: 'odopulse_detector_failures_total',
+      help: 'Exceptions in detectors (isolated), by family',
+      labelNames: ['family'] as const,
+      registers: [registry],
+    }),
+    hmiSent: new Counter({
+      name: 'odopulse_hmi_prompts_sent_total',
+      help: 'Prompts published to the HMI topic',
+      labelNames: ['urgent'] as const,
+      registers: [registry],
+    }),
+    acks: new Counter({
+      name: 'odopulse_hmi_acks_total',
+      help: 'HMI acks, by outcome',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    denied: new Counter({
+      name: 'odopulse_mqtt_denied_total',
+      help: 'Connections, publishes and subscriptions refused by the broker ACL',
+      registers: [registry],
+    }),
+    journalLag: new Gauge({
+      name: 'odopulse_journal_pending',
+      help: 'Journal entries not yet processed',
+      labelNames: ['stage'] as const,
+      registers: [registry],
+    }),
+    ruleLatency: new Histogram({
+      name: 'odopulse_rules_batch_seconds',
+      help: 'Rules pool time per processed chunk',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [registry],
+    }),
   };
   return m;
 }

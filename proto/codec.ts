@@ -5,8 +5,20 @@ import { z } from 'zod';
 import { PACKAGE_ROOT } from './paths.js';
 import { SIGNALS, SIGNAL_PATHS } from './signals.js';
 import {
-  AgentStatusSchema, HmiPromptSchema, PromptAckSchema, SamplingPolicySchema, TelemetryBatchSchema, formatZodError, MAX_SAMPLES_PER_BATCH,
-  type AgentStatus, type HmiPrompt, type PromptAck, type SamplingPolicy, type TelemetryBatch, type Severity, type SignalValue,
+  AgentStatusSchema,
+  HmiPromptSchema,
+  PromptAckSchema,
+  SamplingPolicySchema,
+  TelemetryBatchSchema,
+  formatZodError,
+  MAX_SAMPLES_PER_BATCH,
+  type AgentStatus,
+  type HmiPrompt,
+  type PromptAck,
+  type SamplingPolicy,
+  type TelemetryBatch,
+  type Severity,
+  type SignalValue,
 } from './domain.js';
 
 /** Size limit per payload kind, checked before decoding. */
@@ -23,7 +35,11 @@ export type CodecFailure = 'oversized' | 'malformed' | 'invalid';
 
 /** A payload that cannot be accepted; `reason` is what the dead-letter store records. */
 export class CodecError extends Error {
-  constructor(readonly kind: PayloadKind, readonly failure: CodecFailure, message: string) {
+  constructor(
+    readonly kind: PayloadKind,
+    readonly failure: CodecFailure,
+    message: string,
+  ) {
     super(`${kind}: ${failure}: ${message}`);
     this.name = 'CodecError';
   }
@@ -152,7 +168,11 @@ const BAIL = new Bail();
 
 class Wire {
   pos: number;
-  constructor(readonly b: Uint8Array, start: number, readonly end: number) {
+  constructor(
+    readonly b: Uint8Array,
+    start: number,
+    readonly end: number,
+  ) {
     this.pos = start;
   }
 
@@ -230,7 +250,9 @@ function knownStrings(strings: readonly string[]): KnownStrings {
 }
 
 const PATHS = knownStrings(SIGNAL_PATHS);
-const ENUMS: Array<KnownStrings | undefined> = SIGNAL_PATHS.map((p) => (SIGNALS[p].kind === 'enum' ? knownStrings(SIGNALS[p].values ?? []) : undefined));
+const ENUMS: Array<KnownStrings | undefined> = SIGNAL_PATHS.map((p) =>
+  SIGNALS[p].kind === 'enum' ? knownStrings(SIGNALS[p].values ?? []) : undefined,
+);
 
 function wireTelemetryBatch(bytes: Uint8Array): TelemetryBatch | null {
   try {
@@ -326,8 +348,14 @@ function wireSample(w: Wire): TelemetryBatch['samples'][number] | null {
 
 export function encodeAgentStatus(s: AgentStatus): Uint8Array {
   return encodeChecked('status', {
-    vin: s.vin, state: s.online ? 'AGENT_STATE_ONLINE' : 'AGENT_STATE_OFFLINE', agentVersion: s.agentVersion,
-    configVersion: s.configVersion, bootId: s.bootId, tsMs: s.ts, spoolDropped: s.spoolDropped, spoolPending: s.spoolPending,
+    vin: s.vin,
+    state: s.online ? 'AGENT_STATE_ONLINE' : 'AGENT_STATE_OFFLINE',
+    agentVersion: s.agentVersion,
+    configVersion: s.configVersion,
+    bootId: s.bootId,
+    tsMs: s.ts,
+    spoolDropped: s.spoolDropped,
+    spoolPending: s.spoolPending,
   });
 }
 
@@ -335,8 +363,14 @@ export function decodeAgentStatus(bytes: Uint8Array): AgentStatus {
   const o = decodeRaw('status', bytes);
   if (o.state === 'AGENT_STATE_UNSPECIFIED') throw new CodecError('status', 'invalid', 'state: unspecified');
   return validate('status', AgentStatusSchema, {
-    vin: o.vin, online: o.state === 'AGENT_STATE_ONLINE', agentVersion: o.agentVersion, configVersion: o.configVersion,
-    bootId: o.bootId, ts: o.tsMs, spoolDropped: o.spoolDropped, spoolPending: o.spoolPending,
+    vin: o.vin,
+    online: o.state === 'AGENT_STATE_ONLINE',
+    agentVersion: o.agentVersion,
+    configVersion: o.configVersion,
+    bootId: o.bootId,
+    ts: o.tsMs,
+    spoolDropped: o.spoolDropped,
+    spoolPending: o.spoolPending,
   });
 }
 
@@ -347,16 +381,32 @@ const SEVERITY_FROM_PROTO: Record<string, Severity> = { SEVERITY_INFO: 'info', S
 
 export function encodeHmiPrompt(p: HmiPrompt): Uint8Array {
   return encodeChecked('prompt', {
-    promptId: p.promptId, kind: p.kind, severity: SEVERITY_TO_PROTO[p.severity], title: p.title, body: p.body, locale: p.locale,
-    actions: p.actions, createdAtMs: p.createdAt, expiresAtMs: p.expiresAt, withdrawn: p.withdrawn,
+    promptId: p.promptId,
+    kind: p.kind,
+    severity: SEVERITY_TO_PROTO[p.severity],
+    title: p.title,
+    body: p.body,
+    locale: p.locale,
+    actions: p.actions,
+    createdAtMs: p.createdAt,
+    expiresAtMs: p.expiresAt,
+    withdrawn: p.withdrawn,
   });
 }
 
 export function decodeHmiPrompt(bytes: Uint8Array): HmiPrompt {
   const o = decodeRaw('prompt', bytes);
   return validate('prompt', HmiPromptSchema, {
-    promptId: o.promptId, kind: o.kind, severity: SEVERITY_FROM_PROTO[o.severity], title: o.title, body: o.body, locale: o.locale,
-    actions: o.actions, createdAt: o.createdAtMs, expiresAt: o.expiresAtMs, withdrawn: o.withdrawn,
+    promptId: o.promptId,
+    kind: o.kind,
+    severity: SEVERITY_FROM_PROTO[o.severity],
+    title: o.title,
+    body: o.body,
+    locale: o.locale,
+    actions: o.actions,
+    createdAt: o.createdAtMs,
+    expiresAt: o.expiresAtMs,
+    withdrawn: o.withdrawn,
   });
 }
 
@@ -374,7 +424,11 @@ export function decodePromptAck(bytes: Uint8Array): PromptAck {
 
 // ---- agent config (sampling policy) ------------------------------------------------------
 
-const TRIGGER_TO_PROTO = { new_dtc: 'TRIGGER_KIND_NEW_DTC', ignition_off: 'TRIGGER_KIND_IGNITION_OFF', soc_below: 'TRIGGER_KIND_SOC_BELOW' } as const;
+const TRIGGER_TO_PROTO = {
+  new_dtc: 'TRIGGER_KIND_NEW_DTC',
+  ignition_off: 'TRIGGER_KIND_IGNITION_OFF',
+  soc_below: 'TRIGGER_KIND_SOC_BELOW',
+} as const;
 const TRIGGER_FROM_PROTO = Object.fromEntries(Object.entries(TRIGGER_TO_PROTO).map(([k, v]) => [v, k]));
 
 export function encodeAgentConfig(c: SamplingPolicy): Uint8Array {
@@ -382,8 +436,10 @@ export function encodeAgentConfig(c: SamplingPolicy): Uint8Array {
     version: c.version,
     signals: c.signals.map((s) => ({ path: s.path, periodMs: s.periodMs, deadband: s.deadband })),
     triggers: c.triggers.map((t) => ({ kind: TRIGGER_TO_PROTO[t.kind], threshold: t.threshold })),
-    batchMaxSamples: c.batchMaxSamples, batchMaxDelayMs: c.batchMaxDelayMs,
-    locationEnabled: c.locationEnabled, locationPrecisionDeg: c.locationPrecisionDeg,
+    batchMaxSamples: c.batchMaxSamples,
+    batchMaxDelayMs: c.batchMaxDelayMs,
+    locationEnabled: c.locationEnabled,
+    locationPrecisionDeg: c.locationPrecisionDeg,
   });
 }
 
@@ -393,7 +449,9 @@ export function decodeAgentConfig(bytes: Uint8Array): SamplingPolicy {
     version: o.version,
     signals: (o.signals as any[]).map((s) => ({ path: s.path, periodMs: s.periodMs, deadband: s.deadband })),
     triggers: (o.triggers as any[]).map((t) => ({ kind: TRIGGER_FROM_PROTO[t.kind] ?? t.kind, threshold: t.threshold })),
-    batchMaxSamples: o.batchMaxSamples, batchMaxDelayMs: o.batchMaxDelayMs,
-    locationEnabled: o.locationEnabled, locationPrecisionDeg: o.locationPrecisionDeg,
+    batchMaxSamples: o.batchMaxSamples,
+    batchMaxDelayMs: o.batchMaxDelayMs,
+    locationEnabled: o.locationEnabled,
+    locationPrecisionDeg: o.locationPrecisionDeg,
   });
 }

@@ -121,7 +121,10 @@ export const POWERTRAINS = ['BEV', 'PHEV', 'ICE'] as const;
 export type Powertrain = (typeof POWERTRAINS)[number];
 export const VEHICLE_TYPES = ['passenger', 'commercial'] as const;
 
-export const IsoDateSchema = z.string().regex(/^\d{4}-\d{2}-\d{2}(T.*)?$/, 'expected an ISO date (YYYY-MM-DD)').refine((s) => !Number.isNaN(Date.parse(s)), 'not a valid date');
+export const IsoDateSchema = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}(T.*)?$/, 'expected an ISO date (YYYY-MM-DD)')
+  .refine((s) => !Number.isNaN(Date.parse(s)), 'not a valid date');
 
 export const VehicleProfileSchema = z.object({
   model: z.string().min(1).max(64),

@@ -48,9 +48,7 @@ const defaultsSchema = z
   })
   .strict();
 
-const overridesSchema = z
-  .object(Object.fromEntries(FAMILY_NAMES.map((f) => [f, z.record(z.string(), z.unknown()).optional()])))
-  .strict();
+const overridesSchema = z.object(Object.fromEntries(FAMILY_NAMES.map((f) => [f, z.record(z.string(), z.unknown()).optional()]))).strict();
 
 /**
  * Overrides are deep-partial, so each model's merged result is validated against the family

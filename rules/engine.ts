@@ -4,14 +4,39 @@ import { VSS } from '../proto/signals.js';
 import { resolveModelConfig, type FamilyConfigs, type RulesConfig } from './config.js';
 import { DEFAULT_DETECTORS } from './detectors/index.js';
 import type {
-  Detector, DetectorContext, DetectorFailure, DetectorResult, EngineResult, Family, FleetClock, Reading, RuleEvent,
-  Segments, ServiceRecord, Signals, Vehicle, VehicleRuleState, VehicleView,
+  Detector,
+  DetectorContext,
+  DetectorFailure,
+  DetectorResult,
+  EngineResult,
+  Family,
+  FleetClock,
+  Reading,
+  RuleEvent,
+  Segments,
+  ServiceRecord,
+  Signals,
+  Vehicle,
+  VehicleRuleState,
+  VehicleView,
 } from './types.js';
 
 export interface Engine {
-  onReadings(state: VehicleRuleState | undefined, vin: string, profile: Vehicle | undefined, readings: Reading[], clock: FleetClock): EngineResult;
+  onReadings(
+    state: VehicleRuleState | undefined,
+    vin: string,
+    profile: Vehicle | undefined,
+    readings: Reading[],
+    clock: FleetClock,
+  ): EngineResult;
   onTick(state: VehicleRuleState | undefined, vin: string, profile: Vehicle | undefined, clock: FleetClock): EngineResult;
-  onServiceRecord(state: VehicleRuleState | undefined, vin: string, profile: Vehicle | undefined, record: ServiceRecord, clock: FleetClock): EngineResult;
+  onServiceRecord(
+    state: VehicleRuleState | undefined,
+    vin: string,
+    profile: Vehicle | undefined,
+    record: ServiceRecord,
+    clock: FleetClock,
+  ): EngineResult;
 }
 
 export function initialVehicleState(vin: string): VehicleRuleState {
@@ -29,7 +54,8 @@ function byTs(a: Reading, b: Reading): number {
 
 function sorted(readings: Reading[]): Reading[] {
   // NaN timestamps compare false and are skipped by the caller; a bad entry must not throw here.
-  for (let i = 1; i < readings.length; i++) if (!(readings[i]?.ts >= readings[i - 1]?.ts)) return readings.filter((r) => r && Number.isFinite(r.ts)).sort(byTs);
+  for (let i = 1; i < readings.length; i++)
+    if (!(readings[i]?.ts >= readings[i - 1]?.ts)) return readings.filter((r) => r && Number.isFinite(r.ts)).sort(byTs);
   return readings;
 }
 
@@ -46,7 +72,13 @@ class Run {
   readonly ctx: DetectorContext;
   private readonly failed = new Set<string>();
 
-  constructor(prev: VehicleRuleState | undefined, vin: string, profile: Vehicle | undefined, private readonly configs: FamilyConfigs, clock: FleetClock) {
+  constructor(
+    prev: VehicleRuleState | undefined,
+    vin: string,
+    profile: Vehicle | undefined,
+    private readonly configs: FamilyConfigs,
+    clock: FleetClock,
+  ) {
     const p = prev ?? initialVehicleState(vin);
     // A stored state from an older version may lack fields: normalise rather than crash.
     this.state = {

@@ -4,11 +4,20 @@
 import type { Locale, Reading, Severity, Signals, Vehicle } from '../proto/domain.js';
 
 export const PROMPT_KINDS = [
-  'maintenance.upcoming', 'maintenance.due', 'maintenance.overdue', 'maintenance.lapsed', 'maintenance.followup',
-  'charging.low_soc', 'charging.critical_soc', 'charging.habit',
-  'battery.low_voltage_12v', 'battery.soh_degraded',
+  'maintenance.upcoming',
+  'maintenance.due',
+  'maintenance.overdue',
+  'maintenance.lapsed',
+  'maintenance.followup',
+  'charging.low_soc',
+  'charging.critical_soc',
+  'charging.habit',
+  'battery.low_voltage_12v',
+  'battery.soh_degraded',
   'fault.dtc',
-  'usage.segment_changed', 'usage.dormant_vehicle', 'usage.utilisation',
+  'usage.segment_changed',
+  'usage.dormant_vehicle',
+  'usage.utilisation',
 ] as const;
 export type PromptKind = (typeof PROMPT_KINDS)[number];
 

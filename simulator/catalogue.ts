@@ -25,7 +25,15 @@ export function specFor(powertrain: Powertrain, vehicleType: VehicleType): Vehic
         ? { batteryKwh: 75, kwhPerKm: 0.26, tankL: 0, lPer100: 0, acKw: 22, dcKw: 80, socFloor: 0 }
         : { batteryKwh: 68, kwhPerKm: 0.16, tankL: 0, lPer100: 0, acKw: 7, dcKw: 100, socFloor: 0 };
     case 'PHEV':
-      return { batteryKwh: van ? 25 : 18, kwhPerKm: van ? 0.28 : 0.2, tankL: van ? 60 : 45, lPer100: van ? 8.5 : 5.8, acKw: 6.6, dcKw: 0, socFloor: 15 };
+      return {
+        batteryKwh: van ? 25 : 18,
+        kwhPerKm: van ? 0.28 : 0.2,
+        tankL: van ? 60 : 45,
+        lPer100: van ? 8.5 : 5.8,
+        acKw: 6.6,
+        dcKw: 0,
+        socFloor: 15,
+      };
     case 'ICE':
       return { batteryKwh: 0, kwhPerKm: 0, tankL: van ? 75 : 50, lPer100: van ? 10.5 : 7.2, acKw: 0, dcKw: 0, socFloor: 0 };
   }

@@ -33,7 +33,8 @@ function num(name: string, s: string | undefined, def: number): number {
 
 export async function runSimulateCli(flags: SimulateCliFlags, signal?: AbortSignal): Promise<number> {
   const connections = flags.connections ?? 'per-vehicle';
-  if (connections !== 'per-vehicle' && connections !== 'multiplex') throw new RangeError(`--connections must be per-vehicle or multiplex, got ${JSON.stringify(connections)}`);
+  if (connections !== 'per-vehicle' && connections !== 'multiplex')
+    throw new RangeError(`--connections must be per-vehicle or multiplex, got ${JSON.stringify(connections)}`);
   let start: number | undefined;
   if (flags.start !== undefined) {
     start = Date.parse(flags.start);

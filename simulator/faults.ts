@@ -14,7 +14,10 @@ interface ActiveDtc {
 export class Faults {
   private list: ActiveDtc[] = [];
 
-  constructor(private readonly powertrain: Powertrain, private readonly proneness: number) {}
+  constructor(
+    private readonly powertrain: Powertrain,
+    private readonly proneness: number,
+  ) {}
 
   /** Draw today's new faults (catalogue chances x proneness) and forget cleared ones. */
   planDay(r: Rng, dayStart: number, now: number): void {

@@ -78,7 +78,8 @@ function timeZoneFor(locale: Locale, tzOffsetMin: number): string {
 
 export function createFleet(opts: { vehicles: number; seed: number; start: number }): Fleet {
   const { vehicles, seed, start } = opts;
-  if (!Number.isInteger(vehicles) || vehicles < 1 || vehicles > MAX_FLEET) throw new RangeError(`vehicles must be an integer from 1 to ${MAX_FLEET}, got ${vehicles}`);
+  if (!Number.isInteger(vehicles) || vehicles < 1 || vehicles > MAX_FLEET)
+    throw new RangeError(`vehicles must be an integer from 1 to ${MAX_FLEET}, got ${vehicles}`);
   if (!Number.isFinite(seed)) throw new RangeError(`seed must be a number, got ${seed}`);
   if (!Number.isFinite(start)) throw new RangeError('start must be a finite epoch-millisecond time');
   const serialBase = hashSeed(seed, 0x5e71a1) % 400_000;
@@ -87,14 +88,26 @@ export function createFleet(opts: { vehicles: number; seed: number; start: numbe
     const r = rngFor(seed, 0xf1ee7, i);
     const fixed = FIXED[i];
     const vehicleType: VehicleType = fixed ? fixed[1] : r() < 0.12 ? 'commercial' : 'passenger';
-    const powertrain: Powertrain = fixed ? fixed[0] : pickWeighted<Powertrain>(r, [['BEV', 45], ['PHEV', 25], ['ICE', 30]]);
+    const powertrain: Powertrain = fixed
+      ? fixed[0]
+      : pickWeighted<Powertrain>(r, [
+          ['BEV', 45],
+          ['PHEV', 25],
+          ['ICE', 30],
+        ]);
     const locale: Locale = r() < 0.7 ? 'zh-CN' : 'en';
     const bucket = fixed ? AGE_BUCKETS[fixed[3]][0] : pickWeighted(r, AGE_BUCKETS);
     const deliveryTs = start - Math.floor(between(r, bucket[0], bucket[1])) * DAY - Math.floor(r() * DAY);
     const persona = drawPersona(r, powertrain, vehicleType, locale, fixed?.[2]);
     const model = MODELS[vehicleType][powertrain];
     const deliveryYear = new Date(deliveryTs).getUTCFullYear();
-    const vin = makeVin(vehicleType === 'commercial' ? 'LPC' : 'LPV', model.vds, deliveryYear, locale === 'zh-CN' ? 'S' : 'W', serialBase + i);
+    const vin = makeVin(
+      vehicleType === 'commercial' ? 'LPC' : 'LPV',
+      model.vds,
+      deliveryYear,
+      locale === 'zh-CN' ? 'S' : 'W',
+      serialBase + i,
+    );
     const dealers = DEALERS[locale];
     const profile: VehicleProfile = {
       model: model.name,
@@ -111,7 +124,11 @@ export function createFleet(opts: { vehicles: number; seed: number; start: numbe
 }
 
 /** The behaviour model of one fleet vehicle, starting at the fleet's start time. */
-export function createFleetVehicleModel(fleet: Fleet, v: FleetVehicle, opts: { location?: boolean; transitions?: boolean } = {}): VehicleModel {
+export function createFleetVehicleModel(
+  fleet: Fleet,
+  v: FleetVehicle,
+  opts: { location?: boolean; transitions?: boolean } = {},
+): VehicleModel {
   return createVehicleModel({
     vin: v.vin,
     seed: v.seed,

@@ -33,7 +33,13 @@ export function dueTime(powertrain: Powertrain, first: boolean, startTs: number,
 export function buildHistory(rng: Rng, persona: Persona, powertrain: Powertrain, deliveryTs: number, startTs: number): History {
   const avg = averageKmPerDay(persona) * between(rng, 0.8, 1.2);
   const odoAt = (ts: number) => (Math.max(0, ts - deliveryTs) / DAY) * avg;
-  const h: History = { odometer: round1(odoAt(startTs) + between(rng, 0, 30)), avgKmPerDay: avg, lastServiceTs: deliveryTs, lastServiceOdo: 0, serviceCount: 0 };
+  const h: History = {
+    odometer: round1(odoAt(startTs) + between(rng, 0, 30)),
+    avgKmPerDay: avg,
+    lastServiceTs: deliveryTs,
+    lastServiceOdo: 0,
+    serviceCount: 0,
+  };
   if (persona.serviceDiscipline === 'skips') return h;
   for (let i = 0; i < 40; i++) {
     const due = dueTime(powertrain, h.serviceCount === 0, h.lastServiceTs, avg);

@@ -66,8 +66,10 @@ function validate(o: SimulateOptions): void {
   if (!Number.isFinite(o.speedup) || o.speedup <= 0) bad(`speedup must be a positive number, got ${o.speedup}`);
   if (!Number.isFinite(o.seed)) bad(`seed must be a number, got ${o.seed}`);
   if (!(o.durationMs >= 0)) bad(`durationMs must be >= 0, got ${o.durationMs}`);
-  if (o.sampleEveryMs !== undefined && !(o.sampleEveryMs >= 1000 && Number.isFinite(o.sampleEveryMs))) bad(`sampleEveryMs must be at least 1000, got ${o.sampleEveryMs}`);
-  if (o.connections !== 'per-vehicle' && o.connections !== 'multiplex') bad(`connections must be per-vehicle or multiplex, got ${String(o.connections)}`);
+  if (o.sampleEveryMs !== undefined && !(o.sampleEveryMs >= 1000 && Number.isFinite(o.sampleEveryMs)))
+    bad(`sampleEveryMs must be at least 1000, got ${o.sampleEveryMs}`);
+  if (o.connections !== 'per-vehicle' && o.connections !== 'multiplex')
+    bad(`connections must be per-vehicle or multiplex, got ${String(o.connections)}`);
   if (!o.broker && !o.writeReplayDir) bad('nothing to do: give a broker URL or a replay directory');
 }
 
@@ -98,19 +100,33 @@ export async function runSimulate(opts: SimulateOptions): Promise<Summary> {
     try {
       await api.putProfile(first.vin, first.profile);
     } catch (err) {
-      throw new Error(`cannot register vehicles at ${opts.api}: ${(err as Error).message} (is ingest running? omit the API URL to skip registration)`);
+      throw new Error(
+        `cannot register vehicles at ${opts.api}: ${(err as Error).message} (is ingest running? omit the API URL to skip registration)`,
+      );
     }
-    const failed = await runBounded(rest, 16, (v) => api.putProfile(v.vin, v.profile), (e) => onError(e), signal);
+    const failed = await runBounded(
+      rest,
+      16,
+      (v) => api.putProfile(v.vin, v.profile),
+      (e) => onError(e),
+      signal,
+    );
     registered = fleet.vehicles.length - failed;
     // The owners' last visit before the simulation started, so schedules begin where they should.
     const withHistory = fleet.vehicles.filter((v) => v.persona.serviceDiscipline !== 'skips');
-    await runBounded(withHistory, 16, async (v) => {
-      const visit = createFleetVehicleModel(fleet, v).initialService;
-      if (visit) {
-        await api.postServiceRecord(v.vin, visit);
-        serviceRecords++;
-      }
-    }, (e) => onError(e), signal);
+    await runBounded(
+      withHistory,
+      16,
+      async (v) => {
+        const visit = createFleetVehicleModel(fleet, v).initialService;
+        if (visit) {
+          await api.postServiceRecord(v.vin, visit);
+          serviceRecords++;
+        }
+      },
+      (e) => onError(e),
+      signal,
+    );
   }
 
   const runTag = randomBytes(4).toString('hex');
@@ -122,8 +138,17 @@ export async function runSimulate(opts: SimulateOptions): Promise<Summary> {
     const connect = (mode: ConnectionMode) =>
       createPublisher(
         {
-          broker: opts.broker, vins, mode, multiplexConnections: opts.multiplexConnections, multiplexUsername: opts.multiplexUsername,
-          password: opts.password, prefix: opts.prefix, maxInFlight: opts.maxInFlight, bootId, now: () => clockNow(), onError,
+          broker: opts.broker,
+          vins,
+          mode,
+          multiplexConnections: opts.multiplexConnections,
+          multiplexUsername: opts.multiplexUsername,
+          password: opts.password,
+          prefix: opts.prefix,
+          maxInFlight: opts.maxInFlight,
+          bootId,
+          now: () => clockNow(),
+          onError,
         },
         signal,
       );
@@ -191,10 +216,13 @@ export async function runSimulate(opts: SimulateOptions): Promise<Summary> {
     while (api && servicePosting < 4 && serviceQueue.length > 0) {
       const [vin, visit] = serviceQueue.shift()!;
       servicePosting++;
-      api.postServiceRecord(vin, visit).then(() => void serviceRecords++, onError).finally(() => {
-        servicePosting--;
-        pumpServices();
-      });
+      api
+        .postServiceRecord(vin, visit)
+        .then(() => void serviceRecords++, onError)
+        .finally(() => {
+          servicePosting--;
+          pumpServices();
+        });
     }
   };
 
@@ -246,7 +274,13 @@ export async function runSimulate(opts: SimulateOptions): Promise<Summary> {
       }
       if (progress && clock.wallElapsed() - lastProgress >= 500) {
         lastProgress = clock.wallElapsed();
-        progress.update({ connected: publisher?.connected ?? 0, total: publisher ? (connectionMode === 'per-vehicle' ? N : Math.min(N, opts.multiplexConnections ?? 4)) : 0, simTs: simNow, wallMs: lastProgress, counters });
+        progress.update({
+          connected: publisher?.connected ?? 0,
+          total: publisher ? (connectionMode === 'per-vehicle' ? N : Math.min(N, opts.multiplexConnections ?? 4)) : 0,
+          simTs: simNow,
+          wallMs: lastProgress,
+          counters,
+        });
       }
       if (sweepEnd) await sleep(SWEEP_PAUSE_MS);
       else await yieldNow();

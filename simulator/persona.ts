@@ -17,7 +17,18 @@ export type ChargeHabit = (typeof CHARGE_HABITS)[number];
 /** on_time: within a couple of weeks of the due point; late: 1-4 months after; skips: never. */
 export type ServiceDiscipline = 'on_time' | 'late' | 'skips';
 
-export const ARCHETYPES = ['commuter', 'weekend_driver', 'high_mileage', 'low_runner', 'battery_abuser', 'neglectful', 'dormant_prone', 'drifting', 'lost', 'fleet_van'] as const;
+export const ARCHETYPES = [
+  'commuter',
+  'weekend_driver',
+  'high_mileage',
+  'low_runner',
+  'battery_abuser',
+  'neglectful',
+  'dormant_prone',
+  'drifting',
+  'lost',
+  'fleet_van',
+] as const;
 export type Archetype = (typeof ARCHETYPES)[number];
 
 export interface Persona {
@@ -94,13 +105,33 @@ function habitFor(rng: Rng, archetype: Archetype, powertrain: Powertrain): Charg
   if (powertrain === 'ICE') return 'never_plugs';
   if (archetype === 'fleet_van') return 'depot';
   if (archetype === 'low_runner') return 'low_runner';
-  if (powertrain === 'PHEV') return pickWeighted<ChargeHabit>(rng, [['nightly', 5], ['weekly', 2], ['never_plugs', 2]]);
-  if (archetype === 'battery_abuser') return pickWeighted<ChargeHabit>(rng, [['full_and_leave', 1], ['dc_heavy', 1]]);
-  return pickWeighted<ChargeHabit>(rng, [['nightly', 6], ['weekly', 3], ['full_and_leave', 1], ['dc_heavy', 1]]);
+  if (powertrain === 'PHEV')
+    return pickWeighted<ChargeHabit>(rng, [
+      ['nightly', 5],
+      ['weekly', 2],
+      ['never_plugs', 2],
+    ]);
+  if (archetype === 'battery_abuser')
+    return pickWeighted<ChargeHabit>(rng, [
+      ['full_and_leave', 1],
+      ['dc_heavy', 1],
+    ]);
+  return pickWeighted<ChargeHabit>(rng, [
+    ['nightly', 6],
+    ['weekly', 3],
+    ['full_and_leave', 1],
+    ['dc_heavy', 1],
+  ]);
 }
 
 /** Draw a persona for a vehicle; the same rng state always gives the same persona. */
-export function drawPersona(rng: Rng, powertrain: Powertrain, vehicleType: VehicleType, locale: 'zh-CN' | 'en' = 'zh-CN', forced?: Archetype): Persona {
+export function drawPersona(
+  rng: Rng,
+  powertrain: Powertrain,
+  vehicleType: VehicleType,
+  locale: 'zh-CN' | 'en' = 'zh-CN',
+  forced?: Archetype,
+): Persona {
   const archetype = forced ?? archetypeFor(rng, powertrain, vehicleType);
   const zh = locale === 'zh-CN';
   const homes = zh ? HOMES_ZH : HOMES_EN;
@@ -124,7 +155,11 @@ export function drawPersona(rng: Rng, powertrain: Powertrain, vehicleType: Vehic
     refuelAtFuel: between(rng, 12, 25),
     sohLossPerYear: fastAgeing ? between(rng, 5, 9) : between(rng, 1.2, 2.5),
     v12SagPerDay: rng() < 0.15 ? between(rng, 0.1, 0.13) : between(rng, 0.075, 0.09),
-    serviceDiscipline: pickWeighted<ServiceDiscipline>(rng, [['on_time', 6], ['late', 3], ['skips', 1]]),
+    serviceDiscipline: pickWeighted<ServiceDiscipline>(rng, [
+      ['on_time', 6],
+      ['late', 3],
+      ['skips', 1],
+    ]),
     dtcProneness: rng() < 0.15 ? between(rng, 2, 4) : between(rng, 0.5, 1.2),
     dormancyChancePerDay: 0.002,
     initialParkedDays: 0,

@@ -41,7 +41,16 @@ export interface Publisher {
 }
 
 function statusPayload(vin: string, online: boolean, bootId: string, ts: number): Uint8Array {
-  return encodeAgentStatus({ vin, online, agentVersion: `sim-${PACKAGE_VERSION}`, configVersion: 0, bootId, ts, spoolDropped: 0, spoolPending: 0 });
+  return encodeAgentStatus({
+    vin,
+    online,
+    agentVersion: `sim-${PACKAGE_VERSION}`,
+    configVersion: 0,
+    bootId,
+    ts,
+    spoolDropped: 0,
+    spoolPending: 0,
+  });
 }
 
 /** A broker that admits only vehicles (per-VIN ACL) refuses multiplexed connections. */
@@ -54,7 +63,8 @@ export async function createPublisher(o: PublisherOptions, signal?: AbortSignal)
   const maxInFlight = o.maxInFlight ?? 2000;
   const topic = (vin: string, channel: string) => `${prefix}/vehicles/${vin}/${channel}`;
   const clients: MqttClient[] = [];
-  const clientOf: (vin: string) => MqttClient = o.mode === 'per-vehicle' ? (vin) => byVin.get(vin)! : (vin) => clients[vinIndex.get(vin)! % clients.length];
+  const clientOf: (vin: string) => MqttClient =
+    o.mode === 'per-vehicle' ? (vin) => byVin.get(vin)! : (vin) => clients[vinIndex.get(vin)! % clients.length];
   const byVin = new Map<string, MqttClient>();
   const vinIndex = new Map<string, number>(o.vins.map((v, i) => [v, i]));
   let connected = 0;
@@ -73,7 +83,16 @@ export async function createPublisher(o: PublisherOptions, signal?: AbortSignal)
       keepalive: 60,
       reconnectPeriod: 2000,
       connectTimeout: 30_000,
-      ...(will ? { will: { topic: topic(will.vin, 'status'), payload: Buffer.from(statusPayload(will.vin, false, o.bootId(will.vin), o.now())), qos: 1 as const, retain: true } } : {}),
+      ...(will
+        ? {
+            will: {
+              topic: topic(will.vin, 'status'),
+              payload: Buffer.from(statusPayload(will.vin, false, o.bootId(will.vin), o.now())),
+              qos: 1 as const,
+              retain: true,
+            },
+          }
+        : {}),
     });
     let up = false;
     c.on('connect', () => {
@@ -132,7 +151,9 @@ export async function createPublisher(o: PublisherOptions, signal?: AbortSignal)
     const refused = firstErrors.find((e) => [4, 5, 134, 135].includes(Number((e as { code?: unknown }).code)));
     if (refused) {
       await endAll();
-      throw new SharedConnectionRefused(`the broker refused the shared connection as ${JSON.stringify(user)} (${refused.message}); a broker with a per-VIN ACL needs per-vehicle connections`);
+      throw new SharedConnectionRefused(
+        `the broker refused the shared connection as ${JSON.stringify(user)} (${refused.message}); a broker with a per-VIN ACL needs per-vehicle connections`,
+      );
     }
   }
   if (clients.length > 0 && firstErrors.length === clients.length && connected === 0) {
@@ -186,7 +207,9 @@ export async function createPublisher(o: PublisherOptions, signal?: AbortSignal)
     },
     async close(graceMs = 10_000) {
       const deadline = Date.now() + graceMs;
-      const deaths = o.vins.filter((vin) => !retired.has(vin)).map((vin) => publish(vin, 'status', statusPayload(vin, false, o.bootId(vin), o.now()), true).catch(() => undefined));
+      const deaths = o.vins
+        .filter((vin) => !retired.has(vin))
+        .map((vin) => publish(vin, 'status', statusPayload(vin, false, o.bootId(vin), o.now()), true).catch(() => undefined));
       await Promise.race([Promise.all(deaths), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
       while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await endAll();

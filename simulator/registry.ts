@@ -9,7 +9,10 @@ export interface ApiClient {
 }
 
 export class ApiError extends Error {
-  constructor(message: string, readonly status?: number) {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
     super(message);
     this.name = 'ApiError';
   }
@@ -30,7 +33,12 @@ export function createApiClient(base: string, opts: { timeoutMs?: number; retrie
     for (let attempt = 0; attempt <= retries; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
       try {
-        const res = await fetch(url, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+        const res = await fetch(url, {
+          method,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
         if (res.ok) {
           await res.arrayBuffer();
           return;
@@ -51,7 +59,13 @@ export function createApiClient(base: string, opts: { timeoutMs?: number; retrie
 }
 
 /** Run tasks with at most `limit` at once; returns how many failed (each failure reported). */
-export async function runBounded<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>, onError: (err: Error, item: T) => void, signal?: AbortSignal): Promise<number> {
+export async function runBounded<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T) => Promise<void>,
+  onError: (err: Error, item: T) => void,
+  signal?: AbortSignal,
+): Promise<number> {
   if (items.length === 0) return 0;
   let next = 0;
   let failed = 0;

@@ -20,7 +20,10 @@ export class ReplayWriter {
   private readonly files = new Set<string>();
   private ready: Promise<void> | undefined;
 
-  constructor(readonly dir: string, private readonly flushBytes = 4 * 1024 * 1024) {}
+  constructor(
+    readonly dir: string,
+    private readonly flushBytes = 4 * 1024 * 1024,
+  ) {}
 
   /** Truncate (create) each vehicle's file, so a rerun does not append to an old one. */
   async init(vins: readonly string[]): Promise<void> {
@@ -80,11 +83,20 @@ export interface SimulateToReplayOptions {
  */
 export async function simulateToReplay(opts: SimulateToReplayOptions): Promise<string[]> {
   const { from, to, sampleEveryMs } = opts;
-  if (!Number.isFinite(from) || !Number.isFinite(to) || to < from) throw new RangeError('simulateToReplay needs finite times with from <= to');
-  if (!Number.isFinite(sampleEveryMs) || sampleEveryMs < 1000) throw new RangeError(`sampleEveryMs must be at least 1000, got ${sampleEveryMs}`);
+  if (!Number.isFinite(from) || !Number.isFinite(to) || to < from)
+    throw new RangeError('simulateToReplay needs finite times with from <= to');
+  if (!Number.isFinite(sampleEveryMs) || sampleEveryMs < 1000)
+    throw new RangeError(`sampleEveryMs must be at least 1000, got ${sampleEveryMs}`);
   const fleet = createFleet({ vehicles: opts.vehicles, seed: opts.seed, start: from });
   await mkdir(opts.outDir, { recursive: true });
-  await writeFile(join(opts.outDir, 'vehicles.json'), JSON.stringify(fleet.vehicles.map((v) => ({ vin: v.vin, ...v.profile })), null, 2) + '\n');
+  await writeFile(
+    join(opts.outDir, 'vehicles.json'),
+    JSON.stringify(
+      fleet.vehicles.map((v) => ({ vin: v.vin, ...v.profile })),
+      null,
+      2,
+    ) + '\n',
+  );
   const writer = new ReplayWriter(opts.outDir);
   await writer.init(fleet.vehicles.map((v) => v.vin));
   for (const v of fleet.vehicles) {

@@ -37,7 +37,8 @@ export interface ProgressView {
 export function createProgress(durationMs: number): ProgressView {
   const bar = new cliProgress.SingleBar(
     {
-      format: 'simulate |{bar}| {percentage}% | {connected}/{total} connected | {rate} msg/s | {readings} readings | {errors} errors | sim {sim}',
+      format:
+        'simulate |{bar}| {percentage}% | {connected}/{total} connected | {rate} msg/s | {readings} readings | {errors} errors | sim {sim}',
       stream: process.stderr,
       hideCursor: true,
       clearOnComplete: false,
@@ -55,7 +56,12 @@ export function createProgress(durationMs: number): ProgressView {
       lastBatches = counters.batches;
       lastWall = wallMs;
       bar.update(finite ? Math.min(Math.floor(wallMs / 1000), Math.ceil(durationMs / 1000)) : 0, {
-        connected, total, rate, readings: counters.readings, errors: counters.errors, sim: new Date(simTs).toISOString().slice(0, 16).replace('T', ' '),
+        connected,
+        total,
+        rate,
+        readings: counters.readings,
+        errors: counters.errors,
+        sim: new Date(simTs).toISOString().slice(0, 16).replace('T', ' '),
       });
     },
     stop: () => bar.stop(),

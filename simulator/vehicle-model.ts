@@ -17,8 +17,18 @@ import type { Snapshot, StepResult, VehicleModel, VehicleModelOptions } from './
 export type { ServiceVisit, Snapshot, StepResult, VehicleModel, VehicleModelOptions } from './model-types.js';
 
 type Mode = 'parked' | 'driving' | 'charging';
-interface Drive { remainingKm: number; speed: number; home: boolean; service: boolean }
-interface Charge { port: 'AC' | 'DC'; target: number; kw: number; resume: Drive | null }
+interface Drive {
+  remainingKm: number;
+  speed: number;
+  home: boolean;
+  service: boolean;
+}
+interface Charge {
+  port: 'AC' | 'DC';
+  target: number;
+  kw: number;
+  resume: Drive | null;
+}
 
 const DRIVE_SUBSTEP = 60_000;
 const CHARGE_SUBSTEP = 300_000;
@@ -109,7 +119,12 @@ class SimVehicle implements VehicleModel {
     const target = this.t + dtMs;
     let guard = 0;
     while (this.t < target && guard++ < 1_000_000) this.advance(target);
-    const result: StepResult = { ts: Math.round(this.t), signals: this.signals(), dtcs: this.faults.active(this.t), reporting: this.t < this.lostAt };
+    const result: StepResult = {
+      ts: Math.round(this.t),
+      signals: this.signals(),
+      dtcs: this.faults.active(this.t),
+      reporting: this.t < this.lostAt,
+    };
     if (this.pendingVisit) {
       result.service = this.pendingVisit;
       this.pendingVisit = undefined;
@@ -138,7 +153,13 @@ class SimVehicle implements VehicleModel {
       this.plugInAt = null;
       return this.startCharge(c);
     }
-    const until = Math.min(target, nextMidnight, next ? next.start : Infinity, this.plugInAt ? this.plugInAt.at : Infinity, this.captured ? this.faults.nextChange(this.t) : Infinity);
+    const until = Math.min(
+      target,
+      nextMidnight,
+      next ? next.start : Infinity,
+      this.plugInAt ? this.plugInAt.at : Infinity,
+      this.captured ? this.faults.nextChange(this.t) : Infinity,
+    );
     if (this.mode === 'charging') this.advanceCharge(Math.min(until, this.t + CHARGE_SUBSTEP));
     else this.advanceParked(until);
     if (this.captured && this.faults.active(this.t).join() !== this.dtcKey) this.mark();
@@ -183,7 +204,7 @@ class SimVehicle implements VehicleModel {
     }
     let evKm = 0;
     if (this.spec.batteryKwh > 0) {
-      const socPerKm = ((this.spec.kwhPerKm / this.usableKwh()) * 100);
+      const socPerKm = (this.spec.kwhPerKm / this.usableKwh()) * 100;
       evKm = Math.min(km, Math.max(0, (this.soc - this.spec.socFloor) / socPerKm));
       if (this.powertrain === 'BEV') evKm = km;
       this.soc = Math.max(0.5, this.soc - evKm * socPerKm);
@@ -201,7 +222,12 @@ class SimVehicle implements VehicleModel {
     this.t += Math.max(1, Math.round(hours * HOUR));
     if (d.remainingKm <= 1e-6) return this.endTrip(d);
     if (this.powertrain === 'BEV' && this.soc <= this.persona.tripDcAtSoc && d.remainingKm > 3) {
-      this.startCharge({ port: 'DC', target: this.persona.chargeHabit === 'low_runner' ? between(rngFor(this.seed, 3, this.t), 55, 80) : 80, kw: this.spec.dcKw, resume: d });
+      this.startCharge({
+        port: 'DC',
+        target: this.persona.chargeHabit === 'low_runner' ? between(rngFor(this.seed, 3, this.t), 55, 80) : 80,
+        kw: this.spec.dcKw,
+        resume: d,
+      });
     }
   }
 
@@ -209,7 +235,7 @@ class SimVehicle implements VehicleModel {
     const c = this.charge!;
     // DC tapers hard above 80 %; AC is flat.
     const kw = c.port === 'DC' && this.soc >= 80 ? c.kw * 0.3 : c.kw;
-    const ratePerHour = (kw * 0.92 / this.usableKwh()) * 100;
+    const ratePerHour = ((kw * 0.92) / this.usableKwh()) * 100;
     const hoursToTarget = Math.max(0, (c.target - this.soc) / ratePerHour);
     const hours = (until - this.t) / HOUR;
     this.v12Rest = Math.min(V12_FULL, this.v12Rest + 0.1 * hours);
@@ -251,12 +277,16 @@ class SimVehicle implements VehicleModel {
     const habit = this.persona.chargeHabit;
     const r = rngFor(this.seed, 5, this.t);
     if (habit === 'dc_heavy') {
-      if (this.soc < 38 && this.powertrain === 'BEV') this.startCharge({ port: 'DC', target: between(r, 80, 92), kw: this.spec.dcKw, resume: null });
+      if (this.soc < 38 && this.powertrain === 'BEV')
+        this.startCharge({ port: 'DC', target: between(r, 80, 92), kw: this.spec.dcKw, resume: null });
       return;
     }
     const target = home ? homeChargeTarget(habit, this.soc, r) : null;
     if (target !== null) {
-      this.plugInAt = { at: this.t + Math.round(between(r, 3, 20) * 60_000), charge: { port: 'AC', target, kw: this.spec.acKw, resume: null } };
+      this.plugInAt = {
+        at: this.t + Math.round(between(r, 3, 20) * 60_000),
+        charge: { port: 'AC', target, kw: this.spec.acKw, resume: null },
+      };
     }
   }
 
@@ -285,8 +315,13 @@ class SimVehicle implements VehicleModel {
 
   private wantsService(dayStart: number, r: () => number): boolean {
     const state = {
-      powertrain: this.powertrain, discipline: this.persona.serviceDiscipline, odometer: this.odo, lastServiceOdo: this.lastServiceOdo,
-      lastServiceTs: this.lastServiceTs, serviceCount: this.serviceCount, avgKmPerDay: this.avgKm,
+      powertrain: this.powertrain,
+      discipline: this.persona.serviceDiscipline,
+      odometer: this.odo,
+      lastServiceOdo: this.lastServiceOdo,
+      lastServiceTs: this.lastServiceTs,
+      serviceCount: this.serviceCount,
+      avgKmPerDay: this.avgKm,
     };
     return wantsService(state, dayStart, r, rngFor(this.seed, 6, this.serviceCount));
   }
@@ -334,7 +369,8 @@ class SimVehicle implements VehicleModel {
       [VSS.odometer]: round1(this.odo),
       [VSS.speed]: driving ? round1(this.drive!.speed * (0.7 + 0.6 * noise)) : 0,
       [VSS.lowVoltageSystemState]: driving ? 'ON' : 'OFF',
-      [VSS.voltage12v]: Math.round((driving ? 14.0 + 0.4 * noise : charging ? 13.6 + 0.3 * noise : this.v12Rest + 0.04 * (noise - 0.5)) * 100) / 100,
+      [VSS.voltage12v]:
+        Math.round((driving ? 14.0 + 0.4 * noise : charging ? 13.6 + 0.3 * noise : this.v12Rest + 0.04 * (noise - 0.5)) * 100) / 100,
     };
     if (this.spec.batteryKwh > 0) {
       s[VSS.soc] = Math.min(100, Math.max(0, round1(this.soc)));

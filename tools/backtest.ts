@@ -41,7 +41,13 @@ export async function loadHistory(store: TelemetryStore, vin: string, from: numb
 }
 
 /** Run one vehicle's history through a configuration, sweeping daily as ingest would. */
-export function replayVehicle(config: RulesConfig, vin: string, profile: ReturnType<VehicleStore['get']>, readings: Reading[], to: number): BacktestPrompt[] {
+export function replayVehicle(
+  config: RulesConfig,
+  vin: string,
+  profile: ReturnType<VehicleStore['get']>,
+  readings: Reading[],
+  to: number,
+): BacktestPrompt[] {
   const engine = createEngine(config);
   let state: VehicleRuleState | undefined;
   let now = readings[0]?.ts ?? to;
@@ -103,7 +109,12 @@ export async function runBacktestCli(cfg: IngestConfig, opts: { config: string; 
   if (!parsed.ok) throw new Error(`rule configuration ${opts.config}: ${parsed.error}`);
   const inForce = loadRulesConfigFile(cfg.ODOPULSE_RULES_CONFIG);
   const stores = openSqliteStores(cfg.ODOPULSE_DATA_DIR);
-  const telemetry = await createInfluxTelemetryStore({ url: cfg.INFLUX_URL, token: cfg.INFLUX_TOKEN, org: cfg.INFLUX_ORG, bucket: cfg.INFLUX_BUCKET });
+  const telemetry = await createInfluxTelemetryStore({
+    url: cfg.INFLUX_URL,
+    token: cfg.INFLUX_TOKEN,
+    org: cfg.INFLUX_ORG,
+    bucket: cfg.INFLUX_BUCKET,
+  });
   try {
     const vins = opts.vin ? [opts.vin] : allVins(stores.vehicles);
     const cand: BacktestPrompt[] = [];
@@ -141,4 +152,3 @@ function allVins(vehicles: VehicleStore): string[] {
   } while (cursor);
   return out;
 }
-

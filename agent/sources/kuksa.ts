@@ -31,7 +31,12 @@ export interface KuksaSourceOptions {
 
 export function loadKuksaPackage(): grpc.GrpcObject {
   const def = protoLoader.loadSync(KUKSA_PROTO_FILE, {
-    includeDirs: [KUKSA_PROTO_DIR], keepCase: false, longs: String, enums: String, defaults: false, oneofs: true,
+    includeDirs: [KUKSA_PROTO_DIR],
+    keepCase: false,
+    longs: String,
+    enums: String,
+    defaults: false,
+    oneofs: true,
   });
   return grpc.loadPackageDefinition(def);
 }
@@ -68,14 +73,18 @@ export function entriesToSample(entries: Record<string, KuksaDatapoint>, now: nu
     if (path === VSS.dtcList) {
       const codes = Array.isArray(v) ? v : [String(v)];
       dtcs = codes.filter((c) => DtcSchema.safeParse(c).success);
-      if (dtcs.length !== codes.length) onBad(`${path}: ignored codes that are not SAE J2012: ${codes.filter((c) => !dtcs!.includes(c)).join(', ')}`);
+      if (dtcs.length !== codes.length)
+        onBad(`${path}: ignored codes that are not SAE J2012: ${codes.filter((c) => !dtcs!.includes(c)).join(', ')}`);
       continue;
     }
     const spec = SIGNALS[path as ValueSignalPath];
     if (!spec) continue;
     const ok =
       spec.kind === 'number'
-        ? typeof v === 'number' && Number.isFinite(v) && (spec.min === undefined || v >= spec.min) && (spec.max === undefined || v <= spec.max)
+        ? typeof v === 'number' &&
+          Number.isFinite(v) &&
+          (spec.min === undefined || v >= spec.min) &&
+          (spec.max === undefined || v <= spec.max)
         : spec.kind === 'boolean'
           ? typeof v === 'boolean'
           : typeof v === 'string' && (spec.values ?? []).includes(v);

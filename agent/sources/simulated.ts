@@ -9,7 +9,13 @@ import type { SignalSource } from './source.js';
 export interface VehicleModelLike {
   step(dtMs: number): { ts: number; signals: Record<string, SignalValue | undefined>; dtcs?: string[]; reporting?: boolean };
 }
-export type VehicleModelFactory = (opts: { vin: string; seed: number; powertrain: Powertrain; startTs: number; location?: boolean }) => VehicleModelLike;
+export type VehicleModelFactory = (opts: {
+  vin: string;
+  seed: number;
+  powertrain: Powertrain;
+  startTs: number;
+  location?: boolean;
+}) => VehicleModelLike;
 
 export interface SimulatedSourceOptions {
   vin: string;
@@ -24,7 +30,6 @@ export interface SimulatedSourceOptions {
   /** Injected model factory; default: the simulator's createVehicleModel. */
   factory?: VehicleModelFactory;
 }
-
 
 export class SimulatedSource implements SignalSource {
   private stopping = false;

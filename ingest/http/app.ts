@@ -44,7 +44,10 @@ export interface AppDeps {
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // fastify 5 takes a ready pino instance as loggerInstance and only options as logger.
   const isInstance = (l: unknown): l is FastifyBaseLogger =>
-    typeof l === 'object' && l !== null && typeof (l as { child?: unknown }).child === 'function' && typeof (l as { info?: unknown }).info === 'function';
+    typeof l === 'object' &&
+    l !== null &&
+    typeof (l as { child?: unknown }).child === 'function' &&
+    typeof (l as { info?: unknown }).info === 'function';
   const app = Fastify({
     ...(isInstance(deps.logger) ? { loggerInstance: deps.logger } : { logger: deps.logger ?? false }),
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,

@@ -90,7 +90,10 @@ export const ResolveBody = z.object({ by: By, outcome: z.enum(RESOLVE_OUTCOMES),
 export const StatsQuery = z.object({ from: TimeParam.optional(), to: TimeParam.optional() });
 export const StreamQuery = z.object({
   dealerId: z.string().min(1).max(64).optional(),
-  lastEventId: z.string().regex(/^\d{1,15}$/).optional(),
+  lastEventId: z
+    .string()
+    .regex(/^\d{1,15}$/)
+    .optional(),
 });
 
 // ---- responses ----

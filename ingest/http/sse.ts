@@ -29,7 +29,8 @@ export function formatEvent(c: PromptChange): string {
 function parseLastEventId(v: unknown): number | undefined {
   if (v === undefined || v === '') return undefined;
   const s = Array.isArray(v) ? v[0] : v;
-  if (typeof s !== 'string' || !/^\d{1,15}$/.test(s)) throw badRequest('Last-Event-ID must be a change sequence number', { lastEventId: s });
+  if (typeof s !== 'string' || !/^\d{1,15}$/.test(s))
+    throw badRequest('Last-Event-ID must be a change sequence number', { lastEventId: s });
   return Number(s);
 }
 
@@ -55,7 +56,8 @@ export function registerStream(app: FastifyInstance, prompts: PromptStore, feed:
         querystring: StreamQuery,
         response: {
           200: {
-            description: 'text/event-stream: `id: <seq>`, `event: prompt`, data = {seq, step, at, by, prompt}; `: heartbeat` comments every 15 s',
+            description:
+              'text/event-stream: `id: <seq>`, `event: prompt`, data = {seq, step, at, by, prompt}; `: heartbeat` comments every 15 s',
             content: { 'text/event-stream': { schema: z.string() } },
           },
           400: ErrorSchema,

@@ -6,15 +6,17 @@ export type CredentialCheck = (username: string, password: Buffer | undefined) =
 
 export function loadCredentials(file: string): CredentialCheck {
   const table = new Map<string, Buffer>();
-  readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-    const t = line.trim();
-    if (!t || t.startsWith('#')) return;
-    const colon = t.indexOf(':');
-    if (colon < 1) throw new Error(`${file}:${i + 1}: expected VIN:secret`);
-    const user = t.slice(0, colon);
-    const secret = t.slice(colon + 1);
-    table.set(user, secret.startsWith('sha256:') ? Buffer.from(secret.slice(7), 'hex') : sha256(Buffer.from(secret)));
-  });
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      const t = line.trim();
+      if (!t || t.startsWith('#')) return;
+      const colon = t.indexOf(':');
+      if (colon < 1) throw new Error(`${file}:${i + 1}: expected VIN:secret`);
+      const user = t.slice(0, colon);
+      const secret = t.slice(colon + 1);
+      table.set(user, secret.startsWith('sha256:') ? Buffer.from(secret.slice(7), 'hex') : sha256(Buffer.from(secret)));
+    });
   return (username, password) => {
     const want = table.get(username);
     if (!want || !password) return false;

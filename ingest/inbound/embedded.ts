@@ -18,14 +18,18 @@ export interface EmbeddedBrokerOptions {
   onDenied?(what: string, client: string | null): void;
 }
 
-export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions, handlers: InboundHandlers): Promise<BrokerLink & { port: number; tlsPort?: number }> {
+export async function startEmbeddedBroker(
+  opts: EmbeddedBrokerOptions,
+  handlers: InboundHandlers,
+): Promise<BrokerLink & { port: number; tlsPort?: number }> {
   const usernames = new WeakMap<Client, string>();
   const deny = (what: string, client: Client | null) => opts.onDenied?.(what, client?.id ?? null);
 
   const broker = await Aedes.createBroker({
     authenticate(client, username, password, done) {
       const vin = username ?? '';
-      const ok = VinSchema.safeParse(vin).success && (!opts.credentials || opts.credentials(vin, password ? Buffer.from(password) : undefined));
+      const ok =
+        VinSchema.safeParse(vin).success && (!opts.credentials || opts.credentials(vin, password ? Buffer.from(password) : undefined));
       if (!ok) {
         deny(`connect as ${JSON.stringify(vin)}`, client);
         const err = Object.assign(new Error('bad username or password'), { returnCode: 4 as const });
@@ -44,7 +48,10 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions, handlers:
       }
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
       if (t.channel === 'telemetry') {
-        handlers.telemetry(t.vin, payload, client.id).then(() => callback(null), (err: Error) => callback(err));
+        handlers.telemetry(t.vin, payload, client.id).then(
+          () => callback(null),
+          (err: Error) => callback(err),
+        );
         return;
       }
       if (t.channel === 'prompts/ack') handlers.ack(t.vin, payload, client.id);
@@ -99,7 +106,10 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions, handlers:
     tlsPort,
     publish(topic, payload, o) {
       return new Promise((resolve, reject) =>
-        broker.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: o.qos, retain: o.retain ?? false, dup: false } as any, (err) => (err ? reject(err) : resolve())),
+        broker.publish(
+          { cmd: 'publish', topic, payload: Buffer.from(payload), qos: o.qos, retain: o.retain ?? false, dup: false } as any,
+          (err) => (err ? reject(err) : resolve()),
+        ),
       );
     },
     ready: () => server.listening && !broker.closed,

@@ -32,7 +32,10 @@ export async function connectExternalBroker(opts: ExternalBrokerOptions, handler
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     if (!t) return callback();
     if (t.channel === 'telemetry') {
-      handlers.telemetry(t.vin, payload, null).then(() => callback(), (err: Error) => callback(err));
+      handlers.telemetry(t.vin, payload, null).then(
+        () => callback(),
+        (err: Error) => callback(err),
+      );
       return;
     }
     if (t.channel === 'status') handlers.status(t.vin, payload, null);
@@ -58,7 +61,9 @@ export async function connectExternalBroker(opts: ExternalBrokerOptions, handler
   return {
     kind: 'external',
     publish: (topic, payload, o) =>
-      new Promise((resolve, reject) => client.publish(topic, Buffer.from(payload), { qos: o.qos, retain: o.retain ?? false }, (err) => (err ? reject(err) : resolve()))),
+      new Promise((resolve, reject) =>
+        client.publish(topic, Buffer.from(payload), { qos: o.qos, retain: o.retain ?? false }, (err) => (err ? reject(err) : resolve())),
+      ),
     ready: () => client.connected,
     connectedClients: () => (client.connected ? 1 : 0),
     close: () => new Promise<void>((resolve) => client.end(false, {}, () => resolve())),

@@ -22,7 +22,6 @@ export type AppendResult = 'new' | 'duplicate';
 /** What a caller already holds of an entry (the pipeline's decoded batches). */
 export type HeldEntry = { readings: Reading[] } | undefined;
 
-
 interface Pending {
   vin: string;
   seq: number;
@@ -40,7 +39,10 @@ export class Journal {
   /** Appends answered as duplicates (already journalled, or below a pruned high-water mark). */
   duplicates = 0;
 
-  constructor(dataDir: string, private readonly groupCommitMs = 2) {
+  constructor(
+    dataDir: string,
+    private readonly groupCommitMs = 2,
+  ) {
     mkdirSync(dataDir, { recursive: true });
     this.db = new Database(join(dataDir, 'journal.db'));
     this.db.pragma('journal_mode = WAL');
@@ -58,19 +60,32 @@ export class Journal {
     this.stmts = {
       insert: this.db.prepare('INSERT OR IGNORE INTO entries (vin, seq, received_at, payload) VALUES (?, ?, ?, ?)'),
       pruned: this.db.prepare<[string], { max_seq: number }>('SELECT max_seq FROM pruned WHERE vin = ?'),
-      influxPending: this.db.prepare('SELECT id, vin, seq, received_at AS receivedAt, influx_done AS influxDone FROM entries WHERE influx_done = 0 AND id > ? ORDER BY id LIMIT ?'),
-      rulesPending: this.db.prepare('SELECT id, vin, seq, received_at AS receivedAt, influx_done AS influxDone FROM entries WHERE rules_done = 0 AND id > ? ORDER BY id LIMIT ?'),
+      influxPending: this.db.prepare(
+        'SELECT id, vin, seq, received_at AS receivedAt, influx_done AS influxDone FROM entries WHERE influx_done = 0 AND id > ? ORDER BY id LIMIT ?',
+      ),
+      rulesPending: this.db.prepare(
+        'SELECT id, vin, seq, received_at AS receivedAt, influx_done AS influxDone FROM entries WHERE rules_done = 0 AND id > ? ORDER BY id LIMIT ?',
+      ),
       payload: this.db.prepare<[number], { payload: Buffer }>('SELECT payload FROM entries WHERE id = ?'),
       markInflux: this.db.prepare('UPDATE entries SET influx_done = 1 WHERE id = ?'),
       markRules: this.db.prepare('UPDATE entries SET rules_done = 1 WHERE id = ?'),
-      counts: this.db.prepare<[], { total: number; influx: number; rules: number }>('SELECT count(*) AS total, coalesce(sum(influx_done = 0), 0) AS influx, coalesce(sum(rules_done = 0), 0) AS rules FROM entries'),
+      counts: this.db.prepare<[], { total: number; influx: number; rules: number }>(
+        'SELECT count(*) AS total, coalesce(sum(influx_done = 0), 0) AS influx, coalesce(sum(rules_done = 0), 0) AS rules FROM entries',
+      ),
     };
   }
 
   /** Resolves once the batch is durable (fsynced), or known as a duplicate. */
   append(vin: string, seq: number, payload: Uint8Array, receivedAt: number): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ vin, seq, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), receivedAt, resolve, reject });
+      this.queue.push({
+        vin,
+        seq,
+        payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+        receivedAt,
+        resolve,
+        reject,
+      });
       if (!this.timer) this.timer = setTimeout(() => this.commit(), this.groupCommitMs);
     });
   }
@@ -115,10 +130,23 @@ export class Journal {
     const payloadOf = this.stmts.payload;
     return rows.map((r) => {
       const h = held?.(r.vin, r.seq);
-      if (!h) return { id: r.id, vin: r.vin, seq: r.seq, receivedAt: r.receivedAt, payload: payloadOf.get(r.id)!.payload, influxDone: r.influxDone === 1 };
+      if (!h)
+        return {
+          id: r.id,
+          vin: r.vin,
+          seq: r.seq,
+          receivedAt: r.receivedAt,
+          payload: payloadOf.get(r.id)!.payload,
+          influxDone: r.influxDone === 1,
+        };
       let payload: Buffer | undefined;
       return {
-        id: r.id, vin: r.vin, seq: r.seq, receivedAt: r.receivedAt, influxDone: r.influxDone === 1, readings: h.readings,
+        id: r.id,
+        vin: r.vin,
+        seq: r.seq,
+        receivedAt: r.receivedAt,
+        influxDone: r.influxDone === 1,
+        readings: h.readings,
         get payload(): Buffer {
           return (payload ??= payloadOf.get(r.id)!.payload);
         },
@@ -141,9 +169,13 @@ export class Journal {
   /** Drop fully processed entries received before `before`, remembering each VIN's highest seq. */
   prune(before: number): number {
     return this.db.transaction(() => {
-      this.db.prepare(`INSERT INTO pruned (vin, max_seq)
+      this.db
+        .prepare(
+          `INSERT INTO pruned (vin, max_seq)
           SELECT vin, max(seq) FROM entries WHERE influx_done = 1 AND rules_done = 1 AND received_at < ? GROUP BY vin
-          ON CONFLICT (vin) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)`).run(before);
+          ON CONFLICT (vin) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)`,
+        )
+        .run(before);
       return this.db.prepare('DELETE FROM entries WHERE influx_done = 1 AND rules_done = 1 AND received_at < ?').run(before).changes;
     })();
   }

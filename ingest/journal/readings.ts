@@ -8,5 +8,7 @@ export function readingsOf(entry: JournalEntry): Reading[] {
 }
 
 export function readingsOfBatch(batch: TelemetryBatch): Reading[] {
-  return batch.samples.map((s) => (s.dtcs ? { vin: batch.vin, ts: s.ts, signals: s.signals, dtcs: s.dtcs } : { vin: batch.vin, ts: s.ts, signals: s.signals }));
+  return batch.samples.map((s) =>
+    s.dtcs ? { vin: batch.vin, ts: s.ts, signals: s.signals, dtcs: s.dtcs } : { vin: batch.vin, ts: s.ts, signals: s.signals },
+  );
 }

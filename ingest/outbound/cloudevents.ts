@@ -69,7 +69,9 @@ export function segmentsChanged(prev: Segments | null | undefined, next: Segment
   return !prev || prev.stage !== next.stage || prev.activity !== next.activity || prev.maturity !== next.maturity;
 }
 
-export function segmentChangeEvent(s: SegmentChange): CloudEvent<{ vin: string; from: Segments | null; to: Segments; dealerId: string | null }> {
+export function segmentChangeEvent(
+  s: SegmentChange,
+): CloudEvent<{ vin: string; from: Segments | null; to: Segments; dealerId: string | null }> {
   const t = new Date(s.at).toISOString();
   return {
     specversion: '1.0',

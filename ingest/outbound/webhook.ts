@@ -45,7 +45,13 @@ function header(h: HeaderBag, name: string): string | undefined {
  * Receiver side: true when the headers carry a valid signature for body and the timestamp is
  * within toleranceSec of now (replay protection). Never throws on malformed input.
  */
-export function verifySignature(secret: string, headers: HeaderBag, body: string, toleranceSec: number, nowSec = Math.floor(Date.now() / 1000)): boolean {
+export function verifySignature(
+  secret: string,
+  headers: HeaderBag,
+  body: string,
+  toleranceSec: number,
+  nowSec = Math.floor(Date.now() / 1000),
+): boolean {
   const id = header(headers, 'webhook-id');
   const ts = header(headers, 'webhook-timestamp');
   const sigs = header(headers, 'webhook-signature');

@@ -62,8 +62,20 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
   }
 
   start(): void {
-    this.loops.push(this.loop('rules', () => this.rulesStep(), (w) => (this.wakeRules = w)));
-    this.loops.push(this.loop('influx', () => this.influxStep(), (w) => (this.wakeInflux = w)));
+    this.loops.push(
+      this.loop(
+        'rules',
+        () => this.rulesStep(),
+        (w) => (this.wakeRules = w),
+      ),
+    );
+    this.loops.push(
+      this.loop(
+        'influx',
+        () => this.influxStep(),
+        (w) => (this.wakeInflux = w),
+      ),
+    );
   }
 
   async stop(): Promise<void> {
@@ -112,7 +124,10 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
     const { journal, telemetry, stores, metrics } = this.deps;
     // One flush per at most INFLUX_LINES_PER_FLUSH lines: the WriteApi has no back-pressure of its
     // own, and a flood of concurrent requests makes influxd time out (then everything is retried).
-    const { entries, readings } = takeByReadings(journal.pendingForInflux(0, this.deps.chunk ?? 2000, this.deps.decoded.held), INFLUX_LINES_PER_FLUSH);
+    const { entries, readings } = takeByReadings(
+      journal.pendingForInflux(0, this.deps.chunk ?? 2000, this.deps.decoded.held),
+      INFLUX_LINES_PER_FLUSH,
+    );
     if (entries.length === 0) return false;
     const tags = (vin: string): Record<string, string> => {
       const v = stores.vehicles.get(vin);
@@ -147,7 +162,13 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
         await telemetry.write(e.readings ?? readingsOf(e), tags);
       } catch (err) {
         if (!(err instanceof TelemetryInputError)) throw err;
-        stores.deadLetters.add({ topic: `telemetry/${e.vin}`, clientId: null, reason: `influx: ${err.message}`, payload: e.payload, at: Date.now() });
+        stores.deadLetters.add({
+          topic: `telemetry/${e.vin}`,
+          clientId: null,
+          reason: `influx: ${err.message}`,
+          payload: e.payload,
+          at: Date.now(),
+        });
         metrics.deadLetters.inc({ reason: 'influx_refused' });
       }
     }

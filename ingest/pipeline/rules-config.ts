@@ -10,7 +10,12 @@ export function loadRulesConfigFile(file: string | undefined): RulesConfig {
   return r.config;
 }
 
-export function watchRulesConfig(file: string, onChange: (c: RulesConfig) => void, onError: (msg: string) => void, intervalMs = 1000): () => void {
+export function watchRulesConfig(
+  file: string,
+  onChange: (c: RulesConfig) => void,
+  onError: (msg: string) => void,
+  intervalMs = 1000,
+): () => void {
   // Poll the content (a small file): unlike stat-based watching, no change can slip in between
   // reading the file at start-up and taking the first baseline.
   let last = safeRead(file);

@@ -106,8 +106,12 @@ export class RulesRunner {
     const profiles = items.map((it) => stores.vehicles.get(it.vin));
     const results = await pool.run(
       items.map((it, i) => ({
-        vin: it.vin, state: this.cache.get(it.vin), profile: profiles[i], readings: it.readings,
-        serviceRecords: it.serviceRecords, tick: it.tick,
+        vin: it.vin,
+        state: this.cache.get(it.vin),
+        profile: profiles[i],
+        readings: it.readings,
+        serviceRecords: it.serviceRecords,
+        tick: it.tick,
       })),
       clock.now(),
     );
@@ -131,10 +135,10 @@ export class RulesRunner {
         for (const ev of r.events) {
           if (ev.type === 'segments') {
             const prev = stores.vehicles.segments(item.vin);
-            if (segmentsChanged(prev, ev.segments)) segmentChanges.push({ vin: item.vin, from: prev, to: ev.segments, at: now, dealerId: profile?.dealerId ?? null });
+            if (segmentsChanged(prev, ev.segments))
+              segmentChanges.push({ vin: item.vin, from: prev, to: ev.segments, at: now, dealerId: profile?.dealerId ?? null });
             stores.vehicles.setSegments(item.vin, ev.segments, now);
-          }
-          else if (ev.type === 'charging_session') stores.vehicles.addChargingSession(ev.session);
+          } else if (ev.type === 'charging_session') stores.vehicles.addChargingSession(ev.session);
           else promptEvents.push(ev);
         }
         if (promptEvents.length) {

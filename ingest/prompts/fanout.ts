@@ -35,7 +35,9 @@ export class PromptFanout {
     for (const c of changes) {
       this.bus.emit('change', c);
       if (c.prompt.hmiState === 'withdrawn' && (c.step === 'withdrawn' || c.step === 'resolved')) {
-        this.deps.hmi.withdraw(c.prompt).catch((err: unknown) => this.deps.log.warn({ err: String(err), promptId: c.prompt.id }, 'HMI withdraw failed'));
+        this.deps.hmi
+          .withdraw(c.prompt)
+          .catch((err: unknown) => this.deps.log.warn({ err: String(err), promptId: c.prompt.id }, 'HMI withdraw failed'));
       }
     }
     if (deliver && changes.length) this.deliver(new Set(changes.map((c) => c.vin)));
@@ -52,6 +54,8 @@ export class PromptFanout {
 
   /** HMI delivery for these vehicles; a failure is logged and retried on the next sweep. */
   deliver(vins: Iterable<string>): void {
-    this.deps.hmi.deliver(vins).catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message }, 'HMI delivery failed; retried on the next sweep'));
+    this.deps.hmi
+      .deliver(vins)
+      .catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message }, 'HMI delivery failed; retried on the next sweep'));
   }
 }

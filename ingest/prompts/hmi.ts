@@ -25,7 +25,15 @@ const DEFAULT_TZ: Record<Locale, string> = { 'zh-CN': 'Asia/Shanghai', en: 'UTC'
 
 /** Local minutes since midnight and local date of `now` in the vehicle's time zone. */
 export function localTime(now: number, timeZone: string): { minutes: number; day: string } {
-  const parts = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(new Date(now));
+  const parts = new Intl.DateTimeFormat('en-CA', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).formatToParts(new Date(now));
   const get = (t: string) => parts.find((p) => p.type === t)?.value ?? '00';
   return { minutes: Number(get('hour')) * 60 + Number(get('minute')), day: `${get('year')}-${get('month')}-${get('day')}` };
 }
@@ -79,14 +87,16 @@ export class HmiDelivery {
 
   /** Deliver what may be delivered to these vehicles now (those online). */
   async deliver(vins: Iterable<string>): Promise<void> {
-    await Promise.all([...vins].map((vin) => {
-      const prev = this.running.get(vin) ?? Promise.resolve();
-      const next = prev.then(() => this.deliverOne(vin));
-      this.running.set(vin, next);
-      return next.finally(() => {
-        if (this.running.get(vin) === next) this.running.delete(vin);
-      });
-    }));
+    await Promise.all(
+      [...vins].map((vin) => {
+        const prev = this.running.get(vin) ?? Promise.resolve();
+        const next = prev.then(() => this.deliverOne(vin));
+        this.running.set(vin, next);
+        return next.finally(() => {
+          if (this.running.get(vin) === next) this.running.delete(vin);
+        });
+      }),
+    );
   }
 
   private async deliverOne(vin: string): Promise<void> {
@@ -107,7 +117,6 @@ export class HmiDelivery {
     }
   }
 
-
   /** Tell the HMI to remove a prompt whose situation ended. */
   async withdraw(p: Prompt): Promise<void> {
     await this.deps.link.publish(topicFor(this.deps.prefix, p.vin, 'prompts'), this.encode(p, true), { qos: 1 });
@@ -115,9 +124,16 @@ export class HmiDelivery {
 
   private encode(p: Prompt, withdrawn: boolean): Uint8Array {
     return encodeHmiPrompt({
-      promptId: p.id, kind: p.kind, severity: p.severity, title: p.title, body: p.body, locale: p.locale,
-      actions: withdrawn ? [] : hmiActions(p.kind, p.locale), createdAt: Date.parse(p.createdAt),
-      expiresAt: p.expiresAt ? Date.parse(p.expiresAt) : 0, withdrawn,
+      promptId: p.id,
+      kind: p.kind,
+      severity: p.severity,
+      title: p.title,
+      body: p.body,
+      locale: p.locale,
+      actions: withdrawn ? [] : hmiActions(p.kind, p.locale),
+      createdAt: Date.parse(p.createdAt),
+      expiresAt: p.expiresAt ? Date.parse(p.expiresAt) : 0,
+      withdrawn,
     });
   }
 }

@@ -93,7 +93,12 @@ export function recordHmiAck(p: Prompt, vin: string, outcome: AckOutcome, at: nu
 
 export function acknowledge(p: Prompt, by: string, note: string | undefined, now: number): Transition {
   if (p.status !== 'open' && p.status !== 'delivered') return undefined;
-  return { prompt: { ...p, status: 'acknowledged', acknowledgedBy: by, note: note ?? p.note, updatedAt: iso(now) }, step: 'acknowledged', at: now, by };
+  return {
+    prompt: { ...p, status: 'acknowledged', acknowledgedBy: by, note: note ?? p.note, updatedAt: iso(now) },
+    step: 'acknowledged',
+    at: now,
+    by,
+  };
 }
 
 /** An advisor closes the prompt; the HMI is told to drop it if it still shows it. */
@@ -114,7 +119,15 @@ export function resolveBySystem(p: Prompt, reason: string, now: number): Transit
   if (!isOpen(p)) return undefined;
   const actedOn = p.outcome !== null && ACTED_ON.includes(p.outcome);
   return {
-    prompt: { ...p, status: 'resolved', outcome: actedOn ? p.outcome : 'withdrawn', resolvedBy: 'system', note: reason || p.note, hmiState: withdrawHmi(p), updatedAt: iso(now) },
+    prompt: {
+      ...p,
+      status: 'resolved',
+      outcome: actedOn ? p.outcome : 'withdrawn',
+      resolvedBy: 'system',
+      note: reason || p.note,
+      hmiState: withdrawHmi(p),
+      updatedAt: iso(now),
+    },
     step: actedOn ? 'resolved' : 'withdrawn',
     at: now,
     by: 'system',
@@ -123,7 +136,12 @@ export function resolveBySystem(p: Prompt, reason: string, now: number): Transit
 
 export function expire(p: Prompt, now: number): Transition {
   if (!isOpen(p) || p.expiresAt === null || Date.parse(p.expiresAt) > now) return undefined;
-  return { prompt: { ...p, status: 'expired', outcome: 'expired', hmiState: withdrawHmi(p), updatedAt: iso(now) }, step: 'expired', at: now, by: 'system' };
+  return {
+    prompt: { ...p, status: 'expired', outcome: 'expired', hmiState: withdrawHmi(p), updatedAt: iso(now) },
+    step: 'expired',
+    at: now,
+    by: 'system',
+  };
 }
 
 const REACHED = new Set<Step>(['delivered', 'shown', 'dismissed', 'acted', 'acknowledged']);
@@ -135,12 +153,25 @@ const ADVISOR_OUTCOMES = new Set(['booked', 'declined', 'unreachable', 'other'])
  * conversion (acted or booked) / delivered never exceeds 1.
  */
 export function aggregateStats(rows: Iterable<StepRow>): StatsRow[] {
-  type Acc = Record<'delivered' | 'shown' | 'dismissed' | 'acted' | 'booked' | 'acknowledged' | 'resolved' | 'expired' | 'converted', Set<string>>;
+  type Acc = Record<
+    'delivered' | 'shown' | 'dismissed' | 'acted' | 'booked' | 'acknowledged' | 'resolved' | 'expired' | 'converted',
+    Set<string>
+  >;
   const byKind = new Map<string, Acc>();
   for (const r of rows) {
     let acc = byKind.get(r.kind);
     if (!acc) {
-      acc = { delivered: new Set(), shown: new Set(), dismissed: new Set(), acted: new Set(), booked: new Set(), acknowledged: new Set(), resolved: new Set(), expired: new Set(), converted: new Set() };
+      acc = {
+        delivered: new Set(),
+        shown: new Set(),
+        dismissed: new Set(),
+        acted: new Set(),
+        booked: new Set(),
+        acknowledged: new Set(),
+        resolved: new Set(),
+        expired: new Set(),
+        converted: new Set(),
+      };
       byKind.set(r.kind, acc);
     }
     const advisorClosed = r.step === 'resolved' && r.outcome !== null && ADVISOR_OUTCOMES.has(r.outcome);

@@ -21,7 +21,13 @@ export class PromptService implements PromptStore {
     return { seq, ...c };
   }
 
-  applyRuleEvents(vin: string, events: RuleEvent[], render: (d: PromptDraft) => RenderedText, dealerId: string | null, now: number): PromptChange[] {
+  applyRuleEvents(
+    vin: string,
+    events: RuleEvent[],
+    render: (d: PromptDraft) => RenderedText,
+    dealerId: string | null,
+    now: number,
+  ): PromptChange[] {
     return this.repo.tx(() => {
       const out: PromptChange[] = [];
       for (const ev of events) {

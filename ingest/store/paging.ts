@@ -17,7 +17,8 @@ export function encodeCursor(createdMs: number, id: string): string {
 export function decodeCursor(cursor: string): { createdMs: number; id: string } {
   try {
     const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 2 && Number.isFinite(v[0]) && typeof v[1] === 'string') return { createdMs: v[0] as number, id: v[1] };
+    if (Array.isArray(v) && v.length === 2 && Number.isFinite(v[0]) && typeof v[1] === 'string')
+      return { createdMs: v[0] as number, id: v[1] };
   } catch {
     // fall through to the error below
   }

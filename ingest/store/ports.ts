@@ -1,7 +1,16 @@
 // Ports of the ingest service. Each has a real implementation and an in-memory one for unit
 // tests; both run the same shared suite in test/ports/.
 import type { Locale, Reading, Severity, Vehicle, VehicleProfile, AckOutcome } from '../../proto/domain.js';
-import type { Audience, ChargingSession, PromptDraft, PromptKind, RuleEvent, Segments, ServiceRecord, VehicleRuleState } from '../../rules/types.js';
+import type {
+  Audience,
+  ChargingSession,
+  PromptDraft,
+  PromptKind,
+  RuleEvent,
+  Segments,
+  ServiceRecord,
+  VehicleRuleState,
+} from '../../rules/types.js';
 
 export const PROMPT_STATUSES = ['open', 'delivered', 'acknowledged', 'resolved', 'expired'] as const;
 export type PromptStatus = (typeof PROMPT_STATUSES)[number];
@@ -96,7 +105,13 @@ export interface PromptStore {
    * Apply the rules' open/resolve events for one vehicle. An open whose dedupKey already has an
    * open (not resolved/expired) prompt is ignored: a situation prompts once. Returns the changes.
    */
-  applyRuleEvents(vin: string, events: RuleEvent[], render: (d: PromptDraft) => RenderedText, dealerId: string | null, now: number): PromptChange[];
+  applyRuleEvents(
+    vin: string,
+    events: RuleEvent[],
+    render: (d: PromptDraft) => RenderedText,
+    dealerId: string | null,
+    now: number,
+  ): PromptChange[];
   get(id: string): Prompt | undefined;
   list(filter: PromptFilter): { items: Prompt[]; nextCursor: string | null };
   /** Prompts for the HMI that are not yet sent, not withdrawn and not expired. */
@@ -162,7 +177,13 @@ export interface TelemetryStore {
   /** Flush everything written so far; resolves once InfluxDB accepted it. */
   flush(): Promise<void>;
   latest(vin: string): Promise<{ ts: number; signals: Record<string, number | boolean | string> } | undefined>;
-  history(q: { vin: string; signal: string; from: number; to: number; everyMs?: number }): Promise<Array<{ ts: number; value: number | boolean | string | null }>>;
+  history(q: {
+    vin: string;
+    signal: string;
+    from: number;
+    to: number;
+    everyMs?: number;
+  }): Promise<Array<{ ts: number; value: number | boolean | string | null }>>;
   count(q: { vin?: string; signal: string; from: number; to: number }): Promise<number>;
   ping(): Promise<boolean>;
   close(): Promise<void>;

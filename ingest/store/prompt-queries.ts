@@ -13,5 +13,11 @@ export function hmiOrder(a: Prompt, b: Prompt): number {
 }
 
 export function isPendingHmi(p: Prompt, vin: string, now: number): boolean {
-  return p.vin === vin && p.audience.includes('hmi') && p.hmiState === 'pending' && isOpen(p) && (p.expiresAt === null || Date.parse(p.expiresAt) > now);
+  return (
+    p.vin === vin &&
+    p.audience.includes('hmi') &&
+    p.hmiState === 'pending' &&
+    isOpen(p) &&
+    (p.expiresAt === null || Date.parse(p.expiresAt) > now)
+  );
 }

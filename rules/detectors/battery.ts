@@ -21,7 +21,14 @@ export interface BatteryState {
 
 type Ctx = DetectorContext<BatteryConfig>;
 
-function lowVoltage(state: BatteryState, s: BatteryState | undefined, v: number, r: Reading, ctx: Ctx, events: RuleEvent[]): BatteryState | undefined {
+function lowVoltage(
+  state: BatteryState,
+  s: BatteryState | undefined,
+  v: number,
+  r: Reading,
+  ctx: Ctx,
+  events: RuleEvent[],
+): BatteryState | undefined {
   const cfg = ctx.config.lowVoltage12v;
   // Under load or charging from the alternator the voltage says nothing about a no-start risk.
   if (!isParked(ctx.latest)) {
@@ -69,7 +76,14 @@ export function expectedSoh(deliveryDate: string | undefined, ts: number, cfg: B
   return 100 - cfg.soh.expectedDeclinePctPerYear * ((ts - delivered) / YEAR);
 }
 
-function sohDegraded(state: BatteryState, s: BatteryState | undefined, soh: number, r: Reading, ctx: Ctx, events: RuleEvent[]): BatteryState | undefined {
+function sohDegraded(
+  state: BatteryState,
+  s: BatteryState | undefined,
+  soh: number,
+  r: Reading,
+  ctx: Ctx,
+  events: RuleEvent[],
+): BatteryState | undefined {
   const cfg = ctx.config.soh;
   const expected = expectedSoh(ctx.profile?.deliveryDate, r.ts, ctx.config);
   const curveFloor = expected === undefined ? undefined : expected - cfg.curveMarginPct;
@@ -107,7 +121,12 @@ function sohDegraded(state: BatteryState, s: BatteryState | undefined, soh: numb
       urgent: false,
       ts: r.ts,
       evidence: { soh, thresholdPct: cfg.thresholdPct, expectedPct, curveMarginPct: cfg.curveMarginPct, ts: r.ts },
-      params: { soh: Math.round(soh * 10) / 10, reason, thresholdPct: cfg.thresholdPct, ...(expectedPct !== undefined ? { expectedPct } : {}) },
+      params: {
+        soh: Math.round(soh * 10) / 10,
+        reason,
+        thresholdPct: cfg.thresholdPct,
+        ...(expectedPct !== undefined ? { expectedPct } : {}),
+      },
       value: 50,
     },
   });

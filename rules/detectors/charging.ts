@@ -144,7 +144,9 @@ function onReading(state: ChargingState, r: Reading, ctx: Ctx): DetectorResult<C
   if (ctx.profile?.powertrain === 'ICE') return { state, events: NONE };
   const sig = r.signals;
   const touches =
-    sig[VSS.soc] !== undefined || sig[VSS.isCharging] !== undefined || sig[VSS.chargePortType] !== undefined ||
+    sig[VSS.soc] !== undefined ||
+    sig[VSS.isCharging] !== undefined ||
+    sig[VSS.chargePortType] !== undefined ||
     state.fullSince !== undefined;
   if (!touches) return { state, events: NONE };
 

@@ -92,9 +92,7 @@ export function serviceItems(ctx: Ctx): string[] {
 }
 
 function stepKey(vin: string, cycle: number, step: MaintenanceStep): string {
-  return step.startsWith('lapsed')
-    ? `${vin}:maintenance.lapsed:c${cycle}:l${step.slice(6)}`
-    : `${vin}:maintenance.${step}:c${cycle}`;
+  return step.startsWith('lapsed') ? `${vin}:maintenance.lapsed:c${cycle}:l${step.slice(6)}` : `${vin}:maintenance.${step}:c${cycle}`;
 }
 
 /** The furthest step reached at `at`; records the due point in `next` when it is reached. */

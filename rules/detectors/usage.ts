@@ -54,7 +54,6 @@ function copyState(s: UsageState, withDormantKey = true): UsageState {
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
-
 function addToDay(days: DayEntry[], day: number, km: number, minutes: number, keepDays: number): DayEntry[] {
   // Common case (nothing to prune, same or later day as the last entry): one copy, no filter.
   const n = days.length;
@@ -320,9 +319,10 @@ export const usageDetector: Detector<UsageState, UsageConfig> = {
   },
 
   onTick(state: UsageState, now: number, ctx: Ctx): DetectorResult<UsageState> {
-    const pruned = state.days.length && state.days[0][0] <= utcDay(now) - ctx.config.historyDays
-      ? { ...state, days: state.days.filter((d) => d[0] > utcDay(now) - ctx.config.historyDays) }
-      : state;
+    const pruned =
+      state.days.length && state.days[0][0] <= utcDay(now) - ctx.config.historyDays
+        ? { ...state, days: state.days.filter((d) => d[0] > utcDay(now) - ctx.config.historyDays) }
+        : state;
     return evaluate(pruned, now, ctx);
   },
 };

@@ -6,12 +6,18 @@ export const batteryTexts: TextTable<'battery.low_voltage_12v' | 'battery.soh_de
     en: (p) => ({
       title: '12 V battery low',
       body: `The 12 V battery reads ${p.voltage} V while parked (below ${p.thresholdV} V); the car may not start. A drive of at least 30 minutes recharges it; have it checked if this repeats.`,
-      actions: [{ id: 'book_service', label: 'Book a check' }, { id: 'dismiss', label: 'Later' }],
+      actions: [
+        { id: 'book_service', label: 'Book a check' },
+        { id: 'dismiss', label: 'Later' },
+      ],
     }),
     'zh-CN': (p) => ({
       title: '12V 蓄电池电压低',
       body: `驻车时 12V 蓄电池电压为 ${p.voltage} V（低于 ${p.thresholdV} V），车辆可能无法启动。建议行驶 30 分钟以上为其充电；如反复出现，请到店检查。`,
-      actions: [{ id: 'book_service', label: '预约检查' }, { id: 'dismiss', label: '稍后' }],
+      actions: [
+        { id: 'book_service', label: '预约检查' },
+        { id: 'dismiss', label: '稍后' },
+      ],
     }),
   },
   'battery.soh_degraded': {

@@ -18,8 +18,14 @@ export const faultTexts: TextTable<'fault.dtc'> = {
           ? `${what}. Stop safely as soon as possible and contact your dealer or roadside assistance.`
           : `${what}. Please have it checked at your dealer.`,
         actions: critical
-          ? [{ id: 'roadside', label: 'Roadside assistance' }, { id: 'call_dealer', label: 'Call dealer' }]
-          : [{ id: 'book_service', label: 'Book a check' }, { id: 'dismiss', label: 'Later' }],
+          ? [
+              { id: 'roadside', label: 'Roadside assistance' },
+              { id: 'call_dealer', label: 'Call dealer' },
+            ]
+          : [
+              { id: 'book_service', label: 'Book a check' },
+              { id: 'dismiss', label: 'Later' },
+            ],
       };
     },
     'zh-CN': (p) => {
@@ -31,8 +37,14 @@ export const faultTexts: TextTable<'fault.dtc'> = {
         title: critical ? `严重故障：${code}` : `检测到故障：${code}`,
         body: critical ? `${what}。请尽快安全停车，并联系经销商或道路救援。` : `${what}。请到经销商处检查。`,
         actions: critical
-          ? [{ id: 'roadside', label: '道路救援' }, { id: 'call_dealer', label: '联系经销商' }]
-          : [{ id: 'book_service', label: '预约检查' }, { id: 'dismiss', label: '稍后' }],
+          ? [
+              { id: 'roadside', label: '道路救援' },
+              { id: 'call_dealer', label: '联系经销商' },
+            ]
+          : [
+              { id: 'book_service', label: '预约检查' },
+              { id: 'dismiss', label: '稍后' },
+            ],
       };
     },
   },

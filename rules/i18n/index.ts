@@ -14,7 +14,10 @@ const BY_KIND = new Map<string, NonNullable<TextTable[PromptKind]>>();
 for (const t of TABLES) for (const [k, v] of Object.entries(t)) if (v) BY_KIND.set(k, v);
 
 /** Title, body and actions for a prompt in the given locale (falls back to en for an unknown locale). */
-export function renderPrompt(draft: Pick<PromptDraft, 'kind' | 'params'>, locale: Locale): { title: string; body: string; actions: { id: string; label: string }[] } {
+export function renderPrompt(
+  draft: Pick<PromptDraft, 'kind' | 'params'>,
+  locale: Locale,
+): { title: string; body: string; actions: { id: string; label: string }[] } {
   const entry = BY_KIND.get(draft.kind);
   if (!entry) throw new Error(`no texts for prompt kind ${draft.kind}`);
   const render = entry[locale] ?? entry.en;

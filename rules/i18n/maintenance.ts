@@ -88,7 +88,12 @@ function lapsed(locale: Locale) {
   return (p: PromptParams): RenderedText => {
     const level = Number(p.level);
     if (locale === 'zh-CN') {
-      const ask = level >= 3 ? '您的服务顾问将致电为您安排。' : level === 2 ? '现在预约可享专属保养优惠券。' : '欢迎随时回店，我们为您做一次全面检查。';
+      const ask =
+        level >= 3
+          ? '您的服务顾问将致电为您安排。'
+          : level === 2
+            ? '现在预约可享专属保养优惠券。'
+            : '欢迎随时回店，我们为您做一次全面检查。';
       return {
         title: `保养已逾期 ${p.months} 个月`,
         body: `您的车辆自 ${p.dueReached} 起已到保养期，至今未保养。${ask}建议项目：${list(p, locale)}。`,
@@ -96,7 +101,11 @@ function lapsed(locale: Locale) {
       };
     }
     const ask =
-      level >= 3 ? 'Your service advisor will call you to arrange it.' : level === 2 ? 'Book now and use your service coupon.' : 'Come back any time for a full check-up.';
+      level >= 3
+        ? 'Your service advisor will call you to arrange it.'
+        : level === 2
+          ? 'Book now and use your service coupon.'
+          : 'Come back any time for a full check-up.';
     return {
       title: `${p.months} months since your service was due`,
       body: `Your car has been due for service since ${p.dueReached}. ${ask} Suggested items: ${list(p, locale)}.`,

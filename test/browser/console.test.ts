@@ -39,13 +39,25 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
       [VIN_B, profile('SH-PUDONG-01', { model: 'Aurora PHEV', powertrain: 'PHEV', locale: 'zh-CN' })],
       [VIN_C, profile('BJ-CHAOYANG-02')],
     ] as const) {
-      const res = await fetch(`${base}/api/v1/vehicles/${vin}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(p) });
+      const res = await fetch(`${base}/api/v1/vehicles/${vin}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(p),
+      });
       expect(res.status).toBe(201);
     }
     // 30 days of readings for the charts: odometer climbs, SOC cycles, 12 V sags at the end.
     const readings = [];
     for (let t = now - 30 * DAY, i = 0; t < now - HOUR; t += 3 * HOUR, i++) {
-      readings.push({ vin: VIN_A, ts: t, signals: { [VSS.odometer]: 3800 + i * 2.9, [VSS.soc]: 25 + ((i * 7) % 70), [VSS.voltage12v]: 12.6 - (i > 220 ? (i - 220) * 0.02 : 0) } });
+      readings.push({
+        vin: VIN_A,
+        ts: t,
+        signals: {
+          [VSS.odometer]: 3800 + i * 2.9,
+          [VSS.soc]: 25 + ((i * 7) % 70),
+          [VSS.voltage12v]: 12.6 - (i > 220 ? (i - 220) * 0.02 : 0),
+        },
+      });
     }
     await h.telemetry.write(readings, () => ({}));
     h.stores.vehicles.setOnline(VIN_A, true, { agentVersion: '0.1.0', configVersion: 3, at: now - 2 * HOUR });
@@ -53,9 +65,25 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
 
     // Some history already in the store before the advisor opens the console.
     h.clock.set(now - 35 * 60_000);
-    h.openPrompt(VIN_B, { key: 'maint', kind: 'maintenance.upcoming', severity: 'info', audience: ['hmi', 'advisor', 'lifecycle'], title: '保养即将到期', body: '距离下次保养还有 620 km 或 21 天，建议预约。', locale: 'zh-CN', evidence: { 'Vehicle.TraveledDistance': 9380 } });
+    h.openPrompt(VIN_B, {
+      key: 'maint',
+      kind: 'maintenance.upcoming',
+      severity: 'info',
+      audience: ['hmi', 'advisor', 'lifecycle'],
+      title: '保养即将到期',
+      body: '距离下次保养还有 620 km 或 21 天，建议预约。',
+      locale: 'zh-CN',
+      evidence: { 'Vehicle.TraveledDistance': 9380 },
+    });
     h.clock.set(now - 12 * 60_000);
-    h.openPrompt(VIN_A, { key: '12v', kind: 'battery.low_voltage_12v', severity: 'warning', title: '12 V battery low while parked', body: '12 V battery at 11.6 V while parked: risk of a no-start. Suggest a battery check.', evidence: { 'Vehicle.LowVoltageBattery.CurrentVoltage': 11.6 } });
+    h.openPrompt(VIN_A, {
+      key: '12v',
+      kind: 'battery.low_voltage_12v',
+      severity: 'warning',
+      title: '12 V battery low while parked',
+      body: '12 V battery at 11.6 V while parked: risk of a no-start. Suggest a battery check.',
+      evidence: { 'Vehicle.LowVoltageBattery.CurrentVoltage': 11.6 },
+    });
     h.openPrompt(VIN_C, { key: 'other', title: 'Other dealer alert' });
     h.clock.set(now);
 
@@ -84,7 +112,12 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
     await expect(page.locator('[data-testid="alert-list"]').textContent()).resolves.not.toContain('Other dealer alert');
 
     // The pipeline opens a prompt: store + publish.
-    const c = h.openPrompt(VIN_A, { key: 'dtc', title: 'Hybrid battery fault P0A80', body: 'Code P0A80 (replace hybrid battery pack) is active. Invite the owner for a battery inspection.', evidence: { dtc: 'P0A80', 'Vehicle.TraveledDistance': 4531 } });
+    const c = h.openPrompt(VIN_A, {
+      key: 'dtc',
+      title: 'Hybrid battery fault P0A80',
+      body: 'Code P0A80 (replace hybrid battery pack) is active. Invite the owner for a battery inspection.',
+      evidence: { dtc: 'P0A80', 'Vehicle.TraveledDistance': 4531 },
+    });
     await item(c.promptId).waitFor();
     await expect(item(c.promptId).locator('[data-testid="alert-severity"]').textContent()).resolves.toBe('Critical');
     await expect(item(c.promptId).locator('[data-testid="alert-age"]').textContent()).resolves.toBe('just now');
@@ -107,7 +140,11 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
     await page.fill('[data-testid="resolve-note"]', 'Battery check booked for Tuesday 09:00');
     await page.click('[data-testid="resolve-confirm"]');
     await expect.poll(() => h.stores.prompts.get(id)?.status).toBe('resolved');
-    expect(h.stores.prompts.get(id)).toMatchObject({ outcome: 'booked', resolvedBy: 'Li Wei', note: 'Battery check booked for Tuesday 09:00' });
+    expect(h.stores.prompts.get(id)).toMatchObject({
+      outcome: 'booked',
+      resolvedBy: 'Li Wei',
+      note: 'Battery check booked for Tuesday 09:00',
+    });
     // "Needs action" no longer lists it; "Closed" does, with the audit line.
     await expect.poll(() => item(id).count()).toBe(0);
     await page.click('[data-testid="filter-resolved"]');

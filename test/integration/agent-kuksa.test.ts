@@ -85,11 +85,18 @@ describe('KuksaSource', () => {
     const fake = await startFakeDatabroker(new Set([VSS.odometer, VSS.lowVoltageSystemState, VSS.soc, VSS.speed, VSS.dtcList]));
     const got: Sample[] = [];
     const logs: string[] = [];
-    const src = new KuksaSource({ address: fake.address, paths: [VSS.odometer, VSS.lowVoltageSystemState, VSS.soc, VSS.speed, VSS.dtcList], log: (m) => logs.push(m) });
+    const src = new KuksaSource({
+      address: fake.address,
+      paths: [VSS.odometer, VSS.lowVoltageSystemState, VSS.soc, VSS.speed, VSS.dtcList],
+      log: (m) => logs.push(m),
+    });
     try {
       await src.start((s) => got.push(s));
       await until(() => got.length >= 1);
-      expect(got[0]).toEqual({ ts: Date.parse('2026-03-01T08:00:00Z'), signals: { [VSS.odometer]: 4210.5, [VSS.lowVoltageSystemState]: 'ON', [VSS.soc]: 25 } });
+      expect(got[0]).toEqual({
+        ts: Date.parse('2026-03-01T08:00:00Z'),
+        signals: { [VSS.odometer]: 4210.5, [VSS.lowVoltageSystemState]: 'ON', [VSS.soc]: 25 },
+      });
       fake.push({ [VSS.speed]: dp({ float: 999 }), [VSS.dtcList]: dp({ stringArray: { values: ['P0A80', 'not-a-dtc'] } }) });
       await until(() => got.length >= 2);
       expect(got[1].signals).toEqual({});
@@ -125,12 +132,23 @@ describe('KuksaSource over TLS with a token', () => {
   it('connects with the CA and sends the bearer token; a wrong token is refused and retried', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kuksa-tls-'));
     const c = makeCerts(dir);
-    const creds = grpc.ServerCredentials.createSsl(readFileSync(c.ca), [{ private_key: readFileSync(c.serverKey), cert_chain: readFileSync(c.serverCert) }], false);
+    const creds = grpc.ServerCredentials.createSsl(
+      readFileSync(c.ca),
+      [{ private_key: readFileSync(c.serverKey), cert_chain: readFileSync(c.serverCert) }],
+      false,
+    );
     const fake = await startFakeDatabroker(new Set([VSS.odometer]), { creds, token: 'tok-123' });
     const got: Sample[] = [];
     const logs: string[] = [];
     const good = new KuksaSource({ address: fake.address, paths: [VSS.odometer], ca: readFileSync(c.ca), token: 'tok-123' });
-    const bad = new KuksaSource({ address: fake.address, paths: [VSS.odometer], ca: readFileSync(c.ca), token: 'wrong', retryMinMs: 50, log: (m) => logs.push(m) });
+    const bad = new KuksaSource({
+      address: fake.address,
+      paths: [VSS.odometer],
+      ca: readFileSync(c.ca),
+      token: 'wrong',
+      retryMinMs: 50,
+      log: (m) => logs.push(m),
+    });
     try {
       await good.start((s) => got.push(s));
       await bad.start(() => {});
@@ -162,14 +180,22 @@ describe('agent with a Kuksa source', () => {
     const sub = await collect(broker.url);
     const ac = new AbortController();
     // A long batch delay: only the trigger can make the batch leave early.
-    const run = runAgent({ vin: VIN, broker: broker.url, kuksa: fake.address, spoolDir: join(dir, 'spool'), batchMaxDelayMs: 600_000 }, ac.signal, { log: () => {} });
+    const run = runAgent(
+      { vin: VIN, broker: broker.url, kuksa: fake.address, spoolDir: join(dir, 'spool'), batchMaxDelayMs: 600_000 },
+      ac.signal,
+      { log: () => {} },
+    );
     try {
       await until(() => fake.subscribeCalls.length > 0 && sub.statuses.some((s) => s.online));
       fake.push({ [VSS.dtcList]: dp({ stringArray: { values: ['P0A80'] } }) });
       await sub.waitFor(() => sub.batches.length >= 1);
       const samples = sub.batches.flatMap((b) => b.samples);
       // The fake lacks some default paths, so values come per path: merge what arrived.
-      expect(Object.assign({}, ...samples.map((x) => x.signals))).toMatchObject({ [VSS.odometer]: 4210.5, [VSS.soc]: 25, [VSS.lowVoltageSystemState]: 'ON' });
+      expect(Object.assign({}, ...samples.map((x) => x.signals))).toMatchObject({
+        [VSS.odometer]: 4210.5,
+        [VSS.soc]: 25,
+        [VSS.lowVoltageSystemState]: 'ON',
+      });
       expect(samples.at(-1)!.dtcs).toEqual(['P0A80']);
     } finally {
       ac.abort();

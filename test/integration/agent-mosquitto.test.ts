@@ -50,7 +50,15 @@ describe('agent process against Mosquitto', () => {
       const file = join(dir, 'kill.jsonl');
       const n = 1200;
       writeReplay(file, n);
-      const opts: AgentOptions = { vin: VIN, broker: mq.url, replay: file, speed: 0, spoolDir: join(dir, 'spool-kill'), batchMaxSamples: 4, flushRateLimit: 100 };
+      const opts: AgentOptions = {
+        vin: VIN,
+        broker: mq.url,
+        replay: file,
+        speed: 0,
+        spoolDir: join(dir, 'spool-kill'),
+        batchMaxSamples: 4,
+        flushRateLimit: 100,
+      };
       for (const killAt of [40, 150]) {
         const a = spawnAgent(opts);
         await sub.waitFor(() => sub.batches.length >= killAt || a.proc.exitCode !== null);
@@ -79,7 +87,17 @@ describe('agent process against Mosquitto', () => {
       writeReplay(file, n, { vin: VIN3 });
       let uplink: { connects: number } | undefined;
       const run = runAgent(
-        { vin: VIN3, broker: mq.url, replay: file, speed: 0, spoolDir: join(dir, 'spool-outage'), batchMaxSamples: 2, flushRateLimit: 40, reconnectMinMs: 100, reconnectMaxMs: 800 },
+        {
+          vin: VIN3,
+          broker: mq.url,
+          replay: file,
+          speed: 0,
+          spoolDir: join(dir, 'spool-outage'),
+          batchMaxSamples: 2,
+          flushRateLimit: 40,
+          reconnectMinMs: 100,
+          reconnectMaxMs: 800,
+        },
         undefined,
         { log: () => {}, onReady: (a) => void (uplink = a.uplink) },
       );
@@ -112,7 +130,17 @@ describe('agent process against Mosquitto', () => {
     try {
       let sampler: { samplesIn: number; backlog: number } | undefined;
       const run = runAgent(
-        { vin, broker: mq.url, replay: file, speed: 0, spoolDir: join(dir, 'spool-full'), batchMaxSamples: 5, spoolMaxBytes: 8192, reconnectMinMs: 100, reconnectMaxMs: 400 },
+        {
+          vin,
+          broker: mq.url,
+          replay: file,
+          speed: 0,
+          spoolDir: join(dir, 'spool-full'),
+          batchMaxSamples: 5,
+          spoolMaxBytes: 8192,
+          reconnectMinMs: 100,
+          reconnectMaxMs: 400,
+        },
         undefined,
         { log: () => {}, onReady: (a) => void (sampler = a.sampler) },
       );
@@ -153,7 +181,11 @@ describe('Mosquitto security: passwords, ACL, TLS', () => {
     return p;
   };
   beforeAll(async () => {
-    mq = await startMosquitto({ acl: true, tls: true, passwords: { [VIN]: 'vin1-secret', [VIN2]: 'vin2-secret', ingest: 'ingest-secret' } });
+    mq = await startMosquitto({
+      acl: true,
+      tls: true,
+      passwords: { [VIN]: 'vin1-secret', [VIN2]: 'vin2-secret', ingest: 'ingest-secret' },
+    });
   });
   afterAll(async () => mq?.dispose());
 
@@ -162,7 +194,19 @@ describe('Mosquitto security: passwords, ACL, TLS', () => {
     try {
       const file = join(dir, 'tls.jsonl');
       writeReplay(file, 20);
-      const ok = await runAgent({ vin: VIN, broker: mq.tlsUrl!, caFile: mq.ca, passwordFile: pw('vin1', 'vin1-secret'), replay: file, speed: 0, spoolDir: join(dir, 'spool-tls') }, undefined, quiet);
+      const ok = await runAgent(
+        {
+          vin: VIN,
+          broker: mq.tlsUrl!,
+          caFile: mq.ca,
+          passwordFile: pw('vin1', 'vin1-secret'),
+          replay: file,
+          speed: 0,
+          spoolDir: join(dir, 'spool-tls'),
+        },
+        undefined,
+        quiet,
+      );
       expect(ok).toBe(0);
       await sub.waitFor(() => odometers(sub.bySeq(VIN)).length >= 20);
       expect(odometers(sub.bySeq(VIN))).toEqual(expectedOdometers(20));
@@ -173,7 +217,19 @@ describe('Mosquitto security: passwords, ACL, TLS', () => {
       ]) {
         const ac = new AbortController();
         let uplink: { connects: number } | undefined;
-        const run = runAgent({ vin: VIN, broker: mq.tlsUrl!, replay: file, speed: 0, spoolDir: join(dir, `spool-bad-${Math.random()}`), reconnectMinMs: 100, ...bad }, ac.signal, { log: () => {}, onReady: (a) => void (uplink = a.uplink) });
+        const run = runAgent(
+          {
+            vin: VIN,
+            broker: mq.tlsUrl!,
+            replay: file,
+            speed: 0,
+            spoolDir: join(dir, `spool-bad-${Math.random()}`),
+            reconnectMinMs: 100,
+            ...bad,
+          },
+          ac.signal,
+          { log: () => {}, onReady: (a) => void (uplink = a.uplink) },
+        );
         await new Promise((r) => setTimeout(r, 1500));
         ac.abort();
         expect(await run).toBe(1);
@@ -191,12 +247,30 @@ describe('Mosquitto security: passwords, ACL, TLS', () => {
       const file = join(dir, 'spoof.jsonl');
       writeReplay(file, 10); // lines for VIN, sent with VIN2's credentials
       // Mosquitto acknowledges a denied QoS 1 publish (MQTT 3.1.1) but drops it: nothing may arrive.
-      const code = await runAgent({ vin: VIN, username: VIN2, broker: mq.url, passwordFile: pw('vin2', 'vin2-secret'), replay: file, speed: 0, spoolDir: join(dir, 'spool-spoof') }, undefined, quiet);
+      const code = await runAgent(
+        {
+          vin: VIN,
+          username: VIN2,
+          broker: mq.url,
+          passwordFile: pw('vin2', 'vin2-secret'),
+          replay: file,
+          speed: 0,
+          spoolDir: join(dir, 'spool-spoof'),
+        },
+        undefined,
+        quiet,
+      );
       expect(code).toBe(0);
       // Control: the honest VIN2 agent publishing under its own VIN does arrive (so the subscriber works).
       const own = join(dir, 'own.jsonl');
       writeReplay(own, 5, { vin: VIN2 });
-      expect(await runAgent({ vin: VIN2, broker: mq.url, passwordFile: pw('vin2', 'vin2-secret'), replay: own, speed: 0, spoolDir: join(dir, 'spool-own') }, undefined, quiet)).toBe(0);
+      expect(
+        await runAgent(
+          { vin: VIN2, broker: mq.url, passwordFile: pw('vin2', 'vin2-secret'), replay: own, speed: 0, spoolDir: join(dir, 'spool-own') },
+          undefined,
+          quiet,
+        ),
+      ).toBe(0);
       await sub.waitFor(() => odometers(sub.bySeq(VIN2)).length >= 5);
       expect(sub.bySeq(VIN).length).toBe(before);
       expect(sub.statuses.filter((st) => st.vin === VIN && st.bootId && st.online).length).toBe(0);
@@ -212,7 +286,9 @@ describe('Mosquitto security: passwords, ACL, TLS', () => {
       const file = join(dir, 'mtls.jsonl');
       writeReplay(file, 5);
       const base = { vin: VIN, broker: m.tlsUrl!, caFile: m.ca, replay: file, speed: 0 };
-      expect(await runAgent({ ...base, certFile: m.clientCert, keyFile: m.clientKey, spoolDir: join(dir, 'spool-mtls') }, undefined, quiet)).toBe(0);
+      expect(
+        await runAgent({ ...base, certFile: m.clientCert, keyFile: m.clientKey, spoolDir: join(dir, 'spool-mtls') }, undefined, quiet),
+      ).toBe(0);
       await sub.waitFor(() => odometers(sub.bySeq(VIN)).length >= 5);
       const ac = new AbortController();
       const run = runAgent({ ...base, spoolDir: join(dir, 'spool-mtls-nocert'), reconnectMinMs: 100 }, ac.signal, quiet);

@@ -32,7 +32,11 @@ describe('agent (replay) against aedes', () => {
     const file = join(dir, 'a.jsonl');
     writeReplay(file, 120, { badLines: true });
     const logs: string[] = [];
-    const code = await runAgent({ vin: VIN, broker: broker.url, replay: file, speed: 0, spoolDir: join(dir, 'spool'), batchMaxSamples: 7 }, undefined, { log: (m) => logs.push(m) });
+    const code = await runAgent(
+      { vin: VIN, broker: broker.url, replay: file, speed: 0, spoolDir: join(dir, 'spool'), batchMaxSamples: 7 },
+      undefined,
+      { log: (m) => logs.push(m) },
+    );
     expect(code).toBe(0);
     await sub.waitFor(() => sub.bySeq().reduce((n, b) => n + b.samples.length, 0) >= 120);
     const got = sub.bySeq();
@@ -55,7 +59,13 @@ describe('agent (replay) against aedes', () => {
     const lastSeq = before.at(-1)!.seq;
     const file = join(dir, 'b.jsonl');
     writeReplay(file, 10);
-    expect(await runAgent({ vin: VIN, broker: broker.url, replay: file, speed: 0, spoolDir: join(dir, 'spool'), batchMaxSamples: 5 }, undefined, { log: () => {} })).toBe(0);
+    expect(
+      await runAgent(
+        { vin: VIN, broker: broker.url, replay: file, speed: 0, spoolDir: join(dir, 'spool'), batchMaxSamples: 5 },
+        undefined,
+        { log: () => {} },
+      ),
+    ).toBe(0);
     await sub.waitFor(() => sub.bySeq().length >= before.length + 2);
     const fresh = sub.bySeq().filter((b) => b.seq > lastSeq);
     expect(fresh.map((b) => b.seq)).toEqual([lastSeq + 1, lastSeq + 2]);
@@ -67,7 +77,9 @@ describe('agent (replay) against aedes', () => {
     writeReplay(file, 5);
     const ac = new AbortController();
     const spoolDir = join(dir, 'spool-unreachable');
-    const run = runAgent({ vin: VIN, broker: 'mqtt://127.0.0.1:1', replay: file, speed: 0, spoolDir, reconnectMinMs: 50 }, ac.signal, { log: () => {} });
+    const run = runAgent({ vin: VIN, broker: 'mqtt://127.0.0.1:1', replay: file, speed: 0, spoolDir, reconnectMinMs: 50 }, ac.signal, {
+      log: () => {},
+    });
     setTimeout(() => ac.abort(), 500);
     expect(await run).toBe(1);
     // ...and the samples wait in the spool for the next start, which delivers them.
@@ -80,7 +92,11 @@ describe('agent (replay) against aedes', () => {
     writeReplay(file, 30, { vin });
     const t0 = Date.now();
     // 30 one-sample batches at 10/s with a bucket of 10: at least 2 s, however fast the machine.
-    const code = await runAgent({ vin, broker: broker.url, replay: file, speed: 0, spoolDir: join(dir, 'spool-rate'), batchMaxSamples: 1, flushRateLimit: 10 }, undefined, { log: () => {} });
+    const code = await runAgent(
+      { vin, broker: broker.url, replay: file, speed: 0, spoolDir: join(dir, 'spool-rate'), batchMaxSamples: 1, flushRateLimit: 10 },
+      undefined,
+      { log: () => {} },
+    );
     expect(code).toBe(0);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1900);
     await sub.waitFor(() => sub.bySeq(vin).length >= 30);
@@ -115,7 +131,9 @@ describe('sampling policy over the retained config topic', () => {
       expect(policy!.policy.version).toBe(5);
       // Garbage, then a structurally valid protobuf whose policy fails validation (batchMaxSamples 0).
       await pub.publishAsync(`v1/vehicles/${VIN}/config`, Buffer.from([0xff, 0xff, 0x01]), { qos: 1 });
-      await pub.publishAsync(`v1/vehicles/${VIN}/config`, Buffer.from(encodeAgentConfig({ ...v5, version: 6, batchMaxSamples: 0 })), { qos: 1 });
+      await pub.publishAsync(`v1/vehicles/${VIN}/config`, Buffer.from(encodeAgentConfig({ ...v5, version: 6, batchMaxSamples: 0 })), {
+        qos: 1,
+      });
       await sub.waitFor(() => policy!.rejected >= 2);
       expect(policy!.policy.version).toBe(5);
       expect(logs.join('\n')).toMatch(/rejected invalid sampling policy \(keeping version 5\)/);
@@ -133,7 +151,18 @@ describe('agent with the simulated vehicle', () => {
     const vin = 'LSVAU2180N2183298';
     const ac = new AbortController();
     const run = runAgent(
-      { vin, broker: broker.url, simulate: true, seed: 3, powertrain: 'PHEV', simStartTs: Date.parse('2026-03-02T06:00:00Z'), simStepMs: 60_000, speed: 0, spoolDir: join(dir, 'spool-sim'), batchMaxSamples: 20 },
+      {
+        vin,
+        broker: broker.url,
+        simulate: true,
+        seed: 3,
+        powertrain: 'PHEV',
+        simStartTs: Date.parse('2026-03-02T06:00:00Z'),
+        simStepMs: 60_000,
+        speed: 0,
+        spoolDir: join(dir, 'spool-sim'),
+        batchMaxSamples: 20,
+      },
       ac.signal,
       { log: () => {} },
     );

@@ -25,12 +25,21 @@ let tlsPort: number;
 beforeAll(async () => {
   influx = await startInfluxd({ database: 'sec' });
   // A's secret in clear, B's as a SHA-256 hash
-  writeFileSync(join(dir, 'creds.txt'), `# vehicles\n${A}:secret-a\n${B}:sha256:${createHash('sha256').update('secret-b').digest('hex')}\n`);
+  writeFileSync(
+    join(dir, 'creds.txt'),
+    `# vehicles\n${A}:secret-a\n${B}:sha256:${createHash('sha256').update('secret-b').digest('hex')}\n`,
+  );
   writeFileSync(join(dir, 'a.pw'), 'secret-a\n');
   tlsPort = await freePort();
   ingest = await startIngestProcess({
-    INFLUX_URL: influx.url, INFLUX_BUCKET: 'sec', ODOPULSE_CLOCK: 'event', ODOPULSE_MQTT_CREDENTIALS: join(dir, 'creds.txt'),
-    ODOPULSE_MQTT_TLS_PORT: String(tlsPort), ODOPULSE_MQTT_TLS_CERT: certs.serverCert, ODOPULSE_MQTT_TLS_KEY: certs.serverKey, ODOPULSE_MQTT_TLS_CA: certs.ca,
+    INFLUX_URL: influx.url,
+    INFLUX_BUCKET: 'sec',
+    ODOPULSE_CLOCK: 'event',
+    ODOPULSE_MQTT_CREDENTIALS: join(dir, 'creds.txt'),
+    ODOPULSE_MQTT_TLS_PORT: String(tlsPort),
+    ODOPULSE_MQTT_TLS_CERT: certs.serverCert,
+    ODOPULSE_MQTT_TLS_KEY: certs.serverKey,
+    ODOPULSE_MQTT_TLS_CA: certs.ca,
   });
 });
 
@@ -58,7 +67,13 @@ describe('embedded broker security', () => {
     await expect(b.subscribeAsync(`v1/vehicles/${A}/#`, { qos: 1 })).rejects.toThrow(/Subscribe error/);
     await expect(b.subscribeAsync('v1/vehicles/+/prompts', { qos: 1 })).rejects.toThrow(/Subscribe error/);
     const closed = new Promise<void>((resolve) => b.once('close', () => resolve()));
-    const batch = encodeTelemetryBatch({ vin: A, bootId: 'evil', seq: 1, dropped: 0, samples: [{ ts: Date.parse('2026-05-01T00:00:00Z'), signals: { [VSS.soc]: 1 } }] });
+    const batch = encodeTelemetryBatch({
+      vin: A,
+      bootId: 'evil',
+      seq: 1,
+      dropped: 0,
+      samples: [{ ts: Date.parse('2026-05-01T00:00:00Z'), signals: { [VSS.soc]: 1 } }],
+    });
     b.publish(`v1/vehicles/${A}/telemetry`, Buffer.from(batch), { qos: 1 });
     await closed; // the broker drops a client that publishes outside its VIN
     b.end(true);
@@ -70,15 +85,47 @@ describe('embedded broker security', () => {
 
   it('serves mutual TLS: no client certificate, no connection; the agent delivers with one', async () => {
     const tlsUrl = `mqtts://127.0.0.1:${tlsPort}`;
-    await expect(mqtt.connectAsync(tlsUrl, { clientId: 't1', username: A, password: 'secret-a', ca: readFileSync(certs.ca), reconnectPeriod: 0, connectTimeout: 5000 })).rejects.toThrow();
+    await expect(
+      mqtt.connectAsync(tlsUrl, {
+        clientId: 't1',
+        username: A,
+        password: 'secret-a',
+        ca: readFileSync(certs.ca),
+        reconnectPeriod: 0,
+        connectTimeout: 5000,
+      }),
+    ).rejects.toThrow();
     const { lines } = lowChargeAndFaultScenario(A);
     const file = join(dir, 'a.jsonl');
     writeReplay(file, lines);
-    const agent = await runAgentProcess(['--vin', A, '--broker', tlsUrl, '--replay', file, '--speed', '0', '--spool', join(dir, 'spool'), '--password-file', join(dir, 'a.pw'), '--ca', certs.ca, '--cert', certs.clientCert, '--key', certs.clientKey]);
+    const agent = await runAgentProcess([
+      '--vin',
+      A,
+      '--broker',
+      tlsUrl,
+      '--replay',
+      file,
+      '--speed',
+      '0',
+      '--spool',
+      join(dir, 'spool'),
+      '--password-file',
+      join(dir, 'a.pw'),
+      '--ca',
+      certs.ca,
+      '--cert',
+      certs.clientCert,
+      '--key',
+      certs.clientKey,
+    ]);
     expect(agent.code, agent.output).toBe(0);
-    await eventually(async () => {
-      const r = await influxQuery(influx.url, 'sec', `SELECT count("${VSS.soc}") FROM "telemetry" WHERE "vin" = '${A}'`);
-      return r.results?.[0]?.series?.[0]?.values?.[0]?.[1] === lines.length;
-    }, 30_000, 'all samples over mutual TLS');
+    await eventually(
+      async () => {
+        const r = await influxQuery(influx.url, 'sec', `SELECT count("${VSS.soc}") FROM "telemetry" WHERE "vin" = '${A}'`);
+        return r.results?.[0]?.series?.[0]?.values?.[0]?.[1] === lines.length;
+      },
+      30_000,
+      'all samples over mutual TLS',
+    );
   });
 });

@@ -21,7 +21,11 @@ beforeAll(async () => {
   influx = await startInfluxd({ database: 'foundation' });
   ingest = await startIngestProcess({ INFLUX_URL: influx.url, INFLUX_BUCKET: 'foundation', ODOPULSE_CLOCK: 'event' });
   for (const vin of [VIN, OTHER]) {
-    const r = await fetch(`${ingest.api}/api/v1/vehicles/${vin}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...PROFILE, locale: vin === OTHER ? 'zh-CN' : 'en' }) });
+    const r = await fetch(`${ingest.api}/api/v1/vehicles/${vin}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...PROFILE, locale: vin === OTHER ? 'zh-CN' : 'en' }),
+    });
     expect(r.status).toBeLessThan(300);
   }
 });
@@ -56,7 +60,18 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
     hmi.on('message', (_t, payload) => received.push(decodeHmiPrompt(payload)));
     await hmi.subscribeAsync(`v1/vehicles/${VIN}/prompts`, { qos: 1 });
 
-    const agent = await runAgentProcess(['--vin', VIN, '--broker', ingest.mqttUrl, '--replay', file, '--speed', '0', '--spool', join(tmp, 'spool-a')]);
+    const agent = await runAgentProcess([
+      '--vin',
+      VIN,
+      '--broker',
+      ingest.mqttUrl,
+      '--replay',
+      file,
+      '--speed',
+      '0',
+      '--spool',
+      join(tmp, 'spool-a'),
+    ]);
     expect(agent.output).not.toMatch(/error/i);
     expect(agent.code).toBe(0);
 
@@ -64,7 +79,11 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
     expect(await influxCount(VIN, VSS.odometer)).toBe(lines.length);
 
     const kinds = Object.keys(expected);
-    await eventually(async () => JSON.stringify(countKinds(await promptsOf(VIN), kinds)) === JSON.stringify(expected), 30_000, 'expected prompts');
+    await eventually(
+      async () => JSON.stringify(countKinds(await promptsOf(VIN), kinds)) === JSON.stringify(expected),
+      30_000,
+      'expected prompts',
+    );
     const items = await promptsOf(VIN);
     const keys = items.map((p) => p.dedupKey).sort();
     expect(keys).toEqual([...new Set(keys)]);
@@ -75,9 +94,30 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
     expect(items.find((p) => p.kind === 'charging.critical_soc')!.title).toMatch(/[a-z]/i);
 
     // the vehicle is online again (birth): pending HMI prompts arrive, urgent ones once each
-    await hmi.publishAsync(`v1/vehicles/${VIN}/status`, Buffer.from(encodeAgentStatus({ vin: VIN, online: true, agentVersion: 'test', configVersion: 0, bootId: 'hmi', ts: Date.now(), spoolDropped: 0, spoolPending: 0 })), { qos: 1, retain: true });
+    await hmi.publishAsync(
+      `v1/vehicles/${VIN}/status`,
+      Buffer.from(
+        encodeAgentStatus({
+          vin: VIN,
+          online: true,
+          agentVersion: 'test',
+          configVersion: 0,
+          bootId: 'hmi',
+          ts: Date.now(),
+          spoolDropped: 0,
+          spoolPending: 0,
+        }),
+      ),
+      { qos: 1, retain: true },
+    );
     const shown = () => received.filter((p) => !p.withdrawn);
-    await eventually(() => shown().some((p) => p.kind === 'charging.critical_soc') && shown().some((p) => p.kind === 'fault.dtc' && p.promptId === fault[1].id), 20_000, 'urgent prompts on the HMI topic');
+    await eventually(
+      () =>
+        shown().some((p) => p.kind === 'charging.critical_soc') &&
+        shown().some((p) => p.kind === 'fault.dtc' && p.promptId === fault[1].id),
+      20_000,
+      'urgent prompts on the HMI topic',
+    );
     const ids = shown().map((p) => p.promptId);
     expect(new Set(ids).size).toBe(ids.length);
     expect(shown().filter((p) => p.kind === 'charging.critical_soc')).toHaveLength(1);
@@ -86,12 +126,24 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
 
     // the driver acts on the critical prompt: its status and outcome follow, and conversion counts it
     const critical = shown().find((p) => p.kind === 'charging.critical_soc')!;
-    await hmi.publishAsync(`v1/vehicles/${VIN}/prompts/ack`, Buffer.from(encodePromptAck({ promptId: critical.promptId, outcome: 'SHOWN', ts: Date.now() })), { qos: 1 });
-    await hmi.publishAsync(`v1/vehicles/${VIN}/prompts/ack`, Buffer.from(encodePromptAck({ promptId: critical.promptId, outcome: 'ACTED', ts: Date.now(), actionId: 'find_charger' })), { qos: 1 });
-    const acted = await eventually(async () => {
-      const p = await getJson<any>(`${ingest.api}/api/v1/prompts/${critical.promptId}`);
-      return p.outcome === 'acted' ? p : undefined;
-    }, 10_000, 'acted outcome');
+    await hmi.publishAsync(
+      `v1/vehicles/${VIN}/prompts/ack`,
+      Buffer.from(encodePromptAck({ promptId: critical.promptId, outcome: 'SHOWN', ts: Date.now() })),
+      { qos: 1 },
+    );
+    await hmi.publishAsync(
+      `v1/vehicles/${VIN}/prompts/ack`,
+      Buffer.from(encodePromptAck({ promptId: critical.promptId, outcome: 'ACTED', ts: Date.now(), actionId: 'find_charger' })),
+      { qos: 1 },
+    );
+    const acted = await eventually(
+      async () => {
+        const p = await getJson<any>(`${ingest.api}/api/v1/prompts/${critical.promptId}`);
+        return p.outcome === 'acted' ? p : undefined;
+      },
+      10_000,
+      'acted outcome',
+    );
     expect(acted.status).not.toBe('open');
     const stats = await getJson<any>(`${ingest.api}/api/v1/stats/prompts?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z`);
     const row = stats.kinds.find((r: any) => r.kind === 'charging.critical_soc');
@@ -104,9 +156,24 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
     const { lines } = lowChargeAndFaultScenario(OTHER);
     const file = join(tmp, 'b.jsonl');
     writeReplay(file, lines);
-    const agent = await runAgentProcess(['--vin', OTHER, '--broker', ingest.mqttUrl, '--replay', file, '--speed', '0', '--spool', join(tmp, 'spool-b')]);
+    const agent = await runAgentProcess([
+      '--vin',
+      OTHER,
+      '--broker',
+      ingest.mqttUrl,
+      '--replay',
+      file,
+      '--speed',
+      '0',
+      '--spool',
+      join(tmp, 'spool-b'),
+    ]);
     expect(agent.code).toBe(0);
-    const critical = await eventually(async () => (await promptsOf(OTHER)).find((p) => p.kind === 'charging.critical_soc'), 30_000, 'critical prompt');
+    const critical = await eventually(
+      async () => (await promptsOf(OTHER)).find((p) => p.kind === 'charging.critical_soc'),
+      30_000,
+      'critical prompt',
+    );
     expect(critical.locale).toBe('zh-CN');
     expect(critical.title).toMatch(/[\u4e00-\u9fff]/);
   });
@@ -114,19 +181,51 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
   it('dead-letters malformed, invalid and mismatched payloads without losing the good ones', async () => {
     const c = await mqtt.connectAsync(ingest.mqttUrl, { clientId: 'bad-actor', username: VIN });
     await c.publishAsync(`v1/vehicles/${VIN}/telemetry`, Buffer.from([0xff, 0x01, 0x02]), { qos: 1 });
-    await c.publishAsync(`v1/vehicles/${VIN}/telemetry`, Buffer.from(encodeTelemetryBatch({ vin: OTHER, bootId: 'x', seq: 1, dropped: 0, samples: [{ ts: Date.parse('2026-03-02T00:00:00Z'), signals: { [VSS.soc]: 50 } }] })), { qos: 1 });
-    const good = encodeTelemetryBatch({ vin: VIN, bootId: 'x', seq: 9_000_000, dropped: 0, samples: [{ ts: Date.parse('2026-03-02T00:00:00Z'), signals: { [VSS.soc]: 50, [VSS.odometer]: 4300 } }] });
+    await c.publishAsync(
+      `v1/vehicles/${VIN}/telemetry`,
+      Buffer.from(
+        encodeTelemetryBatch({
+          vin: OTHER,
+          bootId: 'x',
+          seq: 1,
+          dropped: 0,
+          samples: [{ ts: Date.parse('2026-03-02T00:00:00Z'), signals: { [VSS.soc]: 50 } }],
+        }),
+      ),
+      { qos: 1 },
+    );
+    const good = encodeTelemetryBatch({
+      vin: VIN,
+      bootId: 'x',
+      seq: 9_000_000,
+      dropped: 0,
+      samples: [{ ts: Date.parse('2026-03-02T00:00:00Z'), signals: { [VSS.soc]: 50, [VSS.odometer]: 4300 } }],
+    });
     await c.publishAsync(`v1/vehicles/${VIN}/telemetry`, Buffer.from(good), { qos: 1 });
     // the same batch again (at-least-once): stored once
     await c.publishAsync(`v1/vehicles/${VIN}/telemetry`, Buffer.from(good), { qos: 1 });
     await c.endAsync();
     const metrics = async () => (await fetch(`${ingest.api}/metrics`)).text();
-    await eventually(async () => /odopulse_dead_letters_total\{reason="malformed"\} [1-9]/.test(await metrics()) && /odopulse_dead_letters_total\{reason="invalid"\} [1-9]/.test(await metrics()), 10_000, 'dead-letter counters');
+    await eventually(
+      async () =>
+        /odopulse_dead_letters_total\{reason="malformed"\} [1-9]/.test(await metrics()) &&
+        /odopulse_dead_letters_total\{reason="invalid"\} [1-9]/.test(await metrics()),
+      10_000,
+      'dead-letter counters',
+    );
     expect(await metrics()).toMatch(/odopulse_telemetry_batches_total\{result="duplicate"\} [1-9]/);
-    await eventually(async () => {
-      const r = await influxQuery(influx.url, 'foundation', `SELECT count("${VSS.soc}") FROM "telemetry" WHERE "vin" = '${VIN}' AND time = '2026-03-02T00:00:00Z'`);
-      return r.results?.[0]?.series?.[0]?.values?.[0]?.[1] === 1;
-    }, 20_000, 'the good batch in InfluxDB');
+    await eventually(
+      async () => {
+        const r = await influxQuery(
+          influx.url,
+          'foundation',
+          `SELECT count("${VSS.soc}") FROM "telemetry" WHERE "vin" = '${VIN}' AND time = '2026-03-02T00:00:00Z'`,
+        );
+        return r.results?.[0]?.series?.[0]?.values?.[0]?.[1] === 1;
+      },
+      20_000,
+      'the good batch in InfluxDB',
+    );
   });
 
   it('confines a vehicle to its own VIN', async () => {

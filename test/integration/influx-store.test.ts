@@ -3,7 +3,12 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type Se
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Reading } from '../../proto/domain.js';
 import { VSS } from '../../proto/signals.js';
-import { createInfluxTelemetryStore, InfluxConfigError, TelemetryFlushError, type InfluxTelemetryStoreOptions } from '../../ingest/store/influx/store.js';
+import {
+  createInfluxTelemetryStore,
+  InfluxConfigError,
+  TelemetryFlushError,
+  type InfluxTelemetryStoreOptions,
+} from '../../ingest/store/influx/store.js';
 import { quoteString } from '../../ingest/store/influx/schema.js';
 import { influxQuery, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 import { telemetryStoreSuite } from '../ports/telemetry-store.suite.js';
@@ -12,7 +17,8 @@ const VIN = 'LSVAU2180N2183294';
 const T0 = Date.UTC(2026, 2, 1);
 const noTags = (): Record<string, string> => ({});
 const quiet = { warn: () => undefined, error: () => undefined };
-const speeds = (n: number, start = T0): Reading[] => Array.from({ length: n }, (_, i) => ({ vin: VIN, ts: start + i * 1000, signals: { [VSS.speed]: i } }));
+const speeds = (n: number, start = T0): Reading[] =>
+  Array.from({ length: n }, (_, i) => ({ vin: VIN, ts: start + i * 1000, signals: { [VSS.speed]: i } }));
 
 let influxd: InfluxdHandle;
 let dbSeq = 0;
@@ -52,7 +58,10 @@ telemetryStoreSuite('influxd 1.6.7', async () => {
 });
 
 /** A pass-through HTTP proxy in front of influxd that records every request (and can hold writes). */
-async function recordingProxy(target: string, holdWritesMs = 0): Promise<{ url: string; seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders }>; close(): Promise<void> }> {
+async function recordingProxy(
+  target: string,
+  holdWritesMs = 0,
+): Promise<{ url: string; seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders }>; close(): Promise<void> }> {
   const seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders }> = [];
   const t = new URL(target);
   const server: Server = createServer((req, res) => {
@@ -77,7 +86,9 @@ describe('InfluxDB store on influxd 1.6.7', () => {
     const db = await freshDb();
     const proxy = await recordingProxy(influxd.url);
     try {
-      const store = await createInfluxTelemetryStore(storeOpts(db, { url: proxy.url, token: 'ingest:s3cret', batchSize: 5, flushIntervalMs: 60_000 }));
+      const store = await createInfluxTelemetryStore(
+        storeOpts(db, { url: proxy.url, token: 'ingest:s3cret', batchSize: 5, flushIntervalMs: 60_000 }),
+      );
       expect(store.apiVersion).toBe('v1');
       expect(store.serverVersion).toMatch(/^1\.6\./);
       await store.write(speeds(12), noTags);
@@ -122,7 +133,10 @@ describe('InfluxDB store on influxd 1.6.7', () => {
     try {
       const store = await createInfluxTelemetryStore(storeOpts(db, { url: proxy.url, batchSize: 5, flushIntervalMs: 60_000 }));
       await store.write(speeds(10), noTags);
-      await vi.waitFor(() => expect(proxy.seen.filter((r) => r.url.startsWith('/write'))).toHaveLength(2), { timeout: 10_000, interval: 5 });
+      await vi.waitFor(() => expect(proxy.seen.filter((r) => r.url.startsWith('/write'))).toHaveLength(2), {
+        timeout: 10_000,
+        interval: 5,
+      });
       await store.flush();
       expect(await countIn(db)).toBe(10);
       await store.close();
@@ -169,7 +183,9 @@ describe('InfluxDB store on influxd 1.6.7', () => {
   });
 
   it('refuses to start when the version cannot be detected', async () => {
-    await expect(createInfluxTelemetryStore({ url: 'http://127.0.0.1:9', token: '', org: 'o', bucket: 'b', timeoutMs: 2000 })).rejects.toThrow(InfluxConfigError);
+    await expect(
+      createInfluxTelemetryStore({ url: 'http://127.0.0.1:9', token: '', org: 'o', bucket: 'b', timeoutMs: 2000 }),
+    ).rejects.toThrow(InfluxConfigError);
     await expect(createInfluxTelemetryStore({ url: 'ftp://x', token: '', org: 'o', bucket: 'b' })).rejects.toThrow(/http/);
   });
 });
@@ -184,7 +200,16 @@ describe('InfluxDB store when influxd goes away', () => {
   });
 
   it('flush rejects while influxd is down and succeeds after it is back and the caller re-writes', async () => {
-    const store = await createInfluxTelemetryStore({ url: own.url, token: '', org: 'o', bucket: own.database, apiVersion: 'v1', maxRetries: 2, timeoutMs: 3000, logger: quiet });
+    const store = await createInfluxTelemetryStore({
+      url: own.url,
+      token: '',
+      org: 'o',
+      bucket: own.database,
+      apiVersion: 'v1',
+      maxRetries: 2,
+      timeoutMs: 3000,
+      logger: quiet,
+    });
     await store.write(speeds(2), noTags);
     await store.flush();
     await own.pause();
@@ -252,7 +277,14 @@ describe('InfluxDB 2.x protocol (a recording stand-in server)', () => {
         seen.push({ method: req.method ?? '', url: req.url ?? '', auth: req.headers.authorization, body });
         if (req.url === '/ping') res.writeHead(204, { 'X-Influxdb-Version': 'v2.7.11' }).end();
         else if (req.url?.startsWith('/api/v2/write')) res.writeHead(204).end();
-        else if (req.url?.startsWith('/query')) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ results: [{ statement_id: 0, series: [{ name: 'telemetry', columns: ['time', 'count'], values: [[0, 3]] }] }] }));
+        else if (req.url?.startsWith('/query'))
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(
+              JSON.stringify({
+                results: [{ statement_id: 0, series: [{ name: 'telemetry', columns: ['time', 'count'], values: [[0, 3]] }] }],
+              }),
+            );
         else res.writeHead(404).end();
       });
     });

@@ -24,9 +24,20 @@ beforeAll(async () => {
   broker = await startMosquitto({ acl: true, passwords: { ingest: 'ingest-secret', [VIN]: 'vin-secret' } });
   writeFileSync(join(tmp, 'ingest.pw'), 'ingest-secret\n');
   writeFileSync(join(tmp, 'vin.pw'), 'vin-secret\n');
-  env = { INFLUX_URL: influx.url, INFLUX_BUCKET: 'mosq', ODOPULSE_CLOCK: 'event', ODOPULSE_MQTT_URL: broker.url, ODOPULSE_MQTT_USERNAME: 'ingest', ODOPULSE_MQTT_PASSWORD_FILE: join(tmp, 'ingest.pw') };
+  env = {
+    INFLUX_URL: influx.url,
+    INFLUX_BUCKET: 'mosq',
+    ODOPULSE_CLOCK: 'event',
+    ODOPULSE_MQTT_URL: broker.url,
+    ODOPULSE_MQTT_USERNAME: 'ingest',
+    ODOPULSE_MQTT_PASSWORD_FILE: join(tmp, 'ingest.pw'),
+  };
   ingest = await startIngestProcess(env);
-  await fetch(`${ingest.api}/api/v1/vehicles/${VIN}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(PROFILE) });
+  await fetch(`${ingest.api}/api/v1/vehicles/${VIN}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(PROFILE),
+  });
 });
 
 afterAll(async () => {
@@ -35,7 +46,9 @@ afterAll(async () => {
   await influx?.stop();
 });
 
-const count = async () => (await influxQuery(influx.url, 'mosq', `SELECT count("${VSS.soc}") FROM "telemetry" WHERE "vin" = '${VIN}'`)).results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0;
+const count = async () =>
+  (await influxQuery(influx.url, 'mosq', `SELECT count("${VSS.soc}") FROM "telemetry" WHERE "vin" = '${VIN}'`)).results?.[0]?.series?.[0]
+    ?.values?.[0]?.[1] ?? 0;
 
 describe('Mosquitto as the external broker', () => {
   it('carries readings in and prompts out, exactly once, and survives an ingest outage', async () => {
@@ -46,7 +59,22 @@ describe('Mosquitto as the external broker', () => {
     // ingest is down while the vehicle sends: Mosquitto keeps the persistent session's messages
     await ingest!.stop();
     const reuse = { dataDir: ingest!.dataDir, httpPort: ingest!.httpPort, mqttPort: ingest!.mqttPort };
-    const agent = await runAgentProcess(['--vin', VIN, '--broker', broker.url, '--username', VIN, '--password-file', join(tmp, 'vin.pw'), '--replay', file, '--speed', '0', '--spool', join(tmp, 'spool')]);
+    const agent = await runAgentProcess([
+      '--vin',
+      VIN,
+      '--broker',
+      broker.url,
+      '--username',
+      VIN,
+      '--password-file',
+      join(tmp, 'vin.pw'),
+      '--replay',
+      file,
+      '--speed',
+      '0',
+      '--spool',
+      join(tmp, 'spool'),
+    ]);
     expect(agent.code, agent.output).toBe(0);
     ingest = await startIngestProcess(env, reuse);
 
@@ -63,7 +91,22 @@ describe('Mosquitto as the external broker', () => {
     const got: ReturnType<typeof decodeHmiPrompt>[] = [];
     hmi.on('message', (_t, p) => got.push(decodeHmiPrompt(p)));
     await hmi.subscribeAsync(`v1/vehicles/${VIN}/prompts`, { qos: 1 });
-    await hmi.publishAsync(`v1/vehicles/${VIN}/status`, Buffer.from(encodeAgentStatus({ vin: VIN, online: true, agentVersion: 't', configVersion: 0, bootId: 'h', ts: Date.now(), spoolDropped: 0, spoolPending: 0 })), { qos: 1, retain: true });
+    await hmi.publishAsync(
+      `v1/vehicles/${VIN}/status`,
+      Buffer.from(
+        encodeAgentStatus({
+          vin: VIN,
+          online: true,
+          agentVersion: 't',
+          configVersion: 0,
+          bootId: 'h',
+          ts: Date.now(),
+          spoolDropped: 0,
+          spoolPending: 0,
+        }),
+      ),
+      { qos: 1, retain: true },
+    );
     await eventually(() => got.some((p) => p.kind === 'charging.critical_soc' && !p.withdrawn), 20_000, 'critical prompt on the HMI');
     const ids = got.filter((p) => !p.withdrawn).map((p) => p.promptId);
     expect(new Set(ids).size).toBe(ids.length);
@@ -83,7 +126,9 @@ describe('Mosquitto as the external broker', () => {
     await eventually(() => seen.includes(`v1/vehicles/${VIN}/prompts`), 10_000, 'own prompt');
     expect(seen).not.toContain(`v1/vehicles/${other}/prompts`);
     // and what it publishes under another VIN never reaches ingest
-    const before = Number(/^odopulse_telemetry_batches_total\{result="new"\} (\d+)/m.exec(await (await fetch(`${ingest!.api}/metrics`)).text())?.[1] ?? 0);
+    const before = Number(
+      /^odopulse_telemetry_batches_total\{result="new"\} (\d+)/m.exec(await (await fetch(`${ingest!.api}/metrics`)).text())?.[1] ?? 0,
+    );
     await intruder.publishAsync(`v1/vehicles/${other}/telemetry`, Buffer.from([1, 2, 3]), { qos: 1 });
     await cloud.publishAsync(`v1/vehicles/${VIN}/prompts`, Buffer.from('z'), { qos: 1 });
     await eventually(() => seen.filter((t) => t === `v1/vehicles/${VIN}/prompts`).length === 2, 10_000, 'second own prompt');
@@ -92,6 +137,8 @@ describe('Mosquitto as the external broker', () => {
     expect(Number(/^odopulse_telemetry_batches_total\{result="new"\} (\d+)/m.exec(metrics)?.[1] ?? 0)).toBe(before);
     await intruder.endAsync();
     await cloud.endAsync();
-    await expect(mqtt.connectAsync(broker.url, { clientId: 'bad-pw', username: VIN, password: 'wrong', reconnectPeriod: 0 })).rejects.toThrow();
+    await expect(
+      mqtt.connectAsync(broker.url, { clientId: 'bad-pw', username: VIN, password: 'wrong', reconnectPeriod: 0 }),
+    ).rejects.toThrow();
   });
 });

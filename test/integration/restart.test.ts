@@ -26,16 +26,34 @@ describe('ingest restart mid-stream', () => {
     const env = { INFLUX_URL: influx.url, INFLUX_BUCKET: 'restart', ODOPULSE_CLOCK: 'event' };
     ingest = await startIngestProcess(env);
     const reuse = { dataDir: ingest.dataDir, httpPort: ingest.httpPort, mqttPort: ingest.mqttPort };
-    await fetch(`${ingest.api}/api/v1/vehicles/${VIN}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(PROFILE) });
+    await fetch(`${ingest.api}/api/v1/vehicles/${VIN}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(PROFILE),
+    });
 
     // samples are a minute apart; at 3000x the replay takes ~7 s of wall time
     const { lines, expected } = lowChargeAndFaultScenario(VIN, '2026-03-01T08:00:00Z', 300);
     const file = join(tmp, 'r.jsonl');
     writeReplay(file, lines);
-    const agent = runAgentProcess(['--vin', VIN, '--broker', ingest.mqttUrl, '--replay', file, '--speed', '3000', '--spool', join(tmp, 'spool'), '--batch-max-samples', '5']);
+    const agent = runAgentProcess([
+      '--vin',
+      VIN,
+      '--broker',
+      ingest.mqttUrl,
+      '--replay',
+      file,
+      '--speed',
+      '3000',
+      '--spool',
+      join(tmp, 'spool'),
+      '--batch-max-samples',
+      '5',
+    ]);
 
     // kill ingest once part of the stream is in, then bring it back on the same ports and data
-    const journalled = async () => Number(/^odopulse_readings_total (\d+)/m.exec(await (await fetch(`${ingest!.api}/metrics`)).text())?.[1] ?? 0);
+    const journalled = async () =>
+      Number(/^odopulse_readings_total (\d+)/m.exec(await (await fetch(`${ingest!.api}/metrics`)).text())?.[1] ?? 0);
     await eventually(async () => (await journalled()) >= 30, 30_000, 'part of the stream');
     expect(await journalled()).toBeLessThan(lines.length);
     await ingest.stop('SIGKILL');
@@ -45,7 +63,9 @@ describe('ingest restart mid-stream', () => {
     const result = await agent;
     expect(result.code, result.output).toBe(0);
 
-    const count = async () => (await influxQuery(influx.url, 'restart', `SELECT count("${VSS.soc}") FROM "telemetry" WHERE "vin" = '${VIN}'`)).results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0;
+    const count = async () =>
+      (await influxQuery(influx.url, 'restart', `SELECT count("${VSS.soc}") FROM "telemetry" WHERE "vin" = '${VIN}'`)).results?.[0]
+        ?.series?.[0]?.values?.[0]?.[1] ?? 0;
     await eventually(async () => (await count()) === lines.length, 30_000, `all ${lines.length} samples in InfluxDB`);
 
     const kinds = Object.keys(expected);

@@ -21,12 +21,36 @@ const seqs: Record<string, number> = {};
 async function send(vin: string, samples: Sample[]) {
   seqs[vin] = (seqs[vin] ?? 0) + 1;
   const c = await mqtt.connectAsync(ingest.mqttUrl, { clientId: `t-${vin}`, username: vin });
-  await c.publishAsync(`v1/vehicles/${vin}/telemetry`, Buffer.from(encodeTelemetryBatch({ vin, bootId: 't', seq: seqs[vin], dropped: 0, samples })), { qos: 1 });
+  await c.publishAsync(
+    `v1/vehicles/${vin}/telemetry`,
+    Buffer.from(encodeTelemetryBatch({ vin, bootId: 't', seq: seqs[vin], dropped: 0, samples })),
+    { qos: 1 },
+  );
   await c.endAsync();
 }
 
-const parked = (iso: string, soc: number, odo: number): Sample => ({ ts: Date.parse(iso), signals: { [VSS.soc]: soc, [VSS.odometer]: odo, [VSS.speed]: 0, [VSS.lowVoltageSystemState]: 'OFF', [VSS.isCharging]: false, [VSS.voltage12v]: 12.5 } });
-const driving = (iso: string, soc: number, odo: number): Sample => ({ ts: Date.parse(iso), signals: { [VSS.soc]: soc, [VSS.odometer]: odo, [VSS.speed]: 60, [VSS.lowVoltageSystemState]: 'ON', [VSS.isCharging]: false, [VSS.voltage12v]: 13.9 } });
+const parked = (iso: string, soc: number, odo: number): Sample => ({
+  ts: Date.parse(iso),
+  signals: {
+    [VSS.soc]: soc,
+    [VSS.odometer]: odo,
+    [VSS.speed]: 0,
+    [VSS.lowVoltageSystemState]: 'OFF',
+    [VSS.isCharging]: false,
+    [VSS.voltage12v]: 12.5,
+  },
+});
+const driving = (iso: string, soc: number, odo: number): Sample => ({
+  ts: Date.parse(iso),
+  signals: {
+    [VSS.soc]: soc,
+    [VSS.odometer]: odo,
+    [VSS.speed]: 60,
+    [VSS.lowVoltageSystemState]: 'ON',
+    [VSS.isCharging]: false,
+    [VSS.voltage12v]: 13.9,
+  },
+});
 
 async function kinds(vin: string): Promise<string[]> {
   return (await getJson<{ items: Array<{ kind: string }> }>(`${ingest.api}/api/v1/prompts?vin=${vin}&limit=500`)).items.map((p) => p.kind);
@@ -34,9 +58,18 @@ async function kinds(vin: string): Promise<string[]> {
 
 beforeAll(async () => {
   influx = await startInfluxd({ database: 'rulesvc' });
-  ingest = await startIngestProcess({ INFLUX_URL: influx.url, INFLUX_BUCKET: 'rulesvc', ODOPULSE_CLOCK: 'event', ODOPULSE_SWEEP_MS: '300' });
+  ingest = await startIngestProcess({
+    INFLUX_URL: influx.url,
+    INFLUX_BUCKET: 'rulesvc',
+    ODOPULSE_CLOCK: 'event',
+    ODOPULSE_SWEEP_MS: '300',
+  });
   for (const vin of [D, E]) {
-    await fetch(`${ingest.api}/api/v1/vehicles/${vin}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...PROFILE, deliveryDate: '2026-01-10' }) });
+    await fetch(`${ingest.api}/api/v1/vehicles/${vin}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...PROFILE, deliveryDate: '2026-01-10' }),
+    });
   }
 });
 
@@ -60,7 +93,11 @@ describe('time-based rules in the service', () => {
   });
 
   it('a recorded service visit is followed by a follow-up a few days later', async () => {
-    const r = await fetch(`${ingest.api}/api/v1/vehicles/${D}/service-records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ date: '2026-03-18', odometer: 1240, items: ['inspection'] }) });
+    const r = await fetch(`${ingest.api}/api/v1/vehicles/${D}/service-records`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ date: '2026-03-18', odometer: 1240, items: ['inspection'] }),
+    });
     expect(r.status).toBeLessThan(300);
     await send(E, [driving('2026-03-23T08:00:00Z', 78, 1000)]);
     await eventually(async () => (await kinds(D)).includes('maintenance.followup'), 30_000, 'follow-up');
@@ -73,12 +110,21 @@ describe('time-based rules in the service', () => {
     const cfg = join(dir, 'strict.json');
     writeFileSync(cfg, JSON.stringify({ defaults: { charging: { lowSocPct: 25, rearmSocPct: 35 } } }));
     // wait until InfluxDB has everything D sent
-    await eventually(async () => {
-      const res = await fetch(`${ingest.api}/api/v1/vehicles/${D}/telemetry?signal=${encodeURIComponent(VSS.soc)}&from=2026-02-01T00:00:00Z&to=2026-04-01T00:00:00Z`);
-      const body = await res.json();
-      return JSON.stringify(body).includes('24');
-    }, 20_000, 'history in InfluxDB');
-    const out = await runBin(['backtest', '--config', cfg, '--from', '2026-02-01T00:00:00Z', '--to', '2026-04-01T00:00:00Z', '--vin', D], { ...ingest.env, ODOPULSE_LOG_LEVEL: 'silent' });
+    await eventually(
+      async () => {
+        const res = await fetch(
+          `${ingest.api}/api/v1/vehicles/${D}/telemetry?signal=${encodeURIComponent(VSS.soc)}&from=2026-02-01T00:00:00Z&to=2026-04-01T00:00:00Z`,
+        );
+        const body = await res.json();
+        return JSON.stringify(body).includes('24');
+      },
+      20_000,
+      'history in InfluxDB',
+    );
+    const out = await runBin(['backtest', '--config', cfg, '--from', '2026-02-01T00:00:00Z', '--to', '2026-04-01T00:00:00Z', '--vin', D], {
+      ...ingest.env,
+      ODOPULSE_LOG_LEVEL: 'silent',
+    });
     expect(out.code, out.stderr).toBe(0);
     const result = JSON.parse(out.stdout);
     expect(result.vehicles).toBe(1);

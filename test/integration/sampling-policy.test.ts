@@ -15,18 +15,35 @@ let ingest: IngestProcess;
 beforeAll(async () => {
   influx = await startInfluxd({ database: 'policy' });
   ingest = await startIngestProcess({ INFLUX_URL: influx.url, INFLUX_BUCKET: 'policy' });
-  await fetch(`${ingest.api}/api/v1/vehicles/${VIN}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(PROFILE) });
+  await fetch(`${ingest.api}/api/v1/vehicles/${VIN}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(PROFILE),
+  });
 });
 afterAll(async () => {
   await ingest?.stop();
   await influx?.stop();
 });
 
-const put = (vin: string, body: unknown) => fetch(`${ingest.api}/api/v1/vehicles/${vin}/sampling-policy`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const put = (vin: string, body: unknown) =>
+  fetch(`${ingest.api}/api/v1/vehicles/${vin}/sampling-policy`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 
 describe('sampling policy from the cloud', () => {
   it('is published retained on the config topic, so a vehicle connecting later gets it', async () => {
-    const policy = { version: 7, signals: [{ path: VSS.soc, periodMs: 60_000, deadband: 1 }], triggers: [{ kind: 'new_dtc', threshold: 0 }], batchMaxSamples: 20, batchMaxDelayMs: 5000, locationEnabled: false, locationPrecisionDeg: 0.01 };
+    const policy = {
+      version: 7,
+      signals: [{ path: VSS.soc, periodMs: 60_000, deadband: 1 }],
+      triggers: [{ kind: 'new_dtc', threshold: 0 }],
+      batchMaxSamples: 20,
+      batchMaxDelayMs: 5000,
+      locationEnabled: false,
+      locationPrecisionDeg: 0.01,
+    };
     const r = await put(VIN, policy);
     expect(r.status).toBe(202);
     const car = await mqtt.connectAsync(ingest.mqttUrl, { clientId: `car-${VIN}`, username: VIN });
@@ -39,7 +56,13 @@ describe('sampling policy from the cloud', () => {
   });
 
   it('refuses an invalid policy naming the field, and an unknown vehicle', async () => {
-    const bad = await put(VIN, { version: 1, signals: [{ path: 'Vehicle.Nope', periodMs: 1000 }], triggers: [], batchMaxSamples: 10, batchMaxDelayMs: 100 });
+    const bad = await put(VIN, {
+      version: 1,
+      signals: [{ path: 'Vehicle.Nope', periodMs: 1000 }],
+      triggers: [],
+      batchMaxSamples: 10,
+      batchMaxDelayMs: 100,
+    });
     expect(bad.status).toBe(400);
     expect(JSON.stringify(await bad.json())).toMatch(/signals/);
     const unknown = await put('LSVAU2180N2183399', { version: 1, signals: [], triggers: [], batchMaxSamples: 10, batchMaxDelayMs: 100 });

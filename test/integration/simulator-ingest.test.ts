@@ -26,8 +26,16 @@ beforeAll(async () => {
   influx = await startLocalInfluxd({ dataDir: join(dir, 'influx'), database: 'telemetry' });
   const cfg = loadIngestConfig(
     {
-      ODOPULSE_MQTT_PORT: '0', ODOPULSE_HTTP_PORT: '0', ODOPULSE_MQTT_HOST: '127.0.0.1', ODOPULSE_HTTP_HOST: '127.0.0.1', ODOPULSE_DATA_DIR: join(dir, 'data'),
-      ODOPULSE_WORKERS: '1', INFLUX_URL: influx.url, ODOPULSE_CLOCK: 'event', ODOPULSE_SWEEP_MS: '500', ODOPULSE_LOG_LEVEL: 'silent',
+      ODOPULSE_MQTT_PORT: '0',
+      ODOPULSE_HTTP_PORT: '0',
+      ODOPULSE_MQTT_HOST: '127.0.0.1',
+      ODOPULSE_HTTP_HOST: '127.0.0.1',
+      ODOPULSE_DATA_DIR: join(dir, 'data'),
+      ODOPULSE_WORKERS: '1',
+      INFLUX_URL: influx.url,
+      ODOPULSE_CLOCK: 'event',
+      ODOPULSE_SWEEP_MS: '500',
+      ODOPULSE_LOG_LEVEL: 'silent',
     },
     {},
   );
@@ -36,7 +44,15 @@ beforeAll(async () => {
   // ~11 simulated days in a few wall seconds. Asked to multiplex, as the demo does: ingest's per-VIN
   // ACL refuses a shared identity, so the simulator falls back to one connection per vehicle.
   summary = await runSimulate({
-    vehicles: VEHICLES, speedup: 200_000, seed: SEED, durationMs: 5000, broker: `mqtt://127.0.0.1:${ingest.mqttPort}`, api, connections: 'multiplex', quiet: true, start: START,
+    vehicles: VEHICLES,
+    speedup: 200_000,
+    seed: SEED,
+    durationMs: 5000,
+    broker: `mqtt://127.0.0.1:${ingest.mqttPort}`,
+    api,
+    connections: 'multiplex',
+    quiet: true,
+    start: START,
   });
 }, 120_000);
 
@@ -60,13 +76,19 @@ describe('simulator -> ingest', () => {
     expect(summary.batches).toBeGreaterThan(VEHICLES);
   });
 
-  it('registers every profile and the owners\' service history', async () => {
+  it("registers every profile and the owners' service history", async () => {
     const fleet = createFleet({ vehicles: VEHICLES, seed: SEED, start: START });
     const list = await get('/api/v1/vehicles?limit=100');
     expect(list.items).toHaveLength(VEHICLES);
     for (const v of fleet.vehicles) {
       const got = list.items.find((x: { vin: string }) => x.vin === v.vin);
-      expect(got, v.vin).toMatchObject({ model: v.profile.model, powertrain: v.profile.powertrain, dealerId: v.profile.dealerId, locale: v.profile.locale, vehicleType: v.profile.vehicleType });
+      expect(got, v.vin).toMatchObject({
+        model: v.profile.model,
+        powertrain: v.profile.powertrain,
+        dealerId: v.profile.dealerId,
+        locale: v.profile.locale,
+        vehicleType: v.profile.vehicleType,
+      });
     }
     let records = 0;
     for (const v of fleet.vehicles) records += (await get(`/api/v1/vehicles/${v.vin}`)).serviceRecords.length;

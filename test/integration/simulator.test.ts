@@ -87,8 +87,16 @@ describe('runSimulate', () => {
     received = [];
     requests = [];
     const s = await runSimulate({
-      vehicles: 6, speedup: 36_000, seed: 3, durationMs: 1500, broker: brokerUrl, api: apiUrl, connections: 'per-vehicle',
-      sampleEveryMs: 300_000, start: START, quiet: true,
+      vehicles: 6,
+      speedup: 36_000,
+      seed: 3,
+      durationMs: 1500,
+      broker: brokerUrl,
+      api: apiUrl,
+      connections: 'per-vehicle',
+      sampleEveryMs: 300_000,
+      start: START,
+      quiet: true,
     });
     expect(s.vehicles).toBe(6);
     expect(s.errors).toBe(0);
@@ -129,8 +137,18 @@ describe('runSimulate', () => {
     received = [];
     const dir = join(tmp, 'run-replay');
     const s = await runSimulate({
-      vehicles: 40, speedup: 36_000, seed: 4, durationMs: 1500, broker: brokerUrl, connections: 'multiplex', multiplexConnections: 3,
-      sampleEveryMs: 300_000, start: START, quiet: true, writeReplayDir: dir, progress: true,
+      vehicles: 40,
+      speedup: 36_000,
+      seed: 4,
+      durationMs: 1500,
+      broker: brokerUrl,
+      connections: 'multiplex',
+      multiplexConnections: 3,
+      sampleEveryMs: 300_000,
+      start: START,
+      quiet: true,
+      writeReplayDir: dir,
+      progress: true,
     });
     expect(s.errors).toBe(0);
     expect(s.connections).toBe('multiplex');
@@ -153,16 +171,47 @@ describe('runSimulate', () => {
   it('stops promptly when aborted and rejects bad options with a clear message', async () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 300);
-    const s = await runSimulate({ vehicles: 3, speedup: 3600, seed: 1, durationMs: 60_000, broker: brokerUrl, connections: 'per-vehicle', quiet: true, signal: ac.signal, start: START });
+    const s = await runSimulate({
+      vehicles: 3,
+      speedup: 3600,
+      seed: 1,
+      durationMs: 60_000,
+      broker: brokerUrl,
+      connections: 'per-vehicle',
+      quiet: true,
+      signal: ac.signal,
+      start: START,
+    });
     expect(s.wallMs).toBeLessThan(30_000);
-    await expect(runSimulate({ vehicles: 0, speedup: 1, seed: 1, durationMs: 1, broker: brokerUrl, connections: 'multiplex' })).rejects.toThrow(/vehicles/);
-    await expect(runSimulate({ vehicles: 2, speedup: 1, seed: 1, durationMs: 1, broker: 'mqtt://127.0.0.1:9', connections: 'per-vehicle', quiet: true })).rejects.toThrow(
-      /cannot connect to the broker at mqtt:\/\/127.0.0.1:9/,
-    );
-    await expect(runSimulate({ vehicles: 1, speedup: 1, seed: 1, durationMs: 1, broker: brokerUrl, connections: 'multiplex', api: 'http://127.0.0.1:9', quiet: true })).rejects.toThrow(
-      /cannot register vehicles at http:\/\/127.0.0.1:9/,
-    );
-    await expect(runSimulate({ vehicles: 1, speedup: -1, seed: 1, durationMs: 1, broker: brokerUrl, connections: 'multiplex' })).rejects.toThrow(/speedup/);
+    await expect(
+      runSimulate({ vehicles: 0, speedup: 1, seed: 1, durationMs: 1, broker: brokerUrl, connections: 'multiplex' }),
+    ).rejects.toThrow(/vehicles/);
+    await expect(
+      runSimulate({
+        vehicles: 2,
+        speedup: 1,
+        seed: 1,
+        durationMs: 1,
+        broker: 'mqtt://127.0.0.1:9',
+        connections: 'per-vehicle',
+        quiet: true,
+      }),
+    ).rejects.toThrow(/cannot connect to the broker at mqtt:\/\/127.0.0.1:9/);
+    await expect(
+      runSimulate({
+        vehicles: 1,
+        speedup: 1,
+        seed: 1,
+        durationMs: 1,
+        broker: brokerUrl,
+        connections: 'multiplex',
+        api: 'http://127.0.0.1:9',
+        quiet: true,
+      }),
+    ).rejects.toThrow(/cannot register vehicles at http:\/\/127.0.0.1:9/);
+    await expect(
+      runSimulate({ vehicles: 1, speedup: -1, seed: 1, durationMs: 1, broker: brokerUrl, connections: 'multiplex' }),
+    ).rejects.toThrow(/speedup/);
   });
 });
 
@@ -174,7 +223,8 @@ describe('runSimulate against a broker with a per-VIN ACL', () => {
         if (isValidVin(username ?? '')) return done(null, true);
         done(Object.assign(new Error('bad username or password'), { returnCode: 4 }) as never, false);
       },
-      authorizePublish: (client, packet, cb) => cb(client && packet.topic.split('/')[2] !== (client as unknown as { id: string }).id ? new Error('not yours') : null),
+      authorizePublish: (client, packet, cb) =>
+        cb(client && packet.topic.split('/')[2] !== (client as unknown as { id: string }).id ? new Error('not yours') : null),
     });
     let telemetry = 0;
     acl.on('publish', (p, c) => {
@@ -184,13 +234,31 @@ describe('runSimulate against a broker with a per-VIN ACL', () => {
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const url = `mqtt://127.0.0.1:${(srv.address() as net.AddressInfo).port}`;
     try {
-      const s = await runSimulate({ vehicles: 4, speedup: 36_000, seed: 8, durationMs: 800, broker: url, connections: 'per-vehicle', quiet: true, start: START });
+      const s = await runSimulate({
+        vehicles: 4,
+        speedup: 36_000,
+        seed: 8,
+        durationMs: 800,
+        broker: url,
+        connections: 'per-vehicle',
+        quiet: true,
+        start: START,
+      });
       expect(s.errors).toBe(0);
       expect(s.batches).toBeGreaterThan(0);
       expect(telemetry).toBe(s.batches);
       expect(s.connections).toBe('per-vehicle');
       telemetry = 0;
-      const m = await runSimulate({ vehicles: 4, speedup: 36_000, seed: 8, durationMs: 800, broker: url, connections: 'multiplex', quiet: true, start: START });
+      const m = await runSimulate({
+        vehicles: 4,
+        speedup: 36_000,
+        seed: 8,
+        durationMs: 800,
+        broker: url,
+        connections: 'multiplex',
+        quiet: true,
+        start: START,
+      });
       expect(m.connections).toBe('per-vehicle'); // refused as a shared identity, so one connection per VIN
       expect(m.errors).toBe(0);
       expect(m.batches).toBeGreaterThan(0);
@@ -205,7 +273,17 @@ describe('runSimulate against a broker with a per-VIN ACL', () => {
 describe('runSimulate without a broker', () => {
   it('only writes replay files', async () => {
     const dir = join(tmp, 'replay-only');
-    const s = await runSimulate({ vehicles: 3, speedup: 36_000, seed: 6, durationMs: 500, broker: '', connections: 'per-vehicle', writeReplayDir: dir, start: START, quiet: true });
+    const s = await runSimulate({
+      vehicles: 3,
+      speedup: 36_000,
+      seed: 6,
+      durationMs: 500,
+      broker: '',
+      connections: 'per-vehicle',
+      writeReplayDir: dir,
+      start: START,
+      quiet: true,
+    });
     expect(s.batches).toBe(0);
     expect(s.readings).toBeGreaterThan(0);
     const lines = (await Promise.all(s.replayFiles!.map((f) => readFile(f, 'utf8')))).flatMap((t) => t.split('\n').filter(Boolean));
@@ -216,7 +294,18 @@ describe('runSimulate without a broker', () => {
 describe('runSimulateCli', () => {
   it('runs from command-line strings and exits 0', async () => {
     received = [];
-    const code = await runSimulateCli({ vehicles: '3', speedup: '36000', seed: '5', duration: '700ms', broker: brokerUrl, api: '', connections: 'per-vehicle', sampleEvery: '600000', progress: false, start: '2026-03-02T00:00:00Z' });
+    const code = await runSimulateCli({
+      vehicles: '3',
+      speedup: '36000',
+      seed: '5',
+      duration: '700ms',
+      broker: brokerUrl,
+      api: '',
+      connections: 'per-vehicle',
+      sampleEvery: '600000',
+      progress: false,
+      start: '2026-03-02T00:00:00Z',
+    });
     expect(code).toBe(0);
     const batches = received.filter((m) => m.topic.endsWith('/telemetry')).map((m) => decodeTelemetryBatch(m.payload));
     expect(new Set(batches.map((b) => b.vin)).size).toBe(3);

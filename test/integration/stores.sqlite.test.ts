@@ -29,7 +29,11 @@ describe('SQLite stores on disk', () => {
     const a = openSqliteStores(dir);
     const [created] = a.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0);
     a.prompts.markHmiSent(created.promptId, T0 + 1);
-    a.vehicles.upsert(VIN_A, { model: 'M', powertrain: 'BEV', deliveryDate: '2026-01-01', dealerId: 'D1', locale: 'en', vehicleType: 'passenger' }, T0);
+    a.vehicles.upsert(
+      VIN_A,
+      { model: 'M', powertrain: 'BEV', deliveryDate: '2026-01-01', dealerId: 'D1', locale: 'en', vehicleType: 'passenger' },
+      T0,
+    );
     a.ruleStates.save([{ vin: VIN_A, lastTs: T0, latest: {}, latestTs: T0, activeDtcs: [], families: {} }]);
     a.outbox.enqueue([{ id: 'e1', url: 'http://x/', body: '{}' }], T0);
     a.deadLetters.add({ topic: 't', clientId: null, reason: 'r', payload: new Uint8Array([1, 2]), at: T0 });
@@ -82,9 +86,17 @@ describe('SQLite stores on disk', () => {
     const db = new Database(join(dir, 'odopulse.db'));
     try {
       const row = db.prepare('SELECT * FROM prompts').get() as Record<string, unknown>;
-      expect(() => db.prepare('INSERT INTO prompts SELECT ?, vin, kind, dedup_key, status, hmi_state, audience, dealer_id, urgent, value, created_ms, updated_ms, expires_ms, data FROM prompts').run('p_other')).toThrow(/UNIQUE/);
+      expect(() =>
+        db
+          .prepare(
+            'INSERT INTO prompts SELECT ?, vin, kind, dedup_key, status, hmi_state, audience, dealer_id, urgent, value, created_ms, updated_ms, expires_ms, data FROM prompts',
+          )
+          .run('p_other'),
+      ).toThrow(/UNIQUE/);
       db.prepare("UPDATE prompts SET status = 'resolved'").run();
-      db.prepare('INSERT INTO prompts SELECT ?, vin, kind, dedup_key, status, hmi_state, audience, dealer_id, urgent, value, created_ms, updated_ms, expires_ms, data FROM prompts').run('p_other');
+      db.prepare(
+        'INSERT INTO prompts SELECT ?, vin, kind, dedup_key, status, hmi_state, audience, dealer_id, urgent, value, created_ms, updated_ms, expires_ms, data FROM prompts',
+      ).run('p_other');
       expect(row.dedup_key).toBe('charging.low_soc');
     } finally {
       db.close();

@@ -42,8 +42,12 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
   ingest = await startIngestProcess({
-    INFLUX_URL: influx.url, INFLUX_BUCKET: 'hooks', ODOPULSE_CLOCK: 'event',
-    ODOPULSE_WEBHOOK_URL: `http://127.0.0.1:${port}/events`, ODOPULSE_WEBHOOK_SECRET: SECRET, ODOPULSE_WEBHOOK_MAX_BACKOFF_MS: '300',
+    INFLUX_URL: influx.url,
+    INFLUX_BUCKET: 'hooks',
+    ODOPULSE_CLOCK: 'event',
+    ODOPULSE_WEBHOOK_URL: `http://127.0.0.1:${port}/events`,
+    ODOPULSE_WEBHOOK_SECRET: SECRET,
+    ODOPULSE_WEBHOOK_MAX_BACKOFF_MS: '300',
   });
 });
 
@@ -55,22 +59,45 @@ afterAll(async () => {
 
 describe('lifecycle webhooks', () => {
   it('delivers every prompt change as a signed CloudEvent through a receiver outage and an ingest restart', async () => {
-    await fetch(`${ingest!.api}/api/v1/vehicles/${VIN}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(PROFILE) });
+    await fetch(`${ingest!.api}/api/v1/vehicles/${VIN}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(PROFILE),
+    });
     const { lines } = lowChargeAndFaultScenario(VIN);
     const file = join(tmp, 'w.jsonl');
     writeReplay(file, lines);
-    const agent = await runAgentProcess(['--vin', VIN, '--broker', ingest!.mqttUrl, '--replay', file, '--speed', '0', '--spool', join(tmp, 'spool')]);
+    const agent = await runAgentProcess([
+      '--vin',
+      VIN,
+      '--broker',
+      ingest!.mqttUrl,
+      '--replay',
+      file,
+      '--speed',
+      '0',
+      '--spool',
+      join(tmp, 'spool'),
+    ]);
     expect(agent.code, agent.output).toBe(0);
 
     // the receiver is down: attempts are made and refused
     await eventually(() => attempts.length >= 5, 30_000, 'refused attempts');
-    const prompts = await eventually(async () => {
-      const items = (await getJson<{ items: any[] }>(`${ingest!.api}/api/v1/prompts?vin=${VIN}&limit=500`)).items;
-      return items.filter((p) => p.kind === 'fault.dtc').length === 2 ? items : undefined;
-    }, 30_000, 'prompts');
+    const prompts = await eventually(
+      async () => {
+        const items = (await getJson<{ items: any[] }>(`${ingest!.api}/api/v1/prompts?vin=${VIN}&limit=500`)).items;
+        return items.filter((p) => p.kind === 'fault.dtc').length === 2 ? items : undefined;
+      },
+      30_000,
+      'prompts',
+    );
     // an advisor acknowledges one while the receiver is still down
     const open = prompts.find((p) => p.status === 'open' || p.status === 'delivered')!;
-    const ack = await fetch(`${ingest!.api}/api/v1/prompts/${open.id}/ack`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by: 'advisor.li', note: 'calling the owner' }) });
+    const ack = await fetch(`${ingest!.api}/api/v1/prompts/${open.id}/ack`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ by: 'advisor.li', note: 'calling the owner' }),
+    });
     expect(ack.status).toBe(200);
 
     // ingest restarts while the receiver is down, then the receiver recovers
@@ -81,7 +108,11 @@ describe('lifecycle webhooks', () => {
 
     const created = () => [...accepted.values()].filter((e) => e.type === 'com.odopulse.prompt.created').map((e) => e.data.id);
     await eventually(() => prompts.every((p) => created().includes(p.id)), 60_000, 'a created event for every prompt');
-    await eventually(() => [...accepted.values()].some((e) => e.type === 'com.odopulse.prompt.acknowledged' && e.data.by === 'advisor.li'), 30_000, 'the acknowledgement event');
+    await eventually(
+      () => [...accepted.values()].some((e) => e.type === 'com.odopulse.prompt.acknowledged' && e.data.by === 'advisor.li'),
+      30_000,
+      'the acknowledgement event',
+    );
     const withdrawn = [...accepted.values()].filter((e) => e.type === 'com.odopulse.prompt.withdrawn');
     expect(withdrawn.length).toBeGreaterThan(0);
     expect(badSignatures).toBe(0);

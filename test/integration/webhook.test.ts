@@ -91,13 +91,26 @@ describe('CloudEvents for the lifecycle system', () => {
       time: new Date(T0).toISOString(),
       datacontenttype: 'application/json',
     });
-    expect(ev.data).toMatchObject({ id: created.promptId, vin: VIN_A, kind: 'charging.low_soc', status: 'open', dedupKey: 'charging.low_soc' });
+    expect(ev.data).toMatchObject({
+      id: created.promptId,
+      vin: VIN_A,
+      kind: 'charging.low_soc',
+      status: 'open',
+      dedupKey: 'charging.low_soc',
+    });
     expect(ev.data).not.toHaveProperty('hmiState');
     expect((JSON.parse(rows[2].body) as CloudEvent).type).toBe('com.odopulse.prompt.withdrawn');
     expect(eventsForChanges([created], [])).toEqual([]);
 
-    const seg = eventsForSegmentChanges([{ vin: VIN_A, from: null, to: { stage: 'new_owner', activity: 'active', maturity: 'novice' }, at: T0 }], ['http://a/']);
-    expect(JSON.parse(seg[0].body)).toMatchObject({ type: 'com.odopulse.segment.changed', subject: VIN_A, data: { to: { stage: 'new_owner' } } });
+    const seg = eventsForSegmentChanges(
+      [{ vin: VIN_A, from: null, to: { stage: 'new_owner', activity: 'active', maturity: 'novice' }, at: T0 }],
+      ['http://a/'],
+    );
+    expect(JSON.parse(seg[0].body)).toMatchObject({
+      type: 'com.odopulse.segment.changed',
+      subject: VIN_A,
+      data: { to: { stage: 'new_owner' } },
+    });
     const s1 = { stage: 'new_owner', activity: 'active', maturity: 'novice' } as const;
     expect(segmentsChanged(null, s1)).toBe(true);
     expect(segmentsChanged(s1, { ...s1 })).toBe(false);
@@ -113,7 +126,9 @@ describe('CloudEvents for the lifecycle system', () => {
     expect(verifySignature('other', headers, '{"a":1}', 300, now)).toBe(false);
     expect(verifySignature(SECRET, headers, '{"a":1}', 300, now + 301)).toBe(false);
     expect(verifySignature(SECRET, { ...headers, 'webhook-id': 'e2' }, '{"a":1}', 300, now)).toBe(false);
-    expect(verifySignature(SECRET, { ...headers, 'webhook-signature': `v1,AAAA ${headers['webhook-signature']}` }, '{"a":1}', 300, now)).toBe(true);
+    expect(
+      verifySignature(SECRET, { ...headers, 'webhook-signature': `v1,AAAA ${headers['webhook-signature']}` }, '{"a":1}', 300, now),
+    ).toBe(true);
     expect(verifySignature(SECRET, { 'webhook-id': 'e1' }, '{"a":1}', 300, now)).toBe(false);
     expect(verifySignature(SECRET, { ...headers, 'webhook-timestamp': 'soon' }, '{"a":1}', 300, now)).toBe(false);
     // A Standard Webhooks secret ("whsec_" + base64) signs with its decoded bytes.
@@ -132,7 +147,15 @@ describe('WebhookDispatcher', () => {
     const rows = eventsForChanges(changes, [rx.url]);
     stores.outbox.enqueue(rows, Date.now());
     const errors: string[] = [];
-    const d = new WebhookDispatcher({ outbox: stores.outbox, secret: SECRET, baseBackoffMs: 5, maxBackoffMs: 40, concurrency: 2, timeoutMs: 30_000, onError: (e) => errors.push(e.message) });
+    const d = new WebhookDispatcher({
+      outbox: stores.outbox,
+      secret: SECRET,
+      baseBackoffMs: 5,
+      maxBackoffMs: 40,
+      concurrency: 2,
+      timeoutMs: 30_000,
+      onError: (e) => errors.push(e.message),
+    });
     cleanups.push(() => d.stop());
     d.start();
     await until(() => stores.outbox.pending() === 0);
@@ -233,7 +256,15 @@ describe('WebhookDispatcher', () => {
     }) as typeof fetch;
     const [row] = eventsForChanges(makeChanges(stores, 1), ['http://lifecycle.invalid/hook']);
     stores.outbox.enqueue([row], now);
-    const d = new WebhookDispatcher({ outbox: stores.outbox, secret: SECRET, clock: () => now, baseBackoffMs: 1000, maxBackoffMs: 8000, pollMs: 60_000, fetchImpl });
+    const d = new WebhookDispatcher({
+      outbox: stores.outbox,
+      secret: SECRET,
+      clock: () => now,
+      baseBackoffMs: 1000,
+      maxBackoffMs: 8000,
+      pollMs: 60_000,
+      fetchImpl,
+    });
     cleanups.push(() => d.stop());
     d.start();
     for (let attempt = 1; attempt <= 6; attempt++) {

@@ -19,18 +19,43 @@ export function outboxSuite(name: string, make: () => Stores): void {
 
     it('enqueue is idempotent on (id, url) and new rows are due at once whatever the clock, oldest first', () => {
       ob.enqueue([{ id: 'e2', url: U1, body: '{"n":2}' }], T0 + 10);
-      ob.enqueue([{ id: 'e1', url: U1, body: '{"n":1}' }, { id: 'e1', url: U2, body: '{"n":1}' }], T0);
+      ob.enqueue(
+        [
+          { id: 'e1', url: U1, body: '{"n":1}' },
+          { id: 'e1', url: U2, body: '{"n":1}' },
+        ],
+        T0,
+      );
       ob.enqueue([{ id: 'e1', url: U1, body: '{"changed":true}' }], T0 + 20);
       expect(ob.pending()).toBe(3);
       const due = ob.due(T0 - HOUR, 10); // the enqueuer's clock may run ahead of the dispatcher's
-      expect(due.map((e) => [e.id, e.url])).toEqual([['e1', U1], ['e1', U2], ['e2', U1]]);
-      expect(due[0]).toEqual({ id: 'e1', url: U1, body: '{"n":1}', attempts: 0, nextAttemptAt: T0, createdAt: T0, deliveredAt: null, lastError: null });
+      expect(due.map((e) => [e.id, e.url])).toEqual([
+        ['e1', U1],
+        ['e1', U2],
+        ['e2', U1],
+      ]);
+      expect(due[0]).toEqual({
+        id: 'e1',
+        url: U1,
+        body: '{"n":1}',
+        attempts: 0,
+        nextAttemptAt: T0,
+        createdAt: T0,
+        deliveredAt: null,
+        lastError: null,
+      });
       expect(ob.due(T0 + 10, 2)).toHaveLength(2);
       expect(ob.nextDueAt()).toBe(0);
     });
 
     it('markFailed counts the attempt and defers; markDelivered removes from due and pending', () => {
-      ob.enqueue([{ id: 'a', url: U1, body: 'x' }, { id: 'b', url: U1, body: 'y' }], T0);
+      ob.enqueue(
+        [
+          { id: 'a', url: U1, body: 'x' },
+          { id: 'b', url: U1, body: 'y' },
+        ],
+        T0,
+      );
       ob.markFailed('a', U1, 'HTTP 500', T0 + 5000);
       expect(ob.due(T0 + 1, 10).map((e) => e.id)).toEqual(['b']);
       expect(ob.nextDueAt()).toBe(0);

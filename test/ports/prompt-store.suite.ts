@@ -107,7 +107,13 @@ export function promptStoreSuite(name: string, make: () => Stores): void {
       expect(ack?.prompt).toMatchObject({ status: 'acknowledged', acknowledgedBy: 'alice', note: 'calling owner' });
       expect(ps.acknowledge(p.id, 'bob', undefined, T0 + 2)).toBeUndefined();
       const res = ps.resolve(p.id, 'alice', 'booked', undefined, T0 + 3);
-      expect(res?.prompt).toMatchObject({ status: 'resolved', outcome: 'booked', resolvedBy: 'alice', hmiState: 'withdrawn', note: 'calling owner' });
+      expect(res?.prompt).toMatchObject({
+        status: 'resolved',
+        outcome: 'booked',
+        resolvedBy: 'alice',
+        hmiState: 'withdrawn',
+        note: 'calling owner',
+      });
       expect(ps.resolve(p.id, 'alice', 'declined', undefined, T0 + 4)).toBeUndefined();
       expect(ps.acknowledge('p_unknown', 'x', undefined, T0)).toBeUndefined();
     });

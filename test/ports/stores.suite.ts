@@ -26,16 +26,30 @@ export function storesSuite(name: string, make: () => Stores): void {
       stores.ruleStates.save([ruleState(VIN_A, T0), ruleState(VIN_B, T0)]);
       stores.ruleStates.save([ruleState(VIN_A, T0 + 1)]);
       expect(stores.ruleStates.load(VIN_A)).toEqual(ruleState(VIN_A, T0 + 1));
-      expect([...stores.ruleStates.all()].map((s) => [s.vin, s.lastTs])).toEqual([[VIN_A, T0 + 1], [VIN_B, T0]]);
+      expect([...stores.ruleStates.all()].map((s) => [s.vin, s.lastTs])).toEqual([
+        [VIN_A, T0 + 1],
+        [VIN_B, T0],
+      ]);
     });
 
     it('keeps dead letters with reason and payload bytes, newest first', () => {
-      stores.deadLetters.add({ topic: 'v1/vehicles/X/telemetry', clientId: 'c1', reason: 'decode failed', payload: new Uint8Array([0, 255, 7]), at: T0 });
+      stores.deadLetters.add({
+        topic: 'v1/vehicles/X/telemetry',
+        clientId: 'c1',
+        reason: 'decode failed',
+        payload: new Uint8Array([0, 255, 7]),
+        at: T0,
+      });
       stores.deadLetters.add({ topic: 't2', clientId: null, reason: 'too large', payload: new Uint8Array(), at: T0 + 1 });
       expect(stores.deadLetters.count()).toBe(2);
       const [newest, oldest] = stores.deadLetters.list(10);
       expect(newest).toMatchObject({ topic: 't2', clientId: null, reason: 'too large', payloadBase64: '' });
-      expect(oldest).toMatchObject({ topic: 'v1/vehicles/X/telemetry', clientId: 'c1', at: new Date(T0).toISOString(), payloadBase64: Buffer.from([0, 255, 7]).toString('base64') });
+      expect(oldest).toMatchObject({
+        topic: 'v1/vehicles/X/telemetry',
+        clientId: 'c1',
+        at: new Date(T0).toISOString(),
+        payloadBase64: Buffer.from([0, 255, 7]).toString('base64'),
+      });
       expect(stores.deadLetters.list(1)).toHaveLength(1);
     });
 
@@ -70,7 +84,15 @@ export function storesSuite(name: string, make: () => Stores): void {
       const bad = () => {
         throw new Error('no text for kind');
       };
-      expect(() => stores.prompts.applyRuleEvents(VIN_A, [open({ dedupKey: 'a' }), open({ dedupKey: 'b' })], (d) => (d.dedupKey === 'b' ? bad() : render(d)), 'D1', T0)).toThrow('no text');
+      expect(() =>
+        stores.prompts.applyRuleEvents(
+          VIN_A,
+          [open({ dedupKey: 'a' }), open({ dedupKey: 'b' })],
+          (d) => (d.dedupKey === 'b' ? bad() : render(d)),
+          'D1',
+          T0,
+        ),
+      ).toThrow('no text');
       expect(stores.prompts.list({ limit: 10 }).items).toEqual([]);
     });
 
@@ -81,7 +103,14 @@ export function storesSuite(name: string, make: () => Stores): void {
       const [openOld] = stores.prompts.applyRuleEvents(VIN_A, [open({ dedupKey: 'still-open' })], render, 'D1', T0);
       const [recent] = stores.prompts.applyRuleEvents(VIN_A, [open({ dedupKey: 'recent' })], render, 'D1', T0);
       stores.prompts.resolve(recent.promptId, 'x', 'other', undefined, cutoff + 1);
-      stores.outbox.enqueue([{ id: 'd-old', url: 'u', body: '' }, { id: 'undelivered', url: 'u', body: '' }, { id: 'd-new', url: 'u', body: '' }], T0);
+      stores.outbox.enqueue(
+        [
+          { id: 'd-old', url: 'u', body: '' },
+          { id: 'undelivered', url: 'u', body: '' },
+          { id: 'd-new', url: 'u', body: '' },
+        ],
+        T0,
+      );
       stores.outbox.markDelivered('d-old', 'u', T0 + 1);
       stores.outbox.markDelivered('d-new', 'u', cutoff);
       stores.deadLetters.add({ topic: 'a', clientId: null, reason: 'r', payload: new Uint8Array(), at: T0 });

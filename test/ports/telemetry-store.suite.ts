@@ -9,7 +9,11 @@ const A = 'LSVAU2180N2183294';
 const B = 'WVWZZZ1JZXW000001';
 /** 2026-03-01T00:00:00Z, a multiple of every bucket size used below. */
 const T0 = Date.UTC(2026, 2, 1);
-const tagsOf = (vin: string): Record<string, string> => ({ model: vin === A ? 'Aion S' : 'ID.3', powertrain: 'BEV', dealer: vin === A ? 'D-001' : 'D-002' });
+const tagsOf = (vin: string): Record<string, string> => ({
+  model: vin === A ? 'Aion S' : 'ID.3',
+  powertrain: 'BEV',
+  dealer: vin === A ? 'D-001' : 'D-002',
+});
 
 function speeds(vin: string, n: number, start = T0, stepMs = 1000): Reading[] {
   return Array.from({ length: n }, (_, i) => ({ vin, ts: start + i * stepMs, signals: { [VSS.speed]: i * 2 } }));
@@ -122,7 +126,10 @@ export function telemetryStoreSuite(name: string, make: () => Promise<{ store: T
     });
 
     it('keeps booleans as booleans, enums as strings and numbers as numbers', async () => {
-      await store.write([{ vin: A, ts: T0, signals: { [VSS.isCharging]: false, [VSS.chargePortType]: 'DC', [VSS.odometer]: 4210 } }], tagsOf);
+      await store.write(
+        [{ vin: A, ts: T0, signals: { [VSS.isCharging]: false, [VSS.chargePortType]: 'DC', [VSS.odometer]: 4210 } }],
+        tagsOf,
+      );
       await store.flush();
       const l = await store.latest(A);
       expect(l?.signals[VSS.isCharging]).toBe(false);
@@ -180,7 +187,9 @@ export function telemetryStoreSuite(name: string, make: () => Promise<{ store: T
       ];
       await expect(store.write(bad, tagsOf)).rejects.toThrow(/invalid VIN/);
       await expect(store.write([{ vin: A, ts: T0, signals: { [VSS.speed]: Number.NaN } }], tagsOf)).rejects.toThrow(/bad number/);
-      await expect(store.write([{ vin: A, ts: T0, signals: { [VSS.lowVoltageSystemState]: 'DRIVE' as never } }], tagsOf)).rejects.toThrow(/bad enum/);
+      await expect(store.write([{ vin: A, ts: T0, signals: { [VSS.lowVoltageSystemState]: 'DRIVE' as never } }], tagsOf)).rejects.toThrow(
+        /bad enum/,
+      );
       await expect(store.write([{ vin: A, ts: T0, signals: { 'Vehicle.Bogus': 1 } as never }], tagsOf)).rejects.toThrow(/unknown signal/);
       await expect(store.write([{ vin: A, ts: T0, signals: { [VSS.speed]: 1 } }], () => ({ 'bad key': 'x' }))).rejects.toThrow(/tag key/);
       const hostileTags = (): Record<string, string> => ({ dealer: `D'1" ,=\\ x\ny\\`, model: '', powertrain: '\\' });

@@ -28,9 +28,20 @@ export function vehicleStoreSuite(name: string, make: () => Stores): void {
 
     it('upserts a profile and keeps createdAt on update', () => {
       const r = vs.upsert(VIN_A, profile(), T0);
-      expect(r).toMatchObject({ vin: VIN_A, model: 'Aion S', dealerId: 'D1', createdAt: new Date(T0).toISOString(), updatedAt: new Date(T0).toISOString() });
+      expect(r).toMatchObject({
+        vin: VIN_A,
+        model: 'Aion S',
+        dealerId: 'D1',
+        createdAt: new Date(T0).toISOString(),
+        updatedAt: new Date(T0).toISOString(),
+      });
       const u = vs.upsert(VIN_A, profile({ dealerId: 'D2', quietHours: { start: '22:00', end: '07:00' } }), T0 + HOUR);
-      expect(u).toMatchObject({ dealerId: 'D2', createdAt: new Date(T0).toISOString(), updatedAt: new Date(T0 + HOUR).toISOString(), quietHours: { start: '22:00', end: '07:00' } });
+      expect(u).toMatchObject({
+        dealerId: 'D2',
+        createdAt: new Date(T0).toISOString(),
+        updatedAt: new Date(T0 + HOUR).toISOString(),
+        quietHours: { start: '22:00', end: '07:00' },
+      });
       expect(vs.get(VIN_A)).toEqual(u);
       expect(vs.get(VIN_B)).toBeUndefined();
     });

@@ -29,7 +29,11 @@ export async function getJson<T = any>(url: string): Promise<T> {
 }
 
 /** Poll `fn` until it returns a truthy value (or throw after `ms`). Behaviour, not timing, is asserted. */
-export async function eventually<T>(fn: () => Promise<T | undefined | false | null> | T | undefined | false | null, ms = 30_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false | null> | T | undefined | false | null,
+  ms = 30_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + ms;
   let last: unknown;
   for (;;) {

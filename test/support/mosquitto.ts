@@ -68,11 +68,47 @@ export function makeCerts(dir: string): { ca: string; serverCert: string; server
   openssl(dir, ['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=odopulse-test-ca']);
   writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
   openssl(dir, ['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
-  openssl(dir, ['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'server.ext']);
+  openssl(dir, [
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.crt',
+    '-days',
+    '2',
+    '-extfile',
+    'server.ext',
+  ]);
   openssl(dir, ['req', ...ec, '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=odopulse-client']);
-  openssl(dir, ['x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.crt', '-days', '2']);
+  openssl(dir, [
+    'x509',
+    '-req',
+    '-in',
+    'client.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'client.crt',
+    '-days',
+    '2',
+  ]);
   const f = (n: string) => join(dir, n);
-  return { ca: f('ca.crt'), serverCert: f('server.crt'), serverKey: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
+  return {
+    ca: f('ca.crt'),
+    serverCert: f('server.crt'),
+    serverKey: f('server.key'),
+    clientCert: f('client.crt'),
+    clientKey: f('client.key'),
+  };
 }
 
 export async function startMosquitto(opts: MosquittoOptions = {}): Promise<MosquittoHandle> {
@@ -100,7 +136,18 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   }
   if (opts.acl) {
     const acl = join(dir, 'acl');
-    writeFileSync(acl, ['# ingest sees and sends everything', 'user ingest', 'topic readwrite #', '', '# a vehicle only under its own VIN (username = VIN)', 'pattern readwrite v1/vehicles/%u/#', ''].join('\n'));
+    writeFileSync(
+      acl,
+      [
+        '# ingest sees and sends everything',
+        'user ingest',
+        'topic readwrite #',
+        '',
+        '# a vehicle only under its own VIN (username = VIN)',
+        'pattern readwrite v1/vehicles/%u/#',
+        '',
+      ].join('\n'),
+    );
     lines.push(`acl_file ${acl}`);
   }
   if (tlsPort) {
@@ -144,7 +191,15 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   return {
     url: `mqtt://127.0.0.1:${port}`,
     port,
-    ...(tlsPort ? { tlsUrl: `mqtts://127.0.0.1:${tlsPort}`, tlsPort, ca: join(dir, 'ca.crt'), clientCert: join(dir, 'client.crt'), clientKey: join(dir, 'client.key') } : {}),
+    ...(tlsPort
+      ? {
+          tlsUrl: `mqtts://127.0.0.1:${tlsPort}`,
+          tlsPort,
+          ca: join(dir, 'ca.crt'),
+          clientCert: join(dir, 'client.crt'),
+          clientKey: join(dir, 'client.key'),
+        }
+      : {}),
     dir,
     start,
     async stop() {

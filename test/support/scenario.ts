@@ -15,16 +15,29 @@ export interface ScenarioLine {
  * parks at 6.5 % (critical_soc; low #2 escalated) and P0A80 comes back (fault.dtc #2).
  * `padding` adds parked samples at the end (to lengthen a replay for restart tests).
  */
-export function lowChargeAndFaultScenario(vin: string, startIso = '2026-03-01T08:00:00Z', padding = 0): { lines: ScenarioLine[]; expected: Record<string, number> } {
+export function lowChargeAndFaultScenario(
+  vin: string,
+  startIso = '2026-03-01T08:00:00Z',
+  padding = 0,
+): { lines: ScenarioLine[]; expected: Record<string, number> } {
   const lines: ScenarioLine[] = [];
   let t = Date.parse(startIso);
   let odo = 4210;
   const push = (signals: Record<string, number | boolean | string>, dtcs?: string[]) => {
-    lines.push({ ts: new Date(t).toISOString(), vin, signals: { [VSS.odometer]: Math.round(odo * 10) / 10, [VSS.voltage12v]: 12.6, ...signals }, ...(dtcs ? { dtcs } : {}) });
+    lines.push({
+      ts: new Date(t).toISOString(),
+      vin,
+      signals: { [VSS.odometer]: Math.round(odo * 10) / 10, [VSS.voltage12v]: 12.6, ...signals },
+      ...(dtcs ? { dtcs } : {}),
+    });
     t += 60_000;
   };
-  const drive = (soc: number) => { odo += 1.2; push({ [VSS.soc]: soc, [VSS.speed]: 55, [VSS.lowVoltageSystemState]: 'ON', [VSS.isCharging]: false }, []); };
-  const park = (soc: number, dtcs: string[] = [], extra: Record<string, number | boolean | string> = {}) => push({ [VSS.soc]: soc, [VSS.speed]: 0, [VSS.lowVoltageSystemState]: 'OFF', [VSS.isCharging]: false, ...extra }, dtcs);
+  const drive = (soc: number) => {
+    odo += 1.2;
+    push({ [VSS.soc]: soc, [VSS.speed]: 55, [VSS.lowVoltageSystemState]: 'ON', [VSS.isCharging]: false }, []);
+  };
+  const park = (soc: number, dtcs: string[] = [], extra: Record<string, number | boolean | string> = {}) =>
+    push({ [VSS.soc]: soc, [VSS.speed]: 0, [VSS.lowVoltageSystemState]: 'OFF', [VSS.isCharging]: false, ...extra }, dtcs);
 
   for (let soc = 40; soc > 20; soc -= 2) drive(soc);
   park(19.5);
@@ -44,6 +57,11 @@ export function writeReplay(file: string, lines: ScenarioLine[]): void {
 }
 
 export const PROFILE = {
-  model: 'Aurora EV', powertrain: 'BEV', deliveryDate: '2026-02-15', dealerId: 'dealer-sh-01', locale: 'en', vehicleType: 'passenger',
+  model: 'Aurora EV',
+  powertrain: 'BEV',
+  deliveryDate: '2026-02-15',
+  dealerId: 'dealer-sh-01',
+  locale: 'en',
+  vehicleType: 'passenger',
   quietHours: { start: '00:00', end: '00:00' },
 };

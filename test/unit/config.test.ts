@@ -35,7 +35,9 @@ describe('ingest configuration', () => {
 
   it('every setting has a flag the CLI maps back to it', () => {
     for (const name of Object.keys(INGEST_SETTINGS)) {
-      const camel = flagName(name).slice(2).replace(/-([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
+      const camel = flagName(name)
+        .slice(2)
+        .replace(/-([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
       expect(flagsToSettings({ [camel]: 'x' })).toEqual({ [name]: 'x' });
     }
     expect(flagName('INFLUX_URL')).toBe('--influx-url');

@@ -14,7 +14,20 @@ const NOON_UTC = Date.parse('2026-03-02T12:00:00Z');
 
 function setup(opts: { quiet?: { start: string; end: string }; cap?: number } = {}) {
   const stores = createMemoryStores();
-  stores.vehicles.upsert(VIN, { model: 'M', powertrain: 'BEV', deliveryDate: '2026-01-01', dealerId: 'd1', locale: 'en', vehicleType: 'passenger', timeZone: 'UTC', ...(opts.quiet ? { quietHours: opts.quiet } : {}) }, NOON_UTC);
+  stores.vehicles.upsert(
+    VIN,
+    {
+      model: 'M',
+      powertrain: 'BEV',
+      deliveryDate: '2026-01-01',
+      dealerId: 'd1',
+      locale: 'en',
+      vehicleType: 'passenger',
+      timeZone: 'UTC',
+      ...(opts.quiet ? { quietHours: opts.quiet } : {}),
+    },
+    NOON_UTC,
+  );
   stores.vehicles.setOnline(VIN, true, { at: NOON_UTC });
   let now = NOON_UTC;
   let latest: Signals = { [VSS.lowVoltageSystemState]: 'ON', [VSS.speed]: 50 };
@@ -29,13 +42,38 @@ function setup(opts: { quiet?: { start: string; end: string }; cap?: number } = 
     connectedClients: () => 1,
     close: async () => {},
   };
-  const hmi = new HmiDelivery({ stores, link, prefix: 'v1', clock: { now: () => now }, dailyCap: opts.cap ?? 3, latest: () => latest, onChanges: () => {} });
+  const hmi = new HmiDelivery({
+    stores,
+    link,
+    prefix: 'v1',
+    clock: { now: () => now },
+    dailyCap: opts.cap ?? 3,
+    latest: () => latest,
+    onChanges: () => {},
+  });
   const open = (kind: PromptKind, key: string, extra: Partial<PromptDraft> = {}) => {
-    const ev: RuleEvent = { type: 'open', prompt: { kind, dedupKey: key, severity: 'warning', audience: ['hmi'], urgent: false, ts: now, evidence: {}, params: {}, value: 10, ...extra } };
+    const ev: RuleEvent = {
+      type: 'open',
+      prompt: {
+        kind,
+        dedupKey: key,
+        severity: 'warning',
+        audience: ['hmi'],
+        urgent: false,
+        ts: now,
+        evidence: {},
+        params: {},
+        value: 10,
+        ...extra,
+      },
+    };
     stores.prompts.applyRuleEvents(VIN, [ev], () => ({ title: kind, body: 'b', locale: 'en' }), 'd1', now);
   };
   return {
-    stores, hmi, sent, open,
+    stores,
+    hmi,
+    sent,
+    open,
     setNow: (t: number) => (now = t),
     park: () => (latest = { [VSS.lowVoltageSystemState]: 'OFF', [VSS.speed]: 0 }),
     drive: () => (latest = { [VSS.lowVoltageSystemState]: 'ON', [VSS.speed]: 50 }),
@@ -104,7 +142,13 @@ describe('HMI delivery', () => {
     t.open('charging.low_soc', 'k6');
     await t.hmi.deliver([VIN]);
     expect(t.sent).toHaveLength(0);
-    t.stores.prompts.applyRuleEvents(VIN, [{ type: 'resolve', dedupKey: 'k6', ts: NOON_UTC, reason: 'charging' }], () => ({ title: '', body: '', locale: 'en' }), 'd1', NOON_UTC);
+    t.stores.prompts.applyRuleEvents(
+      VIN,
+      [{ type: 'resolve', dedupKey: 'k6', ts: NOON_UTC, reason: 'charging' }],
+      () => ({ title: '', body: '', locale: 'en' }),
+      'd1',
+      NOON_UTC,
+    );
     t.stores.vehicles.setOnline(VIN, true, { at: NOON_UTC });
     await t.hmi.deliver([VIN]);
     expect(t.sent.map((p) => p.kind)).toEqual(['maintenance.upcoming']);

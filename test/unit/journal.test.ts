@@ -16,7 +16,12 @@ afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force
 describe('journal', () => {
   it('deduplicates by vehicle + seq, also within one group commit', async () => {
     const j = new Journal(dir());
-    const r = await Promise.all([j.append(VIN, 1, Buffer.from('a'), 1), j.append(VIN, 1, Buffer.from('a'), 1), j.append(VIN, 2, Buffer.from('b'), 1), j.append('WVWZZZ1JZXW000001', 1, Buffer.from('c'), 1)]);
+    const r = await Promise.all([
+      j.append(VIN, 1, Buffer.from('a'), 1),
+      j.append(VIN, 1, Buffer.from('a'), 1),
+      j.append(VIN, 2, Buffer.from('b'), 1),
+      j.append('WVWZZZ1JZXW000001', 1, Buffer.from('c'), 1),
+    ]);
     expect(r).toEqual(['new', 'duplicate', 'new', 'new']);
     expect(await j.append(VIN, 2, Buffer.from('b'), 2)).toBe('duplicate');
     expect(j.duplicates).toBe(2);

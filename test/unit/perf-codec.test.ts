@@ -33,9 +33,16 @@ function expectSame(bytes: Uint8Array) {
 }
 
 const good = (): TelemetryBatch => ({
-  vin: VIN, bootId: 'boot-1', seq: 42, dropped: 3,
+  vin: VIN,
+  bootId: 'boot-1',
+  seq: 42,
+  dropped: 3,
   samples: [
-    { ts: T0, signals: { [VSS.soc]: 18, [VSS.odometer]: 4210.5, [VSS.lowVoltageSystemState]: 'OFF', [VSS.isCharging]: false }, dtcs: ['P0A80'] },
+    {
+      ts: T0,
+      signals: { [VSS.soc]: 18, [VSS.odometer]: 4210.5, [VSS.lowVoltageSystemState]: 'OFF', [VSS.isCharging]: false },
+      dtcs: ['P0A80'],
+    },
     { ts: T0 + 1000, signals: { [VSS.speed]: 0, [VSS.latitude]: -90, [VSS.longitude]: 180 }, dtcs: [] },
     { ts: T0 + 2000, signals: {} },
   ],
@@ -100,7 +107,7 @@ describe('telemetry fast path agrees with the schema path', () => {
 
   it('random batches (every signal kind, DTCs, edges of the ranges) and their corruptions agree', () => {
     let seed = 777;
-    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
     let accepted = 0;
     let refused = 0;
@@ -110,14 +117,24 @@ describe('telemetry fast path agrees with the schema path', () => {
         for (const p of SIGNAL_PATHS) {
           if (rnd() < 0.5) continue;
           const spec = SIGNALS[p];
-          if (spec.kind === 'number') signals[p] = pick([spec.min!, spec.max!, (spec.min! + spec.max!) / 3, spec.max! + 1e-9, -0, rnd() * spec.max!]);
+          if (spec.kind === 'number')
+            signals[p] = pick([spec.min!, spec.max!, (spec.min! + spec.max!) / 3, spec.max! + 1e-9, -0, rnd() * spec.max!]);
           else if (spec.kind === 'boolean') signals[p] = rnd() < 0.5;
           else signals[p] = rnd() < 0.9 ? pick(spec.values!) : 'Ünknown';
         }
-        const dtcs = rnd() < 0.3 ? undefined : Array.from({ length: Math.floor(rnd() * 3) }, () => pick(['P0A80', 'U0100', 'B1234', 'C3FFF', 'P4000']));
+        const dtcs =
+          rnd() < 0.3
+            ? undefined
+            : Array.from({ length: Math.floor(rnd() * 3) }, () => pick(['P0A80', 'U0100', 'B1234', 'C3FFF', 'P4000']));
         return { ts: pick([T0 + i * 1000, 946_684_800_000, 7_258_118_400_000, T0 * 10]), signals, ...(dtcs ? { dtcs } : {}) };
       });
-      const b = { vin: rnd() < 0.95 ? VIN : 'LSVAU2180N21832', bootId: pick(['b', 'boot-ü', 'x'.repeat(64)]), seq: pick([0, 1, 2 ** 40, 2 ** 50, Number.MAX_SAFE_INTEGER]), dropped: pick([0, 7, 2 ** 31]), samples } as TelemetryBatch;
+      const b = {
+        vin: rnd() < 0.95 ? VIN : 'LSVAU2180N21832',
+        bootId: pick(['b', 'boot-ü', 'x'.repeat(64)]),
+        seq: pick([0, 1, 2 ** 40, 2 ** 50, Number.MAX_SAFE_INTEGER]),
+        dropped: pick([0, 7, 2 ** 31]),
+        samples,
+      } as TelemetryBatch;
       const bytes = encodeTelemetryBatch(b);
       if (expectSame(bytes)) accepted++;
       else refused++;
@@ -132,7 +149,7 @@ describe('telemetry fast path agrees with the schema path', () => {
   it('corrupted bytes: same decision and same error, whatever the damage', () => {
     const base = encodeTelemetryBatch(good());
     let seed = 12345;
-    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
     let accepted = 0;
     for (let n = 0; n < 3000; n++) {
       const bytes = Uint8Array.from(base);

@@ -54,7 +54,10 @@ describe('Journal.pendingFor* with held entries', () => {
         expect(entries[1].readings).toBe(r);
         expect(entries[1].payload.toString()).toBe('two');
       }
-      expect(j.pendingForInflux(0, 10).map((e) => [e.seq, e.payload.toString(), e.readings])).toEqual([[1, 'one', undefined], [2, 'two', undefined]]);
+      expect(j.pendingForInflux(0, 10).map((e) => [e.seq, e.payload.toString(), e.readings])).toEqual([
+        [1, 'one', undefined],
+        [2, 'two', undefined],
+      ]);
     } finally {
       j.close();
       rmSync(dir, { recursive: true, force: true });

@@ -30,8 +30,17 @@ const B = 'LBENCH00000000001';
 describe('toLines', () => {
   it('writes what the client Point writes: sorted tags and fields, escaping, numbers, booleans, enums, DTCs', () => {
     const readings: Reading[] = [
-      { vin: A, ts: 1_767_225_600_000, signals: { [VSS.soc]: 18, [VSS.odometer]: 4210.5, [VSS.lowVoltageSystemState]: 'OFF', [VSS.isCharging]: false }, dtcs: ['P0A80', 'U0100'] },
-      { vin: B, ts: 1_767_225_600_001, signals: { [VSS.speed]: 0, [VSS.latitude]: -33.123456789, [VSS.voltage12v]: 1e-7, [VSS.isCharging]: true } },
+      {
+        vin: A,
+        ts: 1_767_225_600_000,
+        signals: { [VSS.soc]: 18, [VSS.odometer]: 4210.5, [VSS.lowVoltageSystemState]: 'OFF', [VSS.isCharging]: false },
+        dtcs: ['P0A80', 'U0100'],
+      },
+      {
+        vin: B,
+        ts: 1_767_225_600_001,
+        signals: { [VSS.speed]: 0, [VSS.latitude]: -33.123456789, [VSS.voltage12v]: 1e-7, [VSS.isCharging]: true },
+      },
       { vin: A, ts: 0, signals: {}, dtcs: [] },
       { vin: B, ts: 5, signals: {} },
       { vin: A, ts: 6, signals: { [VSS.odometer]: 5_000_000, [VSS.chargePortType]: 'DC' } },

@@ -27,7 +27,12 @@ describe('rule configuration file', () => {
     writeFileSync(f, JSON.stringify({ defaults: { charging: { lowSocPct: 22 } } }));
     let current: RulesConfig = loadRulesConfigFile(f);
     const errors: string[] = [];
-    const stop = watchRulesConfig(f, (c) => (current = c), (m) => errors.push(m), 50);
+    const stop = watchRulesConfig(
+      f,
+      (c) => (current = c),
+      (m) => errors.push(m),
+      50,
+    );
     try {
       writeFileSync(f, JSON.stringify({ defaults: { charging: { lowSocPct: 'x' } } }));
       await eventually(() => errors.length > 0, 10_000, 'rejection');

@@ -44,7 +44,14 @@ describe('line protocol', () => {
   });
   it('writes numbers as floats, booleans, enums and the DTC list as strings, ms timestamps, sorted tags', () => {
     const lines = toLines(
-      [{ vin: VIN, ts: 1_772_323_200_123, signals: { [VSS.speed]: 12, [VSS.isCharging]: true, [VSS.chargePortType]: 'AC' }, dtcs: ['P0A80', 'U0100'] }],
+      [
+        {
+          vin: VIN,
+          ts: 1_772_323_200_123,
+          signals: { [VSS.speed]: 12, [VSS.isCharging]: true, [VSS.chargePortType]: 'AC' },
+          dtcs: ['P0A80', 'U0100'],
+        },
+      ],
       () => ({ powertrain: 'BEV', model: 'Aion S', dealer: 'D 1' }),
     );
     expect(lines).toEqual([
@@ -57,7 +64,9 @@ describe('line protocol', () => {
 describe('InfluxDB 1.x mapping', () => {
   it('maps the v2 write path to /write with db and rp', () => {
     expect(mapV1Path('/api/v2/write?org=odopulse&bucket=telemetry&precision=ms')).toBe('/write?db=telemetry&precision=ms');
-    expect(mapV1Path('/api/v2/write?org=o&bucket=tele%2Fweek&precision=ms&consistency=one')).toBe('/write?db=tele&rp=week&precision=ms&consistency=one');
+    expect(mapV1Path('/api/v2/write?org=o&bucket=tele%2Fweek&precision=ms&consistency=one')).toBe(
+      '/write?db=tele&rp=week&precision=ms&consistency=one',
+    );
     expect(mapV1Path('/query?db=x&q=SELECT')).toBe('/query?db=x&q=SELECT');
     expect(() => mapV1Path('/api/v2/write?org=o&bucket=&precision=ms')).toThrow(/INFLUX_BUCKET/);
   });

@@ -7,8 +7,20 @@
   const SEVERITY_RANK = { critical: 0, warning: 1, info: 2 };
   const ACTIVE = ['open', 'delivered', 'acknowledged'];
   const store = {
-    get: (k, d) => { try { return localStorage.getItem('odopulse.' + k) ?? d; } catch { return d; } },
-    set: (k, v) => { try { localStorage.setItem('odopulse.' + k, v); } catch { /* private mode: keep in memory only */ } },
+    get: (k, d) => {
+      try {
+        return localStorage.getItem('odopulse.' + k) ?? d;
+      } catch {
+        return d;
+      }
+    },
+    set: (k, v) => {
+      try {
+        localStorage.setItem('odopulse.' + k, v);
+      } catch {
+        /* private mode: keep in memory only */
+      }
+    },
   };
   const state = {
     lang: store.get('lang', String(window.navigator.language || 'en').startsWith('zh') ? 'zh-CN' : 'en'),
@@ -34,7 +46,8 @@
       else if (k === 'text') el.textContent = v;
       else el.setAttribute(k, v === true ? '' : String(v));
     }
-    for (const c of children.flat(Infinity)) if (c !== null && c !== undefined && c !== false) el.append(c instanceof window.Node ? c : String(c));
+    for (const c of children.flat(Infinity))
+      if (c !== null && c !== undefined && c !== false) el.append(c instanceof window.Node ? c : String(c));
     return el;
   }
 
@@ -73,7 +86,9 @@
     el.className = 'toast' + (kind ? ' toast-' + kind : '');
     el.hidden = false;
     window.clearTimeout(toastTimer);
-    toastTimer = window.setTimeout(() => { el.hidden = true; }, 5000);
+    toastTimer = window.setTimeout(() => {
+      el.hidden = true;
+    }, 5000);
   }
 
   function applyStaticText() {
@@ -165,12 +180,18 @@
     // later reconnects replay from Last-Event-ID on their own.
     es.onopen = () => {
       setConn('live');
-      if (first) { first = false; loadPrompts(); }
+      if (first) {
+        first = false;
+        loadPrompts();
+      }
     };
     es.onerror = () => {
       setConn('offline');
       // The browser retries by itself unless the server refused the stream: then start over.
-      if (es.readyState === EventSource.CLOSED) window.setTimeout(() => { if (state.es === es) connectStream(); }, 5000);
+      if (es.readyState === EventSource.CLOSED)
+        window.setTimeout(() => {
+          if (state.es === es) connectStream();
+        }, 5000);
     };
     es.addEventListener('prompt', (ev) => {
       const change = JSON.parse(ev.data);
@@ -189,19 +210,32 @@
     for (const p of active) c[p.severity]++;
     $('counters').replaceChildren(
       ...['critical', 'warning', 'info'].map((s) =>
-        h('span', { class: 'counter sev-' + s, 'data-testid': 'count-' + s }, h('b', { text: c[s] }), ' ' + t('count.' + s))),
+        h('span', { class: 'counter sev-' + s, 'data-testid': 'count-' + s }, h('b', { text: c[s] }), ' ' + t('count.' + s)),
+      ),
     );
   }
 
   function evidenceList(ev) {
     const entries = Object.entries(ev || {});
     if (!entries.length) return null;
-    return h('details', { class: 'evidence' }, h('summary', { text: t('alerts.evidence') }),
-      h('dl', {}, entries.map(([k, v]) => [h('dt', { text: k.startsWith('Vehicle.') ? t('signal.' + k) : k }), h('dd', { text: typeof v === 'object' ? JSON.stringify(v) : String(v) })])));
+    return h(
+      'details',
+      { class: 'evidence' },
+      h('summary', { text: t('alerts.evidence') }),
+      h(
+        'dl',
+        {},
+        entries.map(([k, v]) => [
+          h('dt', { text: k.startsWith('Vehicle.') ? t('signal.' + k) : k }),
+          h('dd', { text: typeof v === 'object' ? JSON.stringify(v) : String(v) }),
+        ]),
+      ),
+    );
   }
 
   function auditLine(p) {
-    if (p.status === 'resolved' && p.resolvedBy) return t('audit.resolved', { by: p.resolvedBy, outcome: p.outcome ? t('outcome.' + p.outcome) : '' });
+    if (p.status === 'resolved' && p.resolvedBy)
+      return t('audit.resolved', { by: p.resolvedBy, outcome: p.outcome ? t('outcome.' + p.outcome) : '' });
     if (p.acknowledgedBy) return t('audit.ack', { by: p.acknowledgedBy });
     return null;
   }
@@ -211,32 +245,75 @@
     const canAck = p.status === 'open' || p.status === 'delivered';
     const canResolve = ACTIVE.includes(p.status);
     const audit = auditLine(p);
-    return h('li', { class: 'alert sev-' + p.severity + (state.fresh.has(p.id) ? ' is-fresh' : '') + (canResolve ? '' : ' is-closed'), 'data-testid': 'alert-item', 'data-prompt-id': p.id, 'data-status': p.status },
-      h('div', { class: 'alert-main' },
-        h('div', { class: 'alert-head' },
+    return h(
+      'li',
+      {
+        class: 'alert sev-' + p.severity + (state.fresh.has(p.id) ? ' is-fresh' : '') + (canResolve ? '' : ' is-closed'),
+        'data-testid': 'alert-item',
+        'data-prompt-id': p.id,
+        'data-status': p.status,
+      },
+      h(
+        'div',
+        { class: 'alert-main' },
+        h(
+          'div',
+          { class: 'alert-head' },
           h('span', { class: 'badge badge-sev sev-' + p.severity, 'data-testid': 'alert-severity', text: t('severity.' + p.severity) }),
           h('span', { class: 'alert-kind', text: t('kind.' + p.kind) }),
           state.fresh.has(p.id) ? h('span', { class: 'badge badge-new', text: t('alerts.new') }) : null,
-          h('span', { class: 'alert-age', 'data-testid': 'alert-age', 'data-at': p.createdAt, title: fmtTime(p.createdAt), text: age(p.createdAt) })),
+          h('span', {
+            class: 'alert-age',
+            'data-testid': 'alert-age',
+            'data-at': p.createdAt,
+            title: fmtTime(p.createdAt),
+            text: age(p.createdAt),
+          }),
+        ),
         h('div', { class: 'alert-title', 'data-testid': 'alert-title', text: p.title }),
         h('div', { class: 'alert-body', text: p.body }),
-        h('div', { class: 'alert-meta' },
-          opts && opts.hideVehicle ? null : h('a', { class: 'vin', href: '#/vehicle/' + p.vin, 'data-testid': 'vehicle-link', text: p.vin }),
+        h(
+          'div',
+          { class: 'alert-meta' },
+          opts && opts.hideVehicle
+            ? null
+            : h('a', { class: 'vin', href: '#/vehicle/' + p.vin, 'data-testid': 'vehicle-link', text: p.vin }),
           opts && opts.hideVehicle ? null : v ? h('span', { class: 'muted', text: v.model }) : null,
           h('span', { class: 'badge badge-status st-' + p.status, 'data-testid': 'alert-status', text: t('status.' + p.status) }),
           audit ? h('span', { class: 'muted audit', 'data-testid': 'alert-audit', text: audit }) : null,
-          p.note ? h('span', { class: 'muted note', text: '“' + p.note + '”' }) : null),
-        evidenceList(p.evidence)),
-      h('div', { class: 'alert-actions' },
-        canAck ? h('button', { type: 'button', class: 'btn', 'data-testid': 'ack-button', onclick: () => ack(p), text: t('action.ack') }) : null,
-        canResolve ? h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'resolve-button', onclick: () => openResolve(p), text: t('action.resolve') }) : null));
+          p.note ? h('span', { class: 'muted note', text: '“' + p.note + '”' }) : null,
+        ),
+        evidenceList(p.evidence),
+      ),
+      h(
+        'div',
+        { class: 'alert-actions' },
+        canAck
+          ? h('button', { type: 'button', class: 'btn', 'data-testid': 'ack-button', onclick: () => ack(p), text: t('action.ack') })
+          : null,
+        canResolve
+          ? h('button', {
+              type: 'button',
+              class: 'btn btn-primary',
+              'data-testid': 'resolve-button',
+              onclick: () => openResolve(p),
+              text: t('action.resolve'),
+            })
+          : null,
+      ),
+    );
   }
 
   function renderAlerts() {
     const scoped = [...state.prompts.values()].filter(inScope);
     renderCounters(scoped.filter((p) => ACTIVE.includes(p.status)));
-    const list = scoped.filter(passesFilter).sort((a, b) =>
-      (state.filter === 'active' ? SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] : 0) || (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+    const list = scoped
+      .filter(passesFilter)
+      .sort(
+        (a, b) =>
+          (state.filter === 'active' ? SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] : 0) ||
+          (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0),
+      );
     $('alert-list').replaceChildren(...list.map((p) => alertItem(p)));
     for (const b of document.querySelectorAll('[data-filter]')) b.setAttribute('aria-selected', String(b.dataset.filter === state.filter));
     showNotice(!state.loaded ? t('alerts.loading') : list.length ? '' : t('alerts.empty'));
@@ -293,7 +370,11 @@
   }
 
   async function refreshOne(id) {
-    try { upsert(await api('/api/v1/prompts/' + encodeURIComponent(id)), false); } catch { /* gone: leave the list as is */ }
+    try {
+      upsert(await api('/api/v1/prompts/' + encodeURIComponent(id)), false);
+    } catch {
+      /* gone: leave the list as is */
+    }
   }
 
   // ---- routing and wiring ----
@@ -326,7 +407,9 @@
       connectStream();
     });
     // New vehicles (and so new dealers) appear without a reload.
-    $('dealer-picker').addEventListener('focus', () => { loadVehicles().catch(() => {}); });
+    $('dealer-picker').addEventListener('focus', () => {
+      loadVehicles().catch(() => {});
+    });
     $('advisor-name').value = store.get('advisor', '');
     $('advisor-name').addEventListener('change', (e) => store.set('advisor', e.target.value.trim()));
     $('advisor-only').checked = state.advisorOnly;
@@ -335,10 +418,21 @@
       store.set('advisorOnly', state.advisorOnly ? '1' : '0');
       loadPrompts();
     });
-    for (const b of document.querySelectorAll('[data-filter]')) b.addEventListener('click', () => { state.filter = b.dataset.filter; renderAlerts(); });
+    for (const b of document.querySelectorAll('[data-filter]'))
+      b.addEventListener('click', () => {
+        state.filter = b.dataset.filter;
+        renderAlerts();
+      });
     for (const b of document.querySelectorAll('[data-lang]')) b.addEventListener('click', () => setLang(b.dataset.lang));
-    $('resolve-form').addEventListener('submit', (e) => { e.preventDefault(); $('resolve-dialog').close(); submitResolve(); });
-    $('resolve-cancel').addEventListener('click', () => { state.pending = null; $('resolve-dialog').close(); });
+    $('resolve-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      $('resolve-dialog').close();
+      submitResolve();
+    });
+    $('resolve-cancel').addEventListener('click', () => {
+      state.pending = null;
+      $('resolve-dialog').close();
+    });
     window.addEventListener('hashchange', route);
     // Ages ("5 min ago") tick without re-rendering the list.
     window.setInterval(() => {

@@ -13,7 +13,13 @@ export function registerOps(app: FastifyInstance, deps: OpsDeps): void {
 
   r.get(
     '/healthz',
-    { schema: { summary: 'Liveness plus broker / InfluxDB / workers readiness', tags: ['ops'], response: { 200: HealthResponse, 503: HealthResponse } } },
+    {
+      schema: {
+        summary: 'Liveness plus broker / InfluxDB / workers readiness',
+        tags: ['ops'],
+        response: { 200: HealthResponse, 503: HealthResponse },
+      },
+    },
     async (req, reply) => {
       let h: { ok: boolean; checks: Record<string, boolean | string> };
       try {
@@ -22,18 +28,19 @@ export function registerOps(app: FastifyInstance, deps: OpsDeps): void {
         req.log.error({ err }, 'health check failed');
         h = { ok: false, checks: { health: err instanceof Error ? err.message : String(err) } };
       }
-      return reply.code(h.ok ? 200 : 503).header('cache-control', 'no-store').send(h);
+      return reply
+        .code(h.ok ? 200 : 503)
+        .header('cache-control', 'no-store')
+        .send(h);
     },
   );
 
-  r.get(
-    '/metrics',
-    { schema: { summary: 'Prometheus exposition', tags: ['ops'], produces: ['text/plain'] } },
-    async (_req, reply) => {
-      const text = await deps.metrics.render();
-      return reply.type(deps.metrics.contentType).header('cache-control', 'no-store').send(text);
-    },
-  );
+  r.get('/metrics', { schema: { summary: 'Prometheus exposition', tags: ['ops'], produces: ['text/plain'] } }, async (_req, reply) => {
+    const text = await deps.metrics.render();
+    return reply.type(deps.metrics.contentType).header('cache-control', 'no-store').send(text);
+  });
 
-  r.get('/openapi.json', { schema: { hide: true } }, async (_req, reply) => reply.type('application/json; charset=utf-8').send(JSON.stringify(app.swagger())));
+  r.get('/openapi.json', { schema: { hide: true } }, async (_req, reply) =>
+    reply.type('application/json; charset=utf-8').send(JSON.stringify(app.swagger())),
+  );
 }

@@ -49,7 +49,14 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
 
   r.get(
     '/api/v1/prompts',
-    { schema: { summary: 'Prompts, newest first', tags: ['prompts'], querystring: PromptListQuery, response: { 200: PromptPage, 400: ErrorSchema } } },
+    {
+      schema: {
+        summary: 'Prompts, newest first',
+        tags: ['prompts'],
+        querystring: PromptListQuery,
+        response: { 200: PromptPage, 400: ErrorSchema },
+      },
+    },
     async (req) => {
       const page = prompts.list(req.query);
       return { items: page.items.map(promptJson), nextCursor: page.nextCursor };

@@ -82,7 +82,14 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
 
   r.get(
     '/api/v1/vehicles',
-    { schema: { summary: 'List vehicles (by VIN), optionally of one dealer', tags: ['vehicles'], querystring: VehicleListQuery, response: { 200: VehiclePage, 400: ErrorSchema } } },
+    {
+      schema: {
+        summary: 'List vehicles (by VIN), optionally of one dealer',
+        tags: ['vehicles'],
+        querystring: VehicleListQuery,
+        response: { 200: VehiclePage, 400: ErrorSchema },
+      },
+    },
     async (req) => {
       const page = vehicles.list({ dealerId: req.query.dealerId, limit: req.query.limit, cursor: req.query.cursor });
       return { items: page.items.map((v) => summary(vehicles, v)), nextCursor: page.nextCursor };
@@ -143,7 +150,8 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
         return { vin: req.params.vin, signal: req.query.signal, from, to, everyMs: everyMs ?? null, points };
       } catch (err) {
         // The store rejects queries it will not run (e.g. too many buckets): the caller's to fix.
-        if (err instanceof Error && err.name === 'TelemetryInputError') throw badRequest(err.message, { from, to, everyMs: everyMs ?? null });
+        if (err instanceof Error && err.name === 'TelemetryInputError')
+          throw badRequest(err.message, { from, to, everyMs: everyMs ?? null });
         req.log.error({ err }, 'telemetry history failed');
         throw new HttpError(503, 'telemetry_unavailable', 'the telemetry store did not answer; try again later', null);
       }
@@ -174,7 +182,8 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
     '/api/v1/vehicles/:vin/sampling-policy',
     {
       schema: {
-        summary: "Set the vehicle's sampling policy: published retained on v1/vehicles/{vin}/config, applied by the agent without a restart",
+        summary:
+          "Set the vehicle's sampling policy: published retained on v1/vehicles/{vin}/config, applied by the agent without a restart",
         tags: ['vehicles'],
         params: VinParams,
         body: SamplingPolicySchema,

@@ -28,7 +28,9 @@ export function assertVin(vin: unknown): asserts vin is string {
 
 export function assertSignal(signal: unknown): asserts signal is string {
   if (typeof signal !== 'string' || !QUERYABLE_SIGNALS.includes(signal)) {
-    throw new TelemetryInputError(`unknown signal ${JSON.stringify(String(signal)).slice(0, 120)}: expected one of ${QUERYABLE_SIGNALS.join(', ')}`);
+    throw new TelemetryInputError(
+      `unknown signal ${JSON.stringify(String(signal)).slice(0, 120)}: expected one of ${QUERYABLE_SIGNALS.join(', ')}`,
+    );
   }
 }
 
@@ -77,7 +79,11 @@ function bucketCount(from: number, to: number, every: number): number {
  */
 export function sanitizeTagValue(v: string): string {
   // eslint-disable-next-line no-control-regex
-  return v.replace(/[\u0000-\u001f\u007f]/g, ' ').replace(/\\/g, '/').trim().slice(0, 256);
+  return v
+    .replace(/[\u0000-\u001f\u007f]/g, ' ')
+    .replace(/\\/g, '/')
+    .trim()
+    .slice(0, 256);
 }
 
 /** Tags the caller supplies (model, powertrain, dealer): checked keys, empty values left out. */
@@ -197,7 +203,11 @@ function lineBody(r: Reading, okVins: Set<string>): string | undefined {
 /** The slow way, from readingFields' result (reached only when it throws). */
 function bodyOf(fields: Record<string, FieldValue>, ts: number): string | undefined {
   const keys = Object.keys(fields);
-  return serialise(keys.map((k) => FIELD_RANK.get(k)!), keys.map((k) => fields[k]), ts);
+  return serialise(
+    keys.map((k) => FIELD_RANK.get(k)!),
+    keys.map((k) => fields[k]),
+    ts,
+  );
 }
 
 function serialise(ranks: number[], values: unknown[], ts: number): string | undefined {

@@ -5,8 +5,25 @@
 import { InfluxDB, setLogger, type Logger, type Transport } from '@influxdata/influxdb-client';
 import type { Reading } from '../../../proto/domain.js';
 import type { TelemetryStore } from '../ports.js';
-import { assertRange, assertSignal, assertVin, isNumericSignal, MEASUREMENT, quoteIdent, quoteString, toLines, type FieldValue } from './schema.js';
-import { detectInfluxVersion, InfluxConfigError, InfluxV1Transport, splitBucket, v1AuthHeader, type InfluxApiVersion } from './transport.js';
+import {
+  assertRange,
+  assertSignal,
+  assertVin,
+  isNumericSignal,
+  MEASUREMENT,
+  quoteIdent,
+  quoteString,
+  toLines,
+  type FieldValue,
+} from './schema.js';
+import {
+  detectInfluxVersion,
+  InfluxConfigError,
+  InfluxV1Transport,
+  splitBucket,
+  v1AuthHeader,
+  type InfluxApiVersion,
+} from './transport.js';
 import { TrackedWriter } from './writer.js';
 
 export { TelemetryFlushError } from './writer.js';
@@ -78,7 +95,8 @@ export async function createInfluxTelemetryStore(opts: InfluxTelemetryStoreOptio
   } catch {
     throw new InfluxConfigError(`INFLUX_URL ${JSON.stringify(opts.url)} is not a URL`);
   }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new InfluxConfigError(`INFLUX_URL must be http:// or https://, got ${opts.url}`);
+  if (base.protocol !== 'http:' && base.protocol !== 'https:')
+    throw new InfluxConfigError(`INFLUX_URL must be http:// or https://, got ${opts.url}`);
   const url = opts.url.replace(/\/+$/, '');
   const timeout = intOption('timeoutMs', opts.timeoutMs, 10_000, 100, 600_000);
   const writerOpts = {
@@ -102,7 +120,9 @@ export async function createInfluxTelemetryStore(opts: InfluxTelemetryStoreOptio
       ({ apiVersion, serverVersion } = await detectInfluxVersion(new InfluxDB({ url, timeout }).transport));
     } catch (err) {
       if (err instanceof InfluxConfigError) throw err;
-      throw new InfluxConfigError(`cannot detect the InfluxDB version at ${url} (GET /ping: ${(err as Error).message}); is it running? Or set the API version explicitly`);
+      throw new InfluxConfigError(
+        `cannot detect the InfluxDB version at ${url} (GET /ping: ${(err as Error).message}); is it running? Or set the API version explicitly`,
+      );
     }
   } else if (mode === 'v1' || mode === 'v2') {
     apiVersion = mode;
@@ -152,13 +172,20 @@ class InfluxStore implements InfluxTelemetryStore {
   }
 
   stats(): TelemetryWriteStats {
-    return { acceptedLines: this.writer.acceptedLines, failedLines: this.writer.failedLines, retentionDroppedLines: this.writer.retentionDroppedLines };
+    return {
+      acceptedLines: this.writer.acceptedLines,
+      failedLines: this.writer.failedLines,
+      retentionDroppedLines: this.writer.retentionDroppedLines,
+    };
   }
 
   async query(influxql: string): Promise<Array<{ series: InfluxQLSeries[] }>> {
     if (this.closed) throw new Error('telemetry store is closed');
     const params = new URLSearchParams({ db: this.db, q: influxql, epoch: 'ms' });
-    const json: any = await this.influx.transport.request(`/query?${params.toString()}`, '', { method: 'GET', headers: { accept: 'application/json' } });
+    const json: any = await this.influx.transport.request(`/query?${params.toString()}`, '', {
+      method: 'GET',
+      headers: { accept: 'application/json' },
+    });
     if (!json || !Array.isArray(json.results)) throw new Error(`InfluxDB query failed: ${json?.error ?? 'no results in the answer'}`);
     return json.results.map((r: any) => {
       if (r.error) throw new Error(`InfluxDB query failed: ${r.error}`);
@@ -170,7 +197,9 @@ class InfluxStore implements InfluxTelemetryStore {
     assertVin(vin);
     const where = `WHERE "vin" = ${quoteString(vin)}`;
     // LAST(*) gives every field's last value but no single time; the newest row gives the time
-    const [last, newest] = await this.query(`SELECT LAST(*) FROM ${this.from} ${where}; SELECT * FROM ${this.from} ${where} ORDER BY time DESC LIMIT 1`);
+    const [last, newest] = await this.query(
+      `SELECT LAST(*) FROM ${this.from} ${where}; SELECT * FROM ${this.from} ${where} ORDER BY time DESC LIMIT 1`,
+    );
     const lastRow = last.series[0];
     const newestRow = newest.series[0];
     if (!lastRow?.values?.[0] || !newestRow?.values?.[0]) return undefined;
@@ -182,7 +211,13 @@ class InfluxStore implements InfluxTelemetryStore {
     return { ts: Number(newestRow.values[0][0]), signals };
   }
 
-  async history(q: { vin: string; signal: string; from: number; to: number; everyMs?: number }): Promise<Array<{ ts: number; value: FieldValue | null }>> {
+  async history(q: {
+    vin: string;
+    signal: string;
+    from: number;
+    to: number;
+    everyMs?: number;
+  }): Promise<Array<{ ts: number; value: FieldValue | null }>> {
     assertVin(q.vin);
     assertSignal(q.signal);
     assertRange(q);
@@ -204,7 +239,9 @@ class InfluxStore implements InfluxTelemetryStore {
     assertRange(q);
     if (q.to <= q.from) return 0;
     const vinCond = q.vin === undefined ? '' : ` AND "vin" = ${quoteString(q.vin)}`;
-    const [res] = await this.query(`SELECT COUNT(${quoteIdent(q.signal)}) FROM ${this.from} WHERE time >= ${q.from}ms AND time < ${q.to}ms${vinCond}`);
+    const [res] = await this.query(
+      `SELECT COUNT(${quoteIdent(q.signal)}) FROM ${this.from} WHERE time >= ${q.from}ms AND time < ${q.to}ms${vinCond}`,
+    );
     const v = res.series[0]?.values?.[0]?.[1];
     return typeof v === 'number' ? v : 0;
   }

@@ -124,7 +124,10 @@ export class TrackedWriter {
         return undefined;
       },
       writeRetrySkipped: (entry) => {
-        fail(entry.lines.length, `${entry.lines.length} lines dropped from the client's retry buffer (maxBufferLines ${this.opts.maxBufferLines})`);
+        fail(
+          entry.lines.length,
+          `${entry.lines.length} lines dropped from the client's retry buffer (maxBufferLines ${this.opts.maxBufferLines})`,
+        );
         wake();
       },
     });
@@ -177,7 +180,11 @@ export class TrackedWriter {
 
   private async drain(gen: Generation): Promise<void> {
     const unconfirmed = (why: string, cause?: unknown): TelemetryFlushError =>
-      new TelemetryFlushError(`InfluxDB did not confirm ${gen.outstanding + gen.failedLines} of ${gen.written} lines: ${why}`, gen.outstanding + gen.failedLines, { cause });
+      new TelemetryFlushError(
+        `InfluxDB did not confirm ${gen.outstanding + gen.failedLines} of ${gen.written} lines: ${why}`,
+        gen.outstanding + gen.failedLines,
+        { cause },
+      );
     for (;;) {
       if (gen.failedLines > 0) throw unconfirmed(gen.errors.join('; '));
       // register before flushing so an event during the flush is not missed

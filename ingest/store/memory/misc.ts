@@ -21,13 +21,27 @@ export function memoryRuleStateStore(db: MemDb): RuleStateStore {
 export function memoryDeadLetterStore(db: MemDb): DeadLetterStore {
   return {
     add(d) {
-      db.data.deadLetters.push({ id: ++db.data.deadLetterSeq, atMs: d.at, topic: d.topic, clientId: d.clientId, reason: d.reason, payload: Uint8Array.from(d.payload) });
+      db.data.deadLetters.push({
+        id: ++db.data.deadLetterSeq,
+        atMs: d.at,
+        topic: d.topic,
+        clientId: d.clientId,
+        reason: d.reason,
+        payload: Uint8Array.from(d.payload),
+      });
     },
     list: (limit) =>
       db.data.deadLetters
         .slice(-Math.max(1, Math.min(1000, limit)))
         .reverse()
-        .map((d) => ({ id: d.id, at: iso(d.atMs), topic: d.topic, clientId: d.clientId, reason: d.reason, payloadBase64: Buffer.from(d.payload).toString('base64') })),
+        .map((d) => ({
+          id: d.id,
+          at: iso(d.atMs),
+          topic: d.topic,
+          clientId: d.clientId,
+          reason: d.reason,
+          payloadBase64: Buffer.from(d.payload).toString('base64'),
+        })),
     count: () => db.data.deadLetters.length,
   };
 }
@@ -41,7 +55,16 @@ export function memoryOutbox(db: MemDb): Outbox {
       for (const e of events) {
         const k = key(e.id, e.url);
         if (db.data.outbox.has(k)) continue; // idempotent on (id, url)
-        db.data.outbox.set(k, { id: e.id, url: e.url, body: e.body, attempts: 0, nextAttemptAt: now, createdAt: now, deliveredAt: null, lastError: null });
+        db.data.outbox.set(k, {
+          id: e.id,
+          url: e.url,
+          body: e.body,
+          attempts: 0,
+          nextAttemptAt: now,
+          createdAt: now,
+          deliveredAt: null,
+          lastError: null,
+        });
       }
     },
     due: (now, limit) =>

@@ -53,7 +53,11 @@ export function memoryPromptRepo(db: MemDb): PromptRepo {
       const last = items[items.length - 1];
       return { items, nextCursor: all.length > f.limit && last ? encodeCursor(createdMs(last), last.id) : null };
     },
-    pendingHmi: (vin, now) => [...d().prompts.values()].filter((p) => isPendingHmi(p, vin, now)).sort(hmiOrder).map(copy),
+    pendingHmi: (vin, now) =>
+      [...d().prompts.values()]
+        .filter((p) => isPendingHmi(p, vin, now))
+        .sort(hmiOrder)
+        .map(copy),
     expiring: (now) =>
       [...d().prompts.values()]
         .filter((p) => isOpen(p) && p.expiresAt !== null && Date.parse(p.expiresAt) <= now)

@@ -4,7 +4,16 @@
 // setAvailable(false) plays an outage: writes wait, flush() rejects, queries fail.
 import type { Reading } from '../../../proto/domain.js';
 import type { TelemetryStore } from '../ports.js';
-import { assertRange, assertSignal, assertVin, bucketStarts, checkedTags, isNumericSignal, readingFields, type FieldValue } from '../influx/schema.js';
+import {
+  assertRange,
+  assertSignal,
+  assertVin,
+  bucketStarts,
+  checkedTags,
+  isNumericSignal,
+  readingFields,
+  type FieldValue,
+} from '../influx/schema.js';
 
 interface StoredPoint {
   ts: number;
@@ -47,7 +56,11 @@ export class MemoryTelemetryStore implements TelemetryStore {
       let key = tagCache.get(r.vin);
       if (key === undefined) {
         const t = checkedTags(r.vin, tags(r.vin));
-        key = JSON.stringify(Object.keys(t).sort().map((k) => [k, t[k]]));
+        key = JSON.stringify(
+          Object.keys(t)
+            .sort()
+            .map((k) => [k, t[k]]),
+        );
         tagCache.set(r.vin, key);
       }
       staged.push({ vin: r.vin, seriesKey: key, ts: r.ts, fields });
@@ -99,7 +112,13 @@ export class MemoryTelemetryStore implements TelemetryStore {
     return { ts: pts[pts.length - 1].ts, signals };
   }
 
-  async history(q: { vin: string; signal: string; from: number; to: number; everyMs?: number }): Promise<Array<{ ts: number; value: FieldValue | null }>> {
+  async history(q: {
+    vin: string;
+    signal: string;
+    from: number;
+    to: number;
+    everyMs?: number;
+  }): Promise<Array<{ ts: number; value: FieldValue | null }>> {
     assertVin(q.vin);
     assertSignal(q.signal);
     assertRange(q);

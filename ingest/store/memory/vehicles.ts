@@ -38,7 +38,12 @@ export function memoryVehicleStore(db: MemDb): VehicleStore {
     online(vin) {
       const s = d().status.get(vin);
       if (!s) return { online: false, since: null, agentVersion: null, configVersion: null };
-      return { online: s.online, since: s.sinceMs === null ? null : iso(s.sinceMs), agentVersion: s.agentVersion, configVersion: s.configVersion };
+      return {
+        online: s.online,
+        since: s.sinceMs === null ? null : iso(s.sinceMs),
+        agentVersion: s.agentVersion,
+        configVersion: s.configVersion,
+      };
     },
     setSegments: (vin, segments, at) => void d().segments.set(vin, { segments: copy(segments), atMs: at }),
     segments: (vin) => {

@@ -142,7 +142,9 @@ export function openDb(dataDir: string): Db {
 function migrate(db: Db): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
-    throw new Error(`odopulse.db has schema version ${current}, newer than this build knows (${MIGRATIONS.length}); upgrade odopulse or use another ODOPULSE_DATA_DIR`);
+    throw new Error(
+      `odopulse.db has schema version ${current}, newer than this build knows (${MIGRATIONS.length}); upgrade odopulse or use another ODOPULSE_DATA_DIR`,
+    );
   }
   for (let v = current; v < MIGRATIONS.length; v++) {
     db.transaction(() => {

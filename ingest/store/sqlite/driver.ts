@@ -13,7 +13,10 @@ function load(): { Database: typeof BetterSqlite3; driver: string } {
     try {
       return { Database: require('better-sqlite3-napi'), driver: 'better-sqlite3@13 (Node-API)' };
     } catch (err) {
-      if (major >= 24) throw new Error(`Node ${process.versions.node} needs better-sqlite3 13 (npm package alias better-sqlite3-napi); run npm ci under this Node: ${(err as Error).message}`);
+      if (major >= 24)
+        throw new Error(
+          `Node ${process.versions.node} needs better-sqlite3 13 (npm package alias better-sqlite3-napi); run npm ci under this Node: ${(err as Error).message}`,
+        );
     }
   }
   return { Database: require('better-sqlite3'), driver: 'better-sqlite3@12' };

@@ -24,9 +24,10 @@ export function sqliteRuleStateStore(db: Db): RuleStateStore {
 
 export function sqliteDeadLetterStore(db: Db): DeadLetterStore {
   const add = db.prepare('INSERT INTO dead_letters (at_ms, topic, client_id, reason, payload) VALUES (?, ?, ?, ?, ?)');
-  const list = db.prepare<[number], { id: number; at_ms: number; topic: string; client_id: string | null; reason: string; payload: Buffer }>(
-    'SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?',
-  );
+  const list = db.prepare<
+    [number],
+    { id: number; at_ms: number; topic: string; client_id: string | null; reason: string; payload: Buffer }
+  >('SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?');
   const count = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM dead_letters');
   return {
     add: (d) => void add.run(d.at, d.topic, d.clientId, d.reason, Buffer.from(d.payload)),
@@ -79,7 +80,9 @@ export function sqliteOutbox(db: Db): Outbox {
     'UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_ms = ? WHERE id = ? AND url = ? AND delivered_ms IS NULL',
   );
   const pending = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM outbox WHERE delivered_ms IS NULL');
-  const next = db.prepare<[], { t: number | null }>('SELECT min(CASE WHEN attempts = 0 THEN 0 ELSE next_attempt_ms END) AS t FROM outbox WHERE delivered_ms IS NULL');
+  const next = db.prepare<[], { t: number | null }>(
+    'SELECT min(CASE WHEN attempts = 0 THEN 0 ELSE next_attempt_ms END) AS t FROM outbox WHERE delivered_ms IS NULL',
+  );
   const get = db.prepare<[string, string], OutboxRow>('SELECT * FROM outbox WHERE id = ? AND url = ?');
   return {
     enqueue: (events, now) => enqueueAll(events, now),

@@ -73,7 +73,9 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
       "SELECT data FROM prompts WHERE expires_ms IS NOT NULL AND expires_ms <= ? AND status NOT IN ('resolved', 'expired') ORDER BY expires_ms",
     ),
     since: db.prepare<[number, number], ChangeRow>('SELECT * FROM prompt_changes WHERE seq > ? ORDER BY seq LIMIT ?'),
-    sinceDealer: db.prepare<[number, string, number], ChangeRow>('SELECT * FROM prompt_changes WHERE seq > ? AND dealer_id = ? ORDER BY seq LIMIT ?'),
+    sinceDealer: db.prepare<[number, string, number], ChangeRow>(
+      'SELECT * FROM prompt_changes WHERE seq > ? AND dealer_id = ? ORDER BY seq LIMIT ?',
+    ),
     steps: db.prepare<[number, number], { prompt_id: string; kind: string; step: StepRow['step']; outcome: string | null }>(
       'SELECT prompt_id, kind, step, outcome FROM prompt_changes WHERE at_ms >= ? AND at_ms < ?',
     ),
@@ -140,6 +142,7 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
     expiring: (now) => st.expiring.all(now).map((r) => JSON.parse(r.data) as Prompt),
     changesSince: (seq, dealerId, limit) =>
       (dealerId === undefined ? st.since.all(seq, limit) : st.sinceDealer.all(seq, dealerId, limit)).map(toChange),
-    stepsBetween: (from, to) => st.steps.all(from, to).map((r) => ({ promptId: r.prompt_id, kind: r.kind, step: r.step, outcome: r.outcome })),
+    stepsBetween: (from, to) =>
+      st.steps.all(from, to).map((r) => ({ promptId: r.prompt_id, kind: r.kind, step: r.step, outcome: r.outcome })),
   };
 }

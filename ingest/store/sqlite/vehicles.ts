@@ -47,9 +47,10 @@ export function sqliteVehicleStore(db: Db): VehicleStore {
       `INSERT OR REPLACE INTO charging_sessions (vin, start_ms, end_ms, start_soc, end_soc, energy_kwh, type)
        VALUES (@vin, @start, @end, @startSoc, @endSoc, @energyKwh, @type)`,
     ),
-    charging: db.prepare<[string, number, number], { vin: string; start_ms: number; end_ms: number; start_soc: number; end_soc: number; energy_kwh: number; type: 'AC' | 'DC' }>(
-      'SELECT * FROM charging_sessions WHERE vin = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms',
-    ),
+    charging: db.prepare<
+      [string, number, number],
+      { vin: string; start_ms: number; end_ms: number; start_soc: number; end_soc: number; energy_kwh: number; type: 'AC' | 'DC' }
+    >('SELECT * FROM charging_sessions WHERE vin = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms'),
   };
 
   return {
@@ -67,7 +68,9 @@ export function sqliteVehicleStore(db: Db): VehicleStore {
       const rows =
         dealerId === undefined
           ? db.prepare<[string, number], VehicleRow>('SELECT * FROM vehicles WHERE vin > ? ORDER BY vin LIMIT ?').all(after, lim + 1)
-          : db.prepare<[string, string, number], VehicleRow>('SELECT * FROM vehicles WHERE dealer_id = ? AND vin > ? ORDER BY vin LIMIT ?').all(dealerId, after, lim + 1);
+          : db
+              .prepare<[string, string, number], VehicleRow>('SELECT * FROM vehicles WHERE dealer_id = ? AND vin > ? ORDER BY vin LIMIT ?')
+              .all(dealerId, after, lim + 1);
       const items = rows.slice(0, lim).map(toRecord);
       return { items, nextCursor: rows.length > lim ? encodeKeyCursor(items[items.length - 1].vin) : null };
     },
@@ -86,7 +89,12 @@ export function sqliteVehicleStore(db: Db): VehicleStore {
     online(vin) {
       const r = st.status.get(vin);
       if (!r) return { online: false, since: null, agentVersion: null, configVersion: null };
-      return { online: Boolean(r.online), since: r.since_ms === null ? null : iso(r.since_ms), agentVersion: r.agent_version, configVersion: r.config_version };
+      return {
+        online: Boolean(r.online),
+        since: r.since_ms === null ? null : iso(r.since_ms),
+        agentVersion: r.agent_version,
+        configVersion: r.config_version,
+      };
     },
     setSegments: (vin, segments, at) => void st.setSegments.run(vin, JSON.stringify(segments), at),
     segments: (vin) => {
@@ -95,7 +103,8 @@ export function sqliteVehicleStore(db: Db): VehicleStore {
     },
     addServiceRecord: (vin, rec: ServiceRecord, now) =>
       Number(st.addService.run(vin, rec.date, rec.odometer, JSON.stringify(rec.items), now).lastInsertRowid),
-    serviceRecords: (vin) => st.services.all(vin).map((r) => ({ id: r.id, date: r.date, odometer: r.odometer, items: JSON.parse(r.items) as string[] })),
+    serviceRecords: (vin) =>
+      st.services.all(vin).map((r) => ({ id: r.id, date: r.date, odometer: r.odometer, items: JSON.parse(r.items) as string[] })),
     addChargingSession: (s: ChargingSession) => void st.addCharging.run({ ...s }),
     chargingSessions: (vin, from, to) =>
       st.charging.all(vin, from, to).map((r) => ({

@@ -47,7 +47,12 @@ export interface Collector {
 
 /** Subscribe (QoS 1, persistent session) to every vehicle's telemetry and status. */
 export async function collect(url: string, opts: IClientOptions = {}): Promise<Collector> {
-  const client = mqtt.connect(url, { clientId: `collector-${Math.random().toString(16).slice(2)}`, clean: false, reconnectPeriod: 200, ...opts });
+  const client = mqtt.connect(url, {
+    clientId: `collector-${Math.random().toString(16).slice(2)}`,
+    clean: false,
+    reconnectPeriod: 200,
+    ...opts,
+  });
   const batches: TelemetryBatch[] = [];
   const statuses: AgentStatus[] = [];
   client.on('message', (topic, payload) => {

@@ -17,10 +17,18 @@ const policy = (over: Partial<SamplingPolicy> = {}): SamplingPolicy => ({
     { path: VSS.soc, periodMs: 60_000, deadband: 0 },
     { path: VSS.latitude, periodMs: 1000, deadband: 0 },
   ],
-  triggers: [{ kind: 'new_dtc', threshold: 0 }, { kind: 'ignition_off', threshold: 0 }, { kind: 'soc_below', threshold: 20 }],
+  triggers: [
+    { kind: 'new_dtc', threshold: 0 },
+    { kind: 'ignition_off', threshold: 0 },
+    { kind: 'soc_below', threshold: 20 },
+  ],
   ...over,
 });
-const at = (sec: number, signals: Sample['signals'], dtcs?: string[]): Sample => ({ ts: T0 + sec * 1000, signals, ...(dtcs ? { dtcs } : {}) });
+const at = (sec: number, signals: Sample['signals'], dtcs?: string[]): Sample => ({
+  ts: T0 + sec * 1000,
+  signals,
+  ...(dtcs ? { dtcs } : {}),
+});
 
 describe('PolicyFilter', () => {
   it('sends a signal when its period has passed or it moved beyond the deadband, else not', () => {
@@ -72,7 +80,12 @@ describe('PolicyFilter', () => {
 describe('Sampler', () => {
   it('passthrough (replay) hands every sample on unchanged, batched by size', async () => {
     const batches: Sample[][] = [];
-    const s = new Sampler({ mode: 'passthrough', policy: new PolicyStore(), batchMaxSamples: 3, onBatch: async (b) => void batches.push(b) });
+    const s = new Sampler({
+      mode: 'passthrough',
+      policy: new PolicyStore(),
+      batchMaxSamples: 3,
+      onBatch: async (b) => void batches.push(b),
+    });
     const input = Array.from({ length: 7 }, (_, i) => at(i, { [VSS.speed]: i, [VSS.fuelLevel]: 10 }, i === 2 ? ['P0A80'] : undefined));
     for (const x of input) s.push(x);
     await s.drain();
@@ -99,7 +112,9 @@ describe('Sampler', () => {
     const errors: string[] = [];
     let n = 0;
     const s = new Sampler({
-      mode: 'passthrough', policy: new PolicyStore(), batchMaxSamples: 1,
+      mode: 'passthrough',
+      policy: new PolicyStore(),
+      batchMaxSamples: 1,
       onBatch: async () => {
         if (n++ === 0) throw new Error('disk full');
       },

@@ -24,7 +24,18 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 describe('ReplaySource', () => {
   it('delivers valid lines for its VIN, reports the others with line numbers, and resumes after a line', async () => {
     const file = join(dir, 'r.jsonl');
-    writeFileSync(file, [replayLine(0), '', 'nope', replayLine(1, VIN2), replayLine(2), '{"ts":"2026-03-01T08:00:00Z","vin":"' + VIN + '","signals":{"Vehicle.Speed":-5}}', replayLine(3)].join('\n'));
+    writeFileSync(
+      file,
+      [
+        replayLine(0),
+        '',
+        'nope',
+        replayLine(1, VIN2),
+        replayLine(2),
+        '{"ts":"2026-03-01T08:00:00Z","vin":"' + VIN + '","signals":{"Vehicle.Speed":-5}}',
+        replayLine(3),
+      ].join('\n'),
+    );
     const got: Sample[] = [];
     const issues: SourceIssue[] = [];
     const src = new ReplaySource({ file, vin: VIN, speed: 0, onIssue: (i) => issues.push(i) });
@@ -104,8 +115,22 @@ describe('agent options', () => {
   });
 
   it('maps CLI flags', () => {
-    const o = flagsToAgentOptions({ vin: VIN, replay: 'f.jsonl', speed: '0', batchMaxDelay: '500', flushRate: '5', prefix: 'v1', spool: '/s' });
-    expect(AgentOptionsSchema.parse(o)).toMatchObject({ speed: 0, batchMaxDelayMs: 500, flushRateLimit: 5, spoolDir: '/s', broker: 'mqtt://127.0.0.1:1883' });
+    const o = flagsToAgentOptions({
+      vin: VIN,
+      replay: 'f.jsonl',
+      speed: '0',
+      batchMaxDelay: '500',
+      flushRate: '5',
+      prefix: 'v1',
+      spool: '/s',
+    });
+    expect(AgentOptionsSchema.parse(o)).toMatchObject({
+      speed: 0,
+      batchMaxDelayMs: 500,
+      flushRateLimit: 5,
+      spoolDir: '/s',
+      broker: 'mqtt://127.0.0.1:1883',
+    });
     expect(AgentOptionsSchema.safeParse(flagsToAgentOptions({ vin: VIN, replay: 'f', speed: 'fast' })).success).toBe(false);
   });
 });
@@ -122,12 +147,23 @@ describe('reconnect backoff', () => {
 
 describe('splitToFit', () => {
   it('splits a batch that would exceed the telemetry size limit, keeping order', () => {
-    const full = (i: number): Sample => ({ ts: T0 + i, signals: Object.fromEntries(SIGNAL_PATHS.filter((p) => /Distance|Speed|Voltage|Level|Health|Displayed|Latitude|Longitude/.test(p)).map((p) => [p, (i % 80) + 0.123456789])) });
+    const full = (i: number): Sample => ({
+      ts: T0 + i,
+      signals: Object.fromEntries(
+        SIGNAL_PATHS.filter((p) => /Distance|Speed|Voltage|Level|Health|Displayed|Latitude|Longitude/.test(p)).map((p) => [
+          p,
+          (i % 80) + 0.123456789,
+        ]),
+      ),
+    });
     const samples = Array.from({ length: 1000 }, (_, i) => full(i));
     const parts = splitToFit(VIN, samples);
     expect(parts.length).toBeGreaterThan(1);
     expect(parts.flat()).toEqual(samples);
-    for (const p of parts) expect(encodeTelemetryBatch({ vin: VIN, bootId: 'x', seq: 1, samples: p, dropped: 0 }).length).toBeLessThanOrEqual(SIZE_LIMITS.telemetry);
+    for (const p of parts)
+      expect(encodeTelemetryBatch({ vin: VIN, bootId: 'x', seq: 1, samples: p, dropped: 0 }).length).toBeLessThanOrEqual(
+        SIZE_LIMITS.telemetry,
+      );
     expect(splitToFit(VIN, samples.slice(0, 5))).toHaveLength(1);
   });
 });

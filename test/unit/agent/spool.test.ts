@@ -17,7 +17,11 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const segFiles = () => fs.readdirSync(dir).filter((n) => n.startsWith('seg-')).sort();
+const segFiles = () =>
+  fs
+    .readdirSync(dir)
+    .filter((n) => n.startsWith('seg-'))
+    .sort();
 
 describe('spool framing', () => {
   it('crc32 matches the standard check value', () => {

@@ -38,7 +38,19 @@ export interface Harness {
   health: { ok: boolean; checks: Record<string, boolean | string> } | Error;
   register(vin: string, dealerId?: string): void;
   /** Open a prompt the way the pipeline does (store + publish) and return its change. */
-  openPrompt(vin: string, o?: { kind?: PromptKind; key?: string; severity?: PromptDraft['severity']; audience?: PromptDraft['audience']; title?: string; body?: string; evidence?: Record<string, unknown>; locale?: 'en' | 'zh-CN' }): PromptChange;
+  openPrompt(
+    vin: string,
+    o?: {
+      kind?: PromptKind;
+      key?: string;
+      severity?: PromptDraft['severity'];
+      audience?: PromptDraft['audience'];
+      title?: string;
+      body?: string;
+      evidence?: Record<string, unknown>;
+      locale?: 'en' | 'zh-CN';
+    },
+  ): PromptChange;
   close(): Promise<void>;
 }
 
@@ -74,7 +86,10 @@ export async function makeHarness(over: Partial<AppDeps> = {}): Promise<Harness>
       if (h.health instanceof Error) throw h.health;
       return h.health;
     },
-    metrics: { contentType: 'text/plain; version=0.0.4; charset=utf-8', render: async () => '# HELP odopulse_up Up.\n# TYPE odopulse_up gauge\nodopulse_up 1\n' },
+    metrics: {
+      contentType: 'text/plain; version=0.0.4; charset=utf-8',
+      render: async () => '# HELP odopulse_up Up.\n# TYPE odopulse_up gauge\nodopulse_up 1\n',
+    },
     ...over,
   };
   const app = await buildApp(deps);
@@ -102,7 +117,11 @@ export async function makeHarness(over: Partial<AppDeps> = {}): Promise<Harness>
         params: { code: 'P0A80' },
       };
       const dealerId = stores.vehicles.get(vin)?.dealerId ?? null;
-      const text = { title: o.title ?? 'Hybrid battery fault P0A80', body: o.body ?? 'Replace hybrid battery pack soon.', locale: o.locale ?? 'en' };
+      const text = {
+        title: o.title ?? 'Hybrid battery fault P0A80',
+        body: o.body ?? 'Replace hybrid battery pack soon.',
+        locale: o.locale ?? 'en',
+      };
       const [c] = stores.prompts.applyRuleEvents(vin, [{ type: 'open', prompt: draft }], () => text, dealerId, clock.now());
       if (!c) throw new Error('prompt was not opened');
       changes.publish(c);

@@ -26,10 +26,34 @@ describe('GET /api/v1/prompts', () => {
     expect(ids(page)).toEqual([second.promptId, first.promptId]);
     expect(page.nextCursor).toBeNull();
     const p = page.items[1];
-    for (const key of ['id', 'vin', 'kind', 'audience', 'severity', 'status', 'title', 'body', 'locale', 'dedupKey', 'evidence', 'createdAt', 'updatedAt', 'outcome']) {
+    for (const key of [
+      'id',
+      'vin',
+      'kind',
+      'audience',
+      'severity',
+      'status',
+      'title',
+      'body',
+      'locale',
+      'dedupKey',
+      'evidence',
+      'createdAt',
+      'updatedAt',
+      'outcome',
+    ]) {
       expect(p, key).toHaveProperty(key);
     }
-    expect(p).toMatchObject({ vin: VIN_A, kind: 'fault.dtc', audience: ['hmi', 'advisor'], severity: 'critical', status: 'open', locale: 'en', dedupKey: 'k1', outcome: null });
+    expect(p).toMatchObject({
+      vin: VIN_A,
+      kind: 'fault.dtc',
+      audience: ['hmi', 'advisor'],
+      severity: 'critical',
+      status: 'open',
+      locale: 'en',
+      dedupKey: 'k1',
+      outcome: null,
+    });
     expect(p.evidence).toEqual({ dtc: 'P0A80', 'Vehicle.TraveledDistance': 4210.5 });
   });
 
@@ -100,10 +124,19 @@ describe('ack and resolve', () => {
   it('acknowledge records who, when and the note, publishes the change, and a second ack is 409', async () => {
     const c = h.openPrompt(VIN_A);
     const before = h.published.length;
-    const res = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/ack`, payload: { by: 'Li Wei', note: 'calling the owner' } });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/prompts/${c.promptId}/ack`,
+      payload: { by: 'Li Wei', note: 'calling the owner' },
+    });
     expect(res.statusCode).toBe(200);
     const body = res.json();
-    expect(body.prompt).toMatchObject({ status: 'acknowledged', acknowledgedBy: 'Li Wei', note: 'calling the owner', updatedAt: new Date(h.clock.now()).toISOString() });
+    expect(body.prompt).toMatchObject({
+      status: 'acknowledged',
+      acknowledgedBy: 'Li Wei',
+      note: 'calling the owner',
+      updatedAt: new Date(h.clock.now()).toISOString(),
+    });
     expect(body.change).toMatchObject({ step: 'acknowledged', by: 'Li Wei' });
     expect(h.stores.prompts.get(c.promptId)?.status).toBe('acknowledged');
     expect(h.published.slice(before).map((x) => x.step)).toEqual(['acknowledged']);
@@ -116,11 +149,18 @@ describe('ack and resolve', () => {
 
   it('resolve closes with an outcome; ack or resolve of a resolved prompt is 409', async () => {
     const c = h.openPrompt(VIN_A);
-    const res = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/resolve`, payload: { by: 'Zhang', outcome: 'booked', note: 'Tue 9:00' } });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/prompts/${c.promptId}/resolve`,
+      payload: { by: 'Zhang', outcome: 'booked', note: 'Tue 9:00' },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json().prompt).toMatchObject({ status: 'resolved', outcome: 'booked', resolvedBy: 'Zhang', note: 'Tue 9:00' });
     expect(h.published.at(-1)?.step).toBe('resolved');
-    for (const [path, payload] of [['ack', { by: 'x' }], ['resolve', { by: 'x', outcome: 'other' }]] as const) {
+    for (const [path, payload] of [
+      ['ack', { by: 'x' }],
+      ['resolve', { by: 'x', outcome: 'other' }],
+    ] as const) {
       const late = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/${path}`, payload });
       expect(late.statusCode, path).toBe(409);
       expect(late.json().details.status).toBe('resolved');
@@ -178,7 +218,9 @@ describe('OpenAPI and console files', () => {
     expect(res.statusCode).toBe(200);
     const doc = res.json();
     expect(doc.openapi).toMatch(/^3\./);
-    const routes = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+    const routes = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+    );
     expect(routes.sort()).toEqual(
       [
         'GET /healthz',
@@ -200,7 +242,12 @@ describe('OpenAPI and console files', () => {
     const put = doc.paths['/api/v1/vehicles/{vin}'].put;
     expect(put.requestBody.content['application/json'].schema.properties.powertrain.enum).toEqual(['BEV', 'PHEV', 'ICE']);
     const resolve = doc.paths['/api/v1/prompts/{id}/resolve'].post;
-    expect(resolve.requestBody.content['application/json'].schema.properties.outcome.enum).toEqual(['booked', 'declined', 'unreachable', 'other']);
+    expect(resolve.requestBody.content['application/json'].schema.properties.outcome.enum).toEqual([
+      'booked',
+      'declined',
+      'unreachable',
+      'other',
+    ]);
     expect(Object.keys(resolve.responses).sort()).toEqual(['200', '400', '404', '409']);
   });
 
@@ -209,7 +256,14 @@ describe('OpenAPI and console files', () => {
     expect(page.statusCode).toBe(200);
     expect(page.headers['content-type']).toContain('text/html');
     expect(page.body).toContain('data-testid="alert-list"');
-    for (const url of ['/console/app.js', '/console/vehicle.js', '/console/i18n.js', '/console/app.css', '/vendor/uplot/uPlot.iife.min.js', '/vendor/uplot/uPlot.min.css']) {
+    for (const url of [
+      '/console/app.js',
+      '/console/vehicle.js',
+      '/console/i18n.js',
+      '/console/app.css',
+      '/vendor/uplot/uPlot.iife.min.js',
+      '/vendor/uplot/uPlot.min.css',
+    ]) {
       const res = await h.app.inject(url);
       expect(res.statusCode, url).toBe(200);
       expect(res.body.length, url).toBeGreaterThan(100);

@@ -42,7 +42,10 @@ async function openStream(url: string, headers: Record<string, string> = {}) {
     }
   }
   /** The next `prompt` event, skipping retry/heartbeat blocks. */
-  async function nextPrompt(): Promise<{ id: number; data: { seq: number; step: string; at: string; by: string | null; prompt: { id: string; status: string; dealerId: string } } }> {
+  async function nextPrompt(): Promise<{
+    id: number;
+    data: { seq: number; step: string; at: string; by: string | null; prompt: { id: string; status: string; dealerId: string } };
+  }> {
     for (;;) {
       const ev = await next();
       if (ev.event === 'prompt') return { id: Number(ev.id), data: JSON.parse(ev.data!) };
@@ -83,11 +86,20 @@ describe('GET /api/v1/stream', () => {
     const first = h.openPrompt(VIN_A, { key: 'one' });
     const got = await s1.nextPrompt();
     expect(got.id).toBe(first.seq);
-    expect(got.data).toMatchObject({ seq: first.seq, step: 'created', by: first.by, prompt: { id: first.promptId, status: 'open', dealerId: 'D001' } });
+    expect(got.data).toMatchObject({
+      seq: first.seq,
+      step: 'created',
+      by: first.by,
+      prompt: { id: first.promptId, status: 'open', dealerId: 'D001' },
+    });
     expect(got.data.at).toBe(first.at);
 
     // An ack through the API reaches the stream too.
-    await fetch(`${base}/api/v1/prompts/${first.promptId}/ack`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by: 'li' }) });
+    await fetch(`${base}/api/v1/prompts/${first.promptId}/ack`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ by: 'li' }),
+    });
     const acked = await s1.nextPrompt();
     expect(acked.data).toMatchObject({ step: 'acknowledged', by: 'li', prompt: { id: first.promptId, status: 'acknowledged' } });
     s1.close();

@@ -57,7 +57,13 @@ describe('PUT /api/v1/vehicles/:vin', () => {
   it('creates (201), then updates (200), and tells the rules', async () => {
     const created = await h.app.inject({ method: 'PUT', url: `/api/v1/vehicles/${VIN_A}`, payload: profile('D001') });
     expect(created.statusCode).toBe(201);
-    expect(created.json()).toMatchObject({ vin: VIN_A, model: 'Aurora EV', dealerId: 'D001', vehicleType: 'passenger', online: { online: false } });
+    expect(created.json()).toMatchObject({
+      vin: VIN_A,
+      model: 'Aurora EV',
+      dealerId: 'D001',
+      vehicleType: 'passenger',
+      online: { online: false },
+    });
     const updated = await h.app.inject({ method: 'PUT', url: `/api/v1/vehicles/${VIN_A}`, payload: profile('D002', { locale: 'zh-CN' }) });
     expect(updated.statusCode).toBe(200);
     expect(h.stores.vehicles.get(VIN_A)).toMatchObject({ dealerId: 'D002', locale: 'zh-CN' });
@@ -69,7 +75,11 @@ describe('PUT /api/v1/vehicles/:vin', () => {
     expect(badVin.statusCode).toBe(400);
     expect(badVin.json()).toMatchObject({ error: 'validation', details: { in: 'params', issues: [{ path: '/vin' }] } });
 
-    const badBody = await h.app.inject({ method: 'PUT', url: `/api/v1/vehicles/${VIN_A}`, payload: { ...profile(), powertrain: 'EV', deliveryDate: 'soon' } });
+    const badBody = await h.app.inject({
+      method: 'PUT',
+      url: `/api/v1/vehicles/${VIN_A}`,
+      payload: { ...profile(), powertrain: 'EV', deliveryDate: 'soon' },
+    });
     expect(badBody.statusCode).toBe(400);
     const body = badBody.json();
     expect(body.error).toBe('validation');
@@ -79,14 +89,23 @@ describe('PUT /api/v1/vehicles/:vin', () => {
   });
 
   it('rejects malformed JSON and a missing body with a JSON 4xx', async () => {
-    const broken = await h.app.inject({ method: 'PUT', url: `/api/v1/vehicles/${VIN_A}`, headers: { 'content-type': 'application/json' }, payload: '{"model":' });
+    const broken = await h.app.inject({
+      method: 'PUT',
+      url: `/api/v1/vehicles/${VIN_A}`,
+      headers: { 'content-type': 'application/json' },
+      payload: '{"model":',
+    });
     expect(broken.statusCode).toBe(400);
     expect(broken.json()).toHaveProperty('error');
     expect(broken.json()).toHaveProperty('message');
     const none = await h.app.inject({ method: 'PUT', url: `/api/v1/vehicles/${VIN_A}` });
     expect(none.statusCode).toBe(400);
     expect(none.json().error).toBe('validation');
-    const tooBig = await h.app.inject({ method: 'PUT', url: `/api/v1/vehicles/${VIN_A}`, payload: { ...profile(), model: 'x'.repeat(2_000_000) } });
+    const tooBig = await h.app.inject({
+      method: 'PUT',
+      url: `/api/v1/vehicles/${VIN_A}`,
+      payload: { ...profile(), model: 'x'.repeat(2_000_000) },
+    });
     expect(tooBig.statusCode).toBe(413);
     expect(tooBig.json().error).toBe('FST_ERR_CTP_BODY_TOO_LARGE');
   });
@@ -104,7 +123,9 @@ describe('GET /api/v1/vehicles', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const page: { items: Array<{ vin: string }>; nextCursor: string | null } = (await h.app.inject(`/api/v1/vehicles?limit=2${cursor ? `&cursor=${cursor}` : ''}`)).json();
+      const page: { items: Array<{ vin: string }>; nextCursor: string | null } = (
+        await h.app.inject(`/api/v1/vehicles?limit=2${cursor ? `&cursor=${cursor}` : ''}`)
+      ).json();
       expect(page.items.length).toBeLessThanOrEqual(2);
       seen.push(...page.items.map((v) => v.vin));
       cursor = page.nextCursor;
@@ -185,7 +206,9 @@ describe('GET /api/v1/vehicles/:vin/telemetry', () => {
   });
 
   it('accepts ISO times and defaults to the last 7 days of the fleet clock', async () => {
-    const iso = (await h.app.inject(`/api/v1/vehicles/${VIN_A}/telemetry?signal=${VSS.soc}&from=2026-03-01T08:15:00Z&to=2026-03-01T09:00:00Z`)).json();
+    const iso = (
+      await h.app.inject(`/api/v1/vehicles/${VIN_A}/telemetry?signal=${VSS.soc}&from=2026-03-01T08:15:00Z&to=2026-03-01T09:00:00Z`)
+    ).json();
     expect(iso.points.map((p: { value: number }) => p.value)).toEqual([70]);
     h.clock.set(T0 + 3 * HOUR);
     const def = (await h.app.inject(`/api/v1/vehicles/${VIN_A}/telemetry?signal=${VSS.soc}`)).json();
@@ -196,7 +219,15 @@ describe('GET /api/v1/vehicles/:vin/telemetry', () => {
 
   it('400 for unknown signal, bad every, bad or inverted range, too many buckets; 404; 503 when down', async () => {
     const base = `/api/v1/vehicles/${VIN_A}/telemetry`;
-    for (const q of [`signal=Vehicle.Nope`, `signal=${VSS.soc}&every=5 minutes`, `signal=${VSS.soc}&every=0m`, `signal=${VSS.soc}&from=yesterday`, `signal=${VSS.soc}&from=${T0}&to=${T0}`, `signal=${VSS.soc}&from=0&to=${T0}&every=1s`, '']) {
+    for (const q of [
+      `signal=Vehicle.Nope`,
+      `signal=${VSS.soc}&every=5 minutes`,
+      `signal=${VSS.soc}&every=0m`,
+      `signal=${VSS.soc}&from=yesterday`,
+      `signal=${VSS.soc}&from=${T0}&to=${T0}`,
+      `signal=${VSS.soc}&from=0&to=${T0}&every=1s`,
+      '',
+    ]) {
       const res = await h.app.inject(`${base}?${q}`);
       expect(res.statusCode, q).toBe(400);
       expect(res.json().message, q).toBeTruthy();
@@ -223,10 +254,18 @@ describe('POST /api/v1/vehicles/:vin/service-records', () => {
 
   it('400 for a bad record, 404 for an unknown vehicle, and nothing is stored', async () => {
     h.register(VIN_A);
-    const bad = await h.app.inject({ method: 'POST', url: `/api/v1/vehicles/${VIN_A}/service-records`, payload: { date: '20/02/2026', odometer: -5, items: 'oil' } });
+    const bad = await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/vehicles/${VIN_A}/service-records`,
+      payload: { date: '20/02/2026', odometer: -5, items: 'oil' },
+    });
     expect(bad.statusCode).toBe(400);
     expect([...new Set(bad.json().details.issues.map((i: { path: string }) => i.path))].sort()).toEqual(['/date', '/items', '/odometer']);
-    const unknown = await h.app.inject({ method: 'POST', url: `/api/v1/vehicles/${VIN_B}/service-records`, payload: { date: '2026-02-20', odometer: 1, items: [] } });
+    const unknown = await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/vehicles/${VIN_B}/service-records`,
+      payload: { date: '2026-02-20', odometer: 1, items: [] },
+    });
     expect(unknown.statusCode).toBe(404);
     expect(h.serviceCalls).toEqual([]);
     expect(h.stores.vehicles.serviceRecords(VIN_A)).toEqual([]);

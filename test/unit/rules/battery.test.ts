@@ -6,7 +6,12 @@ import { DAY, MIN, T0, VIN, drive, opened, profile, reading, resolved } from './
 
 const run = (readings: Reading[], p: Vehicle = profile(), state?: BatteryState) =>
   drive(batteryDetector, readings, { family: 'battery', profile: p, state });
-const parked = (v: number, extra: Signals = {}): Signals => ({ [VSS.voltage12v]: v, [VSS.lowVoltageSystemState]: 'OFF', [VSS.speed]: 0, ...extra });
+const parked = (v: number, extra: Signals = {}): Signals => ({
+  [VSS.voltage12v]: v,
+  [VSS.lowVoltageSystemState]: 'OFF',
+  [VSS.speed]: 0,
+  ...extra,
+});
 const series = (vs: number[], step = MIN, extra: Signals = {}) => vs.map((v, i) => reading(T0 + i * step, parked(v, extra)));
 
 describe('battery.low_voltage_12v', () => {

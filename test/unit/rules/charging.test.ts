@@ -52,7 +52,9 @@ describe('charging.low_soc / charging.critical_soc thresholds', () => {
   it('range uses the model capacity from config', () => {
     const r = { ...DEFAULT_RULES_CONFIG, models: { Big: { charging: { usableCapacityKwh: 100 } } } };
     const { events } = drive(chargingDetector, [reading(T0, soc(16))], {
-      family: 'charging', profile: profile({ model: 'Big' }), configs: resolveModelConfig(r, 'Big'),
+      family: 'charging',
+      profile: profile({ model: 'Big' }),
+      configs: resolveModelConfig(r, 'Big'),
     });
     expect(opened(events)[0].params.rangeKm).toBe(100);
   });
@@ -107,11 +109,7 @@ describe('charging sessions', () => {
   });
 
   it('a session that starts before any SOC is known takes its first SOC as the start', () => {
-    const { events } = run([
-      reading(T0, { [VSS.isCharging]: true }),
-      reading(T0 + MIN, soc(50, true)),
-      reading(T0 + HOUR, soc(70, false)),
-    ]);
+    const { events } = run([reading(T0, { [VSS.isCharging]: true }), reading(T0 + MIN, soc(50, true)), reading(T0 + HOUR, soc(70, false))]);
     expect(sessions(events)).toMatchObject([{ startSoc: 50, endSoc: 70, energyKwh: 12 }]);
   });
 
@@ -169,8 +167,13 @@ describe('charging.habit', () => {
     const before = run(rs);
     expect(opened(before.events, 'charging.habit')).toEqual([]); // 2 of 5 left full so far
     const ctx = {
-      vin: VIN, profile: profile(), config: cfg.charging, clock: { now: () => T0 + 4 * DAY + 6 * HOUR }, latest: before.latest,
-      activeDtcs: [], view: { activeDtcs: [] },
+      vin: VIN,
+      profile: profile(),
+      config: cfg.charging,
+      clock: { now: () => T0 + 4 * DAY + 6 * HOUR },
+      latest: before.latest,
+      activeDtcs: [],
+      view: { activeDtcs: [] },
     };
     const early = chargingDetector.onTick!(before.state, T0 + 4 * DAY + 2 * HOUR, ctx);
     expect(early.events).toEqual([]);

@@ -46,9 +46,11 @@ describe('rule configuration', () => {
   });
 
   it('deep-merges model overrides over the defaults', () => {
-    const r = parseRulesConfig(JSON.stringify({
-      models: { Aurora: { charging: { usableCapacityKwh: 85, habit: { dcShareAbove: 0.8 } }, fault: { ignore: ['P0420'] } } },
-    }));
+    const r = parseRulesConfig(
+      JSON.stringify({
+        models: { Aurora: { charging: { usableCapacityKwh: 85, habit: { dcShareAbove: 0.8 } }, fault: { ignore: ['P0420'] } } },
+      }),
+    );
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     const aurora = resolveModelConfig(r.config, 'Aurora');

@@ -44,7 +44,9 @@ describe('engine', () => {
       reading(T0 + 2 * MIN, { [VSS.voltage12v]: 11.2 }),
     ];
     const a = engine.onReadings(undefined, VIN, profile(), batch, clock);
-    const mine = opened(a.events).map((p) => p.kind).filter((k) => /^(charging|battery|fault)\./.test(k));
+    const mine = opened(a.events)
+      .map((p) => p.kind)
+      .filter((k) => /^(charging|battery|fault)\./.test(k));
     expect(mine.sort()).toEqual(['battery.low_voltage_12v', 'charging.low_soc', 'fault.dtc']);
     const b = engine.onReadings(a.state, VIN, profile(), batch, clock);
     expect(b.events.filter((e) => e.type === 'open')).toEqual([]);
@@ -76,13 +78,22 @@ describe('engine', () => {
         throw new Error('tick boom');
       },
     };
-    const engine = createEngine(DEFAULT_RULES_CONFIG, [throwing as Detector, chargingDetector as Detector, batteryDetector as Detector, faultDetector as Detector]);
+    const engine = createEngine(DEFAULT_RULES_CONFIG, [
+      throwing as Detector,
+      chargingDetector as Detector,
+      batteryDetector as Detector,
+      faultDetector as Detector,
+    ]);
     const prev = { vin: VIN, lastTs: 0, latest: {}, latestTs: 0, activeDtcs: [], families: { maintenance: { n: 41 } } };
     const r = engine.onReadings(prev, VIN, profile(), [reading(T0, soc(15), ['P0300']), reading(T0 + MIN, soc(14))], clock);
     expect(calls).toBe(2);
     expect(r.failures).toEqual([{ family: 'maintenance', vin: VIN, message: 'boom' }]);
     expect(r.state.families.maintenance).toEqual({ n: 41 });
-    expect(opened(r.events).map((p) => p.kind).sort()).toEqual(['charging.low_soc', 'fault.dtc']);
+    expect(
+      opened(r.events)
+        .map((p) => p.kind)
+        .sort(),
+    ).toEqual(['charging.low_soc', 'fault.dtc']);
     expect(r.state.families.charging).toBeDefined();
     const t = engine.onTick(r.state, VIN, profile(), clock);
     expect(t.failures).toEqual([{ family: 'maintenance', vin: VIN, message: 'tick boom' }]);
@@ -99,9 +110,13 @@ describe('engine', () => {
       },
     };
     const engine = createEngine(DEFAULT_RULES_CONFIG, [spy as Detector]);
-    engine.onReadings(undefined, VIN, profile(), [
-      reading(T0, { [VSS.voltage12v]: 12.4, [VSS.soh]: 93, [VSS.odometer]: 1234 }, ['U0100']),
-    ], clock);
+    engine.onReadings(
+      undefined,
+      VIN,
+      profile(),
+      [reading(T0, { [VSS.voltage12v]: 12.4, [VSS.soh]: 93, [VSS.odometer]: 1234 }, ['U0100'])],
+      clock,
+    );
     expect(seen).toEqual([{ activeDtcs: ['U0100'], lastVoltage12v: 12.4, lastSoh: 93, odometer: 1234, cfg: true }]);
   });
 
@@ -117,7 +132,9 @@ describe('engine', () => {
 describe('engine with a damaged stored state', () => {
   it('normalises missing fields instead of crashing', () => {
     const engine = createEngine(DEFAULT_RULES_CONFIG);
-    const damaged = { vin: VIN, families: { fault: { active: {}, occurrences: {} } } } as unknown as Parameters<typeof engine.onReadings>[0];
+    const damaged = { vin: VIN, families: { fault: { active: {}, occurrences: {} } } } as unknown as Parameters<
+      typeof engine.onReadings
+    >[0];
     const r = engine.onReadings(damaged, VIN, profile(), [reading(T0, soc(50), ['P0300'])], clock);
     expect(r.state).toMatchObject({ lastTs: T0, activeDtcs: ['P0300'] });
     expect(r.failures).toEqual([]);

@@ -80,9 +80,14 @@ describe('fault.dtc', () => {
   });
 
   it('ignored codes and model severity overrides apply', () => {
-    const cfg = { ...DEFAULT_RULES_CONFIG, models: { Aurora: { fault: { ignore: ['P0420'], severityOverrides: { P0300: 'critical' as const } } } } };
+    const cfg = {
+      ...DEFAULT_RULES_CONFIG,
+      models: { Aurora: { fault: { ignore: ['P0420'], severityOverrides: { P0300: 'critical' as const } } } },
+    };
     const { events } = drive(faultDetector, [at(0, ['P0420', 'P0300']), at(1, [])], {
-      family: 'fault', profile: profile(), configs: resolveModelConfig(cfg, 'Aurora'),
+      family: 'fault',
+      profile: profile(),
+      configs: resolveModelConfig(cfg, 'Aurora'),
     });
     expect(opened(events).map((p) => [p.params.code, p.severity])).toEqual([['P0300', 'critical']]);
     expect(resolved(events)).toEqual([`${VIN}:fault.dtc:P0300:1`]);

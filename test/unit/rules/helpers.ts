@@ -13,8 +13,14 @@ export const clockAt = (t: number): FleetClock => ({ now: () => t });
 
 export function profile(over: Partial<Vehicle> = {}): Vehicle {
   return {
-    vin: VIN, model: 'Aurora', powertrain: 'BEV', deliveryDate: '2025-03-01', dealerId: 'D001', locale: 'en',
-    vehicleType: 'passenger', ...over,
+    vin: VIN,
+    model: 'Aurora',
+    powertrain: 'BEV',
+    deliveryDate: '2025-03-01',
+    dealerId: 'D001',
+    locale: 'en',
+    vehicleType: 'passenger',
+    ...over,
   };
 }
 
@@ -25,7 +31,9 @@ export function reading(ts: number, signals: Signals, dtcs?: string[]): Reading 
 }
 
 export const soc = (v: number, charging = false, extra: Signals = {}): Signals => ({
-  [VSS.soc]: v, [VSS.isCharging]: charging, ...extra,
+  [VSS.soc]: v,
+  [VSS.isCharging]: charging,
+  ...extra,
 });
 
 /**
@@ -35,7 +43,7 @@ export const soc = (v: number, charging = false, extra: Signals = {}): Signals =
 export function drive<S, C>(
   det: Detector<S, C>,
   readings: Reading[],
-  opts: { family: keyof FamilyConfigs; configs?: FamilyConfigs; profile?: Vehicle; state?: S; latest?: Signals } ,
+  opts: { family: keyof FamilyConfigs; configs?: FamilyConfigs; profile?: Vehicle; state?: S; latest?: Signals },
 ): { state: S; events: RuleEvent[]; latest: Signals } {
   const configs = opts.configs ?? resolveModelConfig(DEFAULT_RULES_CONFIG, opts.profile?.model);
   let state = opts.state ?? det.initial();
@@ -44,8 +52,13 @@ export function drive<S, C>(
   for (const r of readings) {
     Object.assign(latest, r.signals);
     const ctx: DetectorContext<C> = {
-      vin: VIN, profile: opts.profile, config: configs[opts.family] as C, clock: clockAt(r.ts), latest,
-      activeDtcs: r.dtcs ?? [], view: { activeDtcs: r.dtcs ?? [] },
+      vin: VIN,
+      profile: opts.profile,
+      config: configs[opts.family] as C,
+      clock: clockAt(r.ts),
+      latest,
+      activeDtcs: r.dtcs ?? [],
+      view: { activeDtcs: r.dtcs ?? [] },
     };
     const res = det.onReading(state, r, ctx);
     state = res.state;

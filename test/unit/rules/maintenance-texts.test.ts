@@ -8,12 +8,25 @@ const items = ['engine_oil', 'oil_filter', 'dtc:P0A80', 'battery_12v_test'];
 describe('maintenance texts', () => {
   it('has en and zh-CN for every maintenance kind', () => {
     expect(Object.keys(maintenanceTexts).sort()).toEqual([
-      'maintenance.due', 'maintenance.followup', 'maintenance.lapsed', 'maintenance.overdue', 'maintenance.upcoming',
+      'maintenance.due',
+      'maintenance.followup',
+      'maintenance.lapsed',
+      'maintenance.overdue',
+      'maintenance.upcoming',
     ]);
   });
 
   it('interpolates distance, dates and the localised item list in both languages', () => {
-    const params = { dueKm: 5000, dueDate: '2026-07-15', items, cycle: 0, service: 'first', odometer: 4000, kmRemaining: 1000, daysRemaining: 41 };
+    const params = {
+      dueKm: 5000,
+      dueDate: '2026-07-15',
+      items,
+      cycle: 0,
+      service: 'first',
+      odometer: 4000,
+      kmRemaining: 1000,
+      daysRemaining: 41,
+    };
     const en = renderPrompt({ kind: 'maintenance.upcoming', params }, 'en');
     expect(en.title).toBe('Your first service is coming up');
     expect(en.body).toContain('1,000 km or 41 days');
@@ -34,10 +47,18 @@ describe('maintenance texts', () => {
     expect(overdue.body).toContain('12');
     const due = renderPrompt({ kind: 'maintenance.due', params: base }, locale);
     expect(due.body).toContain('15,100');
-    const titles = [1, 2, 3].map((level) => renderPrompt({ kind: 'maintenance.lapsed', params: { ...base, level, months: [3, 5, 7][level - 1], dueReached: '2027-06-01' } }, locale));
+    const titles = [1, 2, 3].map((level) =>
+      renderPrompt(
+        { kind: 'maintenance.lapsed', params: { ...base, level, months: [3, 5, 7][level - 1], dueReached: '2027-06-01' } },
+        locale,
+      ),
+    );
     expect(titles.map((t) => t.title).every((t, i) => t.includes(String([3, 5, 7][i])))).toBe(true);
     expect(new Set(titles.map((t) => t.body)).size).toBe(3);
-    const f = renderPrompt({ kind: 'maintenance.followup', params: { serviceDate: '2026-06-01', odometer: 5100, items: ['engine_oil'] } }, locale);
+    const f = renderPrompt(
+      { kind: 'maintenance.followup', params: { serviceDate: '2026-06-01', odometer: 5100, items: ['engine_oil'] } },
+      locale,
+    );
     expect(f.body).toContain('2026-06-01');
     expect(f.body).toContain('5,100');
     for (const t of [overdue, due, ...titles, f]) {

@@ -15,7 +15,9 @@ function profile(powertrain: Vehicle['powertrain'] = 'ICE'): Vehicle {
   return { vin: VIN, model: 'M1', powertrain, deliveryDate: '2026-01-15', dealerId: 'D1', locale: 'en', vehicleType: 'passenger' };
 }
 
-function ctx(opts: { p?: Vehicle | null; view?: Partial<VehicleView>; latest?: Signals; config?: MaintenanceConfig } = {}): DetectorContext<MaintenanceConfig> {
+function ctx(
+  opts: { p?: Vehicle | null; view?: Partial<VehicleView>; latest?: Signals; config?: MaintenanceConfig } = {},
+): DetectorContext<MaintenanceConfig> {
   return {
     vin: VIN,
     profile: opts.p === null ? undefined : (opts.p ?? profile()),
@@ -28,10 +30,15 @@ function ctx(opts: { p?: Vehicle | null; view?: Partial<VehicleView>; latest?: S
 }
 
 const opens = (events: RuleEvent[]): PromptDraft[] => events.flatMap((e) => (e.type === 'open' ? [e.prompt] : []));
-const kinds = (events: RuleEvent[]) => opens(events).map((p) => (p.kind === 'maintenance.lapsed' ? `lapsed${p.params.level}` : p.kind.slice(12)));
+const kinds = (events: RuleEvent[]) =>
+  opens(events).map((p) => (p.kind === 'maintenance.lapsed' ? `lapsed${p.params.level}` : p.kind.slice(12)));
 
 /** Feed readings (ts, odometer) and ticks; return all events and the final state. */
-function run(steps: ({ ts: number; odo: number } | { tick: number })[], c = ctx(), state: MaintenanceState = maintenanceDetector.initial()) {
+function run(
+  steps: ({ ts: number; odo: number } | { tick: number })[],
+  c = ctx(),
+  state: MaintenanceState = maintenanceDetector.initial(),
+) {
   const events: RuleEvent[] = [];
   for (const s of steps) {
     const r =
@@ -54,7 +61,9 @@ describe('maintenance config', () => {
     expect(cfg.followupDays).toBe(3);
   });
   it('takes a per-model schedule from the rules configuration', () => {
-    const parsed = parseRulesConfig(JSON.stringify({ models: { M2: { maintenance: { firstService: { km: 3000 }, interval: { BEV: { months: 12 } } } } } }));
+    const parsed = parseRulesConfig(
+      JSON.stringify({ models: { M2: { maintenance: { firstService: { km: 3000 }, interval: { BEV: { months: 12 } } } } } }),
+    );
     if (!parsed.ok) throw new Error(parsed.error);
     const m2 = resolveModelConfig(parsed.config, 'M2').maintenance;
     expect(m2.firstService).toEqual({ km: 3000, months: 6 });
@@ -141,7 +150,12 @@ describe('maintenance ladder thresholds (first service at 5,000 km / 6 months)',
       addMonthsUtc(FIRST_DUE_TS, 7),
     ]);
     expect(prompts.map((p) => p.audience)).toEqual([
-      ['hmi', 'advisor'], ['hmi', 'advisor'], ['hmi', 'advisor'], ['lifecycle'], ['lifecycle'], ['lifecycle', 'advisor'],
+      ['hmi', 'advisor'],
+      ['hmi', 'advisor'],
+      ['hmi', 'advisor'],
+      ['lifecycle'],
+      ['lifecycle'],
+      ['lifecycle', 'advisor'],
     ]);
     expect(new Set(prompts.map((p) => p.dedupKey)).size).toBe(6);
     expect(prompts.every((p) => p.dedupKey.includes(':c0'))).toBe(true);
@@ -169,11 +183,7 @@ describe('maintenance ladder thresholds (first service at 5,000 km / 6 months)',
 
   it('counts lapsed months from a km-reached due point', () => {
     const dueAt = DELIVERY + 40 * DAY_MS;
-    const { events } = run([
-      { ts: dueAt, odo: 5000 },
-      { tick: addMonthsUtc(dueAt, 3) - 1 },
-      { tick: addMonthsUtc(dueAt, 3) },
-    ]);
+    const { events } = run([{ ts: dueAt, odo: 5000 }, { tick: addMonthsUtc(dueAt, 3) - 1 }, { tick: addMonthsUtc(dueAt, 3) }]);
     expect(kinds(events)).toEqual(['due', 'overdue', 'lapsed1']);
     expect(opens(events)[2].params).toMatchObject({ level: 1, months: 3, dueReached: '2026-02-24' });
   });
@@ -201,7 +211,14 @@ describe('maintenance schedule per powertrain and service records', () => {
     expect(r.events).toEqual([{ type: 'resolve', dedupKey: `${VIN}:maintenance.due:c0`, ts: visit, reason: 'serviced' }]);
     state = r.state;
     expect(state.cycle).toBe(1);
-    ({ events } = run([{ ts: visit + 10 * DAY_MS, odo: dueKm - 1001 }, { ts: visit + 11 * DAY_MS, odo: dueKm - 1000 }], c, state));
+    ({ events } = run(
+      [
+        { ts: visit + 10 * DAY_MS, odo: dueKm - 1001 },
+        { ts: visit + 11 * DAY_MS, odo: dueKm - 1000 },
+      ],
+      c,
+      state,
+    ));
     expect(opens(events).map((p) => [p.kind, p.dedupKey, p.params.dueKm, p.params.dueDate, p.params.service])).toEqual([
       ['maintenance.upcoming', `${VIN}:maintenance.upcoming:c1`, dueKm, new Date(dueTs).toISOString().slice(0, 10), 'regular'],
     ]);

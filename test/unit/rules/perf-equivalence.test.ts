@@ -84,13 +84,61 @@ function script(profile: Vehicle, seed: number): Step[] {
 }
 
 const PROFILES: Vehicle[] = [
-  { vin: 'LSVEQUIV000000001', model: 'Aurora', powertrain: 'BEV', vehicleType: 'passenger', dealerId: 'D1', locale: 'en', deliveryDate: '2025-01-31' },
-  { vin: 'LSVEQUIV000000002', model: 'Borealis', powertrain: 'PHEV', vehicleType: 'passenger', dealerId: 'D1', locale: 'zh-CN', deliveryDate: '2025-02-28' },
-  { vin: 'LSVEQUIV000000003', model: 'Cargo', powertrain: 'BEV', vehicleType: 'commercial', dealerId: 'D2', locale: 'en', deliveryDate: '2024-12-15' },
-  { vin: 'LSVEQUIV000000004', model: 'Classic', powertrain: 'ICE', vehicleType: 'passenger', dealerId: 'D2', locale: 'zh-CN', deliveryDate: '2025-03-31' },
+  {
+    vin: 'LSVEQUIV000000001',
+    model: 'Aurora',
+    powertrain: 'BEV',
+    vehicleType: 'passenger',
+    dealerId: 'D1',
+    locale: 'en',
+    deliveryDate: '2025-01-31',
+  },
+  {
+    vin: 'LSVEQUIV000000002',
+    model: 'Borealis',
+    powertrain: 'PHEV',
+    vehicleType: 'passenger',
+    dealerId: 'D1',
+    locale: 'zh-CN',
+    deliveryDate: '2025-02-28',
+  },
+  {
+    vin: 'LSVEQUIV000000003',
+    model: 'Cargo',
+    powertrain: 'BEV',
+    vehicleType: 'commercial',
+    dealerId: 'D2',
+    locale: 'en',
+    deliveryDate: '2024-12-15',
+  },
+  {
+    vin: 'LSVEQUIV000000004',
+    model: 'Classic',
+    powertrain: 'ICE',
+    vehicleType: 'passenger',
+    dealerId: 'D2',
+    locale: 'zh-CN',
+    deliveryDate: '2025-03-31',
+  },
   // Same model as the first, so the same config objects: only the dates tell the vehicles apart.
-  { vin: 'LSVEQUIV000000005', model: 'Aurora', powertrain: 'BEV', vehicleType: 'passenger', dealerId: 'D3', locale: 'en', deliveryDate: '2024-06-30' },
-  { vin: 'LSVEQUIV000000006', model: 'Aurora', powertrain: 'BEV', vehicleType: 'passenger', dealerId: 'D3', locale: 'en', deliveryDate: '2025-01-31' },
+  {
+    vin: 'LSVEQUIV000000005',
+    model: 'Aurora',
+    powertrain: 'BEV',
+    vehicleType: 'passenger',
+    dealerId: 'D3',
+    locale: 'en',
+    deliveryDate: '2024-06-30',
+  },
+  {
+    vin: 'LSVEQUIV000000006',
+    model: 'Aurora',
+    powertrain: 'BEV',
+    vehicleType: 'passenger',
+    dealerId: 'D3',
+    locale: 'en',
+    deliveryDate: '2025-01-31',
+  },
 ];
 
 interface Outcome {
@@ -153,7 +201,10 @@ async function runRoundTrip(scripts: Step[][]): Promise<Outcome> {
   vi.resetModules();
   const { createEngine } = await import('../../../rules/engine.js');
   const { DEFAULT_RULES_CONFIG } = await import('../../../rules/config.js');
-  const engines = [createEngine(JSON.parse(JSON.stringify(DEFAULT_RULES_CONFIG)) as typeof DEFAULT_RULES_CONFIG), createEngine(DEFAULT_RULES_CONFIG)];
+  const engines = [
+    createEngine(JSON.parse(JSON.stringify(DEFAULT_RULES_CONFIG)) as typeof DEFAULT_RULES_CONFIG),
+    createEngine(DEFAULT_RULES_CONFIG),
+  ];
   const states: (string | undefined)[] = scripts.map(() => undefined);
   const events: RuleEvent[][] = scripts.map(() => []);
   const failures: string[] = [];
@@ -185,7 +236,14 @@ describe('rules engine caches', () => {
     expect(trip.failures.slice(0, 3)).toEqual([]);
     // The run must exercise the date- and odometer-based logic, or the comparison proves little.
     const kinds = new Set(live.events.flat().flatMap((e) => (e.type === 'open' ? [e.prompt.kind] : [])));
-    for (const k of ['maintenance.upcoming', 'maintenance.due', 'maintenance.followup', 'usage.segment_changed', 'usage.dormant_vehicle', 'usage.utilisation']) {
+    for (const k of [
+      'maintenance.upcoming',
+      'maintenance.due',
+      'maintenance.followup',
+      'usage.segment_changed',
+      'usage.dormant_vehicle',
+      'usage.utilisation',
+    ]) {
       expect(kinds).toContain(k);
     }
     for (let v = 0; v < PROFILES.length; v++) {

@@ -28,8 +28,13 @@ describe('addMonthsUtc fast path', () => {
 
   it('matches on month ends, leap days and century years', () => {
     const starts = [
-      Date.UTC(2024, 0, 31), Date.UTC(2023, 0, 31, 23, 59, 59, 999), Date.UTC(2000, 1, 29), Date.UTC(2100, 0, 31),
-      Date.UTC(1970, 0, 1), Date.UTC(9999, 11, 31, 12), Date.UTC(2026, 7, 31, 6, 30),
+      Date.UTC(2024, 0, 31),
+      Date.UTC(2023, 0, 31, 23, 59, 59, 999),
+      Date.UTC(2000, 1, 29),
+      Date.UTC(2100, 0, 31),
+      Date.UTC(1970, 0, 1),
+      Date.UTC(9999, 11, 31, 12),
+      Date.UTC(2026, 7, 31, 6, 30),
     ];
     for (const ts of starts) {
       for (let m = -30; m <= 30; m++) expect([ts, m, addMonthsUtc(ts, m)]).toEqual([ts, m, addMonthsDate(ts, m)]);

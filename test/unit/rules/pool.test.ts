@@ -42,12 +42,19 @@ describe('lane packing', () => {
   it('round-trips readings, states, profiles, DTC lists and odd signals', () => {
     const items: LaneItem[] = [
       {
-        vin: VIN, profile: profile(), tick: true, serviceRecords: [{ date: '2026-01-01', odometer: 5000, items: ['oil'] }],
+        vin: VIN,
+        profile: profile(),
+        tick: true,
+        serviceRecords: [{ date: '2026-01-01', odometer: 5000, items: ['oil'] }],
         state: { vin: VIN, lastTs: 5, latest: {}, latestTs: 5, activeDtcs: [], families: { fault: { active: {}, occurrences: {} } } },
         readings: [
           reading(T0, { ...soc(55.5, true), [VSS.chargePortType]: 'DC', [VSS.lowVoltageSystemState]: 'START' }, ['P0A80']),
           reading(T0 + 1, {}),
-          reading(T0 + 2, { [VSS.voltage12v]: 12.31, ['Vehicle.Unknown' as typeof VSS.soc]: 'x', [VSS.lowVoltageSystemState]: 'BOGUS' as 'ON' }, []),
+          reading(
+            T0 + 2,
+            { [VSS.voltage12v]: 12.31, ['Vehicle.Unknown' as typeof VSS.soc]: 'x', [VSS.lowVoltageSystemState]: 'BOGUS' as 'ON' },
+            [],
+          ),
         ],
       },
       { vin: 'WVWZZZ1JZXW000001', readings: [] },
@@ -72,13 +79,17 @@ describe('RulesPool', () => {
     let events = 0;
     for (let run = 0; run < 6; run++) {
       const items: LaneItem[] = fleet.map((v, i) => ({
-        vin: v.vin, profile: i % 9 === 0 ? undefined : v.profile,
+        vin: v.vin,
+        profile: i % 9 === 0 ? undefined : v.profile,
         readings: Array.from({ length: 60 }, () => v.next()),
         tick: run % 2 === 1,
         serviceRecords: run === 3 && i % 5 === 0 ? [{ date: '2026-01-01', odometer: 1000, items: ['oil'] }] : undefined,
       }));
       const now = Math.max(...fleet.map((v) => v.time));
-      const got = await pool.run(items.map((it) => ({ ...it, state: poolStates.get(it.vin) })), now);
+      const got = await pool.run(
+        items.map((it) => ({ ...it, state: poolStates.get(it.vin) })),
+        now,
+      );
       const want = items.map((it) => runItem(engine, { ...it, state: localStates.get(it.vin) }, clockAt(now)));
       expect(got.map((r) => r.state.vin)).toEqual(items.map((it) => it.vin));
       expect(got).toEqual(json(want));

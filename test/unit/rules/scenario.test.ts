@@ -74,7 +74,12 @@ class Sim {
     for (let m = 0; m <= minutes; m += 5) {
       this.odo = startOdo + (km * m) / minutes;
       const state = m === minutes ? 'OFF' : 'ON';
-      readings.push({ vin, ts: start + m * MIN, signals: this.signals({ [VSS.lowVoltageSystemState]: state, [VSS.speed]: m === 0 || m === minutes ? 0 : 45 }), dtcs: [...this.dtcs] });
+      readings.push({
+        vin,
+        ts: start + m * MIN,
+        signals: this.signals({ [VSS.lowVoltageSystemState]: state, [VSS.speed]: m === 0 || m === minutes ? 0 : 45 }),
+        dtcs: [...this.dtcs],
+      });
     }
     this.t = start + minutes * MIN;
     this.lastBatch = readings;
@@ -123,7 +128,12 @@ class Sim {
   }
 }
 
-function vehicle(vin: string, powertrain: Vehicle['powertrain'], deliveryDate: string, vehicleType: Vehicle['vehicleType'] = 'passenger'): Vehicle {
+function vehicle(
+  vin: string,
+  powertrain: Vehicle['powertrain'],
+  deliveryDate: string,
+  vehicleType: Vehicle['vehicleType'] = 'passenger',
+): Vehicle {
   return { vin, model: 'M1', powertrain, deliveryDate, dealerId: 'D001', locale: 'zh-CN', vehicleType };
 }
 
@@ -181,10 +191,23 @@ describe('scenario: a BEV from delivery to its second year', () => {
     ]);
     expect(sim.find('maintenance.upcoming')).toMatchObject({
       audience: ['hmi', 'advisor'],
-      params: { dueKm: 5000, dueDate: '2026-07-05', odometer: 4000, kmRemaining: 1000, service: 'first', items: ['cabin_filter', 'brake_fluid_check', 'tyre_rotation', 'coolant_check', 'hv_battery_inspection'] },
+      params: {
+        dueKm: 5000,
+        dueDate: '2026-07-05',
+        odometer: 4000,
+        kmRemaining: 1000,
+        service: 'first',
+        items: ['cabin_filter', 'brake_fluid_check', 'tyre_rotation', 'coolant_check', 'hv_battery_inspection'],
+      },
     });
-    expect(sim.find('maintenance.followup')).toMatchObject({ audience: ['lifecycle'], params: { serviceDate: '2026-03-31', odometer: 5100 } });
-    expect(sim.find('usage.dormant_vehicle')).toMatchObject({ audience: ['hmi', 'lifecycle'], params: { parkedDays: 14, lastDriven: '2026-04-19', voltage12v: 12.6 } });
+    expect(sim.find('maintenance.followup')).toMatchObject({
+      audience: ['lifecycle'],
+      params: { serviceDate: '2026-03-31', odometer: 5100 },
+    });
+    expect(sim.find('usage.dormant_vehicle')).toMatchObject({
+      audience: ['hmi', 'lifecycle'],
+      params: { parkedDays: 14, lastDriven: '2026-04-19', voltage12v: 12.6 },
+    });
     expect(sim.find('fault.dtc', 1).dedupKey).toBe(`${vin}:fault.dtc:P0A80:2`);
     expect(sim.segments.map((s) => s.day)).toEqual([0, 30, 90, 112, 135, 145, 156]);
     expectAllRender(sim);
@@ -243,13 +266,20 @@ describe('scenario: an ICE car whose owner drifts away and is won back', () => {
     ]);
     // The invitation lists the schedule plus the active fault; the ladder escalates by audience.
     expect(sim.find('maintenance.upcoming').params).toMatchObject({
-      dueDate: '2026-08-10', daysRemaining: 30, items: ['engine_oil', 'oil_filter', 'air_filter', 'brake_inspection', 'tyre_inspection', 'dtc:P0300'],
+      dueDate: '2026-08-10',
+      daysRemaining: 30,
+      items: ['engine_oil', 'oil_filter', 'air_filter', 'brake_inspection', 'tyre_inspection', 'dtc:P0300'],
     });
     expect(sim.find('maintenance.overdue').params).toMatchObject({ daysPast: 30 });
     expect(sim.opened.filter((o) => o.kind === 'maintenance.lapsed').map((o) => [o.prompt.params.level, o.prompt.audience])).toEqual([
-      [1, ['lifecycle']], [2, ['lifecycle']], [3, ['lifecycle', 'advisor']],
+      [1, ['lifecycle']],
+      [2, ['lifecycle']],
+      [3, ['lifecycle', 'advisor']],
     ]);
-    expect(sim.find('maintenance.followup').params).toMatchObject({ serviceDate: '2027-03-21', items: ['engine_oil', 'oil_filter', 'spark_plugs'] });
+    expect(sim.find('maintenance.followup').params).toMatchObject({
+      serviceDate: '2027-03-21',
+      items: ['engine_oil', 'oil_filter', 'spark_plugs'],
+    });
     // The new cycle runs from the visit: 10,000 km / 12 months for an ICE car.
     const m = sim.state!.families.maintenance as { cycle: number; base: { odometer: number } };
     expect(m.cycle).toBe(1);
@@ -280,8 +310,17 @@ describe('scenario: a commercial van, restarts and redelivery', () => {
       '7 usage.utilisation',
     ]);
     expect(sim.opened.length).toBe(before);
-    expect(sim.opened.filter((o) => o.kind === 'usage.utilisation').map((o) => [o.prompt.params.date, o.prompt.params.km, o.prompt.params.hours])).toEqual([
-      ['2026-03-01', 90, 2], ['2026-03-02', 150, 3], ['2026-03-03', 90, 2], ['2026-03-04', 150, 3], ['2026-03-05', 90, 2], ['2026-03-06', 0, 0],
+    expect(
+      sim.opened
+        .filter((o) => o.kind === 'usage.utilisation')
+        .map((o) => [o.prompt.params.date, o.prompt.params.km, o.prompt.params.hours]),
+    ).toEqual([
+      ['2026-03-01', 90, 2],
+      ['2026-03-02', 150, 3],
+      ['2026-03-03', 90, 2],
+      ['2026-03-04', 150, 3],
+      ['2026-03-05', 90, 2],
+      ['2026-03-06', 0, 0],
     ]);
     expectAllRender(sim);
   });

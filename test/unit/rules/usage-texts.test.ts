@@ -9,7 +9,15 @@ describe('usage texts', () => {
   });
 
   it('describes only the dimensions that changed', () => {
-    const params = { stage: 'break_in', activity: 'declining', maturity: 'novice', fromStage: 'new_owner', fromActivity: 'active', fromMaturity: 'novice', changed: ['stage', 'activity'] };
+    const params = {
+      stage: 'break_in',
+      activity: 'declining',
+      maturity: 'novice',
+      fromStage: 'new_owner',
+      fromActivity: 'active',
+      fromMaturity: 'novice',
+      changed: ['stage', 'activity'],
+    };
     const en = renderPrompt({ kind: 'usage.segment_changed', params }, 'en');
     expect(en.title).toBe('Segment changed: break-in / declining / novice');
     expect(en.body).toBe('stage: new owner → break-in; activity: active → declining.');
@@ -19,7 +27,10 @@ describe('usage texts', () => {
   });
 
   it.each(LOCALES)('renders dormant_vehicle and utilisation in %s with their numbers', (locale) => {
-    const d = renderPrompt({ kind: 'usage.dormant_vehicle', params: { parkedDays: 14, lastDriven: '2026-01-15', voltage12v: 12.3 } }, locale);
+    const d = renderPrompt(
+      { kind: 'usage.dormant_vehicle', params: { parkedDays: 14, lastDriven: '2026-01-15', voltage12v: 12.3 } },
+      locale,
+    );
     expect(d.body).toContain('14');
     expect(d.body).toContain('2026-01-15');
     expect(d.body).toContain('12.3');

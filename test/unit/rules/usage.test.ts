@@ -15,7 +15,15 @@ function profile(vehicleType: Vehicle['vehicleType'] = 'passenger'): Vehicle {
 }
 
 function ctx(latest: Signals = {}, p: Vehicle | null = profile(), view: { lastVoltage12v?: number } = {}): DetectorContext<UsageConfig> {
-  return { vin: VIN, profile: p ?? undefined, config: cfg, clock: { now: () => 0 }, latest, activeDtcs: [], view: { activeDtcs: [], ...view } };
+  return {
+    vin: VIN,
+    profile: p ?? undefined,
+    config: cfg,
+    clock: { now: () => 0 },
+    latest,
+    activeDtcs: [],
+    view: { activeDtcs: [], ...view },
+  };
 }
 
 const opens = (events: RuleEvent[]): PromptDraft[] => events.flatMap((e) => (e.type === 'open' ? [e.prompt] : []));
@@ -149,19 +157,31 @@ describe('activity from distance history', () => {
 
 describe('segment_changed and dormant_vehicle', () => {
   it('emits segments and one prompt per transition, with from/to evidence', () => {
-    const { events } = run([
-      ...trip(DELIVERY + HOUR, 10, 40),
-      ...trip(DELIVERY + 2 * HOUR, 50, 40),
-      { tick: DELIVERY + 30 * DAY_MS },
-    ]);
+    const { events } = run([...trip(DELIVERY + HOUR, 10, 40), ...trip(DELIVERY + 2 * HOUR, 50, 40), { tick: DELIVERY + 30 * DAY_MS }]);
     const prompts = opens(events).filter((p) => p.kind === 'usage.segment_changed');
     expect(segs(events)).toEqual([
       { stage: 'new_owner', activity: 'active', maturity: 'novice' },
       { stage: 'break_in', activity: 'declining', maturity: 'novice' },
     ]);
     expect(prompts.map((p) => p.params)).toEqual([
-      { stage: 'new_owner', activity: 'active', maturity: 'novice', fromStage: 'none', fromActivity: 'none', fromMaturity: 'none', changed: ['stage', 'activity', 'maturity'] },
-      { stage: 'break_in', activity: 'declining', maturity: 'novice', fromStage: 'new_owner', fromActivity: 'active', fromMaturity: 'novice', changed: ['stage', 'activity'] },
+      {
+        stage: 'new_owner',
+        activity: 'active',
+        maturity: 'novice',
+        fromStage: 'none',
+        fromActivity: 'none',
+        fromMaturity: 'none',
+        changed: ['stage', 'activity', 'maturity'],
+      },
+      {
+        stage: 'break_in',
+        activity: 'declining',
+        maturity: 'novice',
+        fromStage: 'new_owner',
+        fromActivity: 'active',
+        fromMaturity: 'novice',
+        changed: ['stage', 'activity'],
+      },
     ]);
     expect(prompts[1].evidence).toMatchObject({ from: { stage: 'new_owner' }, to: { stage: 'break_in', activity: 'declining' } });
     expect(prompts.map((p) => p.audience)).toEqual([['lifecycle'], ['lifecycle']]);
@@ -176,10 +196,16 @@ describe('segment_changed and dormant_vehicle', () => {
     const last = DELIVERY + HOUR;
     const ticks: Step[] = [];
     for (let d = 1; d <= days; d++) ticks.push({ tick: last + d * DAY_MS });
-    const { events } = run([{ ts: last, odo: 10, on: true }, { ts: last + 60_000, odo: 11, on: false }, ...ticks], profile(), undefined, { lastVoltage12v: 12.31 });
+    const { events } = run([{ ts: last, odo: 10, on: true }, { ts: last + 60_000, odo: 11, on: false }, ...ticks], profile(), undefined, {
+      lastVoltage12v: 12.31,
+    });
     const dormant = opens(events).filter((p) => p.kind === 'usage.dormant_vehicle');
     expect(dormant).toHaveLength(count);
-    if (count) expect(dormant[0]).toMatchObject({ audience: ['hmi', 'lifecycle'], params: { parkedDays: 14, lastDriven: '2026-01-15', voltage12v: 12.3 } });
+    if (count)
+      expect(dormant[0]).toMatchObject({
+        audience: ['hmi', 'lifecycle'],
+        params: { parkedDays: 14, lastDriven: '2026-01-15', voltage12v: 12.3 },
+      });
   });
 
   it('resolves dormant_vehicle when driven, and opens a new one for the next parked period', () => {

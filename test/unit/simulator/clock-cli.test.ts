@@ -46,8 +46,21 @@ describe('simulate CLI', () => {
 
   it('formats a summary with the key figures', () => {
     const text = formatSummary({
-      vehicles: 10, connections: 'per-vehicle', connected: 10, lost: 1, readings: 500, batches: 120, errors: 0, registered: 10, serviceRecords: 3,
-      simulatedFrom: '2026-01-01T00:00:00.000Z', simulatedTo: '2026-01-02T01:00:00.000Z', simulatedSpanMs: 90_000_000, wallMs: 2500, msgsPerSec: 48, readingsPerSec: 200,
+      vehicles: 10,
+      connections: 'per-vehicle',
+      connected: 10,
+      lost: 1,
+      readings: 500,
+      batches: 120,
+      errors: 0,
+      registered: 10,
+      serviceRecords: 3,
+      simulatedFrom: '2026-01-01T00:00:00.000Z',
+      simulatedTo: '2026-01-02T01:00:00.000Z',
+      simulatedSpanMs: 90_000_000,
+      wallMs: 2500,
+      msgsPerSec: 48,
+      readingsPerSec: 200,
     });
     expect(text).toContain('vehicles         10 (1 lost');
     expect(text).toContain('1d 1h 0m');

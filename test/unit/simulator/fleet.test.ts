@@ -19,7 +19,8 @@ describe('createFleet', () => {
 
   it('has every powertrain, vehicle type, locale and lifecycle stage in a fleet of 50', () => {
     const combos = new Set(fleet.vehicles.map((v) => `${v.profile.powertrain}/${v.profile.vehicleType}`));
-    for (const pt of ['BEV', 'PHEV', 'ICE']) for (const t of ['passenger', 'commercial']) expect(combos, `${pt}/${t}`).toContain(`${pt}/${t}`);
+    for (const pt of ['BEV', 'PHEV', 'ICE'])
+      for (const t of ['passenger', 'commercial']) expect(combos, `${pt}/${t}`).toContain(`${pt}/${t}`);
     expect(new Set(fleet.vehicles.map((v) => v.profile.locale))).toEqual(new Set(['zh-CN', 'en']));
     const ages = fleet.vehicles.map((v) => (START - v.deliveryTs) / DAY);
     expect(ages.some((a) => a <= 30)).toBe(true); // new owner
@@ -27,7 +28,8 @@ describe('createFleet', () => {
     expect(Math.max(...ages)).toBeLessThanOrEqual(4 * 366);
     expect(new Set(fleet.vehicles.map((v) => v.profile.dealerId)).size).toBeGreaterThan(2);
     const archetypes = new Set(fleet.vehicles.map((v) => v.persona.archetype));
-    for (const a of ['commuter', 'low_runner', 'dormant_prone', 'drifting', 'lost', 'fleet_van', 'neglectful']) expect(archetypes).toContain(a);
+    for (const a of ['commuter', 'low_runner', 'dormant_prone', 'drifting', 'lost', 'fleet_van', 'neglectful'])
+      expect(archetypes).toContain(a);
   });
 
   it('is a pure function of its seed', () => {

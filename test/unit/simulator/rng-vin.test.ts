@@ -24,7 +24,14 @@ describe('rng', () => {
   it('picks by weight and never picks a zero weight', () => {
     const r = mulberry32(5);
     const counts = { a: 0, b: 0, z: 0 };
-    for (let i = 0; i < 2000; i++) counts[pickWeighted(r, [['a', 3], ['b', 1], ['z', 0]] as const)]++;
+    for (let i = 0; i < 2000; i++)
+      counts[
+        pickWeighted(r, [
+          ['a', 3],
+          ['b', 1],
+          ['z', 0],
+        ] as const)
+      ]++;
     expect(counts.z).toBe(0);
     expect(counts.a).toBeGreaterThan(counts.b * 2);
   });

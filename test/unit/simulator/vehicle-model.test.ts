@@ -73,16 +73,24 @@ describe('vehicle model: determinism and signals', () => {
 
 describe('vehicle model: a plausible life over six months', () => {
   it('a commuter BEV charges at home (AC) regularly and drives on weekdays', () => {
-    const rs = run({ powertrain: 'BEV', persona: persona('commuter', 'BEV', { chargeHabit: 'nightly', commutes: true, dormancyChancePerDay: 0 }) }, 180);
+    const rs = run(
+      { powertrain: 'BEV', persona: persona('commuter', 'BEV', { chargeHabit: 'nightly', commutes: true, dormancyChancePerDay: 0 }) },
+      180,
+    );
     const s = sessions(rs);
     expect(s.length).toBeGreaterThan(20);
     expect(s.filter((x) => x.port === 'AC').length).toBeGreaterThan(s.length / 2);
-    const weekdayDriving = rs.filter((r) => r.signals[VSS.lowVoltageSystemState] === 'ON' && [1, 2, 3, 4, 5].includes(new Date(r.ts + 8 * 3600_000).getUTCDay()));
+    const weekdayDriving = rs.filter(
+      (r) => r.signals[VSS.lowVoltageSystemState] === 'ON' && [1, 2, 3, 4, 5].includes(new Date(r.ts + 8 * 3600_000).getUTCDay()),
+    );
     expect(weekdayDriving.length).toBeGreaterThan(100);
   });
 
   it('a low-runner lets the charge drop below 20 % and occasionally below 7 %, and DC charges on trips', () => {
-    const rs = run({ powertrain: 'BEV', persona: persona('low_runner', 'BEV', { commutes: true, commuteKm: 45, dormancyChancePerDay: 0 }) }, 180);
+    const rs = run(
+      { powertrain: 'BEV', persona: persona('low_runner', 'BEV', { commutes: true, commuteKm: 45, dormancyChancePerDay: 0 }) },
+      180,
+    );
     const socs = rs.map((r) => num(r, VSS.soc));
     expect(socs.filter((x) => x < 20).length).toBeGreaterThan(10);
     expect(Math.min(...socs)).toBeLessThan(7);
@@ -91,13 +99,22 @@ describe('vehicle model: a plausible life over six months', () => {
   });
 
   it('a full-and-leave owner charges to 100 % and leaves it there', () => {
-    const rs = run({ powertrain: 'BEV', persona: persona('commuter', 'BEV', { chargeHabit: 'full_and_leave', dormancyChancePerDay: 0 }) }, 60);
+    const rs = run(
+      { powertrain: 'BEV', persona: persona('commuter', 'BEV', { chargeHabit: 'full_and_leave', dormancyChancePerDay: 0 }) },
+      60,
+    );
     const parkedFull = rs.filter((r) => num(r, VSS.soc) >= 99.9 && r.signals[VSS.isCharging] === false && num(r, VSS.speed) === 0);
     expect(parkedFull.length).toBeGreaterThan(100);
   });
 
   it('the 12 V battery sags below 11.8 V after ~10+ days parked and recovers when driven', () => {
-    const rs = run({ powertrain: 'ICE', persona: persona('dormant_prone', 'ICE', { initialParkedDays: 0, dormancyChancePerDay: 0.03, v12SagPerDay: 0.085 }) }, 180);
+    const rs = run(
+      {
+        powertrain: 'ICE',
+        persona: persona('dormant_prone', 'ICE', { initialParkedDays: 0, dormancyChancePerDay: 0.03, v12SagPerDay: 0.085 }),
+      },
+      180,
+    );
     let parkedSince = START;
     let sagged: StepResult | undefined;
     let recovered = false;
@@ -137,7 +154,11 @@ describe('vehicle model: a plausible life over six months', () => {
   });
 
   it('raises fault codes that appear and clear again', () => {
-    const rs = run({ powertrain: 'PHEV', persona: persona('commuter', 'PHEV', { dtcProneness: 6, serviceDiscipline: 'skips' }) }, 180, 30 * MIN);
+    const rs = run(
+      { powertrain: 'PHEV', persona: persona('commuter', 'PHEV', { dtcProneness: 6, serviceDiscipline: 'skips' }) },
+      180,
+      30 * MIN,
+    );
     const seen = new Map<string, { first: number; clearedAt?: number }>();
     let prev: string[] = [];
     for (const r of rs) {
@@ -159,7 +180,15 @@ describe('vehicle model: a plausible life over six months', () => {
 
   it('an on-time owner visits the dealer; a skipper never does', () => {
     const visits = (d: 'on_time' | 'skips') =>
-      run({ powertrain: 'ICE', deliveryTs: START - 20 * DAY, persona: persona('commuter', 'ICE', { serviceDiscipline: d, commuteKm: 40, dormancyChancePerDay: 0 }) }, 365, 60 * MIN).filter((r) => r.service);
+      run(
+        {
+          powertrain: 'ICE',
+          deliveryTs: START - 20 * DAY,
+          persona: persona('commuter', 'ICE', { serviceDiscipline: d, commuteKm: 40, dormancyChancePerDay: 0 }),
+        },
+        365,
+        60 * MIN,
+      ).filter((r) => r.service);
     const onTime = visits('on_time');
     expect(onTime.length).toBeGreaterThanOrEqual(2);
     expect(onTime[0].service!.items).toContain('engine_oil');
@@ -169,13 +198,21 @@ describe('vehicle model: a plausible life over six months', () => {
   });
 
   it('a commercial van drives long daily distances', () => {
-    const rs = run({ powertrain: 'ICE', vehicleType: 'commercial', persona: persona('fleet_van', 'ICE', { dormancyChancePerDay: 0 }) }, 28, 30 * MIN);
+    const rs = run(
+      { powertrain: 'ICE', vehicleType: 'commercial', persona: persona('fleet_van', 'ICE', { dormancyChancePerDay: 0 }) },
+      28,
+      30 * MIN,
+    );
     const km = num(rs[rs.length - 1], VSS.odometer) - num(rs[0], VSS.odometer);
     expect(km / 28).toBeGreaterThan(80);
   });
 
   it('a drifting owner drives less and less', () => {
-    const rs = run({ powertrain: 'ICE', persona: persona('drifting', 'ICE', { fadeOverDays: 40, commutes: true, dormancyChancePerDay: 0 }) }, 90, 60 * MIN);
+    const rs = run(
+      { powertrain: 'ICE', persona: persona('drifting', 'ICE', { fadeOverDays: 40, commutes: true, dormancyChancePerDay: 0 }) },
+      90,
+      60 * MIN,
+    );
     const odoAt = (day: number) => num(rs[Math.min(rs.length - 1, day * 24 - 1)], VSS.odometer);
     const first = odoAt(30) - num(rs[0], VSS.odometer);
     const last = odoAt(90) - odoAt(60);
@@ -201,7 +238,10 @@ describe('vehicle model: readings at changes of state', () => {
     expect(flat.length).toBeLessThan(fine.length / 10);
     expect(sessions(flat).length).toBe(sessions(fine).length);
     // The car starts parked, so an ON first reading is a trip start too.
-    const tripStarts = (rs: Snapshot[]) => rs.filter((r, i) => r.signals[VSS.lowVoltageSystemState] === 'ON' && (i === 0 || rs[i - 1].signals[VSS.lowVoltageSystemState] !== 'ON')).length;
+    const tripStarts = (rs: Snapshot[]) =>
+      rs.filter(
+        (r, i) => r.signals[VSS.lowVoltageSystemState] === 'ON' && (i === 0 || rs[i - 1].signals[VSS.lowVoltageSystemState] !== 'ON'),
+      ).length;
     expect(tripStarts(flat)).toBe(tripStarts(fine));
     const codes = (rs: Snapshot[]) => new Set(rs.flatMap((r) => r.dtcs));
     expect(codes(flat)).toEqual(codes(fine));
