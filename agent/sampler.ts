@@ -119,8 +119,9 @@ export class Sampler {
       this.buf.push(out);
       this.samplesOut++;
     }
-    if (trigger || this.buf.length >= this.maxSamples) this.flush();
-    else if (this.buf.length > 0 && !this.timer) this.timer = setTimeout(() => this.flush(), this.maxDelayMs);
+    // flush() never rejects: a failed batch goes to onError
+    if (trigger || this.buf.length >= this.maxSamples) void this.flush();
+    else if (this.buf.length > 0 && !this.timer) this.timer = setTimeout(() => void this.flush(), this.maxDelayMs);
   }
 
   /** Hand the current batch on now (trigger, size, timer, or end of input). */

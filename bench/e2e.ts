@@ -9,6 +9,7 @@ import { benchInfluxCeiling } from './influx-ceiling.js';
 import { startIngestProcess, type IngestProcess } from './ingest-process.js';
 import { BENCH_T0, benchVin, birth, closeAll, connectVehicles, drivingSample, publishLoad, publishQos1, telemetryPayload } from './load.js';
 import { cpuSeconds, percentiles, round, rssMb, slope } from './stats.js';
+import type { Sample } from '../proto/domain.js';
 
 export interface E2eOptions {
   quick: boolean;
@@ -19,7 +20,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function countPoints(url: string, db: string): Promise<number> {
   const r = await influxQuery(url, db, 'SELECT count("Vehicle.Speed") FROM "telemetry"');
-  return r.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0;
+  return Number(r.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0);
 }
 
 /** The broker alone: aedes with a handler that acknowledges at once. */
@@ -109,7 +110,7 @@ async function latencyProbes(ingest: IngestProcess, probes: string[], cycles: nu
   for (let cycle = 0; cycle < cycles; cycle++) {
     await Promise.all(
       probes.map(async (vin, i) => {
-        const charged = {
+        const charged: Sample = {
           ...drivingSample(ts, 0, 60),
           signals: {
             ...drivingSample(ts, 0, 60).signals,
@@ -118,7 +119,7 @@ async function latencyProbes(ingest: IngestProcess, probes: string[], cycles: nu
             'Vehicle.Speed': 0,
           },
         };
-        await publishQos1(clients[i], `v1/vehicles/${vin}/telemetry`, telemetryPayload(vin, seq, [charged as any]));
+        await publishQos1(clients[i], `v1/vehicles/${vin}/telemetry`, telemetryPayload(vin, seq, [charged]));
         const low = {
           ts: ts + 1000,
           signals: {
@@ -128,7 +129,7 @@ async function latencyProbes(ingest: IngestProcess, probes: string[], cycles: nu
           },
         };
         sentAt.set(vin, performance.now());
-        await publishQos1(clients[i], `v1/vehicles/${vin}/telemetry`, telemetryPayload(vin, seq + 1, [low as any]));
+        await publishQos1(clients[i], `v1/vehicles/${vin}/telemetry`, telemetryPayload(vin, seq + 1, [low]));
       }),
     );
     seq += 2;
@@ -149,7 +150,7 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
   let ingest: IngestProcess | undefined;
   try {
     await influxQuery(influx.url, 'ceiling', 'CREATE DATABASE "ceiling"');
-    const ceiling = (await benchInfluxCeiling({ url: influx.url, database: 'ceiling', lines: q ? 50_000 : 1_000_000, batch: 5000 })) as any;
+    const ceiling = await benchInfluxCeiling({ url: influx.url, database: 'ceiling', lines: q ? 50_000 : 1_000_000, batch: 5000 });
     const ceilingRate: number = Math.max(ceiling.raw?.linesPerSec ?? 0, ceiling.rawConcurrent?.linesPerSec ?? 0);
     const broker = await brokerCeiling(q ? 20 : 200, q ? 2000 : 40_000, 50);
 

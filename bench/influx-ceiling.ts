@@ -6,6 +6,7 @@ import { toLines } from '../ingest/store/influx/schema.js';
 import { splitBucket } from '../ingest/store/influx/transport.js';
 import type { Reading } from '../proto/domain.js';
 import { VSS } from '../proto/signals.js';
+import type { InfluxQLResponse } from '../ingest/store/influx/store.js';
 
 export interface InfluxCeilingOptions {
   url: string;
@@ -48,8 +49,8 @@ const tags = (vin: string): Record<string, string> => ({ model: 'Bench EV', powe
 async function countLines(url: string, database: string, from: number, to: number): Promise<number> {
   const q = `SELECT COUNT("${VSS.speed}") FROM "telemetry" WHERE time >= ${from}ms AND time < ${to}ms`;
   const res = await fetch(`${url}/query?${new URLSearchParams({ db: database, q }).toString()}`);
-  const json: any = await res.json();
-  return json.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0;
+  const json = (await res.json()) as InfluxQLResponse;
+  return Number(json.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0);
 }
 
 async function rawPath(opts: InfluxCeilingOptions, vehicles: number, offsetMs: number, concurrency: number) {
@@ -101,7 +102,13 @@ async function storePath(opts: InfluxCeilingOptions, vehicles: number, offsetMs:
   return { seconds, version: store.serverVersion };
 }
 
-export async function benchInfluxCeiling(opts: InfluxCeilingOptions): Promise<object> {
+export interface InfluxCeilingResult {
+  raw?: { linesPerSec: number };
+  rawConcurrent?: { linesPerSec: number };
+  [key: string]: unknown;
+}
+
+export async function benchInfluxCeiling(opts: InfluxCeilingOptions): Promise<InfluxCeilingResult> {
   const { url, database, lines, batch } = opts;
   const vehicles = opts.vehicles ?? 1000;
   splitBucket(database);

@@ -114,7 +114,7 @@ export async function publishLoad(opts: {
         });
         const p = publishQos1(client, topic, telemetryPayload(vin, seq, samples)).catch(() => void errors++);
         pending.add(p);
-        p.finally(() => pending.delete(p));
+        void p.finally(() => pending.delete(p));
         if (pending.size >= inflight) await Promise.race(pending);
       }
       await Promise.all(pending);

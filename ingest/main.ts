@@ -64,7 +64,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   const pipeline = new Pipeline({ journal, decoded, stores, telemetry, rules, clock, metrics, log });
 
   // The broker adapters and HMI delivery need the fan-out, which needs both: late-bound here.
-  let fanout: PromptFanout | undefined;
+  const late: { fanout?: PromptFanout } = {};
   const handlers = createInboundHandlers({
     journal,
     decoded,
@@ -72,8 +72,8 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     metrics,
     clock,
     onJournalled: () => pipeline.wake(),
-    onOnline: (vin) => fanout?.deliver([vin]),
-    onAcks: (changes) => fanout?.recorded(changes),
+    onOnline: (vin) => late.fanout?.deliver([vin]),
+    onAcks: (changes) => late.fanout?.recorded(changes),
   });
   const link: BrokerLink = cfg.ODOPULSE_MQTT_URL
     ? await connectExternalBroker(
@@ -131,11 +131,11 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     clock,
     dailyCap: cfg.ODOPULSE_HMI_DAILY_CAP,
     latest: (vin) => rules.latest(vin),
-    onChanges: (changes) => fanout?.recorded(changes),
+    onChanges: (changes) => late.fanout?.recorded(changes),
     onSent: (p) => metrics.hmiSent.inc({ urgent: String(p.urgent) }),
   });
-  fanout = new PromptFanout({ outbox: stores.outbox, eventsFor: (c) => eventsForChanges(c, urls), clock, hmi, dispatcher, log });
-  const out = fanout;
+  const out = new PromptFanout({ outbox: stores.outbox, eventsFor: (c) => eventsForChanges(c, urls), clock, hmi, dispatcher, log });
+  late.fanout = out;
   // HMI delivery for a step's vehicles follows on 'processed', emitted right after for every vehicle of the step.
   pipeline.on('changes', (c) => out.published(c, false));
   pipeline.on('processed', (vins) => out.deliver(vins));

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { freePort } from './free-port.js';
+import type { InfluxQLResponse } from '../ingest/store/influx/store.js';
 
 export const INFLUXD_BIN = process.env.INFLUXD_BIN ?? '/usr/bin/influxd';
 
@@ -77,12 +78,12 @@ async function killAndWait(proc: ChildProcess | undefined): Promise<void> {
 }
 
 /** Run one InfluxQL statement (POST, so writes like CREATE/DROP are allowed). */
-export async function influxQuery(url: string, db: string, q: string): Promise<any> {
+export async function influxQuery(url: string, db: string, q: string): Promise<InfluxQLResponse> {
   const body = new URLSearchParams({ q, db, epoch: 'ms' });
   const res = await fetch(`${url}/query`, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-  const json: any = await res.json();
+  const json = (await res.json()) as InfluxQLResponse;
   if (!res.ok || json.error) throw new Error(`influx query failed (${res.status}): ${json.error ?? JSON.stringify(json)}`);
-  const stmtErr = (json.results ?? []).find((r: any) => r.error);
+  const stmtErr = (json.results ?? []).find((r) => r.error);
   if (stmtErr) throw new Error(`influx statement failed: ${stmtErr.error}`);
   return json;
 }

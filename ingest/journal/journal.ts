@@ -22,6 +22,15 @@ export type AppendResult = 'new' | 'duplicate';
 /** What a caller already holds of an entry (the pipeline's decoded batches). */
 export type HeldEntry = { readings: Reading[] } | undefined;
 
+/** A journal row without its payload (the loops read payloads only when needed). */
+interface EntryRow {
+  id: number;
+  vin: string;
+  seq: number;
+  receivedAt: number;
+  influxDone: number;
+}
+
 interface Pending {
   vin: string;
   seq: number;
@@ -116,17 +125,17 @@ export class Journal {
 
   /** Entries InfluxDB has not confirmed yet, in id order. `held`: entries the caller has in memory. */
   pendingForInflux(afterId: number, limit: number, held?: (vin: string, seq: number) => HeldEntry): JournalEntry[] {
-    return this.withPayloads(this.stmts.influxPending.all(afterId, limit) as any[], held);
+    return this.withPayloads(this.stmts.influxPending.all(afterId, limit) as EntryRow[], held);
   }
 
   /** Entries the rules have not applied yet, in id order. */
   pendingForRules(afterId: number, limit: number, held?: (vin: string, seq: number) => HeldEntry): JournalEntry[] {
-    return this.withPayloads(this.stmts.rulesPending.all(afterId, limit) as any[], held);
+    return this.withPayloads(this.stmts.rulesPending.all(afterId, limit) as EntryRow[], held);
   }
 
   // A held entry's payload is read only if asked for (dead-lettering): reading every blob twice,
   // once per loop, was most of the loops' allocation.
-  private withPayloads(rows: any[], held?: (vin: string, seq: number) => HeldEntry): JournalEntry[] {
+  private withPayloads(rows: EntryRow[], held?: (vin: string, seq: number) => HeldEntry): JournalEntry[] {
     const payloadOf = this.stmts.payload;
     return rows.map((r) => {
       const h = held?.(r.vin, r.seq);

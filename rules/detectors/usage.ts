@@ -6,7 +6,7 @@
 import { VSS, isDriving } from '../../proto/signals.js';
 import type { UsageConfig } from '../config/usage.js';
 import { DAY_MS, addMonthsUtc, isoDate, isoDay, parseIsoDate, utcDay } from '../time.js';
-import type { Detector, DetectorContext, DetectorResult, PromptDraft, Reading, RuleEvent, Segments, Signals } from '../types.js';
+import type { Detector, DetectorContext, DetectorResult, PromptDraft, Reading, RuleEvent, Segments } from '../types.js';
 
 /** [UTC day number, km driven, minutes driven]. */
 export type DayEntry = [number, number, number];

@@ -1,6 +1,5 @@
 // Advisor console: dealer picker, live alert list (EventSource, resumes with Last-Event-ID by
 // itself), acknowledge / resolve, and hash routing to the vehicle page (vehicle.js).
-/* global URLSearchParams */
 (function () {
   'use strict';
   const I18N = window.OdoI18n;

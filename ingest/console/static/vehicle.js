@@ -1,6 +1,5 @@
 // Vehicle page of the advisor console: profile, online status, lifecycle segments, latest
 // readings, open alerts, service visits and uPlot charts of odometer, charge and 12 V voltage.
-/* global URLSearchParams */
 (function () {
   'use strict';
   const RANGES = { '7d': { ms: 7 * 864e5, every: '1h' }, '30d': { ms: 30 * 864e5, every: '6h' }, '90d': { ms: 90 * 864e5, every: '1d' } };

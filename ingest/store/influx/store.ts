@@ -57,6 +57,12 @@ export interface InfluxTelemetryStoreOptions {
   logger?: Logger;
 }
 
+/** The JSON body of /query (InfluxQL), as far as it is read here. */
+export interface InfluxQLResponse {
+  error?: string;
+  results?: Array<{ error?: string; series?: InfluxQLSeries[] }>;
+}
+
 export interface InfluxQLSeries {
   name: string;
   tags?: Record<string, string>;
@@ -182,12 +188,12 @@ class InfluxStore implements InfluxTelemetryStore {
   async query(influxql: string): Promise<Array<{ series: InfluxQLSeries[] }>> {
     if (this.closed) throw new Error('telemetry store is closed');
     const params = new URLSearchParams({ db: this.db, q: influxql, epoch: 'ms' });
-    const json: any = await this.influx.transport.request(`/query?${params.toString()}`, '', {
+    const json = (await this.influx.transport.request(`/query?${params.toString()}`, '', {
       method: 'GET',
       headers: { accept: 'application/json' },
-    });
+    })) as InfluxQLResponse | null;
     if (!json || !Array.isArray(json.results)) throw new Error(`InfluxDB query failed: ${json?.error ?? 'no results in the answer'}`);
-    return json.results.map((r: any) => {
+    return json.results.map((r) => {
       if (r.error) throw new Error(`InfluxDB query failed: ${r.error}`);
       return { series: (r.series ?? []) as InfluxQLSeries[] };
     });
