@@ -120,6 +120,10 @@ for (const [f, deps] of graph) {
   }
 }
 
+if (process.argv.includes('--graph')) {
+  for (const [a, bs] of [...fg].sort()) console.log(`${a} -> ${[...bs].sort().join(', ')}`);
+}
+
 if (problems.length) {
   console.error(problems.join('\n'));
   console.error(`check-imports: ${problems.length} problem(s)`);
