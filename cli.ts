@@ -51,7 +51,7 @@ program
   .description('run the in-vehicle agent (replay file, simulated vehicle or Kuksa databroker)')
   .requiredOption('--vin <vin>', 'vehicle identification number')
   .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
-  .option('--replay <file>', 'replay JSONL file (contract.md)')
+  .option('--replay <file>', 'replay JSONL file (docs/contract.md#replay-source)')
   .option('--simulate', 'use a simulated vehicle as the signal source')
   .option('--kuksa <address>', 'Kuksa databroker gRPC address (host:port)')
   .option('--kuksa-ca <file>', 'CA certificate (PEM) for TLS to the Kuksa databroker')

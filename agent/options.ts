@@ -8,7 +8,7 @@ export const AgentOptionsSchema = z
     vin: VinSchema,
     /** mqtt://host:port or mqtts://host:port */
     broker: z.string().regex(/^(mqtts?|tcp|tls|ssl):\/\/[^\s]+$/, 'broker must be an mqtt:// or mqtts:// URL'),
-    /** Source: a JSONL replay file (contract.md). */
+    /** Source: a JSONL replay file (docs/contract.md#replay-source). */
     replay: z.string().min(1).optional(),
     /** Source: the built-in simulated vehicle model. */
     simulate: z.boolean().default(false),

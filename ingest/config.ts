@@ -1,5 +1,5 @@
 // Ingest configuration: every setting is an environment variable with a matching CLI flag
-// (contract.md "Configuration"), validated with zod at start-up.
+// (docs/contract.md#settings), validated with zod at start-up.
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
@@ -50,7 +50,11 @@ export const INGEST_SETTINGS = {
     600_000,
     'longest wait between webhook retries (exponential from 1 s, with jitter)',
   ],
-  ODOPULSE_RULES_CONFIG: [optionalString, undefined, 'rule configuration file (JSON); unset = built-in defaults (domain.md)'],
+  ODOPULSE_RULES_CONFIG: [
+    optionalString,
+    undefined,
+    'rule configuration file (JSON); unset = built-in defaults (docs/domain.md#rule-configuration)',
+  ],
   ODOPULSE_CLOCK: [
     z.enum(['wall', 'event']),
     'wall',

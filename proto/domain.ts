@@ -143,7 +143,7 @@ export interface Vehicle extends VehicleProfile {
   vin: string;
 }
 
-/** Replay line (contract.md): {ts, vin, signals, dtcs?}. */
+/** Replay line (docs/contract.md#replay-source): {ts, vin, signals, dtcs?}. */
 export const ReplayLineSchema = z.object({
   ts: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'ts must be an ISO 8601 time'),
   vin: VinSchema,

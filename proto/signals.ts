@@ -1,4 +1,4 @@
-// The VSS signals odopulse understands (domain.md), with their value kind and unit.
+// The VSS signals odopulse understands (docs/domain.md#signals), with their value kind and unit.
 // Everything that names a signal imports the constants from here.
 
 export const VSS = {

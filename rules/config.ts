@@ -1,4 +1,4 @@
-// The validated rule configuration: domain.md defaults per family, plus per-model overrides.
+// The validated rule configuration: docs/domain.md defaults per family, plus per-model overrides.
 // Pure: callers read the file (ODOPULSE_RULES_CONFIG) and hand the text to parseRulesConfig.
 import { z } from 'zod';
 import { batteryConfigSchema, type BatteryConfig } from './config/battery.js';

@@ -70,7 +70,7 @@ export const DTC_DEFS: readonly DtcDef[] = [
 /** Raised at cranking when the 12 V battery is weak; clears once it has been recharged. */
 export const LOW_SYSTEM_VOLTAGE_DTC = 'P0562';
 
-/** domain.md defaults: first service 5,000 km / 6 months, then per powertrain. */
+/** docs/domain.md#maintenance-schedules defaults: first service 5,000 km / 6 months, then per powertrain. */
 export function serviceInterval(powertrain: Powertrain, first: boolean): { km: number; months: number } {
   if (first) return { km: 5_000, months: 6 };
   return powertrain === 'BEV' ? { km: 20_000, months: 24 } : { km: 10_000, months: 12 };

@@ -1,5 +1,5 @@
 // The accelerated fleet clock: simulated time = start + wall time elapsed x speed-up.
-// Rules evaluate time-based prompts against this clock when a simulation runs (contract.md "Time").
+// Rules evaluate time-based prompts against this clock when a simulation runs (docs/contract.md#time).
 
 export interface FleetClock {
   readonly start: number;

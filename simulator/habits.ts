@@ -34,7 +34,7 @@ export interface ServiceState {
   avgKmPerDay: number;
 }
 
-/** The next due point (domain.md schedule): whichever of distance or months comes first. */
+/** The next due point (docs/domain.md#maintenance-schedules): whichever of distance or months comes first. */
 export function serviceDue(s: ServiceState): { km: number; ts: number } {
   const iv = serviceInterval(s.powertrain, s.serviceCount === 0);
   return { km: s.lastServiceOdo + iv.km, ts: addMonths(s.lastServiceTs, iv.months) };

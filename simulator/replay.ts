@@ -1,4 +1,4 @@
-// Replay output (contract.md "Replay source"): one JSONL file per VIN, one reading per line,
+// Replay output (docs/contract.md#replay-source): one JSONL file per VIN, one reading per line,
 // {ts (ISO 8601), vin, signals, dtcs}. Writes are buffered so thousands of vehicles do not
 // need thousands of open files.
 import { mkdir, appendFile, writeFile } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// Replay source: a JSONL file (contract.md), one sample per line, paced by the lines' own
+// Replay source: a JSONL file (docs/contract.md#replay-source), one sample per line, paced by the lines' own
 // timestamps divided by `speed` (0 = as fast as possible). Lines for another VIN and invalid
 // lines are reported with their line number and skipped; the replay goes on.
 import { createReadStream } from 'node:fs';

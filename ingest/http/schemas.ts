@@ -98,7 +98,7 @@ export const StreamQuery = z.object({
 
 // ---- responses ----
 
-/** contract.md "Prompt JSON"; loose so the audit fields (acknowledgedBy, resolvedBy, note...) pass through. */
+/** docs/contract.md#prompt-json; loose so the audit fields (acknowledgedBy, resolvedBy, note...) pass through. */
 export const PromptSchema = z.looseObject({
   id: z.string(),
   vin: z.string(),

@@ -1,5 +1,5 @@
 // The embedded aedes broker. aedes sends the QoS 1 PUBACK only after authorizePublish calls back
-// (architecture.md), so telemetry is decoded, validated and journalled there.
+// (docs/architecture.md#data-flow), so telemetry is decoded, validated and journalled there.
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';

@@ -1,4 +1,4 @@
-// Topic layout (contract.md): {prefix}/vehicles/{vin}/{telemetry|status|prompts|prompts/ack|config}.
+// Topic layout (docs/contract.md#topics): {prefix}/vehicles/{vin}/{telemetry|status|prompts|prompts/ack|config}.
 import { VinSchema } from '../../proto/domain.js';
 
 export const CHANNELS = ['telemetry', 'status', 'prompts', 'prompts/ack', 'config'] as const;

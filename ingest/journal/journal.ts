@@ -1,6 +1,6 @@
 // The durable journal: a telemetry batch is PUBACKed only after it is here (or was already here).
 // Group commit: appends arriving within a few milliseconds share one transaction, i.e. one fsync,
-// and their acks are released together (architecture.md: ~230 µs per fsync on these machines).
+// and their acks are released together (docs/architecture.md#guarantees; ~230 µs per fsync on these machines).
 import { Database } from '../store/sqlite/driver.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';

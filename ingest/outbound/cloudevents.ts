@@ -17,7 +17,7 @@ export interface CloudEvent<D = unknown> {
   data: D;
 }
 
-/** The prompt as contract.md "Prompt JSON" shows it (delivery internals stay inside ingest). */
+/** The prompt as docs/contract.md#prompt-json shows it (delivery internals stay inside ingest). */
 export function promptJson(p: Prompt) {
   return {
     id: p.id,

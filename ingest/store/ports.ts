@@ -20,7 +20,7 @@ export type ResolveOutcome = (typeof RESOLVE_OUTCOMES)[number];
 /** HMI delivery state of a prompt (separate from the advisor-facing status). */
 export type HmiState = 'none' | 'pending' | 'sent' | 'shown' | 'dismissed' | 'acted' | 'withdrawn';
 
-/** The prompt as the API shows it (contract.md "Prompt JSON") plus delivery internals. */
+/** The prompt as the API shows it (docs/contract.md#prompt-json) plus delivery internals. */
 export interface Prompt {
   id: string;
   vin: string;

@@ -1,4 +1,4 @@
-// Battery health defaults (domain.md "Battery health"). Settable per model.
+// Battery health defaults (docs/domain.md#battery-health). Settable per model.
 import { z } from 'zod';
 
 export const batteryConfigSchema = z

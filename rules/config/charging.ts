@@ -1,4 +1,4 @@
-// Charging and energy defaults (domain.md "Charging and energy"). Settable per model.
+// Charging and energy defaults (docs/domain.md#charging-and-energy). Settable per model.
 import { z } from 'zod';
 
 export const chargingConfigSchema = z

@@ -1,4 +1,4 @@
-// Fault code defaults (domain.md "Faults"). Settable per model.
+// Fault code defaults (docs/domain.md#faults). Settable per model.
 import { z } from 'zod';
 
 const severity = z.enum(['info', 'warning', 'critical']);

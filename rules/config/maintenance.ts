@@ -1,4 +1,4 @@
-// Maintenance schedule defaults (domain.md "Maintenance"). Settable per model through the
+// Maintenance schedule defaults (docs/domain.md#maintenance). Settable per model through the
 // rules configuration's model overrides, so each model carries its own schedule.
 import { z } from 'zod';
 

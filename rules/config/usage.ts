@@ -1,4 +1,4 @@
-// Usage and lifecycle defaults (domain.md "Usage and lifecycle"). Settable per model.
+// Usage and lifecycle defaults (docs/domain.md#usage-and-lifecycle). Settable per model.
 import { z } from 'zod';
 
 const days = (d: number) => z.number().positive().max(3650).default(d);

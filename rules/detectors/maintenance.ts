@@ -1,4 +1,4 @@
-// Maintenance ladder (domain.md "Maintenance"): upcoming -> due -> overdue -> lapsed 1/2/3 per
+// Maintenance ladder (docs/domain.md#maintenance): upcoming -> due -> overdue -> lapsed 1/2/3 per
 // service cycle, reset by a recorded visit, followed by a care message a few days later.
 // Km-based steps fire from readings; date-based steps from readings and from the fleet clock's
 // tick, so a parked car still gets them. Pure: state is JSON, time is event time or the tick.

@@ -1,4 +1,4 @@
-// Usage and lifecycle (domain.md "Usage and lifecycle"): stage, activity and maturity tiers,
+// Usage and lifecycle (docs/domain.md#usage-and-lifecycle): stage, activity and maturity tiers,
 // usage.segment_changed on every change, usage.dormant_vehicle after a long park, and the daily
 // utilisation summary for commercial vehicles. Time-based tiers come from the fleet clock's tick.
 // State is a compact per-day ring (km, driving minutes) plus lifetime totals: small, JSON-only.

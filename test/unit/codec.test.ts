@@ -182,7 +182,7 @@ describe('codec rejects bad payloads with a reason', () => {
 });
 
 describe('replay lines', () => {
-  it('parses the contract.md example', () => {
+  it('parses the docs/contract.md example', () => {
     const r = parseReplayLine(
       '{"ts":"2026-03-01T08:00:00Z","vin":"LSVAU2180N2183294","signals":{"Vehicle.TraveledDistance":4210.5,"Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed":18.0,"Vehicle.LowVoltageSystemState":"OFF"},"dtcs":["P0A80"]}',
     );

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, flagName, flagsToSettings, INGEST_SETTINGS, loadIngestConfig, webhookUrls } from '../../ingest/config.js';
 
 describe('ingest configuration', () => {
-  it('defaults serve the one-machine demo (contract.md)', () => {
+  it('defaults serve the one-machine demo (docs/contract.md#settings)', () => {
     const c = loadIngestConfig({});
     expect(c.ODOPULSE_MQTT_URL).toBeUndefined();
     expect(c.ODOPULSE_MQTT_PORT).toBe(1883);

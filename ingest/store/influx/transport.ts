@@ -10,7 +10,7 @@ export class InfluxConfigError extends Error {
   override readonly name = 'InfluxConfigError';
 }
 
-/** On 1.x the bucket is `database` or `database/retention-policy` (contract.md configuration). */
+/** On 1.x the bucket is `database` or `database/retention-policy` (docs/contract.md#settings). */
 export function splitBucket(bucket: string): { db: string; rp: string | undefined } {
   const slash = bucket.indexOf('/');
   const db = slash < 0 ? bucket : bucket.slice(0, slash);

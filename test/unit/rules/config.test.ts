@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_RULES_CONFIG, deepMerge, parseRulesConfig, resolveModelConfig } from '../../../rules/config.js';
 
 describe('rule configuration', () => {
-  it('has the domain.md defaults', () => {
+  it('has the docs/domain.md defaults', () => {
     const d = DEFAULT_RULES_CONFIG.defaults;
     expect(d.charging).toMatchObject({ lowSocPct: 20, criticalSocPct: 7, rearmSocPct: 30 });
     expect(d.charging.habit.windowDays).toBe(30);

@@ -52,7 +52,7 @@ function run(
 }
 
 describe('maintenance config', () => {
-  it('parses {} to the domain.md defaults', () => {
+  it('parses {} to the docs/domain.md defaults', () => {
     expect(cfg.firstService).toEqual({ km: 5000, months: 6 });
     expect(cfg.interval).toEqual({ ICE: { km: 10000, months: 12 }, BEV: { km: 20000, months: 24 }, PHEV: { km: 10000, months: 12 } });
     expect(cfg.upcoming).toEqual({ km: 1000, days: 30 });

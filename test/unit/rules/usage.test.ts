@@ -61,7 +61,7 @@ function trip(start: number, odo: number, km: number, minutes = 30): Step[] {
 }
 
 describe('usage config', () => {
-  it('parses {} to the domain.md defaults and keeps partial overrides whole', () => {
+  it('parses {} to the docs/domain.md defaults and keeps partial overrides whole', () => {
     expect(cfg.stage).toEqual({ newOwnerDays: 30, breakInKm: 1500, upgradeMonths: 36, upgradeKm: 100000 });
     expect(cfg.activity).toMatchObject({ activeDays: 7, declineWindowDays: 30, declineRatio: 0.5, dormantDays: 30, lostDays: 90 });
     expect(cfg.maturity).toEqual({ noviceMonths: 3, noviceKm: 3000, skilledMonths: 12, skilledKm: 20000 });
