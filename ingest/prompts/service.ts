@@ -2,7 +2,7 @@
 // (model.ts); each backend (SQLite, memory) only finds, writes and queries rows.
 import type { AckOutcome } from '../../proto/domain.js';
 import type { PromptDraft, RuleEvent } from '../../rules/types.js';
-import type { Prompt, PromptChange, PromptFilter, PromptRepo, PromptStore, RenderedText, ResolveOutcome } from '../store/ports.js';
+import type { DealerSelector, Prompt, PromptChange, PromptFilter, PromptRepo, PromptStore, RenderedText, ResolveOutcome } from '../store/ports.js';
 import { clampLimit, decodeCursor, iso } from '../store/paging.js';
 import * as M from './model.js';
 
@@ -94,8 +94,8 @@ export class PromptService implements PromptStore {
     });
   }
 
-  changesSince(seq: number, dealerId: string | undefined, limit: number): PromptChange[] {
-    return this.repo.changesSince(Number.isFinite(seq) ? seq : 0, dealerId, clampLimit(limit));
+  changesSince(seq: number, dealers: DealerSelector, limit: number): PromptChange[] {
+    return this.repo.changesSince(Number.isFinite(seq) ? seq : 0, dealers, clampLimit(limit));
   }
 
   stats(from: number, to: number): M.StatsRow[] {

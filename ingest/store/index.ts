@@ -5,6 +5,8 @@ import { openDb } from './sqlite/db.js';
 import { sqliteDeadLetterStore, sqliteOutbox, sqliteRuleStateStore } from './sqlite/misc.js';
 import { sqlitePromptRepo } from './sqlite/prompts.js';
 import { sqliteVehicleStore } from './sqlite/vehicles.js';
+import { sqliteAuditLog, sqliteKeyStore } from './sqlite/auth.js';
+import { memoryAuditLog, memoryKeyStore } from './memory/auth.js';
 import { MemDb } from './memory/state.js';
 import { memoryPromptRepo } from './memory/prompts.js';
 import { memoryVehicleStore } from './memory/vehicles.js';
@@ -20,6 +22,7 @@ export function openSqliteBackend(dataDir: string): StoreBackend {
     prompts: db.prepare("DELETE FROM prompts WHERE status IN ('resolved', 'expired') AND updated_ms < ?"),
     outbox: db.prepare('DELETE FROM outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?'),
     deadLetters: db.prepare('DELETE FROM dead_letters WHERE at_ms < ?'),
+    audit: db.prepare('DELETE FROM audit WHERE at_ms < ?'),
   };
   return {
     promptRepo: sqlitePromptRepo(db, transaction),
@@ -27,6 +30,8 @@ export function openSqliteBackend(dataDir: string): StoreBackend {
     ruleStates: sqliteRuleStateStore(db),
     deadLetters: sqliteDeadLetterStore(db),
     outbox: sqliteOutbox(db),
+    keys: sqliteKeyStore(db),
+    audit: sqliteAuditLog(db),
     transaction,
     prune: (olderThan) =>
       transaction(() => ({
@@ -34,6 +39,7 @@ export function openSqliteBackend(dataDir: string): StoreBackend {
         prompts: pruneStmts.prompts.run(olderThan).changes,
         outbox: pruneStmts.outbox.run(olderThan).changes,
         deadLetters: pruneStmts.deadLetters.run(olderThan).changes,
+        audit: pruneStmts.audit.run(olderThan).changes,
       })),
     close: () => {
       if (db.open) db.close();
@@ -54,6 +60,8 @@ export function createMemoryBackend(): StoreBackend {
     ruleStates: memoryRuleStateStore(mem),
     deadLetters: memoryDeadLetterStore(mem),
     outbox: memoryOutbox(mem),
+    keys: memoryKeyStore(mem),
+    audit: memoryAuditLog(mem),
     transaction,
     prune(olderThan) {
       const d = mem.data;
@@ -73,7 +81,15 @@ export function createMemoryBackend(): StoreBackend {
       }
       const dlBefore = d.deadLetters.length;
       d.deadLetters = d.deadLetters.filter((x) => x.atMs >= olderThan);
-      return { prompts: gone.size, promptChanges: changesBefore - d.changes.length, outbox, deadLetters: dlBefore - d.deadLetters.length };
+      const auditBefore = d.audit.length;
+      d.audit = d.audit.filter((x) => x.atMs >= olderThan);
+      return {
+        prompts: gone.size,
+        promptChanges: changesBefore - d.changes.length,
+        outbox,
+        deadLetters: dlBefore - d.deadLetters.length,
+        audit: auditBefore - d.audit.length,
+      };
     },
     close: () => {
       closed = true;

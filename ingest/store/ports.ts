@@ -70,12 +70,17 @@ export interface StepRow {
   outcome: string | null;
 }
 
+/** One dealer, several (a principal's scope; empty matches nothing), or every dealer (undefined). */
+export type DealerSelector = string | readonly string[] | undefined;
+
 export interface PromptFilter {
   vin?: string;
   kind?: string;
   audience?: Audience;
   status?: PromptStatus;
   dealerId?: string;
+  /** Only prompts of these dealers (a principal's scope); an empty list matches nothing. */
+  dealerIds?: readonly string[];
   limit: number;
   cursor?: string;
 }
@@ -122,7 +127,7 @@ export interface PromptStore {
   resolve(id: string, by: string, outcome: ResolveOutcome, note: string | undefined, now: number): PromptChange | undefined;
   /** Expire prompts whose expiresAt has passed. */
   expire(now: number): PromptChange[];
-  changesSince(seq: number, dealerId: string | undefined, limit: number): PromptChange[];
+  changesSince(seq: number, dealers: DealerSelector, limit: number): PromptChange[];
   /** Per-kind counts of path steps in [from, to): delivered, shown, acted, booked, ... */
   stats(from: number, to: number): StatsRow[];
 }
@@ -135,7 +140,11 @@ export interface VehicleRecord extends Vehicle {
 export interface VehicleStore {
   upsert(vin: string, profile: VehicleProfile, now: number): VehicleRecord;
   get(vin: string): VehicleRecord | undefined;
-  list(filter: { dealerId?: string; limit: number; cursor?: string }): { items: VehicleRecord[]; nextCursor: string | null };
+  /** `dealerIds`: only vehicles of these dealers (a principal's scope); an empty list matches nothing. */
+  list(filter: { dealerId?: string; dealerIds?: readonly string[]; limit: number; cursor?: string }): {
+    items: VehicleRecord[];
+    nextCursor: string | null;
+  };
   setOnline(vin: string, online: boolean, info: { agentVersion?: string; configVersion?: number; at: number }): void;
   online(vin: string): { online: boolean; since: string | null; agentVersion: string | null; configVersion: number | null };
   setSegments(vin: string, segments: Segments, at: number): void;
@@ -167,7 +176,7 @@ export interface PromptRepo {
   pendingHmi(vin: string, now: number): Prompt[];
   /** Open prompts whose expiresAt <= now. */
   expiring(now: number): Prompt[];
-  changesSince(seq: number, dealerId: string | undefined, limit: number): PromptChange[];
+  changesSince(seq: number, dealers: DealerSelector, limit: number): PromptChange[];
   stepsBetween(from: number, to: number): Iterable<StepRow>;
 }
 
@@ -237,6 +246,7 @@ export interface PruneResult {
   promptChanges: number;
   outbox: number;
   deadLetters: number;
+  audit: number;
 }
 
 /**
@@ -249,11 +259,14 @@ export interface Stores {
   ruleStates: RuleStateStore;
   deadLetters: DeadLetterStore;
   outbox: Outbox;
+  keys: KeyStore;
+  audit: AuditLog;
   /** Run fn atomically: if it throws, nothing it wrote stays. Nested calls join the outer one. */
   transaction<T>(fn: () => T): T;
   /**
    * Retention (docs/domain.md#privacy-and-retention): delete delivered outbox events, resolved or
-   * expired prompts (with their change history) and dead letters older than `olderThan` (epoch ms).
+   * expired prompts (with their change history), dead letters and audit entries older than
+   * `olderThan` (epoch ms). Expired console sessions go by `keys.pruneSessions`.
    * Undelivered events and open prompts are kept whatever their age.
    */
   prune(olderThan: number): PruneResult;
@@ -262,3 +275,88 @@ export interface Stores {
 
 /** A backend: everything of Stores but the prompt lifecycle, which ingest/stores.ts adds on top. */
 export type StoreBackend = Omit<Stores, 'prompts'> & { promptRepo: PromptRepo };
+
+// Access control (docs/contract.md#access-control): API keys, console sessions, the audit trail.
+
+export const ROLES = ['advisor', 'dealer_admin', 'operator', 'lifecycle', 'metrics'] as const;
+export type Role = (typeof ROLES)[number];
+/** Permissions a principal may hold beyond its role. */
+export const PERMISSIONS = ['location:read'] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+export interface ApiKeyRecord {
+  id: string;
+  name: string;
+  role: Role;
+  /** Dealers the key is scoped to (advisor, dealer_admin); empty for fleet-wide roles. */
+  dealers: string[];
+  permissions: Permission[];
+  createdAt: string;
+  createdBy: string | null;
+  expiresAt: string | null;
+  revokedAt: string | null;
+}
+
+/** What is stored of a key's secret: a random salt and SHA-256(salt ‖ secret), never the secret. */
+export interface SecretHash {
+  salt: Buffer;
+  hash: Buffer;
+}
+
+export interface ConsoleSession {
+  /** SHA-256 of the cookie value: the cookie itself is never stored. */
+  idHash: Buffer;
+  /** The API key the session was opened with (re-checked on every request: revoking it ends the session). */
+  keyId: string | null;
+  /** An OIDC principal as verified at sign-in (JSON), when the session was opened with a token. */
+  principal: string | null;
+  csrf: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface KeyStore {
+  create(rec: Omit<ApiKeyRecord, 'createdAt' | 'revokedAt'>, secret: SecretHash, now: number): ApiKeyRecord;
+  get(id: string): (ApiKeyRecord & { secret: SecretHash }) | undefined;
+  list(): ApiKeyRecord[];
+  /** false when no such key or already revoked. */
+  revoke(id: string, now: number): boolean;
+  createSession(s: ConsoleSession): void;
+  getSession(idHash: Buffer): ConsoleSession | undefined;
+  deleteSession(idHash: Buffer): void;
+  /** Sessions past their expiry are deleted; returns how many. */
+  pruneSessions(now: number): number;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  principal: string;
+  action: string;
+  vin: string | null;
+  requestId: string;
+  detail: Record<string, unknown> | null;
+}
+
+export interface AuditFilter {
+  vin?: string;
+  principal?: string;
+  from?: number;
+  to?: number;
+  limit: number;
+  /** Entries with an id below this (the previous page's last id). */
+  before?: number;
+}
+
+export interface AuditLog {
+  record(e: {
+    at: number;
+    principal: string;
+    action: string;
+    vin: string | null;
+    requestId: string;
+    detail?: Record<string, unknown>;
+  }): void;
+  /** Newest first. */
+  query(f: AuditFilter): AuditEntry[];
+}

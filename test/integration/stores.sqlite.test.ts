@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStores } from '../../ingest/stores.js';
 import { SCHEMA_VERSION } from '../../ingest/store/sqlite/db.js';
+import { authStoreSuite } from '../ports/auth-store.suite.js';
 import { outboxSuite } from '../ports/outbox.suite.js';
 import { promptStoreSuite } from '../ports/prompt-store.suite.js';
 import { storesSuite } from '../ports/stores.suite.js';
@@ -22,6 +23,7 @@ promptStoreSuite('sqlite', fresh);
 vehicleStoreSuite('sqlite', fresh);
 outboxSuite('sqlite', fresh);
 storesSuite('sqlite', fresh);
+authStoreSuite('sqlite', fresh);
 
 describe('SQLite stores on disk', () => {
   it('keeps everything across close and reopen, and the dedup key stays closed', () => {

@@ -117,7 +117,7 @@ export function storesSuite(name: string, make: () => Stores): void {
       stores.deadLetters.add({ topic: 'b', clientId: null, reason: 'r', payload: new Uint8Array(), at: cutoff });
 
       const r = stores.prune(cutoff);
-      expect(r).toEqual({ prompts: 1, promptChanges: 2, outbox: 1, deadLetters: 1 });
+      expect(r).toEqual({ prompts: 1, promptChanges: 2, outbox: 1, deadLetters: 1, audit: 0 });
       expect(stores.prompts.get(old.promptId)).toBeUndefined();
       expect(stores.prompts.get(openOld.promptId)?.status).toBe('open');
       expect(stores.prompts.get(recent.promptId)?.status).toBe('resolved');

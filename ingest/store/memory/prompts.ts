@@ -45,6 +45,7 @@ export function memoryPromptRepo(db: MemDb): PromptRepo {
             (f.kind === undefined || p.kind === f.kind) &&
             (f.status === undefined || p.status === f.status) &&
             (f.dealerId === undefined || p.dealerId === f.dealerId) &&
+            (f.dealerIds === undefined || (p.dealerId !== null && f.dealerIds.includes(p.dealerId))) &&
             (f.audience === undefined || p.audience.includes(f.audience)) &&
             (c === undefined || createdMs(p) < c.createdMs || (createdMs(p) === c.createdMs && p.id < c.id)),
         )
@@ -63,10 +64,11 @@ export function memoryPromptRepo(db: MemDb): PromptRepo {
         .filter((p) => isOpen(p) && p.expiresAt !== null && Date.parse(p.expiresAt) <= now)
         .sort((a, b) => Date.parse(a.expiresAt!) - Date.parse(b.expiresAt!))
         .map(copy),
-    changesSince(seq, dealerId, limit) {
+    changesSince(seq, dealers, limit) {
       const out = [];
+      const only = dealers === undefined ? undefined : typeof dealers === 'string' ? [dealers] : dealers;
       for (const c of d().changes) {
-        if (c.seq <= seq || (dealerId !== undefined && c.dealerId !== dealerId)) continue;
+        if (c.seq <= seq || (only !== undefined && (c.dealerId === null || !only.includes(c.dealerId)))) continue;
         out.push(copy(c));
         if (out.length >= limit) break;
       }

@@ -2,7 +2,7 @@
 // when the work inside throws (the same all-or-nothing the SQLite stores give).
 import type { VehicleProfile } from '../../../proto/domain.js';
 import type { ChargingSession, Segments, ServiceRecord } from '../../../rules/types.js';
-import type { Prompt, PromptChange, OutboxEvent } from '../ports.js';
+import type { ApiKeyRecord, ConsoleSession, OutboxEvent, Prompt, PromptChange, SecretHash } from '../ports.js';
 
 export interface MemData {
   prompts: Map<string, Prompt>;
@@ -18,6 +18,18 @@ export interface MemData {
   deadLetters: Array<{ id: number; atMs: number; topic: string; clientId: string | null; reason: string; payload: Uint8Array }>;
   deadLetterSeq: number;
   outbox: Map<string, OutboxEvent>;
+  keys: Map<string, ApiKeyRecord & { secret: SecretHash }>;
+  sessions: Map<string, ConsoleSession>;
+  audit: Array<{
+    id: number;
+    atMs: number;
+    principal: string;
+    action: string;
+    vin: string | null;
+    requestId: string;
+    detail: Record<string, unknown> | null;
+  }>;
+  auditSeq: number;
 }
 
 export function emptyData(): MemData {
@@ -35,6 +47,10 @@ export function emptyData(): MemData {
     deadLetters: [],
     deadLetterSeq: 0,
     outbox: new Map(),
+    keys: new Map(),
+    sessions: new Map(),
+    audit: [],
+    auditSeq: 0,
   };
 }
 

@@ -16,11 +16,16 @@ export function memoryVehicleStore(db: MemDb): VehicleStore {
       return record(vin)!;
     },
     get: record,
-    list({ dealerId, limit, cursor }) {
+    list({ dealerId, dealerIds, limit, cursor }) {
       const lim = clampLimit(limit);
       const after = cursor === undefined ? '' : decodeKeyCursor(cursor);
       const vins = [...d().vehicles.entries()]
-        .filter(([vin, v]) => vin > after && (dealerId === undefined || v.profile.dealerId === dealerId))
+        .filter(
+          ([vin, v]) =>
+            vin > after &&
+            (dealerId === undefined || v.profile.dealerId === dealerId) &&
+            (dealerIds === undefined || dealerIds.includes(v.profile.dealerId)),
+        )
         .map(([vin]) => vin)
         .sort();
       const items = vins.slice(0, lim).map((v) => record(v)!);

@@ -119,6 +119,43 @@ const MIGRATIONS: string[] = [
   CREATE INDEX outbox_order ON outbox (created_ms) WHERE delivered_ms IS NULL;
   CREATE INDEX outbox_delivered ON outbox (delivered_ms) WHERE delivered_ms IS NOT NULL;
   `,
+  // 2: access control (docs/contract.md#access-control): API keys (hashed), console sessions, audit.
+  `
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    dealers TEXT NOT NULL,
+    permissions TEXT NOT NULL,
+    salt BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    created_by TEXT,
+    expires_ms INTEGER,
+    revoked_ms INTEGER
+  );
+  CREATE TABLE console_sessions (
+    id_hash BLOB PRIMARY KEY,
+    key_id TEXT,
+    principal TEXT,
+    csrf TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+  );
+  CREATE INDEX console_sessions_expiry ON console_sessions (expires_ms);
+  CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    principal TEXT NOT NULL,
+    action TEXT NOT NULL,
+    vin TEXT,
+    request_id TEXT NOT NULL,
+    detail TEXT
+  );
+  CREATE INDEX audit_at ON audit (at_ms);
+  CREATE INDEX audit_vin ON audit (vin, id);
+  CREATE INDEX audit_principal ON audit (principal, id);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

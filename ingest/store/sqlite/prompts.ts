@@ -74,7 +74,7 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
     ),
     since: db.prepare<[number, number], ChangeRow>('SELECT * FROM prompt_changes WHERE seq > ? ORDER BY seq LIMIT ?'),
     sinceDealer: db.prepare<[number, string, number], ChangeRow>(
-      'SELECT * FROM prompt_changes WHERE seq > ? AND dealer_id = ? ORDER BY seq LIMIT ?',
+      'SELECT * FROM prompt_changes WHERE seq > ? AND dealer_id IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?',
     ),
     steps: db.prepare<[number, number], { prompt_id: string; kind: string; step: StepRow['step']; outcome: string | null }>(
       'SELECT prompt_id, kind, step, outcome FROM prompt_changes WHERE at_ms >= ? AND at_ms < ?',
@@ -115,6 +115,8 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
       if (f.kind !== undefined) cond('kind = @kind', 'kind', f.kind);
       if (f.status !== undefined) cond('status = @status', 'status', f.status);
       if (f.dealerId !== undefined) cond('dealer_id = @dealer', 'dealer', f.dealerId);
+      // a JSON array of the scope's dealers: json_each keeps the statement text (and its cache entry) fixed
+      if (f.dealerIds !== undefined) cond('dealer_id IN (SELECT value FROM json_each(@dealers))', 'dealers', JSON.stringify(f.dealerIds));
       // audience is a JSON array of fixed words: a quoted-word match is exact.
       if (f.audience !== undefined) cond('instr(audience, @aud) > 0', 'aud', JSON.stringify(f.audience));
       if (f.cursor !== undefined) {
@@ -140,8 +142,11 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
         .sort(hmiOrder);
     },
     expiring: (now) => st.expiring.all(now).map((r) => JSON.parse(r.data) as Prompt),
-    changesSince: (seq, dealerId, limit) =>
-      (dealerId === undefined ? st.since.all(seq, limit) : st.sinceDealer.all(seq, dealerId, limit)).map(toChange),
+    changesSince: (seq, dealers, limit) =>
+      (dealers === undefined
+        ? st.since.all(seq, limit)
+        : st.sinceDealer.all(seq, JSON.stringify(typeof dealers === 'string' ? [dealers] : dealers), limit)
+      ).map(toChange),
     stepsBetween: (from, to) =>
       st.steps.all(from, to).map((r) => ({ promptId: r.prompt_id, kind: r.kind, step: r.step, outcome: r.outcome })),
   };

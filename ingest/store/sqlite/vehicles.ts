@@ -22,6 +22,10 @@ const toRecord = (r: VehicleRow): VehicleRecord => ({
 export function sqliteVehicleStore(db: Db): VehicleStore {
   const st = {
     get: db.prepare<[string], VehicleRow>('SELECT * FROM vehicles WHERE vin = ?'),
+    list: db.prepare<[{ dealer: string | null; scope: string | null; after: string; lim: number }], VehicleRow>(
+      `SELECT * FROM vehicles WHERE vin > @after AND (@dealer IS NULL OR dealer_id = @dealer)
+       AND (@scope IS NULL OR dealer_id IN (SELECT value FROM json_each(@scope))) ORDER BY vin LIMIT @lim`,
+    ),
     upsert: db.prepare(
       `INSERT INTO vehicles (vin, dealer_id, profile, created_ms, updated_ms) VALUES (@vin, @dealer, @profile, @now, @now)
        ON CONFLICT (vin) DO UPDATE SET dealer_id = excluded.dealer_id, profile = excluded.profile, updated_ms = excluded.updated_ms`,
@@ -62,15 +66,11 @@ export function sqliteVehicleStore(db: Db): VehicleStore {
       const r = st.get.get(vin);
       return r ? toRecord(r) : undefined;
     },
-    list({ dealerId, limit, cursor }) {
+    list({ dealerId, dealerIds, limit, cursor }) {
       const lim = clampLimit(limit);
       const after = cursor === undefined ? '' : decodeKeyCursor(cursor);
-      const rows =
-        dealerId === undefined
-          ? db.prepare<[string, number], VehicleRow>('SELECT * FROM vehicles WHERE vin > ? ORDER BY vin LIMIT ?').all(after, lim + 1)
-          : db
-              .prepare<[string, string, number], VehicleRow>('SELECT * FROM vehicles WHERE dealer_id = ? AND vin > ? ORDER BY vin LIMIT ?')
-              .all(dealerId, after, lim + 1);
+      const scope = dealerIds === undefined ? null : JSON.stringify(dealerIds);
+      const rows = st.list.all({ dealer: dealerId ?? null, scope, after, lim: lim + 1 });
       const items = rows.slice(0, lim).map(toRecord);
       return { items, nextCursor: rows.length > lim ? encodeKeyCursor(items[items.length - 1].vin) : null };
     },

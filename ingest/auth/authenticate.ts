@@ -1,0 +1,102 @@
+// From a request's credential to a principal: an API key or an OIDC token in
+// `Authorization: Bearer`, or a console session cookie opened with one of those.
+import { createHash, randomBytes } from 'node:crypto';
+import type { ApiKeyRecord, KeyStore } from '../store/ports.js';
+import { parseKey, verifySecret } from './keys.js';
+import { TokenError, type OidcVerifier } from './oidc.js';
+import type { Principal } from './principal.js';
+
+export class AuthError extends Error {
+  constructor(
+    message: string,
+    readonly status: 401 | 503 = 401,
+  ) {
+    super(message);
+    this.name = 'AuthError';
+  }
+}
+
+export interface AuthenticatorDeps {
+  keys: KeyStore;
+  oidc?: OidcVerifier;
+  now(): number;
+}
+
+export interface SessionPrincipal {
+  principal: Principal;
+  csrf: string;
+}
+
+const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+export function principalOfKey(k: ApiKeyRecord): Principal {
+  return {
+    id: `key:${k.id}`,
+    name: k.name,
+    role: k.role,
+    dealers: k.role === 'advisor' || k.role === 'dealer_admin' ? k.dealers : 'all',
+    permissions: new Set(k.role === 'lifecycle' ? k.permissions.filter((p) => p !== 'location:read') : k.permissions),
+    via: 'key',
+  };
+}
+
+export class Authenticator {
+  constructor(private readonly deps: AuthenticatorDeps) {}
+
+  /** The key behind a token, if it is a live one. */
+  private liveKey(id: string, now: number): ApiKeyRecord {
+    const k = this.deps.keys.get(id);
+    if (!k) throw new AuthError('unknown API key');
+    if (k.revokedAt !== null) throw new AuthError('API key revoked');
+    if (k.expiresAt !== null && Date.parse(k.expiresAt) <= now) throw new AuthError('API key expired');
+    return k;
+  }
+
+  async bearer(token: string): Promise<{ principal: Principal; keyId: string | null }> {
+    const key = parseKey(token);
+    if (key) {
+      const k = this.deps.keys.get(key.id);
+      if (!k || !verifySecret(key.secret, k.secret)) throw new AuthError('unknown API key');
+      return { principal: principalOfKey(this.liveKey(key.id, this.deps.now())), keyId: key.id };
+    }
+    if (!this.deps.oidc) throw new AuthError('not an API key (and OIDC is not configured)');
+    try {
+      return { principal: await this.deps.oidc(token), keyId: null };
+    } catch (err) {
+      if (err instanceof TokenError) throw new AuthError(err.message, err.kind === 'unavailable' ? 503 : 401);
+      throw err;
+    }
+  }
+
+  /** A console session: the key it was opened with must still be live. */
+  session(cookie: string): SessionPrincipal {
+    const now = this.deps.now();
+    const s = this.deps.keys.getSession(sha256(cookie));
+    if (!s || s.expiresAt <= now) throw new AuthError('session expired; sign in again');
+    if (s.keyId !== null) return { principal: principalOfKey(this.liveKey(s.keyId, now)), csrf: s.csrf };
+    if (s.principal === null) throw new AuthError('session has no principal');
+    const p = JSON.parse(s.principal) as Omit<Principal, 'permissions'> & { permissions: string[] };
+    return { principal: { ...p, permissions: new Set(p.permissions) } as Principal, csrf: s.csrf };
+  }
+
+  /** Opens a session for a principal that signed in with a bearer credential. */
+  openSession(principal: Principal, keyId: string | null, ttlMs: number): { cookie: string; csrf: string; expiresAt: number } {
+    const now = this.deps.now();
+    const cookie = randomBytes(32).toString('base64url');
+    const csrf = randomBytes(24).toString('base64url');
+    const expiresAt = now + ttlMs;
+    this.deps.keys.createSession({
+      idHash: sha256(cookie),
+      keyId,
+      principal: keyId === null ? JSON.stringify({ ...principal, permissions: [...principal.permissions] }) : null,
+      csrf,
+      createdAt: now,
+      expiresAt,
+    });
+    return { cookie, csrf, expiresAt };
+  }
+
+  closeSession(cookie: string): void {
+    this.deps.keys.deleteSession(sha256(cookie));
+  }
+}
