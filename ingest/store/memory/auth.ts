@@ -42,7 +42,11 @@ export function memoryKeyStore(db: MemDb): KeyStore {
     deleteSession: (idHash) => void db.data.sessions.delete(sessionKey(idHash)),
     pruneSessions(now) {
       let n = 0;
-      for (const [k, s] of db.data.sessions) if (s.expiresAt <= now) (db.data.sessions.delete(k), n++);
+      for (const [k, s] of db.data.sessions) {
+        if (s.expiresAt > now) continue;
+        db.data.sessions.delete(k);
+        n++;
+      }
       return n;
     },
   };

@@ -1,5 +1,5 @@
 // SQLite API keys, console sessions and the audit trail (docs/contract.md#access-control).
-import type { ApiKeyRecord, AuditEntry, AuditLog, ConsoleSession, KeyStore, Permission, Role } from '../ports.js';
+import type { ApiKeyRecord, AuditEntry, AuditLog, KeyStore, Permission, Role } from '../ports.js';
 import { iso } from '../paging.js';
 import type { Db } from './db.js';
 
@@ -87,11 +87,26 @@ export function sqliteAuditLog(db: Db): AuditLog {
     query(f) {
       const where: string[] = [];
       const args: Array<string | number> = [];
-      if (f.vin !== undefined) (where.push('vin = ?'), args.push(f.vin));
-      if (f.principal !== undefined) (where.push('principal = ?'), args.push(f.principal));
-      if (f.from !== undefined) (where.push('at_ms >= ?'), args.push(f.from));
-      if (f.to !== undefined) (where.push('at_ms < ?'), args.push(f.to));
-      if (f.before !== undefined) (where.push('id < ?'), args.push(f.before));
+      if (f.vin !== undefined) {
+        where.push('vin = ?');
+        args.push(f.vin);
+      }
+      if (f.principal !== undefined) {
+        where.push('principal = ?');
+        args.push(f.principal);
+      }
+      if (f.from !== undefined) {
+        where.push('at_ms >= ?');
+        args.push(f.from);
+      }
+      if (f.to !== undefined) {
+        where.push('at_ms < ?');
+        args.push(f.to);
+      }
+      if (f.before !== undefined) {
+        where.push('id < ?');
+        args.push(f.before);
+      }
       const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
       const rows = db
         .prepare<
