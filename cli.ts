@@ -89,6 +89,7 @@ program
   .option('--duration <d>', 'wall duration, e.g. 90s, 10m, 1h', '10m')
   .option('--broker <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
   .option('--api <url>', 'ingest HTTP API base URL (profiles, service records)', 'http://127.0.0.1:8080')
+  .option('--api-key <key>', 'operator API key for --api [env ODOPULSE_API_KEY]')
   .option('--connections <mode>', 'per-vehicle | multiplex', 'per-vehicle')
   .option('--sample-every <ms>', 'simulated sampling interval (ms)')
   .option('--replay-dir <dir>', "also write each vehicle's readings as replay JSONL files here")
@@ -136,6 +137,42 @@ addIngestOptions(
     fail(err);
   }
 });
+
+const keys = program.command('keys').description('API keys for the HTTP API and console, stored hashed in the data dir');
+const dataDirOption = () =>
+  new Option('--data-dir <dir>', 'ingest data dir [env ODOPULSE_DATA_DIR]').env('ODOPULSE_DATA_DIR').default('./data');
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const runKeys = async (fn: (m: typeof import('./tools/keys.js')) => string[]) => {
+  try {
+    const m = await import('./tools/keys.js');
+    for (const line of fn(m)) process.stdout.write(`${line}\n`);
+  } catch (err) {
+    process.stderr.write(`odopulse: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+};
+keys
+  .command('create')
+  .description('create a key; it is printed once, as the last line')
+  .requiredOption('--role <role>', 'advisor | dealer_admin | operator | lifecycle | metrics')
+  .option('--dealer <id>', 'a dealer the key is scoped to (advisor, dealer_admin; repeat for several)', collect)
+  .option('--name <name>', 'who or what the key is for')
+  .option('--expires <iso>', 'expiry (ISO 8601); default never')
+  .option('--permission <p>', 'an extra permission: location:read (repeatable)', collect)
+  .addOption(dataDirOption())
+  .action((o: { role: string; dealer?: string[]; name?: string; expires?: string; permission?: string[]; dataDir: string }) =>
+    runKeys((m) => m.keysCreate(o.dataDir, o)),
+  );
+keys
+  .command('list')
+  .description('id, role, dealers, permissions, state and name of every key (never the secrets)')
+  .addOption(dataDirOption())
+  .action((o: { dataDir: string }) => runKeys((m) => m.keysList(o.dataDir)));
+keys
+  .command('revoke <id>')
+  .description('revoke a key at once (its console sessions end with it)')
+  .addOption(dataDirOption())
+  .action((id: string, o: { dataDir: string }) => runKeys((m) => m.keysRevoke(o.dataDir, id)));
 
 addIngestOptions(
   program

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../proto/paths.js';
 import { freePort } from '../tools/free-port.js';
+import { keysCreate } from '../tools/keys.js';
 
 export interface IngestProcess {
   httpPort: number;
@@ -13,6 +14,10 @@ export interface IngestProcess {
   api: string;
   mqttUrl: string;
   dataDir: string;
+  /** An operator key (with location:read) made in the data dir before the start. */
+  token: string;
+  /** `{ authorization: 'Bearer <token>' }` for fetch. */
+  auth: { authorization: string };
   env: Record<string, string>;
   proc: ChildProcess;
   output(): string;
@@ -23,9 +28,10 @@ export const BIN = join(PACKAGE_ROOT, 'bin', 'odopulse.js');
 
 export async function startIngestProcess(
   env: Record<string, string>,
-  reuse?: { dataDir: string; httpPort: number; mqttPort: number },
+  reuse?: { dataDir: string; httpPort: number; mqttPort: number; token?: string },
 ): Promise<IngestProcess> {
   const dataDir = reuse?.dataDir ?? mkdtempSync(join(tmpdir(), 'odopulse-ingest-'));
+  const token = reuse?.token ?? keysCreate(dataDir, { role: 'operator', name: 'test operator', permission: ['location:read'] }).at(-1)!;
   const httpPort = reuse?.httpPort ?? (await freePort());
   const mqttPort = reuse?.mqttPort ?? (await freePort());
   const fullEnv: Record<string, string> = {
@@ -65,6 +71,8 @@ export async function startIngestProcess(
     api,
     mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
     dataDir,
+    token,
+    auth: { authorization: `Bearer ${token}` },
     env: fullEnv,
     proc,
     output: () => out,

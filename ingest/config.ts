@@ -35,8 +35,64 @@ export const INGEST_SETTINGS = {
   ODOPULSE_MQTT_USERNAME: [optionalString, undefined, 'username for the external broker'],
   ODOPULSE_MQTT_PASSWORD_FILE: [optionalString, undefined, 'file holding the password for the external broker'],
   ODOPULSE_MQTT_PREFIX: [z.string().regex(/^[A-Za-z0-9_-]+$/), 'v1', 'topic prefix'],
+  ODOPULSE_MQTT_MAX_PACKET_BYTES: [
+    z.coerce.number().int().min(1024).max(268_435_460),
+    263_168,
+    "embedded broker's largest MQTT packet (whole packet, bytes); a larger one closes the connection. Default: a 256 KiB telemetry payload plus 1 KiB for header and topic",
+  ],
+  ODOPULSE_MQTT_CONNECT_RATE: [
+    z.coerce.number().min(0),
+    20,
+    'embedded broker: new connections per second per source address (IPv6: per /64), token bucket; 0 = no limit. Loopback addresses are exempt (local tools, a local proxy)',
+  ],
+  ODOPULSE_MQTT_CONNECT_BURST: [
+    z.coerce.number().int().min(1),
+    40,
+    'embedded broker: connections one source address may open at once before ODOPULSE_MQTT_CONNECT_RATE applies',
+  ],
   ODOPULSE_HTTP_PORT: [port, 8080, 'HTTP API and console'],
   ODOPULSE_HTTP_HOST: [z.string(), '0.0.0.0', 'HTTP listen address'],
+  ODOPULSE_HTTP_RATE_LIMIT: [z.coerce.number().int().min(1), 600, 'HTTP requests per minute per principal (unauthenticated: per address)'],
+  ODOPULSE_HTTP_CORS_ORIGINS: [
+    z.string().transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    ),
+    [] as string[],
+    'origins allowed to call the API from a browser, comma-separated; unset = CORS off',
+  ],
+  ODOPULSE_HTTP_MAX_POINTS: [
+    z.coerce.number().int().min(10).max(1_000_000),
+    10_000,
+    'most points one telemetry history answer holds; past it the caller aggregates with `every`',
+  ],
+  ODOPULSE_HTTP_SECURE_COOKIES: [
+    z.enum(['true', 'false']).transform((v) => v === 'true'),
+    false,
+    'mark the console session cookie Secure (and send HSTS): set when the console is served over HTTPS',
+  ],
+  ODOPULSE_SESSION_HOURS: [z.coerce.number().min(0.1).max(720), 12, 'how long a console session lasts'],
+  ODOPULSE_OIDC_ISSUER: [
+    optionalString.pipe(z.string().url().optional()),
+    undefined,
+    "the OEM identity provider's issuer URL; unset = API keys only",
+  ],
+  ODOPULSE_OIDC_AUDIENCE: [optionalString, undefined, 'the audience tokens must carry (required with an issuer)'],
+  ODOPULSE_OIDC_JWKS_URL: [
+    optionalString.pipe(z.string().url().optional()),
+    undefined,
+    "the issuer's JWKS URL; unset = taken from the issuer's discovery document",
+  ],
+  ODOPULSE_OIDC_ROLE_CLAIM: [z.string().min(1), 'odopulse_roles', 'claim holding the odopulse role(s); dotted names reach into objects'],
+  ODOPULSE_OIDC_DEALERS_CLAIM: [z.string().min(1), 'odopulse_dealers', 'claim holding the dealer ids of advisors and dealer admins'],
+  ODOPULSE_OIDC_PERMISSIONS_CLAIM: [z.string().min(1), 'odopulse_permissions', 'claim holding extra permissions (location:read)'],
+  ODOPULSE_OIDC_CLIENT_ID: [
+    optionalString,
+    undefined,
+    "the console's public client id at the identity provider (sign-in with authorization code + PKCE)",
+  ],
   ODOPULSE_DATA_DIR: [z.string().min(1), './data', 'durable local state (journal, prompt store, outbox, dead letters)'],
   ODOPULSE_WORKERS: [z.coerce.number().int().min(1).max(64), Math.max(1, availableParallelism()), 'rules worker threads'],
   INFLUX_URL: [z.string().url(), 'http://127.0.0.1:8086', 'InfluxDB'],
@@ -59,6 +115,16 @@ export const INGEST_SETTINGS = {
     z.enum(['wall', 'event']),
     'wall',
     'fleet clock: wall time, or the newest event time seen (replays, accelerated simulations)',
+  ],
+  ODOPULSE_MAX_CLOCK_SKEW_S: [
+    z.coerce.number().int().min(1),
+    600,
+    'a sample timestamped more than this after its arrival (ODOPULSE_CLOCK=event: after the fleet clock, at its pace) is dead-lettered (future_timestamp)',
+  ],
+  ODOPULSE_TELEMETRY_RETENTION_DAYS: [
+    z.coerce.number().int().min(0),
+    3650,
+    'a sample older than this (wall clock) is dead-lettered (too_old): set it to the InfluxDB retention; 0 = no limit',
   ],
   ODOPULSE_SWEEP_MS: [z.coerce.number().int().min(100), 60_000, 'how often time-based rules are swept (wall ms)'],
   ODOPULSE_HMI_DAILY_CAP: [z.coerce.number().int().min(0), 3, 'non-urgent HMI prompts per vehicle per local day'],
@@ -118,6 +184,10 @@ export function loadIngestConfig(env: NodeJS.ProcessEnv, flags: Record<string, s
   const cfg = out as IngestConfig;
   if (cfg.ODOPULSE_WEBHOOK_URL && !cfg.ODOPULSE_WEBHOOK_SECRET)
     problems.push('ODOPULSE_WEBHOOK_SECRET (--webhook-secret): required when ODOPULSE_WEBHOOK_URL is set');
+  if (cfg.ODOPULSE_OIDC_ISSUER && !cfg.ODOPULSE_OIDC_AUDIENCE)
+    problems.push('ODOPULSE_OIDC_AUDIENCE (--oidc-audience): required when ODOPULSE_OIDC_ISSUER is set');
+  if (!cfg.ODOPULSE_OIDC_ISSUER && (cfg.ODOPULSE_OIDC_JWKS_URL || cfg.ODOPULSE_OIDC_CLIENT_ID))
+    problems.push('ODOPULSE_OIDC_ISSUER (--oidc-issuer): required when another ODOPULSE_OIDC_* setting is set');
   for (const u of webhookUrls(cfg)) {
     if (!/^https?:\/\//.test(u)) problems.push(`ODOPULSE_WEBHOOK_URL (--webhook-url): ${JSON.stringify(u)} is not an http(s) URL`);
   }

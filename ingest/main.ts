@@ -5,6 +5,8 @@ import { encodeAgentConfig } from '../proto/codec.js';
 import { RulesPool } from '../rules/pool.js';
 import { createClock } from './clock.js';
 import { webhookUrls, type IngestConfig } from './config.js';
+import { Authenticator } from './auth/authenticate.js';
+import { createOidcVerifier } from './auth/oidc.js';
 import { buildApp } from './http/app.js';
 import { loadCredentials } from './inbound/credentials.js';
 import { startEmbeddedBroker } from './inbound/embedded.js';
@@ -101,7 +103,9 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
                   ca: cfg.ODOPULSE_MQTT_TLS_CA,
                 }
               : undefined,
-          credentials: cfg.ODOPULSE_MQTT_CREDENTIALS ? loadCredentials(cfg.ODOPULSE_MQTT_CREDENTIALS) : undefined,
+          credentials: cfg.ODOPULSE_MQTT_CREDENTIALS ? loadCredentials(cfg.ODOPULSE_MQTT_CREDENTIALS, (w) => log.warn(w)) : undefined,
+          maxPacketBytes: cfg.ODOPULSE_MQTT_MAX_PACKET_BYTES,
+          connectRate: { perSecond: cfg.ODOPULSE_MQTT_CONNECT_RATE, burst: cfg.ODOPULSE_MQTT_CONNECT_BURST },
           onDenied: (what, client) => {
             metrics.denied.inc();
             log.warn({ client, what }, 'MQTT ACL denied');
@@ -140,8 +144,35 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   pipeline.on('changes', (c) => out.published(c, false));
   pipeline.on('processed', (vins) => out.deliver(vins));
 
+  const oidc = cfg.ODOPULSE_OIDC_ISSUER
+    ? createOidcVerifier({
+        issuer: cfg.ODOPULSE_OIDC_ISSUER,
+        audience: cfg.ODOPULSE_OIDC_AUDIENCE!,
+        jwksUrl: cfg.ODOPULSE_OIDC_JWKS_URL,
+        roleClaim: cfg.ODOPULSE_OIDC_ROLE_CLAIM,
+        dealersClaim: cfg.ODOPULSE_OIDC_DEALERS_CLAIM,
+        permissionsClaim: cfg.ODOPULSE_OIDC_PERMISSIONS_CLAIM,
+      })
+    : undefined;
+  const authenticator = new Authenticator({ keys: stores.keys, oidc, now: Date.now });
+  if (stores.keys.list().every((k) => k.revokedAt !== null)) {
+    log.warn('no API key exists yet: create one with `odopulse keys create --role operator --name NAME` (same ODOPULSE_DATA_DIR)');
+  }
+
   const app = await buildApp({
+    logger: log.child({ part: 'http' }),
     stores,
+    authenticator,
+    limits: {
+      ratePerMinute: cfg.ODOPULSE_HTTP_RATE_LIMIT,
+      corsOrigins: cfg.ODOPULSE_HTTP_CORS_ORIGINS,
+      maxHistoryPoints: cfg.ODOPULSE_HTTP_MAX_POINTS,
+      sessionTtlMs: cfg.ODOPULSE_SESSION_HOURS * 3_600_000,
+      secureCookies: cfg.ODOPULSE_HTTP_SECURE_COOKIES,
+    },
+    console: cfg.ODOPULSE_OIDC_CLIENT_ID
+      ? { oidc: { issuer: cfg.ODOPULSE_OIDC_ISSUER!, clientId: cfg.ODOPULSE_OIDC_CLIENT_ID } }
+      : undefined,
     telemetry,
     clock,
     changes: { subscribe: (fn) => out.subscribe(fn), publish: (c) => out.recorded([c]) },
@@ -181,6 +212,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   const prune = setInterval(() => {
     try {
       stores.prune(Date.now() - cfg.ODOPULSE_RETENTION_DAYS * DAY);
+      stores.keys.pruneSessions(Date.now());
       journal.prune(Date.now() - 3 * DAY);
     } catch (err) {
       log.error({ err }, 'prune failed; retried at the next interval');

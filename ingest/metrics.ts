@@ -19,6 +19,21 @@ export function createMetrics() {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    seqGaps: new Counter({
+      name: 'odopulse_seq_gaps_total',
+      help: 'Telemetry seqs found missing within one boot id (a batch skipped ahead), counted when found',
+      registers: [registry],
+    }),
+    seqGapsFilled: new Counter({
+      name: 'odopulse_seq_gaps_filled_total',
+      help: 'Late telemetry batches that filled a missing seq of their boot id',
+      registers: [registry],
+    }),
+    hmiInvalidTimeZones: new Counter({
+      name: 'odopulse_hmi_invalid_time_zone_total',
+      help: "HMI timing decisions that fell back to the locale's time zone because the stored profile's is not a valid IANA zone",
+      registers: [registry],
+    }),
     influxWritten: new Counter({ name: 'odopulse_influx_points_total', help: 'Samples accepted by InfluxDB', registers: [registry] }),
     influxErrors: new Counter({
       name: 'odopulse_influx_write_errors_total',

@@ -126,6 +126,19 @@ export const IsoDateSchema = z
   .regex(/^\d{4}-\d{2}-\d{2}(T.*)?$/, 'expected an ISO date (YYYY-MM-DD)')
   .refine((s) => !Number.isNaN(Date.parse(s)), 'not a valid date');
 
+/** HH:MM, 00:00-23:59. */
+const ClockTimeSchema = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM (00:00-23:59)');
+
+/** Whether Intl knows this IANA time zone (a bad one would make every local-time computation throw). */
+export function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const VehicleProfileSchema = z.object({
   model: z.string().min(1).max(64),
   powertrain: z.enum(POWERTRAINS),
@@ -134,9 +147,9 @@ export const VehicleProfileSchema = z.object({
   locale: z.enum(LOCALES),
   vehicleType: z.enum(VEHICLE_TYPES).default('passenger'),
   /** Per-vehicle HMI quiet hours in the vehicle's local time (domain default 22:00-07:00). */
-  quietHours: z.object({ start: z.string().regex(/^\d{2}:\d{2}$/), end: z.string().regex(/^\d{2}:\d{2}$/) }).optional(),
-  /** IANA time zone for quiet hours; defaults by locale. */
-  timeZone: z.string().max(64).optional(),
+  quietHours: z.object({ start: ClockTimeSchema, end: ClockTimeSchema }).optional(),
+  /** IANA time zone for quiet hours; defaults by locale. An unknown zone is refused, never stored. */
+  timeZone: z.string().max(64).refine(isTimeZone, 'not an IANA time zone (e.g. Asia/Shanghai, Europe/Berlin)').optional(),
 });
 export type VehicleProfile = z.infer<typeof VehicleProfileSchema>;
 export interface Vehicle extends VehicleProfile {

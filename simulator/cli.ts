@@ -8,6 +8,7 @@ export interface SimulateCliFlags {
   duration?: string;
   broker?: string;
   api?: string;
+  apiKey?: string;
   connections?: string;
   sampleEvery?: string;
   replayDir?: string;
@@ -47,6 +48,7 @@ export async function runSimulateCli(flags: SimulateCliFlags, signal?: AbortSign
     durationMs: parseDuration(flags.duration ?? '10m'),
     broker: flags.broker ?? 'mqtt://127.0.0.1:1883',
     api: flags.api || undefined,
+    apiKey: flags.apiKey || process.env.ODOPULSE_API_KEY || undefined,
     connections,
     sampleEveryMs: flags.sampleEvery !== undefined ? num('sample-every', flags.sampleEvery, 60_000) : undefined,
     writeReplayDir: flags.replayDir,

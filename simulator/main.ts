@@ -27,6 +27,8 @@ export interface SimulateOptions {
   broker: string;
   /** Ingest API base URL for profiles and service records; unset = do not register. */
   api?: string;
+  /** API key for the ingest API (an operator key: it registers vehicles of every dealer). */
+  apiKey?: string;
   /**
    * Simulated time between two periodic readings of a vehicle (default: speed-up x 0.5 s, between
    * 60 s and 1 h). Readings at every change of state (trips, charging, faults) come on top.
@@ -93,7 +95,7 @@ export async function runSimulate(opts: SimulateOptions): Promise<Summary> {
   const vins = fleet.vehicles.map((v) => v.vin);
   let registered = 0;
   let serviceRecords = 0;
-  const api: ApiClient | undefined = opts.api ? createApiClient(opts.api) : undefined;
+  const api: ApiClient | undefined = opts.api ? createApiClient(opts.api, { token: opts.apiKey }) : undefined;
   if (api) {
     // One request first: an API that is not there is a setup mistake, not 10,000 retried failures.
     const [first, ...rest] = fleet.vehicles;

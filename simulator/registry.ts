@@ -1,5 +1,6 @@
 // HTTP side of the simulator: registers fleet profiles (PUT /api/v1/vehicles/{vin}) and records
-// service visits (POST .../service-records), with bounded concurrency and a few retries.
+// service visits (POST .../service-records), with bounded concurrency and a few retries. It needs
+// an operator API key (docs/contract.md#access-control).
 import type { VehicleProfile } from '../proto/domain.js';
 import type { ServiceVisit } from './history.js';
 
@@ -18,7 +19,7 @@ export class ApiError extends Error {
   }
 }
 
-export function createApiClient(base: string, opts: { timeoutMs?: number; retries?: number } = {}): ApiClient {
+export function createApiClient(base: string, opts: { timeoutMs?: number; retries?: number; token?: string } = {}): ApiClient {
   let root: URL;
   try {
     root = new URL(base);
@@ -35,7 +36,7 @@ export function createApiClient(base: string, opts: { timeoutMs?: number; retrie
       try {
         const res = await fetch(url, {
           method,
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) },
           body: JSON.stringify(body),
           signal: AbortSignal.timeout(timeoutMs),
         });

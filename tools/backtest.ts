@@ -1,16 +1,19 @@
 // `odopulse backtest`: replay stored history from InfluxDB through a candidate rule configuration and
 // through the one in force, and print which prompts each would have produced and how they differ.
+// The replay follows production: the pool's per-vehicle sequence (runItem), the vehicle's service
+// records at their dates, daily sweeps. runBacktest() is the core, on any TelemetryStore and Stores.
 import { readFileSync } from 'node:fs';
 import type { Reading } from '../proto/domain.js';
 import { SIGNAL_PATHS, VSS } from '../proto/signals.js';
 import { parseRulesConfig, type RulesConfig } from '../rules/config.js';
-import { createEngine } from '../rules/engine.js';
-import type { PromptKind, VehicleRuleState } from '../rules/types.js';
+import { createEngine, type Engine } from '../rules/engine.js';
+import type { PromptKind, ServiceRecord, VehicleRuleState } from '../rules/types.js';
+import { runItem, type LaneItem } from '../rules/worker.js';
 import type { IngestConfig } from '../ingest/config.js';
 import { loadRulesConfigFile } from '../ingest/pipeline/rules-config.js';
 import { openSqliteStores } from '../ingest/stores.js';
 import { createInfluxTelemetryStore } from '../ingest/store/influx/store.js';
-import type { TelemetryStore, VehicleStore } from '../ingest/store/ports.js';
+import type { Stores, TelemetryStore, VehicleStore } from '../ingest/store/ports.js';
 
 const DAY = 86_400_000;
 
@@ -40,42 +43,67 @@ export async function loadHistory(store: TelemetryStore, vin: string, from: numb
   return [...byTs.values()].sort((a, b) => a.ts - b.ts);
 }
 
-/** Run one vehicle's history through a configuration, sweeping daily as ingest would. */
+/** When a service record takes effect: its date (UTC midnight for a plain date). */
+function recordTime(rec: ServiceRecord): number {
+  const t = Date.parse(rec.date);
+  // unparsable: applied first, where the detector reports it as production would
+  return Number.isNaN(t) ? -Infinity : t;
+}
+
+/**
+ * Run one vehicle's history through an engine the way ingest does: each step goes through
+ * runItem (rules/worker.ts), the per-vehicle sequence the pool runs in production. Service records
+ * are applied at their dates (one dated before the window first: production's state includes it),
+ * readings in between, and a sweep every day from a day after the first reading, all in time order;
+ * at the same instant a record comes first, then readings, then the sweep, as within runItem.
+ * Opens are counted as the prompt store does: once while their dedupKey is open.
+ */
 export function replayVehicle(
-  config: RulesConfig,
-  vin: string,
-  profile: ReturnType<VehicleStore['get']>,
-  readings: Reading[],
-  to: number,
+  engine: Engine,
+  v: { vin: string; profile: ReturnType<VehicleStore['get']>; readings: Reading[]; serviceRecords?: ServiceRecord[]; to: number },
 ): BacktestPrompt[] {
-  const engine = createEngine(config);
+  const { vin, profile, readings, to } = v;
+  const records = (v.serviceRecords ?? [])
+    .map((r) => ({ at: recordTime(r), rec: { date: r.date, odometer: r.odometer, items: r.items } }))
+    .filter((r) => r.at < to)
+    .sort((a, b) => a.at - b.at);
   let state: VehicleRuleState | undefined;
   let now = readings[0]?.ts ?? to;
   const clock = { now: () => now };
+  const open = new Set<string>();
   const out: BacktestPrompt[] = [];
-  const collect = (events: ReturnType<typeof engine.onTick>['events']) => {
-    for (const e of events) if (e.type === 'open') out.push({ vin, kind: e.prompt.kind, dedupKey: e.prompt.dedupKey, ts: e.prompt.ts });
+  const step = (at: number, work: Pick<LaneItem, 'readings' | 'serviceRecords' | 'tick'>) => {
+    now = at;
+    const res = runItem(engine, { vin, profile, state, ...work }, clock);
+    state = res.state;
+    for (const e of res.events) {
+      if (e.type === 'resolve') open.delete(e.dedupKey);
+      else if (e.type === 'open' && !open.has(e.prompt.dedupKey)) {
+        open.add(e.prompt.dedupKey);
+        out.push({ vin, kind: e.prompt.kind, dedupKey: e.prompt.dedupKey, ts: e.prompt.ts });
+      }
+    }
   };
   let nextSweep = now + DAY;
-  for (const r of readings) {
-    while (nextSweep < r.ts) {
-      now = nextSweep;
-      const t = engine.onTick(state, vin, profile, clock);
-      state = t.state;
-      collect(t.events);
+  let ri = 0;
+  let si = 0;
+  for (;;) {
+    const recordAt = si < records.length ? records[si].at : Infinity;
+    const readingAt = ri < readings.length ? readings[ri].ts : Infinity;
+    const sweepAt = nextSweep <= to ? nextSweep : Infinity;
+    if (recordAt === Infinity && readingAt === Infinity && sweepAt === Infinity) break;
+    if (recordAt <= readingAt && recordAt <= sweepAt) {
+      const r = records[si++];
+      step(r.at, { readings: [], serviceRecords: [r.rec] });
+    } else if (readingAt <= sweepAt) {
+      // the readings up to the next record or sweep, in one step as a journal chunk is
+      const batch: Reading[] = [];
+      while (ri < readings.length && readings[ri].ts < recordAt && readings[ri].ts <= sweepAt) batch.push(readings[ri++]);
+      step(batch[batch.length - 1].ts, { readings: batch });
+    } else {
+      step(sweepAt, { readings: [], tick: true });
       nextSweep += DAY;
     }
-    now = r.ts;
-    const res = engine.onReadings(state, vin, profile, [r], clock);
-    state = res.state;
-    collect(res.events);
-  }
-  while (nextSweep <= to) {
-    now = nextSweep;
-    const t = engine.onTick(state, vin, profile, clock);
-    state = t.state;
-    collect(t.events);
-    nextSweep += DAY;
   }
   return out;
 }
@@ -101,6 +129,44 @@ export function compare(candidate: BacktestPrompt[], inForce: BacktestPrompt[], 
   return { perKind, changedVehicles: changed.size, sampleOfChangedVehicles: [...changed.values()].slice(0, sample) };
 }
 
+export interface BacktestOptions {
+  /** The configuration tried, and the one in force it is compared with. */
+  candidate: RulesConfig;
+  inForce: RulesConfig;
+  /** The history window [from, to), epoch ms. */
+  from: number;
+  to: number;
+  /** Only this vehicle (default: every registered one). */
+  vin?: string;
+}
+
+export interface BacktestRun {
+  /** Vehicles looked at (those without readings in the window produce nothing). */
+  vehicles: number;
+  candidate: BacktestPrompt[];
+  inForce: BacktestPrompt[];
+}
+
+/** The backtest itself: history from `telemetry`, profiles and service records from `stores`. */
+export async function runBacktest(
+  telemetry: TelemetryStore,
+  stores: Pick<Stores, 'vehicles'>,
+  opts: BacktestOptions,
+): Promise<BacktestRun> {
+  const candidate = createEngine(opts.candidate);
+  const inForce = createEngine(opts.inForce);
+  const vins = opts.vin ? [opts.vin] : allVins(stores.vehicles);
+  const run: BacktestRun = { vehicles: vins.length, candidate: [], inForce: [] };
+  for (const vin of vins) {
+    const readings = await loadHistory(telemetry, vin, opts.from, opts.to);
+    if (readings.length === 0) continue;
+    const v = { vin, profile: stores.vehicles.get(vin), readings, serviceRecords: stores.vehicles.serviceRecords(vin), to: opts.to };
+    run.candidate.push(...replayVehicle(candidate, v));
+    run.inForce.push(...replayVehicle(inForce, v));
+  }
+  return run;
+}
+
 export async function runBacktestCli(cfg: IngestConfig, opts: { config: string; from: string; to: string; vin?: string }): Promise<number> {
   const from = Date.parse(opts.from);
   const to = Date.parse(opts.to);
@@ -116,19 +182,12 @@ export async function runBacktestCli(cfg: IngestConfig, opts: { config: string; 
     bucket: cfg.INFLUX_BUCKET,
   });
   try {
-    const vins = opts.vin ? [opts.vin] : allVins(stores.vehicles);
-    const cand: BacktestPrompt[] = [];
-    const base: BacktestPrompt[] = [];
-    for (const vin of vins) {
-      const readings = await loadHistory(telemetry, vin, from, to);
-      if (readings.length === 0) continue;
-      const profile = stores.vehicles.get(vin);
-      cand.push(...replayVehicle(parsed.config, vin, profile, readings, to));
-      base.push(...replayVehicle(inForce, vin, profile, readings, to));
-    }
+    const run = await runBacktest(telemetry, stores, { candidate: parsed.config, inForce, from, to, vin: opts.vin });
+    const cand = run.candidate;
+    const base = run.inForce;
     const result = {
       window: { from: new Date(from).toISOString(), to: new Date(to).toISOString() },
-      vehicles: vins.length,
+      vehicles: run.vehicles,
       candidate: { config: opts.config, prompts: cand.length, byKind: countByKind(cand) },
       inForce: { config: cfg.ODOPULSE_RULES_CONFIG ?? 'built-in defaults', prompts: base.length, byKind: countByKind(base) },
       difference: compare(cand, base),

@@ -1,5 +1,8 @@
 // The advisor-facing HTTP API, live stream and console. buildApp only assembles the instance;
 // the caller (ingest/main.ts) listens, tests use inject or listen on port 0.
+import fastifyCors from '@fastify/cors';
+import fastifyHelmet from '@fastify/helmet';
+import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
@@ -7,16 +10,45 @@ import { PACKAGE_VERSION } from '../../proto/paths.js';
 import type { ServiceRecord } from '../../rules/types.js';
 import type { Stores } from '../store/ports.js';
 import type { PromptChange, TelemetryStore } from '../store/ports.js';
-import { installErrorHandlers } from './errors.js';
+import type { Authenticator } from '../auth/authenticate.js';
+import { registerAuth } from './auth.js';
+import { HttpError, installErrorHandlers } from './errors.js';
+import { registerAccess } from './routes/access.js';
 import { registerOps } from './routes/ops.js';
 import { registerPrompts } from './routes/prompts.js';
 import { registerVehicles } from './routes/vehicles.js';
 import { registerStream, type StreamOptions } from './sse.js';
-import { registerConsole } from './static.js';
+import { registerConsole, type ConsoleOptions } from './static.js';
 import type { SamplingPolicy } from '../../proto/domain.js';
+
+/** HTTP hardening (docs/contract.md#access-control); every field has a safe default. */
+export interface HttpLimits {
+  /** Requests per minute per principal (unauthenticated: per address). */
+  ratePerMinute: number;
+  /** Origins allowed to call the API from a browser; empty = CORS off. */
+  corsOrigins: string[];
+  maxHistoryPoints: number;
+  maxStatsWindowDays: number;
+  sessionTtlMs: number;
+  secureCookies: boolean;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  ratePerMinute: 600,
+  corsOrigins: [],
+  maxHistoryPoints: 10_000,
+  maxStatsWindowDays: 400,
+  sessionTtlMs: 12 * 3_600_000,
+  secureCookies: false,
+};
 
 export interface AppDeps {
   stores: Stores;
+  /** Principals from API keys, OIDC tokens and console sessions. */
+  authenticator: Authenticator;
+  limits?: Partial<HttpLimits>;
+  /** What the console's sign-in page offers besides an API key. */
+  console?: ConsoleOptions;
   telemetry: TelemetryStore;
   /**
    * Prompt changes for the live stream. `publish`, when given, is called with the changes this
@@ -57,6 +89,42 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandlers(app);
+  const limits = { ...DEFAULT_HTTP_LIMITS, ...deps.limits };
+
+  // Security headers; the console is same-origin only: its scripts, styles and API calls.
+  await app.register(fastifyHelmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        frameAncestors: ["'none'"],
+        formAction: ["'self'"],
+        baseUri: ["'none'"],
+        objectSrc: ["'none'"],
+      },
+    },
+    // served over plain HTTP in the one-machine demo; behind TLS the proxy sets HSTS
+    strictTransportSecurity: limits.secureCookies,
+  });
+  if (limits.corsOrigins.length) await app.register(fastifyCors, { origin: limits.corsOrigins, credentials: false });
+  await registerAuth(app, { authenticator: deps.authenticator });
+  // After authentication (preHandler), so the limit is per principal, not per address behind a proxy.
+  await app.register(fastifyRateLimit, {
+    global: true,
+    hook: 'preHandler',
+    max: limits.ratePerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (req) => req.principal?.id ?? req.ip,
+    // thrown by the plugin, so it goes through the one error handler as a JSON 429
+    errorResponseBuilder: (_req, ctx) =>
+      new HttpError(429, 'rate_limited', `more than ${ctx.max} requests per minute; retry in ${Math.ceil(ctx.ttl / 1000)} s`, {
+        limit: ctx.max,
+        retryAfterS: Math.ceil(ctx.ttl / 1000),
+      }),
+  });
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -70,16 +138,25 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'vehicles', description: 'Profiles, live view, telemetry and service visits' },
         { name: 'prompts', description: 'Prompts for advisors and their outcomes' },
         { name: 'ops', description: 'Health and metrics' },
+        { name: 'access', description: 'Sessions, API keys and the audit trail' },
       ],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An API key (odp_…) or an OIDC access token' },
+          session: { type: 'apiKey', in: 'cookie', name: 'odopulse_session' },
+        },
+      },
+      security: [{ bearer: [] }, { session: [] }],
     },
     transform: jsonSchemaTransform,
   });
 
   registerOps(app, deps);
-  registerVehicles(app, deps);
-  registerPrompts(app, deps);
+  registerVehicles(app, { ...deps, maxHistoryPoints: limits.maxHistoryPoints });
+  registerPrompts(app, { ...deps, maxStatsWindowMs: limits.maxStatsWindowDays * 86_400_000 });
+  registerAccess(app, { ...deps, sessionTtlMs: limits.sessionTtlMs, secureCookies: limits.secureCookies });
   registerStream(app, deps.stores.prompts, deps.changes, deps.stream);
-  await registerConsole(app);
+  await registerConsole(app, deps.console);
 
   // Idle keep-alive sockets close at once ('idle' above); sockets a client opened without
   // sending a request yet (browsers and undici pre-connect) would hold close() for their

@@ -84,8 +84,9 @@ export const PromptListQuery = z.object({
 
 const By = z.string().trim().min(1).max(64);
 const Note = z.string().max(2000).optional();
-export const AckBody = z.object({ by: By, note: Note });
-export const ResolveBody = z.object({ by: By, outcome: z.enum(RESOLVE_OUTCOMES), note: Note });
+/** `by` is only a display name: who acted is the authenticated principal (docs/contract.md#access-control). */
+export const AckBody = z.object({ by: By.optional(), note: Note });
+export const ResolveBody = z.object({ by: By.optional(), outcome: z.enum(RESOLVE_OUTCOMES), note: Note });
 
 export const StatsQuery = z.object({ from: TimeParam.optional(), to: TimeParam.optional() });
 export const StreamQuery = z.object({
@@ -161,6 +162,19 @@ export const VehicleDetail = VehicleSummary.extend({
   latestError: z.string().nullable(),
   openPrompts: z.number().int(),
   serviceRecords: z.array(ServiceRecordOut),
+  sequence: z
+    .object({
+      bootId: z.string().describe('boot id of the newest telemetry batches (one agent run: a random id per start)'),
+      lastSeq: z.number().int().describe('highest seq journalled of that boot'),
+      gaps: z
+        .number()
+        .int()
+        .describe(
+          'seqs missing right now: within each boot id, those between its lowest and highest journalled seq that never arrived; a late batch filling one takes it off, a new boot id starts a new range (no gap)',
+        ),
+    })
+    .nullable()
+    .describe('telemetry sequence (dedup key vin + boot id + seq); null before the first batch'),
 });
 
 export const TelemetryResponse = z.object({

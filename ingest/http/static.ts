@@ -1,4 +1,5 @@
-// The advisor console: a few static files plus uPlot's browser build. Files are read once at
+// The advisor console: a few static files plus uPlot's browser build. They are public (the
+// sign-in page must load) and hold no data: everything shown comes from the authenticated API. Files are read once at
 // start-up and served from a fixed whitelist, so no request path ever reaches the file system.
 import type { FastifyInstance } from 'fastify';
 import { readFile } from 'node:fs/promises';
@@ -35,8 +36,22 @@ async function load(dir: string, files: Record<string, string>): Promise<Map<str
   return out;
 }
 
-export async function registerConsole(app: FastifyInstance): Promise<void> {
-  const index = await readFile(join(CONSOLE_DIR, 'index.html'));
+export interface ConsoleOptions {
+  /** Sign-in with the OEM identity provider (authorization code + PKCE, a public client). */
+  oidc?: { issuer: string; clientId: string };
+}
+
+/** The sign-in options go into the page itself, so no unauthenticated API route is needed for them. */
+function withSignInOptions(html: Buffer, opts: ConsoleOptions): Buffer {
+  const json = JSON.stringify({ oidc: opts.oidc ?? null })
+    .replace(/&/g, '&amp;')
+    .replace(/"/g, '&quot;')
+    .replace(/</g, '&lt;');
+  return Buffer.from(html.toString('utf8').replace('</head>', `  <meta name="odopulse-sign-in" content="${json}" />\n  </head>`));
+}
+
+export async function registerConsole(app: FastifyInstance, opts: ConsoleOptions = {}): Promise<void> {
+  const index = withSignInOptions(await readFile(join(CONSOLE_DIR, 'index.html')), opts);
   const assets = await load(CONSOLE_DIR, CONSOLE_FILES);
   const vendor = await load(uplotDir(), UPLOT_FILES);
 
@@ -47,9 +62,9 @@ export async function registerConsole(app: FastifyInstance): Promise<void> {
     return reply.type(a.type).header('cache-control', 'no-cache').send(a.body);
   };
 
-  app.get('/', { schema: { hide: true } }, async (_req, reply) =>
+  app.get('/', { schema: { hide: true }, config: { auth: 'public' } }, async (_req, reply) =>
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(index),
   );
-  app.get('/console/:file', { schema: { hide: true } }, serve(assets));
-  app.get('/vendor/uplot/:file', { schema: { hide: true } }, serve(vendor));
+  app.get('/console/:file', { schema: { hide: true }, config: { auth: 'public' } }, serve(assets));
+  app.get('/vendor/uplot/:file', { schema: { hide: true }, config: { auth: 'public' } }, serve(vendor));
 }

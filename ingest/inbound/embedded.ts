@@ -1,5 +1,12 @@
 // The embedded aedes broker. aedes sends the QoS 1 PUBACK only after authorizePublish calls back
-// (docs/architecture.md#data-flow), so telemetry is decoded, validated and journalled there.
+// (architecture.md), so telemetry is decoded, validated and journalled there.
+//
+// Hardening, before aedes sees a connection or a packet:
+// - a connection rate limit per source address (token bucket), checked on the raw TCP socket, so a
+//   refused connection costs neither a TLS handshake nor CONNECT processing;
+// - a maximum packet size, checked on the byte stream as aedes reads it (aedes has no such option);
+// and at CONNECT (authenticate): client id = VIN or VIN:suffix, the client certificate names the VIN
+// (mutual TLS), the password (scrypt verified off the event loop).
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -7,6 +14,14 @@ import tls from 'node:tls';
 import { VinSchema } from '../../proto/domain.js';
 import type { CredentialCheck } from './credentials.js';
 import { parseTopic, VEHICLE_PUBLISHES, VEHICLE_SUBSCRIBES, type BrokerLink, type InboundHandlers } from './topics.js';
+
+/**
+ * 256 KiB, the largest telemetry payload (proto/codec.ts SIZE_LIMITS), plus 1 KiB for the fixed
+ * header, topic and packet id: a packet limit of exactly 256 KiB would refuse a full-size batch the
+ * agent may send (it splits only above 256 KiB of payload), and a refused batch comes back forever.
+ */
+export const DEFAULT_MAX_PACKET_BYTES = 256 * 1024 + 1024;
+export const DEFAULT_CONNECT_RATE = { perSecond: 20, burst: 40 } as const;
 
 export interface EmbeddedBrokerOptions {
   prefix: string;
@@ -16,6 +31,15 @@ export interface EmbeddedBrokerOptions {
   /** undefined = demo mode: any valid VIN may connect, still confined to its own topics. */
   credentials?: CredentialCheck;
   onDenied?(what: string, client: string | null): void;
+  /** Largest MQTT packet accepted, whole packet (fixed header included), bytes. Default DEFAULT_MAX_PACKET_BYTES. */
+  maxPacketBytes?: number;
+  /**
+   * New connections per second per source address (IPv6: per /64), with a burst; perSecond 0 = no
+   * limit. Default DEFAULT_CONNECT_RATE. Loopback addresses are exempt unless limitLoopback: the
+   * simulator, the benchmark and the tests open thousands of connections from 127.0.0.1, and a
+   * local reverse proxy would make every vehicle one address (limit at the proxy then).
+   */
+  connectRate?: { perSecond: number; burst: number; limitLoopback?: boolean };
 }
 
 export async function startEmbeddedBroker(
@@ -24,19 +48,42 @@ export async function startEmbeddedBroker(
 ): Promise<BrokerLink & { port: number; tlsPort?: number }> {
   const usernames = new WeakMap<Client, string>();
   const deny = (what: string, client: Client | null) => opts.onDenied?.(what, client?.id ?? null);
+  const maxPacket = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+  const rate = opts.connectRate ?? DEFAULT_CONNECT_RATE;
+  const limiter = rate.perSecond > 0 ? new ConnectRateLimiter(rate) : null;
+  const limitLoopback = opts.connectRate?.limitLoopback ?? false;
 
   const broker = await Aedes.createBroker({
+    // aedes calls this at CONNECT before registerClient (node_modules/aedes/lib/handlers/connect.js:23-33,
+    // connectActions: authenticate first), and registerClient is where an existing session with the
+    // same client id is closed (node_modules/aedes/aedes.js:249-258, [MQTT-3.1.4-2]): refusing here means a
+    // refused client never kicks anyone off. client.id is already the CONNECT's id (connect.js:85).
     authenticate(client, username, password, done) {
       const vin = username ?? '';
-      const ok =
-        VinSchema.safeParse(vin).success && (!opts.credentials || opts.credentials(vin, password ? Buffer.from(password) : undefined));
-      if (!ok) {
-        deny(`connect as ${JSON.stringify(vin)}`, client);
-        const err = Object.assign(new Error('bad username or password'), { returnCode: 4 as const });
-        return done(err as any, false);
+      const refuse = (returnCode: 2 | 4 | 5, why: string) => {
+        deny(`connect as ${JSON.stringify(vin)} (client id ${JSON.stringify(client.id)}): ${why}`, client);
+        const err = Object.assign(new Error(why), { returnCode });
+        done(err as any, false);
+      };
+      if (!VinSchema.safeParse(vin).success) return refuse(4, 'bad username or password');
+      // The cheap checks first: a refused client id or certificate costs no scrypt.
+      const mtls = !!opts.tls?.ca && client.conn instanceof tls.TLSSocket;
+      // Demo mode authenticates nothing, so there the id rule only keeps clients out of other
+      // vehicles' ids (see clientIdAllowed).
+      const authenticated = !!opts.credentials || mtls;
+      if (!clientIdAllowed(client.id, vin, authenticated)) return refuse(2, 'identifier rejected: client id must be the VIN or VIN:suffix');
+      if (mtls && !certificateNames((client.conn as tls.TLSSocket).getPeerCertificate()).includes(vin)) {
+        return refuse(5, 'not authorized: the client certificate does not name this VIN (CN or SAN)');
       }
-      usernames.set(client, vin);
-      done(null, true);
+      const accept = () => {
+        usernames.set(client, vin);
+        done(null, true);
+      };
+      if (!opts.credentials) return accept();
+      opts.credentials(vin, password ? Buffer.from(password) : undefined).then(
+        (ok) => (ok ? accept() : refuse(4, 'bad username or password')),
+        (err: Error) => refuse(4, `credential check failed: ${err.message}`),
+      );
     },
     authorizePublish(client, packet, callback) {
       if (!client) return callback(null); // the broker's own messages (wills, heartbeats)
@@ -45,6 +92,11 @@ export async function startEmbeddedBroker(
       if (!t || t.vin !== vin || !VEHICLE_PUBLISHES.includes(t.channel)) {
         deny(`publish ${packet.topic}`, client);
         return callback(new Error(`not authorised to publish on ${packet.topic}`));
+      }
+      // docs/contract.md#topics: of what a vehicle sends only status (birth, and the will) is retained.
+      if (packet.retain && t.channel !== 'status') {
+        deny(`retained publish ${packet.topic}`, client);
+        return callback(new Error(`not authorised to publish retained on ${packet.topic}`));
       }
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
       if (t.channel === 'telemetry') {
@@ -77,28 +129,67 @@ export async function startEmbeddedBroker(
     handlers.status(t.vin, Buffer.from(packet.payload as Buffer), client?.id ?? null);
   });
 
-  const server = net.createServer(broker.handle as any);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
+  /** The rate limit, on the raw TCP socket (before any TLS handshake or MQTT byte). */
+  const admit = (socket: net.Socket): boolean => {
+    const addr = socket.remoteAddress ?? '';
+    if (!limiter || (!limitLoopback && isLoopback(addr)) || limiter.take(rateKey(addr))) return true;
+    deny(`connection from ${addr}: over ${rate.perSecond}/s (burst ${rate.burst})`, null);
+    socket.destroy();
+    return false;
+  };
+  /**
+   * Hand a connection to aedes, with the packet size limit. aedes 1.2.0 has no packet size option:
+   * each client's parser is `mqtt.parser()` without options (node_modules/aedes/lib/client.js:60),
+   * and mqtt-packet 9's parser keeps appending to its BufferList until the announced remaining
+   * length (up to 256 MiB) has arrived (node_modules/mqtt-packet/parser.js:96, _parsePayload). So
+   * the limit is enforced on the byte stream: aedes reads the socket with read()
+   * (lib/client.js:81, on 'readable' :89), and with a 'readable' listener present Node emits 'data'
+   * inside each read() with the very chunk read, before aedes parses it. The guard follows the
+   * packet framing and destroys the socket on the fixed header that announces an oversized packet,
+   * so at most the chunks already read (socket buffer, tens of KiB) are ever held.
+   */
+  const handle = (conn: net.Socket) => {
+    const client = broker.handle(conn);
+    const guard = new PacketSizeGuard(maxPacket);
+    const onData = (chunk: Buffer) => {
+      const size = guard.feed(chunk);
+      if (size === null) return;
+      conn.removeListener('data', onData);
+      deny(`packet of ${size} bytes > limit ${maxPacket}`, client);
+      conn.destroy();
+    };
+    conn.on('data', onData); // after aedes's 'readable' listener, so this does not switch to flowing mode
+  };
+
+  const listen = async (srv: net.Server, port: number) =>
+    new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, opts.host, () => resolve());
+    });
+
+  const server = net.createServer((socket) => {
+    if (admit(socket)) handle(socket);
   });
-  let tlsServer: tls.Server | undefined;
+  await listen(server, opts.port);
+  // TLS: a plain TCP server owns the port, applies the rate limit, and injects admitted sockets into
+  // the tls.Server (documented use of its 'connection' event), which never listens itself.
+  let tlsTcp: net.Server | undefined;
   if (opts.tls) {
-    tlsServer = tls.createServer(
+    const tlsServer = tls.createServer(
       {
         cert: readFileSync(opts.tls.cert),
         key: readFileSync(opts.tls.key),
         ...(opts.tls.ca ? { ca: readFileSync(opts.tls.ca), requestCert: true, rejectUnauthorized: true } : {}),
       },
-      broker.handle as any,
+      (socket) => handle(socket),
     );
-    await new Promise<void>((resolve, reject) => {
-      tlsServer!.once('error', reject);
-      tlsServer!.listen(opts.tls!.port, opts.host, () => resolve());
+    tlsTcp = net.createServer((socket) => {
+      if (admit(socket)) tlsServer.emit('connection', socket);
     });
+    await listen(tlsTcp, opts.tls.port);
   }
   const port = (server.address() as net.AddressInfo).port;
-  const tlsPort = tlsServer ? (tlsServer.address() as net.AddressInfo).port : undefined;
+  const tlsPort = tlsTcp ? (tlsTcp.address() as net.AddressInfo).port : undefined;
 
   return {
     kind: 'embedded',
@@ -117,7 +208,201 @@ export async function startEmbeddedBroker(
     async close() {
       await new Promise<void>((r) => broker.close(() => r()));
       await new Promise<void>((r) => server.close(() => r()));
-      if (tlsServer) await new Promise<void>((r) => tlsServer!.close(() => r()));
+      if (tlsTcp) await new Promise<void>((r) => tlsTcp!.close(() => r()));
     },
   };
+}
+
+const SUFFIX = /^[A-Za-z0-9_-]{1,32}$/;
+
+/**
+ * The client id a connection as `vin` may use: the VIN (the agent), or `VIN:suffix` with suffix
+ * [A-Za-z0-9_-]{1,32} (another app of the same car, e.g. `VIN:hmi`). So one vehicle can never take
+ * over another's session (a CONNECT with an id in use closes the older connection). Unauthenticated
+ * (demo mode, where anyone may claim any VIN anyway) an id outside the vehicle namespace is also
+ * let in, as before; an id naming another VIN, or a bad suffix, is not.
+ */
+export function clientIdAllowed(clientId: string, vin: string, authenticated: boolean): boolean {
+  if (clientId === vin) return true;
+  if (clientId.startsWith(`${vin}:`)) return SUFFIX.test(clientId.slice(vin.length + 1));
+  if (authenticated) return false;
+  const colon = clientId.indexOf(':');
+  return !VinSchema.safeParse(colon < 0 ? clientId : clientId.slice(0, colon)).success;
+}
+
+/** The names a client certificate carries: subject CN(s), DNS and URI subject alternative names. */
+export function certificateNames(cert: Partial<Pick<tls.PeerCertificate, 'subject' | 'subjectaltname'>> | undefined): string[] {
+  const out: string[] = [];
+  const cn: unknown = cert?.subject?.CN;
+  for (const v of Array.isArray(cn) ? cn : [cn]) if (typeof v === 'string') out.push(v);
+  let alt: string[];
+  try {
+    alt = cert?.subjectaltname ? splitAltNames(cert.subjectaltname) : [];
+  } catch {
+    return out; // an unparsable SAN list names nothing
+  }
+  for (const e of alt) {
+    if (e.startsWith('DNS:')) out.push(e.slice(4));
+    else if (e.startsWith('URI:')) out.push(e.slice(4));
+  }
+  return out;
+}
+
+// Node prints a value that contains a separator or quote as a JSON string (CVE-2021-44532), so a
+// name cannot smuggle ", DNS:<VIN>" into the list; this is the parse of node's lib/tls.js
+// splitEscapedAltNames.
+// eslint-disable-next-line no-control-regex -- JSON forbids raw control characters in a string
+const JSON_STRING = /^"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/;
+function splitAltNames(s: string): string[] {
+  const out: string[] = [];
+  let token = '';
+  let at = 0;
+  while (at !== s.length) {
+    const sep = s.indexOf(', ', at);
+    const quote = s.indexOf('"', at);
+    if (quote !== -1 && (sep === -1 || quote < sep)) {
+      token += s.slice(at, quote);
+      const m = JSON_STRING.exec(s.slice(quote));
+      if (!m) throw new Error('bad subjectaltname');
+      token += JSON.parse(m[0]) as string;
+      at = quote + m[0].length;
+    } else if (sep !== -1) {
+      out.push(token + s.slice(at, sep));
+      token = '';
+      at = sep + 2;
+    } else {
+      token += s.slice(at);
+      at = s.length;
+    }
+  }
+  out.push(token);
+  return out;
+}
+
+/**
+ * Follows MQTT fixed headers through a byte stream fed in order (type byte, 1-4 byte remaining
+ * length, then the rest skipped without being looked at) and reports the first packet whose size
+ * (whole packet) exceeds `max`. A malformed length is left to aedes's parser, which closes the
+ * connection for it.
+ */
+export class PacketSizeGuard {
+  private state: 'type' | 'length' | 'body' | 'stopped' = 'type';
+  private length = 0;
+  private lengthBytes = 0;
+  private left = 0;
+
+  constructor(private readonly max: number) {}
+
+  /** The announced size of an oversized packet (then stops), or null. */
+  feed(chunk: Buffer): number | null {
+    let i = 0;
+    while (i < chunk.length) {
+      switch (this.state) {
+        case 'stopped':
+          return null;
+        case 'type':
+          i++;
+          this.state = 'length';
+          this.length = 0;
+          this.lengthBytes = 0;
+          break;
+        case 'length': {
+          const b = chunk[i++];
+          this.length += (b & 0x7f) * 128 ** this.lengthBytes++;
+          if (b & 0x80) {
+            if (this.lengthBytes === 4) this.state = 'stopped';
+            break;
+          }
+          const size = 1 + this.lengthBytes + this.length;
+          if (size > this.max) {
+            this.state = 'stopped';
+            return size;
+          }
+          this.left = this.length;
+          this.state = this.left > 0 ? 'body' : 'type';
+          break;
+        }
+        case 'body': {
+          const n = Math.min(this.left, chunk.length - i);
+          i += n;
+          this.left -= n;
+          if (this.left === 0) this.state = 'type';
+          break;
+        }
+      }
+    }
+    return null;
+  }
+}
+
+/** Token bucket per key: `perSecond` refill, `burst` capacity. The clock is injectable (ms). */
+export class ConnectRateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly perSecond: number;
+  private readonly burst: number;
+  private readonly now: () => number;
+  private readonly maxKeys: number;
+
+  constructor(o: { perSecond: number; burst: number; now?: () => number; maxKeys?: number }) {
+    this.perSecond = o.perSecond;
+    this.burst = Math.max(1, o.burst);
+    this.now = o.now ?? (() => performance.now());
+    this.maxKeys = o.maxKeys ?? 100_000;
+  }
+
+  /** Take one token for `key`: false = over the limit. */
+  take(key: string): boolean {
+    const now = this.now();
+    let b = this.buckets.get(key);
+    if (b) {
+      b.tokens = this.refilled(b, now);
+      b.at = now;
+    } else {
+      if (this.buckets.size >= this.maxKeys) this.prune(now);
+      b = { tokens: this.burst, at: now };
+      this.buckets.set(key, b);
+    }
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  /** Keys tracked (full buckets are forgotten when the table fills). */
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  private refilled(b: { tokens: number; at: number }, now: number): number {
+    return Math.min(this.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * this.perSecond);
+  }
+
+  /** Forget full buckets (nothing lost); if still too many (many busy addresses), the oldest. */
+  private prune(now: number): void {
+    for (const [k, b] of this.buckets) if (this.refilled(b, now) >= this.burst) this.buckets.delete(k);
+    const target = Math.floor(this.maxKeys * 0.9);
+    for (const k of this.buckets.keys()) {
+      if (this.buckets.size <= target) break;
+      this.buckets.delete(k);
+    }
+  }
+}
+
+export function isLoopback(addr: string): boolean {
+  const v4 = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  return v4.startsWith('127.') || addr === '::1';
+}
+
+/** The rate-limit key of an address: IPv4 (also when mapped into IPv6) as is, IPv6 by its /64. */
+export function rateKey(addr: string): string {
+  const a = addr.split('%')[0].toLowerCase();
+  if (a.startsWith('::ffff:') && a.includes('.')) return a.slice(7);
+  if (!a.includes(':')) return a;
+  const [head, tail] = a.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }

@@ -1,13 +1,21 @@
 // What ingest does with each inbound MQTT message, for either broker adapter (embedded.ts,
 // external.ts): decode and validate, journal telemetry (the broker PUBACKs once the promise
 // resolves), dead-letter what is invalid with its reason (docs/contract.md#dead-letters).
-import { CodecError, decodeAgentStatus, decodePromptAck, decodeTelemetryBatch } from '../../proto/codec.js';
+import {
+  CodecError,
+  decodeAgentStatus,
+  decodePromptAck,
+  decodeTelemetryBatch,
+  encodeTelemetryBatch,
+} from '../../proto/codec.js';
+import type { Sample, TelemetryBatch } from '../../proto/domain.js';
 import type { IngestClock } from '../clock.js';
+import { INGEST_SETTINGS } from '../config.js';
 import type { DecodedCache } from '../journal/decoded-cache.js';
 import type { Journal } from '../journal/journal.js';
 import { readingsOfBatch } from '../journal/readings.js';
 import type { Metrics } from '../metrics.js';
-import type { PromptChange, Stores } from '../store/ports.js';
+import type { PromptChange, Stores, VehicleSequence } from '../store/ports.js';
 import type { InboundHandlers } from './topics.js';
 
 export interface InboundDeps {
@@ -16,6 +24,8 @@ export interface InboundDeps {
   stores: Pick<Stores, 'deadLetters' | 'vehicles' | 'prompts'>;
   metrics: Metrics;
   clock: IngestClock;
+  /** ODOPULSE_MAX_CLOCK_SKEW_S and ODOPULSE_TELEMETRY_RETENTION_DAYS; unset = their defaults. */
+  limits?: { maxClockSkewS?: number; telemetryRetentionDays?: number };
   /** New telemetry is in the journal: wake the loops that read it. */
   onJournalled(): void;
   /** A vehicle's birth message arrived (deliver its pending prompts). */
@@ -24,16 +34,87 @@ export interface InboundDeps {
   onAcks(changes: PromptChange[]): void;
 }
 
-export function createInboundHandlers(deps: InboundDeps): InboundHandlers {
+export type TimeRejection = 'future_timestamp' | 'too_old';
+
+const DAY_MS = 86_400_000;
+/** How often the vehicles' sequence view (GET /api/v1/vehicles/{vin} `sequence`) is written. */
+const SEQUENCE_FLUSH_MS = 1000;
+const iso = (t: number) => (Number.isFinite(t) ? new Date(t).toISOString() : String(t));
+
+/**
+ * The samples of a batch whose time would poison state, by reason: later than `horizon` (a head
+ * unit with a wrong clock: one reading in 2099 and the vehicle's rules would ignore every real one
+ * after it as older), or before `oldest` (InfluxDB refuses points outside its retention).
+ */
+export function screenSamples(samples: Sample[], horizon: number, oldest: number): { good: Sample[]; bad: Map<TimeRejection, Sample[]> } {
+  const bad = new Map<TimeRejection, Sample[]>();
+  let good: Sample[] | undefined;
+  for (let i = 0; i < samples.length; i++) {
+    const s = samples[i];
+    const reason: TimeRejection | undefined = s.ts > horizon ? 'future_timestamp' : s.ts < oldest ? 'too_old' : undefined;
+    if (reason && !good) good = samples.slice(0, i);
+    if (reason) (bad.get(reason) ?? bad.set(reason, []).get(reason)!).push(s);
+    else good?.push(s);
+  }
+  return { good: good ?? samples, bad };
+}
+
+export function createInboundHandlers(deps: InboundDeps): InboundHandlers & { flushSequences(): void } {
+  const skewMs = (deps.limits?.maxClockSkewS ?? INGEST_SETTINGS.ODOPULSE_MAX_CLOCK_SKEW_S[1]) * 1000;
+  const retentionDays = deps.limits?.telemetryRetentionDays ?? INGEST_SETTINGS.ODOPULSE_TELEMETRY_RETENTION_DAYS[1];
+
   function deadLetter(channel: string, vin: string, clientId: string | null, err: unknown, payload: Buffer) {
     const reason = err instanceof CodecError ? err.failure : 'error';
     deps.stores.deadLetters.add({ topic: `${channel}/${vin}`, clientId, reason: (err as Error).message, payload, at: Date.now() });
     deps.metrics.deadLetters.inc({ reason });
   }
 
+  // The journal keeps each vehicle's sequence exactly, in its commit; the vehicle store holds a view
+  // of it for the API, written at most once a second (one fsync of odopulse.db, not one per batch),
+  // in full each time, and copied whole from the journal at start-up: a crash loses at most a second
+  // of the view, never of the count.
+  const unsaved = new Map<string, VehicleSequence>();
+  let flushTimer: NodeJS.Timeout | null = null;
+  function flushSequences(): void {
+    if (flushTimer) clearTimeout(flushTimer);
+    flushTimer = null;
+    if (unsaved.size === 0) return;
+    const list = [...unsaved].map(([vin, s]) => ({ vin, ...s }));
+    unsaved.clear();
+    try {
+      deps.stores.vehicles.setSequences(list, Date.now());
+    } catch {
+      // the store is closing (shutdown): the journal has the counts; the view catches up on the next batch
+    }
+  }
+  try {
+    deps.stores.vehicles.setSequences([...deps.journal.sequences()], Date.now());
+  } catch {
+    // a store without room for it (closed): the view fills as batches arrive
+  }
+
+  /** Dead-letter a batch's samples refused for their time; the payload is those samples as a batch of their own. */
+  function deadLetterSamples(batch: TelemetryBatch, clientId: string | null, reason: TimeRejection, samples: Sample[], limit: number) {
+    const times = samples.map((s) => s.ts);
+    const what =
+      reason === 'future_timestamp'
+        ? `more than ODOPULSE_MAX_CLOCK_SKEW_S (${skewMs / 1000} s) ahead of ${deps.clock.mode === 'wall' ? 'their arrival' : 'the fleet clock, at its pace'}: newest ${iso(Math.max(...times))}, limit ${iso(limit)}`
+        : `older than ODOPULSE_TELEMETRY_RETENTION_DAYS (${retentionDays} d): oldest ${iso(Math.min(...times))}, limit ${iso(limit)}`;
+    deps.stores.deadLetters.add({
+      topic: `telemetry/${batch.vin}`,
+      clientId,
+      reason: `${reason}: ${samples.length} of ${batch.samples.length} samples of seq ${batch.seq} (boot ${batch.bootId}) ${what}`,
+      payload: Buffer.from(encodeTelemetryBatch({ ...batch, samples, dropped: 0 })),
+      at: Date.now(),
+    });
+    deps.metrics.deadLetters.inc({ reason });
+  }
+
   return {
+    flushSequences,
     telemetry: async (vin, payload, clientId) => {
       const { metrics, stores, journal, clock } = deps;
+      const arrival = Date.now();
       let batch;
       try {
         batch = decodeTelemetryBatch(payload);
@@ -41,19 +122,44 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers {
       } catch (err) {
         // dead-lettered and acknowledged: a refused batch would come back forever
         const reason = err instanceof CodecError ? err.failure : 'malformed';
-        stores.deadLetters.add({ topic: `telemetry/${vin}`, clientId, reason: (err as Error).message, payload, at: Date.now() });
+        stores.deadLetters.add({ topic: `telemetry/${vin}`, clientId, reason: (err as Error).message, payload, at: arrival });
         metrics.deadLetters.inc({ reason });
         metrics.batches.inc({ result: 'dead_letter' });
         return;
       }
-      const result = await journal.append(vin, batch.seq, payload, Date.now());
-      metrics.batches.inc({ result });
-      if (result === 'new') {
-        deps.decoded.put(vin, batch.seq, readingsOfBatch(batch));
-        metrics.readings.inc(batch.samples.length);
-        for (const s of batch.samples) clock.observe(s.ts);
-        deps.onJournalled();
+      // Sample granularity, not batch: one bad clock reading must not cost the good ones beside it.
+      // The journal keeps the batch re-encoded without the refused samples (same vin, boot id, seq:
+      // dedup and gap counting are unchanged), and the refused ones go to the dead letters as a
+      // batch of their own, with the reason, so nothing is lost. A batch with nothing left is still
+      // journalled (as already processed) so a resend is a duplicate and its seq no gap. Dead letters
+      // are written before the journal, and not for a batch the journal already has: a crash in
+      // between repeats a dead letter at worst, never loses one.
+      const horizon = clock.horizon(skewMs, arrival);
+      const oldest = retentionDays > 0 ? arrival - retentionDays * DAY_MS : -Infinity;
+      const { good, bad } = screenSamples(batch.samples, horizon, oldest);
+      let journalled: Uint8Array | null = payload;
+      if (bad.size > 0) {
+        if (!journal.has(vin, batch.bootId, batch.seq)) {
+          for (const [reason, samples] of bad) deadLetterSamples(batch, clientId, reason, samples, reason === 'too_old' ? oldest : horizon);
+        }
+        journalled = good.length > 0 ? encodeTelemetryBatch({ ...batch, samples: good }) : null;
       }
+      const out = await journal.appendBatch({ vin, bootId: batch.bootId, seq: batch.seq, payload: journalled, receivedAt: arrival });
+      metrics.batches.inc({ result: out.result === 'new' && good.length === 0 ? 'dead_letter' : out.result });
+      if (out.result !== 'new') return;
+      if (out.missingAdded > 0) metrics.seqGaps.inc(out.missingAdded);
+      if (out.filled) metrics.seqGapsFilled.inc();
+      if (out.sequence) {
+        unsaved.set(vin, out.sequence);
+        if (!flushTimer) flushTimer = setTimeout(flushSequences, SEQUENCE_FLUSH_MS).unref();
+      }
+      if (good.length === 0) return;
+      deps.decoded.put(vin, batch.seq, readingsOfBatch({ ...batch, samples: good }), batch.bootId);
+      metrics.readings.inc(good.length);
+      let newest = good[0].ts;
+      for (const s of good) if (s.ts > newest) newest = s.ts;
+      clock.observe(newest, vin);
+      deps.onJournalled();
     },
     status: (vin, payload, clientId) => {
       try {

@@ -3,6 +3,7 @@ import type { Reading } from '../../proto/domain.js';
 import type { HeldEntry, JournalEntry } from './journal.js';
 
 const INFLUX = 1;
+const keyOf = (vin: string, bootId: string, seq: number): string => `${vin}\u0000${bootId}\u0000${seq}`;
 const RULES = 2;
 
 /**
@@ -17,9 +18,9 @@ export class DecodedCache {
   /** `maxReadings` bounds memory while a loop is behind (e.g. InfluxDB down): oldest go first. */
   constructor(private readonly maxReadings = 100_000) {}
 
-  /** A batch the journal took as new: both loops will want it. */
-  put(vin: string, seq: number, readings: Reading[]): void {
-    const key = `${vin}:${seq}`;
+  /** A batch the journal took as new: both loops will want it. Keyed like the journal: (vin, boot id, seq). */
+  put(vin: string, seq: number, readings: Reading[], bootId = ''): void {
+    const key = keyOf(vin, bootId, seq);
     this.drop(key);
     this.map.set(key, { readings, pending: INFLUX | RULES });
     this.heldReadings += readings.length;
@@ -31,13 +32,13 @@ export class DecodedCache {
   }
 
   /** For Journal.pendingFor*: the batch's readings when held here. */
-  readonly held = (vin: string, seq: number): HeldEntry => this.map.get(`${vin}:${seq}`);
+  readonly held = (vin: string, seq: number, bootId = ''): HeldEntry => this.map.get(keyOf(vin, bootId, seq));
 
   /** The loop is done with these entries for good (marked done in the journal). */
   done(loop: 'influx' | 'rules', entries: JournalEntry[]): void {
     const bit = loop === 'influx' ? INFLUX : RULES;
     for (const e of entries) {
-      const key = `${e.vin}:${e.seq}`;
+      const key = keyOf(e.vin, e.bootId ?? '', e.seq);
       const c = this.map.get(key);
       if (!c) continue;
       c.pending &= ~bit;

@@ -1,14 +1,19 @@
 // The durable journal: a telemetry batch is PUBACKed only after it is here (or was already here).
 // Group commit: appends arriving within a few milliseconds share one transaction, i.e. one fsync,
 // and their acks are released together (docs/architecture.md#guarantees; ~230 µs per fsync on these machines).
+// Dedup key (vin, boot id, seq): a new boot id is a new sequence space (docs/contract.md#telemetry-batch).
 import { Database } from '../store/sqlite/driver.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Reading } from '../../proto/domain.js';
+import { migrateJournal } from './schema.js';
+import { advanceSequence, sequenceView, type SequenceRow, type SequenceView } from './sequence.js';
 
 export interface JournalEntry {
   id: number;
   vin: string;
+  /** The batch's boot id; '' (or absent) for entries made without one. */
+  bootId?: string;
   seq: number;
   receivedAt: number;
   payload: Buffer;
@@ -19,13 +24,34 @@ export interface JournalEntry {
 
 export type AppendResult = 'new' | 'duplicate';
 
+export interface AppendOutcome {
+  result: AppendResult;
+  /** The vehicle's sequence state after a new batch (undefined for a duplicate). */
+  sequence?: SequenceView;
+  /** Seqs this batch found missing in its boot (it skipped ahead). */
+  missingAdded: number;
+  /** The batch filled a hole of its boot (it arrived late). */
+  filled: boolean;
+}
+
+export interface BatchToAppend {
+  vin: string;
+  bootId: string;
+  seq: number;
+  /** null: nothing of the batch is kept (every sample dead-lettered): journalled as done, for dedup and gaps. */
+  payload: Uint8Array | null;
+  receivedAt: number;
+}
+
 /** What a caller already holds of an entry (the pipeline's decoded batches). */
 export type HeldEntry = { readings: Reading[] } | undefined;
+export type Held = (vin: string, seq: number, bootId: string) => HeldEntry;
 
 /** A journal row without its payload (the loops read payloads only when needed). */
 interface EntryRow {
   id: number;
   vin: string;
+  bootId: string;
   seq: number;
   receivedAt: number;
   influxDone: number;
@@ -33,12 +59,38 @@ interface EntryRow {
 
 interface Pending {
   vin: string;
+  bootId: string;
   seq: number;
-  payload: Buffer;
+  payload: Buffer | null;
   receivedAt: number;
-  resolve(r: AppendResult): void;
+  resolve(r: AppendOutcome): void;
   reject(e: Error): void;
 }
+
+interface SequenceDbRow {
+  boot_id: string;
+  first_seq: number;
+  last_seq: number;
+  received: number;
+  earlier_missing: number;
+  prev_boot_id: string | null;
+}
+
+const DUPLICATE: AppendOutcome = { result: 'duplicate', missingAdded: 0, filled: false };
+const NOTHING = Buffer.alloc(0);
+const DAY = 86_400_000;
+/** High-water marks of a boot are kept this long after its last pruned batch (the agent's spool holds 7 days). */
+export const PRUNED_MARK_KEEP_MS = 30 * DAY;
+const ENTRY_COLUMNS = 'id, vin, boot_id AS bootId, seq, received_at AS receivedAt, influx_done AS influxDone';
+
+const toRow = (r: SequenceDbRow): SequenceRow => ({
+  bootId: r.boot_id,
+  firstSeq: r.first_seq,
+  lastSeq: r.last_seq,
+  received: r.received,
+  earlierMissing: r.earlier_missing,
+  prevBootId: r.prev_boot_id,
+});
 
 export class Journal {
   private readonly db: Database;
@@ -56,42 +108,48 @@ export class Journal {
     this.db = new Database(join(dataDir, 'journal.db'));
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS entries (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        vin TEXT NOT NULL, seq INTEGER NOT NULL, received_at INTEGER NOT NULL, payload BLOB NOT NULL,
-        influx_done INTEGER NOT NULL DEFAULT 0, rules_done INTEGER NOT NULL DEFAULT 0,
-        UNIQUE (vin, seq));
-      CREATE INDEX IF NOT EXISTS entries_influx ON entries (influx_done, id);
-      CREATE INDEX IF NOT EXISTS entries_rules ON entries (rules_done, id);
-      -- after pruning, a seq at or below this is still recognised as a duplicate
-      CREATE TABLE IF NOT EXISTS pruned (vin TEXT PRIMARY KEY, max_seq INTEGER NOT NULL);`);
+    migrateJournal(this.db, Date.now());
+    const db = this.db;
     this.stmts = {
-      insert: this.db.prepare('INSERT OR IGNORE INTO entries (vin, seq, received_at, payload) VALUES (?, ?, ?, ?)'),
-      pruned: this.db.prepare<[string], { max_seq: number }>('SELECT max_seq FROM pruned WHERE vin = ?'),
-      influxPending: this.db.prepare(
-        'SELECT id, vin, seq, received_at AS receivedAt, influx_done AS influxDone FROM entries WHERE influx_done = 0 AND id > ? ORDER BY id LIMIT ?',
+      insert: db.prepare(
+        'INSERT OR IGNORE INTO entries (vin, boot_id, seq, received_at, payload, influx_done, rules_done) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
-      rulesPending: this.db.prepare(
-        'SELECT id, vin, seq, received_at AS receivedAt, influx_done AS influxDone FROM entries WHERE rules_done = 0 AND id > ? ORDER BY id LIMIT ?',
+      has: db.prepare<[string, string, number], { x: number }>('SELECT 1 AS x FROM entries WHERE vin = ? AND boot_id = ? AND seq = ?'),
+      pruned: db.prepare<[string, string], { max_seq: number }>('SELECT max_seq FROM pruned WHERE vin = ? AND boot_id = ?'),
+      sequence: db.prepare<[string], SequenceDbRow>('SELECT * FROM sequences WHERE vin = ?'),
+      sequences: db.prepare<[], SequenceDbRow & { vin: string }>('SELECT * FROM sequences'),
+      setSequence: db.prepare(
+        `INSERT INTO sequences (vin, boot_id, first_seq, last_seq, received, earlier_missing, prev_boot_id, at_ms)
+         VALUES (@vin, @bootId, @firstSeq, @lastSeq, @received, @earlierMissing, @prevBootId, @at)
+         ON CONFLICT (vin) DO UPDATE SET boot_id = excluded.boot_id, first_seq = excluded.first_seq, last_seq = excluded.last_seq,
+         received = excluded.received, earlier_missing = excluded.earlier_missing, prev_boot_id = excluded.prev_boot_id, at_ms = excluded.at_ms`,
       ),
-      payload: this.db.prepare<[number], { payload: Buffer }>('SELECT payload FROM entries WHERE id = ?'),
-      markInflux: this.db.prepare('UPDATE entries SET influx_done = 1 WHERE id = ?'),
-      markRules: this.db.prepare('UPDATE entries SET rules_done = 1 WHERE id = ?'),
-      counts: this.db.prepare<[], { total: number; influx: number; rules: number }>(
+      influxPending: db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE influx_done = 0 AND id > ? ORDER BY id LIMIT ?`),
+      rulesPending: db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE rules_done = 0 AND id > ? ORDER BY id LIMIT ?`),
+      payload: db.prepare<[number], { payload: Buffer }>('SELECT payload FROM entries WHERE id = ?'),
+      markInflux: db.prepare('UPDATE entries SET influx_done = 1 WHERE id = ?'),
+      markRules: db.prepare('UPDATE entries SET rules_done = 1 WHERE id = ?'),
+      counts: db.prepare<[], { total: number; influx: number; rules: number }>(
         'SELECT count(*) AS total, coalesce(sum(influx_done = 0), 0) AS influx, coalesce(sum(rules_done = 0), 0) AS rules FROM entries',
       ),
     };
   }
 
   /** Resolves once the batch is durable (fsynced), or known as a duplicate. */
-  append(vin: string, seq: number, payload: Uint8Array, receivedAt: number): Promise<AppendResult> {
+  append(vin: string, seq: number, payload: Uint8Array, receivedAt: number, bootId = ''): Promise<AppendResult> {
+    return this.appendBatch({ vin, bootId, seq, payload, receivedAt }).then((o) => o.result);
+  }
+
+  /** append, with what the batch told about the vehicle's sequence. */
+  appendBatch(b: BatchToAppend): Promise<AppendOutcome> {
     return new Promise((resolve, reject) => {
+      const p = b.payload;
       this.queue.push({
-        vin,
-        seq,
-        payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-        receivedAt,
+        vin: b.vin,
+        bootId: b.bootId,
+        seq: b.seq,
+        payload: p ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : null,
+        receivedAt: b.receivedAt,
         resolve,
         reject,
       });
@@ -99,62 +157,75 @@ export class Journal {
     });
   }
 
+  /** Already journalled (or below its boot's pruned high-water mark)? */
+  has(vin: string, bootId: string, seq: number): boolean {
+    const hw = this.stmts.pruned.get(vin, bootId);
+    return (hw !== undefined && seq <= hw.max_seq) || this.stmts.has.get(vin, bootId, seq) !== undefined;
+  }
+
+  /** A vehicle's boot, last seq and missing seqs (journal/sequence.ts); undefined before its first batch. */
+  sequence(vin: string): SequenceView | undefined {
+    const r = this.stmts.sequence.get(vin);
+    return r && sequenceView(toRow(r));
+  }
+
+  /** Every vehicle's sequence state. */
+  *sequences(): Iterable<SequenceView & { vin: string }> {
+    for (const r of this.stmts.sequences.iterate()) yield { vin: r.vin, ...sequenceView(toRow(r)) };
+  }
+
   private commit(): void {
     this.timer = null;
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
-    let results: AppendResult[];
+    let results: AppendOutcome[];
     try {
-      results = this.db.transaction(() =>
-        batch.map((p) => {
-          const hw = this.stmts.pruned.get(p.vin);
-          if (hw && p.seq <= hw.max_seq) return 'duplicate' as const;
-          return this.stmts.insert.run(p.vin, p.seq, p.receivedAt, p.payload).changes === 1 ? ('new' as const) : ('duplicate' as const);
-        }),
-      )();
+      results = this.db.transaction(() => batch.map((p) => this.insert(p)))();
     } catch (err) {
       for (const p of batch) p.reject(err as Error);
       return;
     }
     for (let i = 0; i < batch.length; i++) {
-      if (results[i] === 'duplicate') this.duplicates++;
+      if (results[i].result === 'duplicate') this.duplicates++;
       batch[i].resolve(results[i]);
     }
   }
 
+  /** One append inside the commit transaction. */
+  private insert(p: Pending): AppendOutcome {
+    const { stmts } = this;
+    const hw = stmts.pruned.get(p.vin, p.bootId);
+    if (hw && p.seq <= hw.max_seq) return DUPLICATE;
+    const done = p.payload ? 0 : 1;
+    if (stmts.insert.run(p.vin, p.bootId, p.seq, p.receivedAt, p.payload ?? NOTHING, done, done).changes !== 1) return DUPLICATE;
+    const prev = stmts.sequence.get(p.vin);
+    const step = advanceSequence(prev && toRow(prev), p.bootId, p.seq);
+    if (step.changed) stmts.setSequence.run({ vin: p.vin, ...step.row, at: p.receivedAt });
+    return { result: 'new', sequence: sequenceView(step.row), missingAdded: step.missingAdded, filled: step.filled };
+  }
+
   /** Entries InfluxDB has not confirmed yet, in id order. `held`: entries the caller has in memory. */
-  pendingForInflux(afterId: number, limit: number, held?: (vin: string, seq: number) => HeldEntry): JournalEntry[] {
+  pendingForInflux(afterId: number, limit: number, held?: Held): JournalEntry[] {
     return this.withPayloads(this.stmts.influxPending.all(afterId, limit) as EntryRow[], held);
   }
 
   /** Entries the rules have not applied yet, in id order. */
-  pendingForRules(afterId: number, limit: number, held?: (vin: string, seq: number) => HeldEntry): JournalEntry[] {
+  pendingForRules(afterId: number, limit: number, held?: Held): JournalEntry[] {
     return this.withPayloads(this.stmts.rulesPending.all(afterId, limit) as EntryRow[], held);
   }
 
   // A held entry's payload is read only if asked for (dead-lettering): reading every blob twice,
   // once per loop, was most of the loops' allocation.
-  private withPayloads(rows: EntryRow[], held?: (vin: string, seq: number) => HeldEntry): JournalEntry[] {
+  private withPayloads(rows: EntryRow[], held?: Held): JournalEntry[] {
     const payloadOf = this.stmts.payload;
     return rows.map((r) => {
-      const h = held?.(r.vin, r.seq);
-      if (!h)
-        return {
-          id: r.id,
-          vin: r.vin,
-          seq: r.seq,
-          receivedAt: r.receivedAt,
-          payload: payloadOf.get(r.id)!.payload,
-          influxDone: r.influxDone === 1,
-        };
+      const h = held?.(r.vin, r.seq, r.bootId);
+      const base = { id: r.id, vin: r.vin, bootId: r.bootId, seq: r.seq, receivedAt: r.receivedAt, influxDone: r.influxDone === 1 };
+      if (!h) return { ...base, payload: payloadOf.get(r.id)!.payload };
       let payload: Buffer | undefined;
       return {
-        id: r.id,
-        vin: r.vin,
-        seq: r.seq,
-        receivedAt: r.receivedAt,
-        influxDone: r.influxDone === 1,
+        ...base,
         readings: h.readings,
         get payload(): Buffer {
           return (payload ??= payloadOf.get(r.id)!.payload);
@@ -175,16 +246,21 @@ export class Journal {
     return this.stmts.counts.get()!;
   }
 
-  /** Drop fully processed entries received before `before`, remembering each VIN's highest seq. */
+  /**
+   * Drop fully processed entries received before `before`, remembering each boot's highest seq;
+   * forget the marks of boots with nothing pruned for PRUNED_MARK_KEEP_MS before `before`.
+   */
   prune(before: number): number {
     return this.db.transaction(() => {
       this.db
         .prepare(
-          `INSERT INTO pruned (vin, max_seq)
-          SELECT vin, max(seq) FROM entries WHERE influx_done = 1 AND rules_done = 1 AND received_at < ? GROUP BY vin
-          ON CONFLICT (vin) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)`,
+          `INSERT INTO pruned (vin, boot_id, max_seq, at_ms)
+          SELECT vin, boot_id, max(seq), max(received_at) FROM entries WHERE influx_done = 1 AND rules_done = 1 AND received_at < ?
+          GROUP BY vin, boot_id
+          ON CONFLICT (vin, boot_id) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq), at_ms = max(at_ms, excluded.at_ms)`,
         )
         .run(before);
+      this.db.prepare('DELETE FROM pruned WHERE at_ms < ?').run(before - PRUNED_MARK_KEEP_MS);
       return this.db.prepare('DELETE FROM entries WHERE influx_done = 1 AND rules_done = 1 AND received_at < ?').run(before).changes;
     })();
   }

@@ -18,22 +18,43 @@ export interface HmiDeps {
   latest(vin: string): Signals | undefined;
   onChanges(changes: PromptChange[]): void;
   onSent?(p: Prompt): void;
+  /** A stored profile's time zone is not a valid IANA zone (stored before the API checked it): the locale's was used. */
+  onInvalidTimeZone?(vin: string, timeZone: string): void;
 }
 
 const DEFAULT_QUIET = { start: '22:00', end: '07:00' };
 const DEFAULT_TZ: Record<Locale, string> = { 'zh-CN': 'Asia/Shanghai', en: 'UTC' };
 
-/** Local minutes since midnight and local date of `now` in the vehicle's time zone. */
+const formatters = new Map<string, Intl.DateTimeFormat | null>();
+
+/** The formatter of a time zone; null for a name Intl does not know (cached, bounded). */
+function formatterFor(timeZone: string): Intl.DateTimeFormat | null {
+  let f = formatters.get(timeZone);
+  if (f !== undefined) return f;
+  try {
+    f = new Intl.DateTimeFormat('en-CA', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    });
+  } catch {
+    f = null; // RangeError: invalid time zone
+  }
+  if (formatters.size < 1000) formatters.set(timeZone, f);
+  return f;
+}
+
+export function isValidTimeZone(timeZone: string): boolean {
+  return formatterFor(timeZone) !== null;
+}
+
+/** Local minutes since midnight and local date of `now` in the vehicle's time zone (an invalid one: UTC; never throws). */
 export function localTime(now: number, timeZone: string): { minutes: number; day: string } {
-  const parts = new Intl.DateTimeFormat('en-CA', {
-    timeZone,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    hourCycle: 'h23',
-  }).formatToParts(new Date(now));
+  const parts = (formatterFor(timeZone) ?? formatterFor('UTC')!).formatToParts(new Date(now));
   const get = (t: string) => parts.find((p) => p.type === t)?.value ?? '00';
   return { minutes: Number(get('hour')) * 60 + Number(get('minute')), day: `${get('year')}-${get('month')}-${get('day')}` };
 }
@@ -65,7 +86,21 @@ export class HmiDelivery {
   /** Per-vehicle delivery in progress: concurrent triggers queue behind it, so nothing is sent twice. */
   private readonly running = new Map<string, Promise<void>>();
 
+  /** Timing decisions that fell back to the locale's zone (see HmiDeps.onInvalidTimeZone). */
+  invalidTimeZones = 0;
+
   constructor(private readonly deps: HmiDeps) {}
+
+  /** The vehicle's time zone: its profile's if valid, else its locale's default (counted). */
+  private zoneOf(vin: string, profile: Vehicle | undefined): string {
+    const fallback = DEFAULT_TZ[profile?.locale ?? 'en'];
+    const tz = profile?.timeZone;
+    if (tz === undefined) return fallback;
+    if (isValidTimeZone(tz)) return tz;
+    this.invalidTimeZones++;
+    this.deps.onInvalidTimeZone?.(vin, tz);
+    return fallback;
+  }
 
   /** What may be sent to this vehicle now, in order. */
   selectable(vin: string, profile: Vehicle | undefined): Prompt[] {
@@ -76,8 +111,7 @@ export class HmiDelivery {
     const urgent = pending.filter((p) => p.urgent);
     const rest = pending.filter((p) => !p.urgent);
     if (rest.length === 0 || !isParked(this.deps.latest(vin))) return urgent;
-    const tz = profile?.timeZone ?? DEFAULT_TZ[profile?.locale ?? 'en'];
-    const local = localTime(now, tz);
+    const local = localTime(now, this.zoneOf(vin, profile));
     if (inQuietHours(local.minutes, profile?.quietHours ?? DEFAULT_QUIET)) return urgent;
     const used = this.sentToday.get(vin);
     const count = used && used.day === local.day ? used.count : 0;
@@ -108,7 +142,7 @@ export class HmiDelivery {
       await link.publish(topicFor(prefix, vin, 'prompts'), this.encode(p, false), { qos: 1 });
       const change = stores.prompts.markHmiSent(p.id, now);
       if (!p.urgent) {
-        const day = localTime(now, profile?.timeZone ?? DEFAULT_TZ[profile?.locale ?? 'en']).day;
+        const day = localTime(now, this.zoneOf(vin, profile)).day;
         const used = this.sentToday.get(vin);
         this.sentToday.set(vin, { day, count: used && used.day === day ? used.count + 1 : 1 });
       }

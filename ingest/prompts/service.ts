@@ -2,7 +2,16 @@
 // (model.ts); each backend (SQLite, memory) only finds, writes and queries rows.
 import type { AckOutcome } from '../../proto/domain.js';
 import type { PromptDraft, RuleEvent } from '../../rules/types.js';
-import type { DealerSelector, Prompt, PromptChange, PromptFilter, PromptRepo, PromptStore, RenderedText, ResolveOutcome } from '../store/ports.js';
+import type {
+  DealerSelector,
+  Prompt,
+  PromptChange,
+  PromptFilter,
+  PromptRepo,
+  PromptStore,
+  RenderedText,
+  ResolveOutcome,
+} from '../store/ports.js';
 import { clampLimit, decodeCursor, iso } from '../store/paging.js';
 import * as M from './model.js';
 
@@ -98,7 +107,11 @@ export class PromptService implements PromptStore {
     return this.repo.changesSince(Number.isFinite(seq) ? seq : 0, dealers, clampLimit(limit));
   }
 
-  stats(from: number, to: number): M.StatsRow[] {
-    return M.aggregateStats(this.repo.stepsBetween(from, to));
+  lastChangeSeq(): number {
+    return this.repo.lastChangeSeq();
+  }
+
+  stats(from: number, to: number, dealers?: DealerSelector): M.StatsRow[] {
+    return M.aggregateStats(this.repo.stepsBetween(from, to, dealers));
   }
 }

@@ -128,8 +128,10 @@ export interface PromptStore {
   /** Expire prompts whose expiresAt has passed. */
   expire(now: number): PromptChange[];
   changesSince(seq: number, dealers: DealerSelector, limit: number): PromptChange[];
+  /** The newest change's sequence (0 when none). */
+  lastChangeSeq(): number;
   /** Per-kind counts of path steps in [from, to): delivered, shown, acted, booked, ... */
-  stats(from: number, to: number): StatsRow[];
+  stats(from: number, to: number, dealers?: DealerSelector): StatsRow[];
 }
 
 export interface VehicleRecord extends Vehicle {
@@ -153,6 +155,21 @@ export interface VehicleStore {
   serviceRecords(vin: string): Array<ServiceRecord & { id: number }>;
   addChargingSession(s: ChargingSession): void;
   chargingSessions(vin: string, from: number, to: number): ChargingSession[];
+  /** Record vehicles' telemetry sequence state (a view of the journal's, written in one go). */
+  setSequences(list: ReadonlyArray<VehicleSequence & { vin: string }>, at: number): void;
+  /** The vehicle's telemetry sequence state as last recorded; null before its first batch. */
+  sequence(vin: string): VehicleSequence | null;
+}
+
+/**
+ * A vehicle's telemetry sequence (docs/contract.md#telemetry-batch): the boot id of its newest
+ * batches, the highest seq of that boot, and `gaps`, the seqs missing right now (within each boot,
+ * between its lowest and highest journalled seq; a late batch filling one takes it off).
+ */
+export interface VehicleSequence {
+  bootId: string;
+  lastSeq: number;
+  gaps: number;
 }
 
 export interface RuleStateStore {
@@ -177,7 +194,9 @@ export interface PromptRepo {
   /** Open prompts whose expiresAt <= now. */
   expiring(now: number): Prompt[];
   changesSince(seq: number, dealers: DealerSelector, limit: number): PromptChange[];
-  stepsBetween(from: number, to: number): Iterable<StepRow>;
+  /** The newest change's sequence (0 when none). */
+  lastChangeSeq(): number;
+  stepsBetween(from: number, to: number, dealers?: DealerSelector): Iterable<StepRow>;
 }
 
 /** Telemetry history (InfluxDB). Writes go through the official client's WriteApi. */
@@ -186,12 +205,14 @@ export interface TelemetryStore {
   /** Flush everything written so far; resolves once InfluxDB accepted it. */
   flush(): Promise<void>;
   latest(vin: string): Promise<{ ts: number; signals: Record<string, number | boolean | string> } | undefined>;
+  /** Raw points (at most `limit`, oldest first) or, with `everyMs`, one aggregate per window. */
   history(q: {
     vin: string;
     signal: string;
     from: number;
     to: number;
     everyMs?: number;
+    limit?: number;
   }): Promise<Array<{ ts: number; value: number | boolean | string | null }>>;
   count(q: { vin?: string; signal: string; from: number; to: number }): Promise<number>;
   ping(): Promise<boolean>;

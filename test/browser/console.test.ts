@@ -1,6 +1,8 @@
-// The advisor console in a real Chromium against buildApp on a real port: pick the dealer, see
-// a prompt arrive live, acknowledge and resolve it (checked in the store), open the vehicle page
-// with its charts, switch language, and keep screenshots in test-artifacts/.
+// The advisor console in a real Chromium against buildApp on a real port: sign in with an
+// advisor's key, see only that dealer's alerts, see a prompt arrive live, acknowledge and resolve
+// it (checked in the store), open the vehicle page with its charts, switch language (with real
+// CJK glyphs, not boxes), sign out; the page runs under the server's CSP with no violation.
+// Screenshots go to test-artifacts/.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -8,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../proto/paths.js';
 import { VSS } from '../../proto/signals.js';
 import { hasChromium, launchChromium, CHROMIUM_PATH } from '../support/chromium.js';
+import { waitFor } from '../support/wait.js';
 import { makeHarness, profile, VIN_A, VIN_B, VIN_C, type Harness } from '../unit/http/harness.js';
 
 const ARTIFACTS = join(PACKAGE_ROOT, 'test-artifacts');
@@ -21,6 +24,7 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
   let base: string;
   let browser: Browser;
   let page: Page;
+  let advisorKey: string;
   const pageErrors: string[] = [];
   const now = Date.now();
 
@@ -41,7 +45,7 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
     ] as const) {
       const res = await fetch(`${base}/api/v1/vehicles/${vin}`, {
         method: 'PUT',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...h.authHeader },
         body: JSON.stringify(p),
       });
       expect(res.status).toBe(201);
@@ -87,9 +91,14 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
     h.openPrompt(VIN_C, { key: 'other', title: 'Other dealer alert' });
     h.clock.set(now);
 
+    advisorKey = h.keyFor('advisor', ['SH-PUDONG-01']);
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 860 }, locale: 'en-US' });
     page.on('pageerror', (e) => pageErrors.push(String(e)));
+    // a CSP violation is reported on the console: the page must run under the server's policy as is
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) pageErrors.push(m.text());
+    });
     mkdirSync(ARTIFACTS, { recursive: true });
   });
 
@@ -100,15 +109,44 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
 
   const item = (id: string) => page.locator(`[data-testid="alert-item"][data-prompt-id="${id}"]`);
 
-  it('shows the dealer’s alerts and receives a new one live', async () => {
+  it('asks for a key first; a wrong key is refused with a message; the right one signs in', async () => {
     await page.goto(base + '/');
+    await page.locator('[data-testid="signin-view"]').waitFor();
+    expect(await page.locator('[data-testid="alerts-view"]').isHidden()).toBe(true);
+    // nothing that needs a session shows before sign-in
+    expect(await page.locator('[data-testid="dealer-picker"]').isVisible()).toBe(false);
+    await page.fill('[data-testid="signin-key"]', 'odp_aaaaaaaaaaaa_' + 'b'.repeat(43));
+    await page.click('[data-testid="signin-submit"]');
+    await page.locator('[data-testid="signin-error"]').waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, 'console-signin.png') });
+    expect(await page.locator('[data-testid="signin-error"]').textContent()).toMatch(/Sign-in failed/);
+    await page.fill('[data-testid="signin-key"]', advisorKey);
+    await page.click('[data-testid="signin-submit"]');
+    await page.locator('[data-testid="alerts-view"]').waitFor();
+    expect(await page.locator('[data-testid="whoami"]').textContent()).toBe('advisor SH-PUDONG-01 · advisor · SH-PUDONG-01');
+    expect(await page.locator('[data-testid="dealer-picker"]').isVisible()).toBe(true);
+    // the key is not kept anywhere the page's scripts can read; the session is an httpOnly cookie
+    expect(
+      await page.evaluate(() => JSON.stringify({ ...window.localStorage }) + JSON.stringify({ ...window.sessionStorage })),
+    ).not.toContain(advisorKey.slice(-20));
+    expect(await page.evaluate(() => document.cookie)).not.toContain('odopulse_session');
+    const cookies = await page.context().cookies();
+    expect(cookies.find((c) => c.name === 'odopulse_session')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+  });
+
+  it('shows only its dealer’s alerts and receives a new one live', async () => {
+    // the picker offers the advisor's own dealer only, though three dealers' vehicles exist
     await page.locator('[data-testid="dealer-picker"] option[value="SH-PUDONG-01"]').waitFor({ state: 'attached' });
+    const offered = await page
+      .locator('[data-testid="dealer-picker"] option')
+      .evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+    expect(offered.filter(Boolean)).toEqual(['SH-PUDONG-01']);
     await page.selectOption('[data-testid="dealer-picker"]', 'SH-PUDONG-01');
     await page.locator('[data-testid="connection-status"][data-state="live"]').waitFor();
     await page.fill('[data-testid="advisor-name"]', 'Li Wei');
     await page.locator('[data-testid="advisor-name"]').dispatchEvent('change');
 
-    await expect.poll(() => page.locator('[data-testid="alert-item"]').count()).toBe(2);
+    await waitFor(async () => (await page.locator('[data-testid="alert-item"]').count()) === 2, { what: 'the two alerts of the dealer' });
     await expect(page.locator('[data-testid="alert-list"]').textContent()).resolves.not.toContain('Other dealer alert');
 
     // The pipeline opens a prompt: store + publish.
@@ -126,9 +164,11 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'console.png'), fullPage: true });
 
     await item(c.promptId).locator('[data-testid="ack-button"]').click();
-    await expect.poll(() => h.stores.prompts.get(c.promptId)?.status).toBe('acknowledged');
-    expect(h.stores.prompts.get(c.promptId)?.acknowledgedBy).toBe('Li Wei');
-    await expect.poll(() => item(c.promptId).locator('[data-testid="alert-status"]').textContent()).toBe('Acknowledged');
+    await waitFor(() => h.stores.prompts.get(c.promptId)?.status === 'acknowledged', { what: 'the prompt acknowledged in the store' });
+    expect(h.stores.prompts.get(c.promptId)?.acknowledgedBy).toBe(`Li Wei (advisor SH-PUDONG-01, key:${advisorKey.split('_')[1]})`);
+    await waitFor(async () => (await item(c.promptId).locator('[data-testid="alert-status"]').textContent()) === 'Acknowledged', {
+      what: 'the status shown as Acknowledged',
+    });
     await expect(item(c.promptId).locator('[data-testid="ack-button"]').count()).resolves.toBe(0);
   });
 
@@ -139,23 +179,30 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
     await page.selectOption('[data-testid="resolve-outcome"]', 'booked');
     await page.fill('[data-testid="resolve-note"]', 'Battery check booked for Tuesday 09:00');
     await page.click('[data-testid="resolve-confirm"]');
-    await expect.poll(() => h.stores.prompts.get(id)?.status).toBe('resolved');
+    await waitFor(() => h.stores.prompts.get(id)?.status === 'resolved', { what: 'the prompt resolved in the store' });
     expect(h.stores.prompts.get(id)).toMatchObject({
       outcome: 'booked',
-      resolvedBy: 'Li Wei',
+      resolvedBy: `Li Wei (advisor SH-PUDONG-01, key:${advisorKey.split('_')[1]})`,
       note: 'Battery check booked for Tuesday 09:00',
     });
     // "Needs action" no longer lists it; "Closed" does, with the audit line.
-    await expect.poll(() => item(id).count()).toBe(0);
+    await waitFor(async () => (await item(id).count()) === 0, { what: 'the resolved alert gone from "Needs action"' });
     await page.click('[data-testid="filter-resolved"]');
-    await expect.poll(() => item(id).locator('[data-testid="alert-audit"]').textContent()).toContain('Closed by Li Wei: Service booked');
+    await waitFor(
+      async () => (await item(id).locator('[data-testid="alert-audit"]').textContent())?.includes('Closed by Li Wei (advisor SH-PUDONG-01'),
+      {
+        what: 'the audit line under "Closed"',
+      },
+    );
     await page.click('[data-testid="filter-active"]');
   });
 
   it('opens the vehicle page with profile, status and charts', async () => {
     await page.locator(`[data-testid="vehicle-link"]`, { hasText: VIN_A }).first().click();
     await page.locator('[data-testid="vehicle-view"]').waitFor();
-    await expect.poll(() => page.locator('[data-testid="vehicle-vin"]').textContent()).toBe(VIN_A);
+    await waitFor(async () => (await page.locator('[data-testid="vehicle-vin"]').textContent()) === VIN_A, {
+      what: 'the vehicle page of VIN_A',
+    });
     expect(await page.locator('[data-testid="vehicle-model"]').textContent()).toBe('Aurora EV Long Range');
     expect(await page.locator('[data-testid="vehicle-online"]').textContent()).toContain('Online');
     expect(await page.locator('[data-testid="segment-stage"]').textContent()).toBe('Active owner');
@@ -169,14 +216,16 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
     await page.fill('[data-testid="service-odometer"]', '4490');
     await page.fill('[data-testid="service-items"]', 'oil change, cabin filter');
     await page.click('[data-testid="service-save"]');
-    await expect.poll(() => h.serviceCalls.length).toBe(1);
+    await waitFor(() => h.serviceCalls.length === 1, { what: 'the service record posted' });
     expect(h.serviceCalls[0]).toEqual({ vin: VIN_A, rec: { date: '2026-11-20', odometer: 4490, items: ['oil change', 'cabin filter'] } });
-    await expect.poll(() => page.locator('[data-testid="service-list"]').textContent()).toContain('oil change, cabin filter');
+    await waitFor(async () => (await page.locator('[data-testid="service-list"]').textContent())?.includes('oil change, cabin filter'), {
+      what: 'the visit in the service list',
+    });
   });
 
   it('switches to Chinese and back; prompts keep their own text', async () => {
     await page.click('[data-testid="lang-zh"]');
-    await expect.poll(() => page.evaluate(() => document.documentElement.lang)).toBe('zh-CN');
+    await waitFor(async () => (await page.evaluate(() => document.documentElement.lang)) === 'zh-CN', { what: 'the page in zh-CN' });
     expect(await page.locator('[data-testid="vehicle-online"]').textContent()).toContain('在线');
     expect(await page.locator('[data-testid="segment-stage"]').textContent()).toBe('活跃车主');
     await page.click('[data-testid="vehicle-back"]');
@@ -185,9 +234,35 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
     const titles = await page.locator('[data-testid="alert-title"]').allTextContents();
     expect(titles).toContain('Hybrid battery fault P0A80');
     expect(titles).toContain('保养即将到期');
+    expect(await page.locator('[data-testid="whoami"]').textContent()).toContain('服务顾问');
+    // Chinese text is drawn with real glyphs: a CJK character does not render like an unknown one (a box)
+    const glyphs = await page.evaluate(() => {
+      const draw = (ch: string) => {
+        const c = document.createElement('canvas');
+        c.width = 64;
+        c.height = 64;
+        const g = c.getContext('2d')!;
+        g.font = '48px sans-serif';
+        g.fillText(ch, 4, 52);
+        return c.toDataURL();
+      };
+      return { bao: draw('保'), yang: draw('养'), missing: draw('\u{10FFFD}') };
+    });
+    expect(glyphs.bao).not.toBe(glyphs.missing);
+    expect(glyphs.bao).not.toBe(glyphs.yang);
     await page.screenshot({ path: join(ARTIFACTS, 'console-zh.png'), fullPage: true });
     await page.click('[data-testid="lang-en"]');
     expect(await page.locator('[data-testid="filter-active"]').textContent()).toBe('Needs action');
+  });
+
+  it('signs out: back to the sign-in page, and the old session no longer works', async () => {
+    await page.click('[data-testid="sign-out"]');
+    await page.locator('[data-testid="signin-view"]').waitFor();
+    expect(await page.locator('[data-testid="alerts-view"]').isHidden()).toBe(true);
+    const status = await page.evaluate(async () => (await fetch('/api/v1/vehicles')).status);
+    expect(status).toBe(401);
+    await page.reload();
+    await page.locator('[data-testid="signin-view"]').waitFor();
     expect(pageErrors).toEqual([]);
   });
 });

@@ -12,6 +12,7 @@ import { VSS } from '../../proto/signals.js';
 import { startAedes } from '../support/aedes.js';
 import { makeCerts } from '../support/mosquitto.js';
 import { VIN, collect } from '../unit/agent/fixtures.js';
+import { waitFor } from '../support/wait.js';
 
 const TS = { seconds: String(Date.parse('2026-03-01T08:00:00Z') / 1000), nanos: 0 };
 const dp = (value: Record<string, unknown>) => ({ timestamp: TS, value });
@@ -72,14 +73,6 @@ async function startFakeDatabroker(known: Set<string>, secure?: { creds: grpc.Se
   };
 }
 
-async function until(pred: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('KuksaSource', () => {
   it('subscribes to the VSS paths and turns datapoints into samples (values checked against the VSS table)', async () => {
     const fake = await startFakeDatabroker(new Set([VSS.odometer, VSS.lowVoltageSystemState, VSS.soc, VSS.speed, VSS.dtcList]));
@@ -92,13 +85,13 @@ describe('KuksaSource', () => {
     });
     try {
       await src.start((s) => got.push(s));
-      await until(() => got.length >= 1);
+      await waitFor(() => got.length >= 1, { what: 'the first sample' });
       expect(got[0]).toEqual({
         ts: Date.parse('2026-03-01T08:00:00Z'),
         signals: { [VSS.odometer]: 4210.5, [VSS.lowVoltageSystemState]: 'ON', [VSS.soc]: 25 },
       });
       fake.push({ [VSS.speed]: dp({ float: 999 }), [VSS.dtcList]: dp({ stringArray: { values: ['P0A80', 'not-a-dtc'] } }) });
-      await until(() => got.length >= 2);
+      await waitFor(() => got.length >= 2, { what: 'the second sample' });
       expect(got[1].signals).toEqual({});
       expect(got[1].dtcs).toEqual(['P0A80']);
       expect(logs.join('\n')).toMatch(/Vehicle.Speed: value 999 rejected/);
@@ -116,10 +109,12 @@ describe('KuksaSource', () => {
     const src = new KuksaSource({ address: fake.address, paths: [VSS.odometer, VSS.soc, VSS.fuelLevel], log: (m) => logs.push(m) });
     try {
       await src.start((s) => got.push(s));
-      await until(() => got.length >= 2);
+      await waitFor(() => got.length >= 2, { what: 'a sample per subscription' });
       const merged = Object.assign({}, ...got.map((s) => s.signals));
       expect(merged).toEqual({ [VSS.odometer]: 4210.5, [VSS.soc]: 25 });
-      await until(() => logs.some((l) => /Vehicle.Powertrain.FuelSystem.RelativeLevel not provided/.test(l)));
+      await waitFor(() => logs.some((l) => /Vehicle.Powertrain.FuelSystem.RelativeLevel not provided/.test(l)), {
+        what: 'the missing path logged',
+      });
       expect(fake.subscribeCalls[0]).toHaveLength(3);
     } finally {
       await src.stop();
@@ -152,7 +147,9 @@ describe('KuksaSource over TLS with a token', () => {
     try {
       await good.start((s) => got.push(s));
       await bad.start(() => {});
-      await until(() => got.length >= 1 && logs.some((l) => /UNAUTHENTICATED/.test(l)));
+      await waitFor(() => got.length >= 1 && logs.some((l) => /UNAUTHENTICATED/.test(l)), {
+        what: 'a sample (good token) and a refusal (bad token)',
+      });
       expect(got[0].signals).toEqual({ [VSS.odometer]: 4210.5 });
     } finally {
       await good.stop();
@@ -186,9 +183,11 @@ describe('agent with a Kuksa source', () => {
       { log: () => {} },
     );
     try {
-      await until(() => fake.subscribeCalls.length > 0 && sub.statuses.some((s) => s.online));
+      await waitFor(() => fake.subscribeCalls.length > 0 && sub.statuses.some((s) => s.online), {
+        what: 'the agent subscribed and online',
+      });
       fake.push({ [VSS.dtcList]: dp({ stringArray: { values: ['P0A80'] } }) });
-      await sub.waitFor(() => sub.batches.length >= 1);
+      await waitFor(() => sub.batches.length >= 1, { what: 'the batch flushed by the trigger' });
       const samples = sub.batches.flatMap((b) => b.samples);
       // The fake lacks some default paths, so values come per path: merge what arrived.
       expect(Object.assign({}, ...samples.map((x) => x.signals))).toMatchObject({

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAgent, type AgentOptions } from '../../agent/main.js';
 import { PACKAGE_ROOT } from '../../proto/paths.js';
-import { startMosquitto, type MosquittoHandle } from '../support/mosquitto.js';
+import { canConnect, startMosquitto, type MosquittoHandle } from '../support/mosquitto.js';
+import { waitFor } from '../support/wait.js';
 import { VIN, VIN2, VIN3, collect, replayLine, expectedOdometers, odometers, writeReplay } from '../unit/agent/fixtures.js';
 
 let dir: string;
@@ -61,13 +62,16 @@ describe('agent process against Mosquitto', () => {
       };
       for (const killAt of [40, 150]) {
         const a = spawnAgent(opts);
-        await sub.waitFor(() => sub.batches.length >= killAt || a.proc.exitCode !== null);
+        await waitFor(() => sub.batches.length >= killAt || a.proc.exitCode !== null, {
+          timeoutMs: 60_000,
+          what: `${killAt} batches before the kill`,
+        });
         a.proc.kill('SIGKILL');
         expect(await a.exit).toBeNull(); // it was killed, not finished
       }
       const last = spawnAgent(opts);
       expect(await last.exit).toBe(0);
-      await sub.waitFor(() => odometers(sub.bySeq()).length >= n);
+      await waitFor(() => odometers(sub.bySeq()).length >= n, { timeoutMs: 60_000, what: `all ${n} samples` });
       const unique = sub.bySeq();
       expect(odometers(unique)).toEqual(expectedOdometers(n));
       // seq increases without reuse across the three processes; several boot ids were used.
@@ -86,6 +90,7 @@ describe('agent process against Mosquitto', () => {
       const n = 300;
       writeReplay(file, n, { vin: VIN3 });
       let uplink: { connects: number } | undefined;
+      const logs: string[] = [];
       const run = runAgent(
         {
           vin: VIN3,
@@ -99,14 +104,16 @@ describe('agent process against Mosquitto', () => {
           reconnectMaxMs: 800,
         },
         undefined,
-        { log: () => {}, onReady: (a) => void (uplink = a.uplink) },
+        { log: (m) => logs.push(m), onReady: (a) => void (uplink = a.uplink) },
       );
-      await sub.waitFor(() => sub.bySeq(VIN3).length >= 20);
+      await waitFor(() => sub.bySeq(VIN3).length >= 20, { what: '20 batches before the outage' });
       await mq.stop();
-      await new Promise((r) => setTimeout(r, 1500)); // the agent keeps spooling, cannot send
+      // The outage lasts until the agent has seen its reconnects refused twice (it cannot send).
+      const refused = () => logs.filter((l) => /^uplink: .*ECONNREFUSED/.test(l)).length;
+      await waitFor(() => refused() >= 2, { what: 'two refused reconnects during the outage' });
       await mq.start();
       expect(await run).toBe(0);
-      await sub.waitFor(() => odometers(sub.bySeq(VIN3)).length >= n);
+      await waitFor(() => odometers(sub.bySeq(VIN3)).length >= n, { timeoutMs: 60_000, what: `all ${n} samples after the outage` });
       expect(odometers(sub.bySeq(VIN3))).toEqual(expectedOdometers(n));
       // Ordered flush: the first arrival of each seq comes in seq order.
       const firstSeen: number[] = [];
@@ -144,10 +151,10 @@ describe('agent process against Mosquitto', () => {
         undefined,
         { log: () => {}, onReady: (a) => void (sampler = a.sampler) },
       );
-      await sub.waitFor(() => !!sampler && sampler.samplesIn === n && sampler.backlog === 0);
+      await waitFor(() => !!sampler && sampler.samplesIn === n && sampler.backlog === 0, { what: 'every sample through the sampler' });
       await mq.start();
       expect(await run).toBe(0);
-      await sub.waitFor(() => sub.statuses.some((st) => st.vin === vin && !st.online));
+      await waitFor(() => sub.statuses.some((st) => st.vin === vin && !st.online), { what: 'the death status' });
       const got = sub.bySeq(vin);
       const samples = got.flatMap((b) => b.samples);
       const dropped = got.reduce((t, b) => t + b.dropped, 0);
@@ -158,20 +165,14 @@ describe('agent process against Mosquitto', () => {
       expect(samples.length + lastStatus.spoolDropped).toBe(n);
       expect(dropped).toBeLessThanOrEqual(lastStatus.spoolDropped);
     } finally {
-      if (!(await isUp(mq))) await mq.start();
+      if (!(await canConnect(mq.port))) await mq.start();
       await sub.close();
     }
   });
 });
 
-async function isUp(mq: MosquittoHandle): Promise<boolean> {
-  const { createConnection } = await import('node:net');
-  return new Promise((resolve) => {
-    const c = createConnection({ port: mq.port, host: '127.0.0.1' });
-    c.once('connect', () => (c.destroy(), resolve(true)));
-    c.once('error', () => resolve(false));
-  });
-}
+/** The uplink's error lines ("uplink: Connection refused: Not authorized", TLS errors): failed connection attempts. */
+const refusals = (logs: string[]) => logs.filter((l) => l.startsWith('uplink: ') && !l.startsWith('uplink: connected'));
 
 describe('Mosquitto security: passwords, ACL, TLS', () => {
   let mq: MosquittoHandle;
@@ -208,7 +209,7 @@ describe('Mosquitto security: passwords, ACL, TLS', () => {
         quiet,
       );
       expect(ok).toBe(0);
-      await sub.waitFor(() => odometers(sub.bySeq(VIN)).length >= 20);
+      await waitFor(() => odometers(sub.bySeq(VIN)).length >= 20, { what: '20 samples over TLS' });
       expect(odometers(sub.bySeq(VIN))).toEqual(expectedOdometers(20));
 
       for (const bad of [
@@ -217,6 +218,7 @@ describe('Mosquitto security: passwords, ACL, TLS', () => {
       ]) {
         const ac = new AbortController();
         let uplink: { connects: number } | undefined;
+        const logs: string[] = [];
         const run = runAgent(
           {
             vin: VIN,
@@ -228,12 +230,14 @@ describe('Mosquitto security: passwords, ACL, TLS', () => {
             ...bad,
           },
           ac.signal,
-          { log: () => {}, onReady: (a) => void (uplink = a.uplink) },
+          { log: (m) => logs.push(m), onReady: (a) => void (uplink = a.uplink) },
         );
-        await new Promise((r) => setTimeout(r, 1500));
+        // Positive marker: a connection attempt was made and refused, then stop.
+        await waitFor(() => refusals(logs).length >= 1, { what: 'a refused connection attempt' });
         ac.abort();
         expect(await run).toBe(1);
         expect(uplink!.connects).toBe(0);
+        expect(logs.some((l) => l.startsWith('uplink: connected'))).toBe(false);
       }
     } finally {
       await sub.close();
@@ -271,7 +275,7 @@ describe('Mosquitto security: passwords, ACL, TLS', () => {
           quiet,
         ),
       ).toBe(0);
-      await sub.waitFor(() => odometers(sub.bySeq(VIN2)).length >= 5);
+      await waitFor(() => odometers(sub.bySeq(VIN2)).length >= 5, { what: 'the control samples of VIN2' });
       expect(sub.bySeq(VIN).length).toBe(before);
       expect(sub.statuses.filter((st) => st.vin === VIN && st.bootId && st.online).length).toBe(0);
     } finally {
@@ -289,12 +293,19 @@ describe('Mosquitto security: passwords, ACL, TLS', () => {
       expect(
         await runAgent({ ...base, certFile: m.clientCert, keyFile: m.clientKey, spoolDir: join(dir, 'spool-mtls') }, undefined, quiet),
       ).toBe(0);
-      await sub.waitFor(() => odometers(sub.bySeq(VIN)).length >= 5);
+      await waitFor(() => odometers(sub.bySeq(VIN)).length >= 5, { what: '5 samples over mutual TLS' });
       const ac = new AbortController();
-      const run = runAgent({ ...base, spoolDir: join(dir, 'spool-mtls-nocert'), reconnectMinMs: 100 }, ac.signal, quiet);
-      await new Promise((r) => setTimeout(r, 1500));
+      const logs: string[] = [];
+      let uplink: { connects: number } | undefined;
+      const run = runAgent({ ...base, spoolDir: join(dir, 'spool-mtls-nocert'), reconnectMinMs: 100 }, ac.signal, {
+        log: (m) => logs.push(m),
+        onReady: (a) => void (uplink = a.uplink),
+      });
+      // Positive marker: a connection attempt without a client certificate was refused, then stop.
+      await waitFor(() => refusals(logs).length >= 1, { what: 'a refused connection attempt' });
       ac.abort();
       expect(await run).toBe(1);
+      expect(uplink!.connects).toBe(0);
       await sub.close();
     } finally {
       await m.dispose();

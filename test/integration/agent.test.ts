@@ -9,7 +9,9 @@ import { runAgent } from '../../agent/main.js';
 import type { PolicyStore } from '../../agent/policy.js';
 import { DEFAULT_POLICY } from '../../agent/policy.js';
 import { encodeAgentConfig } from '../../proto/codec.js';
+import type { Spool } from '../../agent/spool.js';
 import { startAedes } from '../support/aedes.js';
+import { waitFor } from '../support/wait.js';
 import { VIN, collect, expectedOdometers, odometers, writeReplay, type Collector } from '../unit/agent/fixtures.js';
 
 let broker: Awaited<ReturnType<typeof startAedes>>;
@@ -38,7 +40,7 @@ describe('agent (replay) against aedes', () => {
       { log: (m) => logs.push(m) },
     );
     expect(code).toBe(0);
-    await sub.waitFor(() => sub.bySeq().reduce((n, b) => n + b.samples.length, 0) >= 120);
+    await waitFor(() => sub.bySeq().reduce((n, b) => n + b.samples.length, 0) >= 120, { what: '120 samples received' });
     const got = sub.bySeq();
     expect(odometers(got)).toEqual(expectedOdometers(120));
     expect(got.every((b) => b.vin === VIN && b.samples.length <= 7)).toBe(true);
@@ -49,7 +51,7 @@ describe('agent (replay) against aedes', () => {
     expect(skipped).toMatch(/:6: skipped: VIN LSVAU2180N2183295/);
     expect(skipped).toMatch(/:7: skipped/);
     // Birth then death (graceful stop) on the retained status topic.
-    await sub.waitFor(() => sub.statuses.some((s) => !s.online));
+    await waitFor(() => sub.statuses.some((s) => !s.online), { what: 'the death status' });
     expect(sub.statuses.find((s) => s.online)).toMatchObject({ vin: VIN, configVersion: 0, spoolDropped: 0 });
     expect(sub.statuses.at(-1)?.online).toBe(false);
   });
@@ -66,7 +68,7 @@ describe('agent (replay) against aedes', () => {
         { log: () => {} },
       ),
     ).toBe(0);
-    await sub.waitFor(() => sub.bySeq().length >= before.length + 2);
+    await waitFor(() => sub.bySeq().length >= before.length + 2, { what: 'two more batches' });
     const fresh = sub.bySeq().filter((b) => b.seq > lastSeq);
     expect(fresh.map((b) => b.seq)).toEqual([lastSeq + 1, lastSeq + 2]);
     expect(fresh[0].bootId).not.toBe(before[0].bootId);
@@ -77,10 +79,14 @@ describe('agent (replay) against aedes', () => {
     writeReplay(file, 5);
     const ac = new AbortController();
     const spoolDir = join(dir, 'spool-unreachable');
+    let spool: Spool | undefined;
     const run = runAgent({ vin: VIN, broker: 'mqtt://127.0.0.1:1', replay: file, speed: 0, spoolDir, reconnectMinMs: 50 }, ac.signal, {
       log: () => {},
+      onReady: (a) => (spool = a.spool),
     });
-    setTimeout(() => ac.abort(), 500);
+    // Stop once the whole file waits in the spool: with no broker, nothing can be acknowledged.
+    await waitFor(() => spool?.stats().pendingSamples === 5, { what: 'the 5 samples spooled' });
+    ac.abort();
     expect(await run).toBe(1);
     // ...and the samples wait in the spool for the next start, which delivers them.
     expect(await runAgent({ vin: VIN, broker: broker.url, replay: file, speed: 0, spoolDir }, undefined, { log: () => {} })).toBe(0);
@@ -99,7 +105,7 @@ describe('agent (replay) against aedes', () => {
     );
     expect(code).toBe(0);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1900);
-    await sub.waitFor(() => sub.bySeq(vin).length >= 30);
+    await waitFor(() => sub.bySeq(vin).length >= 30, { what: '30 rate-limited batches' });
   });
 
   it('rejects bad options with exit code 2 and a message', async () => {
@@ -124,17 +130,19 @@ describe('sampling policy over the retained config topic', () => {
     });
     const pub = await mqtt.connectAsync(broker.url, { clientId: 'cloud-config' });
     try {
-      await sub.waitFor(() => sub.statuses.some((s) => s.online && s.configVersion === 0 && policy !== undefined));
+      await waitFor(() => sub.statuses.some((s) => s.online && s.configVersion === 0 && policy !== undefined), {
+        what: 'online on policy 0',
+      });
       const v5 = { ...DEFAULT_POLICY, version: 5, batchMaxSamples: 3 };
       await pub.publishAsync(`v1/vehicles/${VIN}/config`, Buffer.from(encodeAgentConfig(v5)), { qos: 1, retain: true });
-      await sub.waitFor(() => sub.statuses.some((s) => s.online && s.configVersion === 5));
+      await waitFor(() => sub.statuses.some((s) => s.online && s.configVersion === 5), { what: 'online on policy 5' });
       expect(policy!.policy.version).toBe(5);
       // Garbage, then a structurally valid protobuf whose policy fails validation (batchMaxSamples 0).
       await pub.publishAsync(`v1/vehicles/${VIN}/config`, Buffer.from([0xff, 0xff, 0x01]), { qos: 1 });
       await pub.publishAsync(`v1/vehicles/${VIN}/config`, Buffer.from(encodeAgentConfig({ ...v5, version: 6, batchMaxSamples: 0 })), {
         qos: 1,
       });
-      await sub.waitFor(() => policy!.rejected >= 2);
+      await waitFor(() => policy!.rejected >= 2, { what: 'two invalid policies rejected' });
       expect(policy!.policy.version).toBe(5);
       expect(logs.join('\n')).toMatch(/rejected invalid sampling policy \(keeping version 5\)/);
     } finally {
@@ -167,7 +175,7 @@ describe('agent with the simulated vehicle', () => {
       { log: () => {} },
     );
     try {
-      await sub.waitFor(() => sub.bySeq(vin).length >= 3);
+      await waitFor(() => sub.bySeq(vin).length >= 3, { what: '3 simulated batches' });
     } finally {
       ac.abort();
     }

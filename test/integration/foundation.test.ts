@@ -6,9 +6,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeHmiPrompt, encodeAgentStatus, encodePromptAck, encodeTelemetryBatch } from '../../proto/codec.js';
-import { influxQuery, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
-import { eventually, getJson, runAgentProcess, startIngestProcess, type IngestProcess } from '../support/ingest.js';
+import { influxNumber, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import type { PromptJson, StatsJson } from '../support/api.js';
+import {
+  apiGet,
+  metric,
+  promptsOf as listPrompts,
+  putVehicle,
+  runAgentProcess,
+  startIngestProcess,
+  type IngestProcess,
+} from '../support/ingest.js';
 import { lowChargeAndFaultScenario, PROFILE, writeReplay } from '../support/scenario.js';
+import { waitFor } from '../support/wait.js';
 import { VSS } from '../../proto/signals.js';
 
 const VIN = 'LSVAU2180N2183294';
@@ -20,14 +30,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'odopulse-foundation-'));
 beforeAll(async () => {
   influx = await startInfluxd({ database: 'foundation' });
   ingest = await startIngestProcess({ INFLUX_URL: influx.url, INFLUX_BUCKET: 'foundation', ODOPULSE_CLOCK: 'event' });
-  for (const vin of [VIN, OTHER]) {
-    const r = await fetch(`${ingest.api}/api/v1/vehicles/${vin}`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ ...PROFILE, locale: vin === OTHER ? 'zh-CN' : 'en' }),
-    });
-    expect(r.status).toBeLessThan(300);
-  }
+  for (const vin of [VIN, OTHER]) await putVehicle(ingest, vin, { ...PROFILE, locale: vin === OTHER ? 'zh-CN' : 'en' });
 });
 
 afterAll(async () => {
@@ -36,13 +39,10 @@ afterAll(async () => {
 });
 
 async function influxCount(vin: string, field: string): Promise<number> {
-  const r = await influxQuery(influx.url, 'foundation', `SELECT count("${field}") FROM "telemetry" WHERE "vin" = '${vin}'`);
-  return r.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0;
+  return influxNumber(influx.url, 'foundation', `SELECT count("${field}") FROM "telemetry" WHERE "vin" = '${vin}'`);
 }
 
-async function promptsOf(vin: string) {
-  return (await getJson<{ items: any[] }>(`${ingest.api}/api/v1/prompts?vin=${vin}&limit=500`)).items;
-}
+const promptsOf = (vin: string) => listPrompts(ingest, vin);
 
 function countKinds(items: Array<{ kind: string }>, kinds: string[]) {
   return Object.fromEntries(kinds.map((k) => [k, items.filter((p) => p.kind === k).length]));
@@ -75,15 +75,14 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
     expect(agent.output).not.toMatch(/error/i);
     expect(agent.code).toBe(0);
 
-    await eventually(async () => (await influxCount(VIN, VSS.soc)) === lines.length, 30_000, 'all samples in InfluxDB');
+    await waitFor(async () => (await influxCount(VIN, VSS.soc)) === lines.length, { what: 'all samples in InfluxDB', intervalMs: 200 });
     expect(await influxCount(VIN, VSS.odometer)).toBe(lines.length);
 
     const kinds = Object.keys(expected);
-    await eventually(
-      async () => JSON.stringify(countKinds(await promptsOf(VIN), kinds)) === JSON.stringify(expected),
-      30_000,
-      'expected prompts',
-    );
+    await waitFor(async () => JSON.stringify(countKinds(await promptsOf(VIN), kinds)) === JSON.stringify(expected), {
+      what: 'expected prompts',
+      intervalMs: 200,
+    });
     const items = await promptsOf(VIN);
     const keys = items.map((p) => p.dedupKey).sort();
     expect(keys).toEqual([...new Set(keys)]);
@@ -111,12 +110,11 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
       { qos: 1, retain: true },
     );
     const shown = () => received.filter((p) => !p.withdrawn);
-    await eventually(
+    await waitFor(
       () =>
         shown().some((p) => p.kind === 'charging.critical_soc') &&
         shown().some((p) => p.kind === 'fault.dtc' && p.promptId === fault[1].id),
-      20_000,
-      'urgent prompts on the HMI topic',
+      { what: 'urgent prompts on the HMI topic' },
     );
     const ids = shown().map((p) => p.promptId);
     expect(new Set(ids).size).toBe(ids.length);
@@ -136,19 +134,18 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
       Buffer.from(encodePromptAck({ promptId: critical.promptId, outcome: 'ACTED', ts: Date.now(), actionId: 'find_charger' })),
       { qos: 1 },
     );
-    const acted = await eventually(
+    const acted = await waitFor(
       async () => {
-        const p = await getJson<any>(`${ingest.api}/api/v1/prompts/${critical.promptId}`);
+        const p = await apiGet<PromptJson>(ingest, `/api/v1/prompts/${critical.promptId}`);
         return p.outcome === 'acted' ? p : undefined;
       },
-      10_000,
-      'acted outcome',
+      { what: 'acted outcome', intervalMs: 200 },
     );
-    expect(acted.status).not.toBe('open');
-    const stats = await getJson<any>(`${ingest.api}/api/v1/stats/prompts?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z`);
-    const row = stats.kinds.find((r: any) => r.kind === 'charging.critical_soc');
-    expect(row.acted).toBeGreaterThanOrEqual(1);
-    expect(row.conversion).toBeGreaterThan(0);
+    expect(acted!.status).not.toBe('open');
+    const stats = await apiGet<StatsJson>(ingest, '/api/v1/stats/prompts?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z');
+    const row = stats.kinds.find((r) => r.kind === 'charging.critical_soc');
+    expect(row?.acted).toBeGreaterThanOrEqual(1);
+    expect(row?.conversion).toBeGreaterThan(0);
     await hmi.endAsync();
   });
 
@@ -169,13 +166,12 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
       join(tmp, 'spool-b'),
     ]);
     expect(agent.code).toBe(0);
-    const critical = await eventually(
-      async () => (await promptsOf(OTHER)).find((p) => p.kind === 'charging.critical_soc'),
-      30_000,
-      'critical prompt',
-    );
-    expect(critical.locale).toBe('zh-CN');
-    expect(critical.title).toMatch(/[\u4e00-\u9fff]/);
+    const critical = await waitFor(async () => (await promptsOf(OTHER)).find((p) => p.kind === 'charging.critical_soc'), {
+      what: 'critical prompt',
+      intervalMs: 200,
+    });
+    expect(critical!.locale).toBe('zh-CN');
+    expect(critical!.title).toMatch(/[\u4e00-\u9fff]/);
   });
 
   it('dead-letters malformed, invalid and mismatched payloads without losing the good ones', async () => {
@@ -205,26 +201,19 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
     // the same batch again (at-least-once): stored once
     await c.publishAsync(`v1/vehicles/${VIN}/telemetry`, Buffer.from(good), { qos: 1 });
     await c.endAsync();
-    const metrics = async () => (await fetch(`${ingest.api}/metrics`)).text();
-    await eventually(
+    const counted = async () =>
+      (await metric(ingest, 'odopulse_dead_letters_total{reason="malformed"}')) >= 1 &&
+      (await metric(ingest, 'odopulse_dead_letters_total{reason="invalid"}')) >= 1 &&
+      (await metric(ingest, 'odopulse_telemetry_batches_total{result="duplicate"}')) >= 1;
+    await waitFor(counted, { what: 'dead-letter and duplicate counters', intervalMs: 200 });
+    await waitFor(
       async () =>
-        /odopulse_dead_letters_total\{reason="malformed"\} [1-9]/.test(await metrics()) &&
-        /odopulse_dead_letters_total\{reason="invalid"\} [1-9]/.test(await metrics()),
-      10_000,
-      'dead-letter counters',
-    );
-    expect(await metrics()).toMatch(/odopulse_telemetry_batches_total\{result="duplicate"\} [1-9]/);
-    await eventually(
-      async () => {
-        const r = await influxQuery(
+        (await influxNumber(
           influx.url,
           'foundation',
           `SELECT count("${VSS.soc}") FROM "telemetry" WHERE "vin" = '${VIN}' AND time = '2026-03-02T00:00:00Z'`,
-        );
-        return r.results?.[0]?.series?.[0]?.values?.[0]?.[1] === 1;
-      },
-      20_000,
-      'the good batch in InfluxDB',
+        )) === 1,
+      { what: 'the good batch in InfluxDB', intervalMs: 200 },
     );
   });
 

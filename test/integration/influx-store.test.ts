@@ -1,6 +1,6 @@
 // The InfluxDB telemetry store against a real influxd 1.6.7 (temp dir, free loopback port).
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reading } from '../../proto/domain.js';
 import { VSS } from '../../proto/signals.js';
 import {
@@ -10,7 +10,8 @@ import {
   type InfluxTelemetryStoreOptions,
 } from '../../ingest/store/influx/store.js';
 import { quoteString } from '../../ingest/store/influx/schema.js';
-import { influxQuery, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { influxNumber, influxQuery, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { waitFor } from '../support/wait.js';
 import { telemetryStoreSuite } from '../ports/telemetry-store.suite.js';
 
 const VIN = 'LSVAU2180N2183294';
@@ -30,8 +31,7 @@ async function freshDb(): Promise<string> {
 }
 
 async function countIn(db: string, from = '"telemetry"'): Promise<number> {
-  const res = await influxQuery(influxd.url, db, `SELECT COUNT("${VSS.speed}") FROM ${from}`);
-  return res.results[0].series?.[0]?.values?.[0]?.[1] ?? 0;
+  return influxNumber(influxd.url, db, `SELECT COUNT("${VSS.speed}") FROM ${from}`);
 }
 
 function storeOpts(db: string, extra: Partial<InfluxTelemetryStoreOptions> = {}): InfluxTelemetryStoreOptions {
@@ -133,9 +133,9 @@ describe('InfluxDB store on influxd 1.6.7', () => {
     try {
       const store = await createInfluxTelemetryStore(storeOpts(db, { url: proxy.url, batchSize: 5, flushIntervalMs: 60_000 }));
       await store.write(speeds(10), noTags);
-      await vi.waitFor(() => expect(proxy.seen.filter((r) => r.url.startsWith('/write'))).toHaveLength(2), {
-        timeout: 10_000,
-        interval: 5,
+      await waitFor(() => proxy.seen.filter((r) => r.url.startsWith('/write')).length === 2, {
+        what: 'both writes in flight',
+        intervalMs: 5,
       });
       await store.flush();
       expect(await countIn(db)).toBe(10);
@@ -174,7 +174,7 @@ describe('InfluxDB store on influxd 1.6.7', () => {
     await store.write(speeds(1, T0 + 50_000), () => ({ dealer: 'tab\there\\' }));
     await store.flush();
     const tagValues = await influxQuery(influxd.url, db, 'SHOW TAG VALUES FROM "telemetry" WITH KEY = "dealer"');
-    expect(tagValues.results[0].series[0].values.map((v: string[]) => v[1]).sort()).toEqual([dealer, 'tab here/'].sort());
+    expect(tagValues.results?.[0]?.series?.[0]?.values.map((v) => v[1]).sort()).toEqual([dealer, 'tab here/'].sort());
     const [res] = await store.query(`SELECT COUNT("${VSS.speed}") FROM "telemetry" WHERE "dealer" = ${quoteString(dealer)}`);
     expect(res.series[0].values[0][1]).toBe(2);
     const [none] = await store.query(`SELECT COUNT("${VSS.speed}") FROM "telemetry" WHERE "dealer" = ${quoteString("D'1")}`);
@@ -257,7 +257,7 @@ describe('InfluxDB store when influxd goes away', () => {
     try {
       // five full batches go out at once and fail; the 4-line retry buffer cannot hold them all
       await store.write(speeds(10, T0 + 100_000), noTags);
-      await vi.waitFor(() => expect(store.stats().failedLines).toBeGreaterThan(0), { timeout: 30_000, interval: 50 });
+      await waitFor(() => store.stats().failedLines > 0, { what: 'failed lines counted' });
     } finally {
       await own.resume();
     }
@@ -278,13 +278,11 @@ describe('InfluxDB 2.x protocol (a recording stand-in server)', () => {
         if (req.url === '/ping') res.writeHead(204, { 'X-Influxdb-Version': 'v2.7.11' }).end();
         else if (req.url?.startsWith('/api/v2/write')) res.writeHead(204).end();
         else if (req.url?.startsWith('/query'))
-          res
-            .writeHead(200, { 'content-type': 'application/json' })
-            .end(
-              JSON.stringify({
-                results: [{ statement_id: 0, series: [{ name: 'telemetry', columns: ['time', 'count'], values: [[0, 3]] }] }],
-              }),
-            );
+          res.writeHead(200, { 'content-type': 'application/json' }).end(
+            JSON.stringify({
+              results: [{ statement_id: 0, series: [{ name: 'telemetry', columns: ['time', 'count'], values: [[0, 3]] }] }],
+            }),
+          );
         else res.writeHead(404).end();
       });
     });

@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeHmiPrompt, encodeAgentStatus } from '../../proto/codec.js';
 import { VSS } from '../../proto/signals.js';
-import { influxQuery, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
-import { eventually, getJson, runAgentProcess, startIngestProcess, type IngestProcess } from '../support/ingest.js';
+import { influxNumber, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { metric, promptsOf, publishBatch, putVehicle, runAgentProcess, startIngestProcess, type IngestProcess } from '../support/ingest.js';
 import { startMosquitto, type MosquittoHandle } from '../support/mosquitto.js';
 import { lowChargeAndFaultScenario, PROFILE, writeReplay } from '../support/scenario.js';
+import { waitFor } from '../support/wait.js';
 
 const VIN = 'LSVAU2180N2183296';
 const tmp = mkdtempSync(join(tmpdir(), 'odopulse-mosq-'));
@@ -33,11 +34,7 @@ beforeAll(async () => {
     ODOPULSE_MQTT_PASSWORD_FILE: join(tmp, 'ingest.pw'),
   };
   ingest = await startIngestProcess(env);
-  await fetch(`${ingest.api}/api/v1/vehicles/${VIN}`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(PROFILE),
-  });
+  await putVehicle(ingest, VIN, PROFILE);
 });
 
 afterAll(async () => {
@@ -46,9 +43,7 @@ afterAll(async () => {
   await influx?.stop();
 });
 
-const count = async () =>
-  (await influxQuery(influx.url, 'mosq', `SELECT count("${VSS.soc}") FROM "telemetry" WHERE "vin" = '${VIN}'`)).results?.[0]?.series?.[0]
-    ?.values?.[0]?.[1] ?? 0;
+const count = () => influxNumber(influx.url, 'mosq', `SELECT count("${VSS.soc}") FROM "telemetry" WHERE "vin" = '${VIN}'`);
 
 describe('Mosquitto as the external broker', () => {
   it('carries readings in and prompts out, exactly once, and survives an ingest outage', async () => {
@@ -58,7 +53,7 @@ describe('Mosquitto as the external broker', () => {
 
     // ingest is down while the vehicle sends: Mosquitto keeps the persistent session's messages
     await ingest!.stop();
-    const reuse = { dataDir: ingest!.dataDir, httpPort: ingest!.httpPort, mqttPort: ingest!.mqttPort };
+    const reuse = { dataDir: ingest!.dataDir, httpPort: ingest!.httpPort, mqttPort: ingest!.mqttPort, token: ingest!.token };
     const agent = await runAgentProcess([
       '--vin',
       VIN,
@@ -78,13 +73,13 @@ describe('Mosquitto as the external broker', () => {
     expect(agent.code, agent.output).toBe(0);
     ingest = await startIngestProcess(env, reuse);
 
-    await eventually(async () => (await count()) === lines.length, 30_000, 'all samples in InfluxDB');
+    await waitFor(async () => (await count()) === lines.length, { what: 'all samples in InfluxDB', intervalMs: 200 });
     const kinds = Object.keys(expected);
     const byKind = async () => {
-      const items = (await getJson<{ items: any[] }>(`${ingest!.api}/api/v1/prompts?vin=${VIN}&limit=500`)).items;
+      const items = await promptsOf(ingest!, VIN);
       return Object.fromEntries(kinds.map((k) => [k, items.filter((p) => p.kind === k).length]));
     };
-    await eventually(async () => JSON.stringify(await byKind()) === JSON.stringify(expected), 30_000, 'expected prompts');
+    await waitFor(async () => JSON.stringify(await byKind()) === JSON.stringify(expected), { what: 'expected prompts', intervalMs: 200 });
 
     // the head unit comes online through Mosquitto and receives its urgent prompts once
     const hmi = await mqtt.connectAsync(broker.url, { clientId: `hmi-${VIN}`, username: VIN, password: 'vin-secret' });
@@ -107,7 +102,7 @@ describe('Mosquitto as the external broker', () => {
       ),
       { qos: 1, retain: true },
     );
-    await eventually(() => got.some((p) => p.kind === 'charging.critical_soc' && !p.withdrawn), 20_000, 'critical prompt on the HMI');
+    await waitFor(() => got.some((p) => p.kind === 'charging.critical_soc' && !p.withdrawn), { what: 'critical prompt on the HMI' });
     const ids = got.filter((p) => !p.withdrawn).map((p) => p.promptId);
     expect(new Set(ids).size).toBe(ids.length);
     await hmi.endAsync();
@@ -123,19 +118,22 @@ describe('Mosquitto as the external broker', () => {
     const cloud = await mqtt.connectAsync(broker.url, { clientId: 'cloud-test', username: 'ingest', password: 'ingest-secret' });
     await cloud.publishAsync(`v1/vehicles/${other}/prompts`, Buffer.from('x'), { qos: 1 });
     await cloud.publishAsync(`v1/vehicles/${VIN}/prompts`, Buffer.from('y'), { qos: 1 });
-    await eventually(() => seen.includes(`v1/vehicles/${VIN}/prompts`), 10_000, 'own prompt');
+    // The own prompt was published after the other VIN's: once it is in, the other one was refused.
+    await waitFor(() => seen.includes(`v1/vehicles/${VIN}/prompts`), { what: 'own prompt' });
     expect(seen).not.toContain(`v1/vehicles/${other}/prompts`);
     // and what it publishes under another VIN never reaches ingest
-    const before = Number(
-      /^odopulse_telemetry_batches_total\{result="new"\} (\d+)/m.exec(await (await fetch(`${ingest!.api}/metrics`)).text())?.[1] ?? 0,
-    );
+    const newBatches = () => metric(ingest!, 'odopulse_telemetry_batches_total{result="new"}');
+    const before = await newBatches();
     await intruder.publishAsync(`v1/vehicles/${other}/telemetry`, Buffer.from([1, 2, 3]), { qos: 1 });
-    await cloud.publishAsync(`v1/vehicles/${VIN}/prompts`, Buffer.from('z'), { qos: 1 });
-    await eventually(() => seen.filter((t) => t === `v1/vehicles/${VIN}/prompts`).length === 2, 10_000, 'second own prompt');
-    const metrics = await (await fetch(`${ingest!.api}/metrics`)).text();
-    expect(metrics).not.toMatch(/odopulse_dead_letters_total\{reason="malformed"\} [1-9]/);
-    expect(Number(/^odopulse_telemetry_batches_total\{result="new"\} (\d+)/m.exec(metrics)?.[1] ?? 0)).toBe(before);
     await intruder.endAsync();
+    // Sentinel: a good batch under its own VIN, sent after the refused one, is counted by ingest.
+    await publishBatch(broker.url, VIN, [{ ts: Date.parse('2026-03-02T00:00:00Z'), signals: { [VSS.soc]: 50 } }], {
+      seq: 9_000_000,
+      client: { password: 'vin-secret' },
+    });
+    await waitFor(async () => (await newBatches()) > before, { what: 'the sentinel batch counted by ingest', intervalMs: 200 });
+    expect(await newBatches()).toBe(before + 1);
+    expect(await metric(ingest!, 'odopulse_dead_letters_total{reason="malformed"}')).toBe(0);
     await cloud.endAsync();
     await expect(
       mqtt.connectAsync(broker.url, { clientId: 'bad-pw', username: VIN, password: 'wrong', reconnectPeriod: 0 }),

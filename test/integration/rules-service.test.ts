@@ -9,11 +9,15 @@ import { encodeTelemetryBatch } from '../../proto/codec.js';
 import type { Sample } from '../../proto/domain.js';
 import { VSS } from '../../proto/signals.js';
 import { startInfluxd, type InfluxdHandle } from '../support/influxd.js';
-import { eventually, getJson, runBin, startIngestProcess, type IngestProcess } from '../support/ingest.js';
+import type { TelemetryJson, VehicleDetailJson } from '../support/api.js';
+import { apiGet, apiRequest, promptsOf, putVehicle, runBin, startIngestProcess, type IngestProcess } from '../support/ingest.js';
 import { PROFILE } from '../support/scenario.js';
+import { waitFor } from '../support/wait.js';
 
 const D = 'LSVAU2180N2183297';
 const E = 'LSVAU2180N2183298';
+/** Last driven two days after D: dormant (14 days) only once the fleet clock passes 03-17T12:00. */
+const S = 'LSVAU2180N2183299';
 let influx: InfluxdHandle;
 let ingest: IngestProcess;
 const seqs: Record<string, number> = {};
@@ -53,7 +57,7 @@ const driving = (iso: string, soc: number, odo: number): Sample => ({
 });
 
 async function kinds(vin: string): Promise<string[]> {
-  return (await getJson<{ items: Array<{ kind: string }> }>(`${ingest.api}/api/v1/prompts?vin=${vin}&limit=500`)).items.map((p) => p.kind);
+  return (await promptsOf(ingest, vin)).map((p) => p.kind);
 }
 
 beforeAll(async () => {
@@ -64,13 +68,7 @@ beforeAll(async () => {
     ODOPULSE_CLOCK: 'event',
     ODOPULSE_SWEEP_MS: '300',
   });
-  for (const vin of [D, E]) {
-    await fetch(`${ingest.api}/api/v1/vehicles/${vin}`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ ...PROFILE, deliveryDate: '2026-01-10' }),
-    });
-  }
+  for (const vin of [D, E, S]) await putVehicle(ingest, vin, { ...PROFILE, deliveryDate: '2026-01-10' });
 });
 
 afterAll(async () => {
@@ -81,26 +79,30 @@ afterAll(async () => {
 describe('time-based rules in the service', () => {
   it('finds a dormant vehicle by the sweep as the fleet clock advances, and once only', async () => {
     await send(D, [driving('2026-03-01T08:00:00Z', 45, 1200), parked('2026-03-01T09:00:00Z', 40, 1230)]);
+    await send(S, [driving('2026-03-03T12:00:00Z', 60, 500), parked('2026-03-03T13:00:00Z', 58, 530)]);
     // another vehicle's readings move the fleet clock 16 days on; D sends nothing
     await send(E, [driving('2026-03-17T08:00:00Z', 80, 900)]);
-    await eventually(async () => (await kinds(D)).includes('usage.dormant_vehicle'), 30_000, 'dormant prompt from the sweep');
+    const dormant = async (vin: string) => (await kinds(vin)).filter((k) => k === 'usage.dormant_vehicle').length;
+    await waitFor(async () => (await dormant(D)) > 0, { what: 'dormant prompt from the sweep', intervalMs: 200 });
+    expect(await dormant(S)).toBe(0); // 13.8 days: not yet
     await send(E, [driving('2026-03-18T08:00:00Z', 79, 950)]);
-    await new Promise((r) => setTimeout(r, 1500));
-    expect((await kinds(D)).filter((k) => k === 'usage.dormant_vehicle')).toHaveLength(1);
+    // Positive marker: S turning dormant shows a sweep ran on the later clock; D still has one prompt.
+    await waitFor(async () => (await dormant(S)) > 0, { what: 'a sweep at the later fleet clock (S dormant)', intervalMs: 200 });
+    expect(await dormant(D)).toBe(1);
     // lifecycle segments are visible on the vehicle
-    const v = await getJson<any>(`${ingest.api}/api/v1/vehicles/${D}`);
+    const v = await apiGet<VehicleDetailJson>(ingest, `/api/v1/vehicles/${D}`);
     expect(JSON.stringify(v)).toMatch(/"stage":"(new_owner|break_in|active_owner)"/);
   });
 
   it('a recorded service visit is followed by a follow-up a few days later', async () => {
-    const r = await fetch(`${ingest.api}/api/v1/vehicles/${D}/service-records`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ date: '2026-03-18', odometer: 1240, items: ['inspection'] }),
+    const r = await apiRequest(ingest, 'POST', `/api/v1/vehicles/${D}/service-records`, {
+      date: '2026-03-18',
+      odometer: 1240,
+      items: ['inspection'],
     });
     expect(r.status).toBeLessThan(300);
     await send(E, [driving('2026-03-23T08:00:00Z', 78, 1000)]);
-    await eventually(async () => (await kinds(D)).includes('maintenance.followup'), 30_000, 'follow-up');
+    await waitFor(async () => (await kinds(D)).includes('maintenance.followup'), { what: 'follow-up', intervalMs: 200 });
   });
 
   it('backtests the stored history through another configuration and reports the difference', async () => {
@@ -110,16 +112,15 @@ describe('time-based rules in the service', () => {
     const cfg = join(dir, 'strict.json');
     writeFileSync(cfg, JSON.stringify({ defaults: { charging: { lowSocPct: 25, rearmSocPct: 35 } } }));
     // wait until InfluxDB has everything D sent
-    await eventually(
+    await waitFor(
       async () => {
-        const res = await fetch(
-          `${ingest.api}/api/v1/vehicles/${D}/telemetry?signal=${encodeURIComponent(VSS.soc)}&from=2026-02-01T00:00:00Z&to=2026-04-01T00:00:00Z`,
+        const body = await apiGet<TelemetryJson>(
+          ingest,
+          `/api/v1/vehicles/${D}/telemetry?signal=${encodeURIComponent(VSS.soc)}&from=2026-02-01T00:00:00Z&to=2026-04-01T00:00:00Z`,
         );
-        const body = await res.json();
-        return JSON.stringify(body).includes('24');
+        return body.points.some((p) => p.value === 24);
       },
-      20_000,
-      'history in InfluxDB',
+      { what: 'history in InfluxDB', intervalMs: 200 },
     );
     const out = await runBin(['backtest', '--config', cfg, '--from', '2026-02-01T00:00:00Z', '--to', '2026-04-01T00:00:00Z', '--vin', D], {
       ...ingest.env,

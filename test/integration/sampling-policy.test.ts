@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeAgentConfig } from '../../proto/codec.js';
 import { VSS } from '../../proto/signals.js';
 import { startInfluxd, type InfluxdHandle } from '../support/influxd.js';
-import { eventually, startIngestProcess, type IngestProcess } from '../support/ingest.js';
+import { apiRequest, putVehicle, startIngestProcess, type IngestProcess } from '../support/ingest.js';
+import { waitFor } from '../support/wait.js';
 import { PROFILE } from '../support/scenario.js';
 
 const VIN = 'LSVAU2180N2183320';
@@ -15,23 +16,14 @@ let ingest: IngestProcess;
 beforeAll(async () => {
   influx = await startInfluxd({ database: 'policy' });
   ingest = await startIngestProcess({ INFLUX_URL: influx.url, INFLUX_BUCKET: 'policy' });
-  await fetch(`${ingest.api}/api/v1/vehicles/${VIN}`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(PROFILE),
-  });
+  await putVehicle(ingest, VIN, PROFILE);
 });
 afterAll(async () => {
   await ingest?.stop();
   await influx?.stop();
 });
 
-const put = (vin: string, body: unknown) =>
-  fetch(`${ingest.api}/api/v1/vehicles/${vin}/sampling-policy`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
+const put = (vin: string, body: unknown) => apiRequest(ingest, 'PUT', `/api/v1/vehicles/${vin}/sampling-policy`, body);
 
 describe('sampling policy from the cloud', () => {
   it('is published retained on the config topic, so a vehicle connecting later gets it', async () => {
@@ -50,7 +42,7 @@ describe('sampling policy from the cloud', () => {
     const got: unknown[] = [];
     car.on('message', (_t, payload, packet) => got.push({ policy: decodeAgentConfig(payload), retain: packet.retain }));
     await car.subscribeAsync(`v1/vehicles/${VIN}/config`, { qos: 1 });
-    await eventually(() => got.length > 0, 10_000, 'retained policy');
+    await waitFor(() => got.length > 0, { what: 'retained policy' });
     expect(got[0]).toEqual({ policy, retain: true });
     await car.endAsync();
   });

@@ -10,6 +10,8 @@ import { startIngest } from '../../ingest/main.js';
 import { startLocalInfluxd } from '../../tools/influxd-local.js';
 import { runSimulate, type Summary } from '../../simulator/main.js';
 import { createFleet } from '../../simulator/fleet.js';
+import type { PromptPageJson, VehicleDetailJson, VehiclePageJson } from '../support/api.js';
+import { waitFor } from '../support/wait.js';
 
 const START = Date.UTC(2026, 0, 5);
 const SEED = 2;
@@ -62,10 +64,10 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const get = async (path: string) => {
+const get = async <T>(path: string): Promise<T> => {
   const r = await fetch(`${api}${path}`);
   expect(r.status, path).toBe(200);
-  return r.json();
+  return (await r.json()) as T;
 };
 
 describe('simulator -> ingest', () => {
@@ -78,10 +80,10 @@ describe('simulator -> ingest', () => {
 
   it("registers every profile and the owners' service history", async () => {
     const fleet = createFleet({ vehicles: VEHICLES, seed: SEED, start: START });
-    const list = await get('/api/v1/vehicles?limit=100');
+    const list = await get<VehiclePageJson>('/api/v1/vehicles?limit=100');
     expect(list.items).toHaveLength(VEHICLES);
     for (const v of fleet.vehicles) {
-      const got = list.items.find((x: { vin: string }) => x.vin === v.vin);
+      const got = list.items.find((x) => x.vin === v.vin);
       expect(got, v.vin).toMatchObject({
         model: v.profile.model,
         powertrain: v.profile.powertrain,
@@ -91,20 +93,21 @@ describe('simulator -> ingest', () => {
       });
     }
     let records = 0;
-    for (const v of fleet.vehicles) records += (await get(`/api/v1/vehicles/${v.vin}`)).serviceRecords.length;
+    for (const v of fleet.vehicles) records += (await get<VehicleDetailJson>(`/api/v1/vehicles/${v.vin}`)).serviceRecords.length;
     expect(records).toBe(summary.serviceRecords);
     expect(records).toBeGreaterThan(0);
   });
 
   it('the simulated lives produce prompts', async () => {
-    // Rules run behind the journal: give them a moment on a busy machine.
-    let prompts = await get('/api/v1/prompts?limit=200');
-    for (let i = 0; i < 60 && prompts.items.length === 0; i++) {
-      await new Promise((r) => setTimeout(r, 500));
-      prompts = await get('/api/v1/prompts?limit=200');
-    }
+    // Rules run behind the journal: wait for the first prompts.
+    const prompts = (await waitFor(
+      async () => {
+        const page = await get<PromptPageJson>('/api/v1/prompts?limit=200');
+        return page.items.length > 0 ? page.items : undefined;
+      },
+      { what: 'prompts from the simulated fleet', intervalMs: 500 },
+    ))!;
     const vins = new Set(createFleet({ vehicles: VEHICLES, seed: SEED, start: START }).vehicles.map((v) => v.vin));
-    expect(prompts.items.length).toBeGreaterThan(0);
-    for (const p of prompts.items) expect(vins.has(p.vin)).toBe(true);
+    for (const p of prompts) expect(vins.has(p.vin)).toBe(true);
   });
 });

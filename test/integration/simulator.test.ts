@@ -12,6 +12,7 @@ import { VehicleProfileSchema, parseReplayLine, type TelemetryBatch } from '../.
 import { runSimulate, simulateToReplay } from '../../simulator/main.js';
 import { runSimulateCli } from '../../simulator/cli.js';
 import { isValidVin } from '../../simulator/vin.js';
+import { waitFor } from '../support/wait.js';
 
 const START = Date.UTC(2026, 2, 2);
 
@@ -170,8 +171,8 @@ describe('runSimulate', () => {
 
   it('stops promptly when aborted and rejects bad options with a clear message', async () => {
     const ac = new AbortController();
-    setTimeout(() => ac.abort(), 300);
-    const s = await runSimulate({
+    const before = received.length;
+    const run = runSimulate({
       vehicles: 3,
       speedup: 3600,
       seed: 1,
@@ -182,6 +183,10 @@ describe('runSimulate', () => {
       signal: ac.signal,
       start: START,
     });
+    // Abort mid-run, once it is publishing (a 60 s run), instead of after a blind delay.
+    await waitFor(() => received.length > before, { what: 'the simulator publishing' });
+    ac.abort();
+    const s = await run;
     expect(s.wallMs).toBeLessThan(30_000);
     await expect(
       runSimulate({ vehicles: 0, speedup: 1, seed: 1, durationMs: 1, broker: brokerUrl, connections: 'multiplex' }),

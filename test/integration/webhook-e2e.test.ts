@@ -5,11 +5,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CloudEvent } from '../../ingest/outbound/cloudevents.js';
 import { verifySignature } from '../../ingest/outbound/webhook.js';
 import { startInfluxd, type InfluxdHandle } from '../support/influxd.js';
-import { eventually, getJson, runAgentProcess, startIngestProcess, type IngestProcess } from '../support/ingest.js';
+import { promptsOf, runAgentProcess, startIngestProcess, type IngestProcess } from '../support/ingest.js';
 import { freePort } from '../support/ports.js';
 import { lowChargeAndFaultScenario, PROFILE, writeReplay } from '../support/scenario.js';
+import { waitFor } from '../support/wait.js';
 
 const VIN = 'LSVAU2180N2183310';
 const SECRET = 'test-webhook-secret';
@@ -19,7 +21,8 @@ let ingest: IngestProcess | undefined;
 let server: http.Server;
 let up = false;
 const attempts: string[] = [];
-const accepted = new Map<string, any>();
+/** Prompt events carry the prompt (id, by); segment events carry other data. */
+const accepted = new Map<string, CloudEvent<{ id?: string; by?: string | null }>>();
 let badSignatures = 0;
 
 beforeAll(async () => {
@@ -36,7 +39,7 @@ beforeAll(async () => {
         res.writeHead(503).end();
         return;
       }
-      accepted.set(id, JSON.parse(body));
+      accepted.set(id, JSON.parse(body) as CloudEvent<{ id?: string; by?: string | null }>);
       res.writeHead(204).end();
     });
   });
@@ -82,15 +85,14 @@ describe('lifecycle webhooks', () => {
     expect(agent.code, agent.output).toBe(0);
 
     // the receiver is down: attempts are made and refused
-    await eventually(() => attempts.length >= 5, 30_000, 'refused attempts');
-    const prompts = await eventually(
+    await waitFor(() => attempts.length >= 5, { what: 'refused attempts' });
+    const prompts = (await waitFor(
       async () => {
-        const items = (await getJson<{ items: any[] }>(`${ingest!.api}/api/v1/prompts?vin=${VIN}&limit=500`)).items;
+        const items = await promptsOf(ingest!, VIN);
         return items.filter((p) => p.kind === 'fault.dtc').length === 2 ? items : undefined;
       },
-      30_000,
-      'prompts',
-    );
+      { what: 'prompts', intervalMs: 200 },
+    ))!;
     // an advisor acknowledges one while the receiver is still down
     const open = prompts.find((p) => p.status === 'open' || p.status === 'delivered')!;
     const ack = await fetch(`${ingest!.api}/api/v1/prompts/${open.id}/ack`, {
@@ -107,12 +109,10 @@ describe('lifecycle webhooks', () => {
     up = true;
 
     const created = () => [...accepted.values()].filter((e) => e.type === 'com.odopulse.prompt.created').map((e) => e.data.id);
-    await eventually(() => prompts.every((p) => created().includes(p.id)), 60_000, 'a created event for every prompt');
-    await eventually(
-      () => [...accepted.values()].some((e) => e.type === 'com.odopulse.prompt.acknowledged' && e.data.by === 'advisor.li'),
-      30_000,
-      'the acknowledgement event',
-    );
+    await waitFor(() => prompts.every((p) => created().includes(p.id)), { timeoutMs: 60_000, what: 'a created event for every prompt' });
+    await waitFor(() => [...accepted.values()].some((e) => e.type === 'com.odopulse.prompt.acknowledged' && e.data.by === 'advisor.li'), {
+      what: 'the acknowledgement event',
+    });
     const withdrawn = [...accepted.values()].filter((e) => e.type === 'com.odopulse.prompt.withdrawn');
     expect(withdrawn.length).toBeGreaterThan(0);
     expect(badSignatures).toBe(0);

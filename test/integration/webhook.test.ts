@@ -11,6 +11,7 @@ import { sign, verifySignature, WebhookDispatcher } from '../../ingest/outbound/
 import { createMemoryStores, openSqliteStores } from '../../ingest/stores.js';
 import type { Stores } from '../../ingest/store/ports.js';
 import { T0, VIN_A, VIN_B, open, render, resolveEv } from '../ports/fixtures.js';
+import { waitFor } from '../support/wait.js';
 
 const SECRET = 'test-secret-不要用在生产';
 
@@ -46,10 +47,6 @@ async function receiver(answer: (n: number, body: string) => number | null) {
       server.close(() => r());
     });
   return { url, got, held, close };
-}
-
-async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 10));
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'odopulse-webhook-'));
@@ -158,7 +155,7 @@ describe('WebhookDispatcher', () => {
     });
     cleanups.push(() => d.stop());
     d.start();
-    await until(() => stores.outbox.pending() === 0);
+    await waitFor(() => stores.outbox.pending() === 0, { what: 'the outbox drained', intervalMs: 10 });
 
     expect(d.delivered).toBe(rows.length);
     expect(d.failed).toBe(FAILURES);
@@ -189,7 +186,7 @@ describe('WebhookDispatcher', () => {
 
     const d1 = new WebhookDispatcher({ outbox: stores.outbox, secret: SECRET, concurrency: 1, baseBackoffMs: 5, maxBackoffMs: 40 });
     d1.start();
-    await until(() => rx.held.length === 1); // the 5th request is in flight, unanswered
+    await waitFor(() => rx.held.length === 1, { what: 'the 5th request in flight, unanswered', intervalMs: 10 });
     await d1.stop();
     holdAt = -1;
     const heldId = rows[4].id;
@@ -204,7 +201,7 @@ describe('WebhookDispatcher', () => {
     cleanups.push(() => d2.stop());
     d2.start();
     d2.kick();
-    await until(() => stores.outbox.pending() === 0);
+    await waitFor(() => stores.outbox.pending() === 0, { what: 'the outbox drained', intervalMs: 10 });
 
     expect(d2.delivered).toBe(rows.length - 4);
     const okIds = rx.got.filter((r) => r.status === 200).map((r) => r.headers['webhook-id'] as string);
@@ -235,12 +232,12 @@ describe('WebhookDispatcher', () => {
     const d = new WebhookDispatcher({ outbox, secret: SECRET, pollMs: 60_000, onError: (e) => errors.push(e) });
     cleanups.push(() => d.stop());
     d.start();
-    await until(() => errors.length === 1);
+    await waitFor(() => errors.length === 1, { what: 'the storage error reported', intervalMs: 10 });
     expect(errors[0].message).toBe('disk I/O error');
     // Enqueued on a fleet clock a year ahead of the wall clock: still sent at once.
     stores.outbox.enqueue(eventsForChanges(makeChanges(stores, 2), [rx.url]), Date.now() + 365 * 86_400_000);
     d.kick();
-    await until(() => stores.outbox.pending() === 0);
+    await waitFor(() => stores.outbox.pending() === 0, { what: 'the outbox drained', intervalMs: 10 });
     expect(d.delivered).toBe(2);
   });
 
@@ -268,7 +265,7 @@ describe('WebhookDispatcher', () => {
     cleanups.push(() => d.stop());
     d.start();
     for (let attempt = 1; attempt <= 6; attempt++) {
-      await until(() => stores.outbox.get(row.id, row.url)!.attempts === attempt);
+      await waitFor(() => stores.outbox.get(row.id, row.url)!.attempts === attempt, { what: `attempt ${attempt}`, intervalMs: 10 });
       const e = stores.outbox.get(row.id, row.url)!;
       const ceiling = Math.min(8000, 1000 * 2 ** (attempt - 1));
       expect(e.nextAttemptAt - now).toBeGreaterThanOrEqual(ceiling / 2);
@@ -278,7 +275,7 @@ describe('WebhookDispatcher', () => {
       now = e.nextAttemptAt; // time passes only when the test says so
       d.kick();
     }
-    await until(() => stores.outbox.pending() === 0);
+    await waitFor(() => stores.outbox.pending() === 0, { what: 'the outbox drained', intervalMs: 10 });
     expect(seen).toEqual(Array(7).fill(row.id));
     expect(d.failed).toBe(6);
     expect(d.delivered).toBe(1);

@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Authenticator, AuthError } from '../../ingest/auth/authenticate.js';
 import { createApiKey, hashSecret, KeyRequestError, parseKey, verifySecret } from '../../ingest/auth/keys.js';
-import type { Stores } from '../../ingest/store/ports.js';
+import type { Permission, Stores } from '../../ingest/store/ports.js';
 import { HOUR, T0 } from './fixtures.js';
 
 const DAY = 24 * HOUR;
@@ -39,7 +39,7 @@ export function authStoreSuite(name: string, make: () => Stores): void {
     });
 
     it('refuses keys that make no sense: a scoped role without dealers, a fleet role with one, a past expiry, lifecycle with location', () => {
-      const base = { name: 'x', permissions: [], expiresAt: null, createdBy: null } as const;
+      const base = { name: 'x', permissions: [] as Permission[], expiresAt: null, createdBy: null };
       expect(() => createApiKey(stores.keys, { ...base, role: 'advisor', dealers: [] }, now)).toThrow(KeyRequestError);
       expect(() => createApiKey(stores.keys, { ...base, role: 'operator', dealers: ['D1'] }, now)).toThrow(KeyRequestError);
       expect(() => createApiKey(stores.keys, { ...base, role: 'metrics', dealers: [], expiresAt: now - 1 }, now)).toThrow(KeyRequestError);

@@ -8,6 +8,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../tools/free-port.js';
+import { waitFor } from './wait.js';
 
 export interface MosquittoOptions {
   acl?: boolean;
@@ -40,22 +41,24 @@ export interface MosquittoHandle {
 
 export { freePort };
 
-async function waitForPort(port: number, proc: ChildProcess, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`mosquitto exited with code ${proc.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = createConnection({ port, host: '127.0.0.1' });
-      c.once('connect', () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.once('error', () => resolve(false));
+/** Whether something accepts TCP connections on the loopback `port` right now. */
+export function canConnect(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const c = createConnection({ port, host: '127.0.0.1' });
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
     });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`mosquitto did not listen on ${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+    c.once('error', () => resolve(false));
+  });
+}
+
+async function waitForPort(port: number, proc: ChildProcess, timeoutMs = 15_000): Promise<void> {
+  const r = await waitFor(async () => (proc.exitCode !== null ? 'exited' : (await canConnect(port)) && 'listening'), {
+    timeoutMs,
+    what: `mosquitto listening on ${port}`,
+  });
+  if (r === 'exited') throw new Error(`mosquitto exited with code ${proc.exitCode}`);
 }
 
 function openssl(dir: string, args: string[]): void {

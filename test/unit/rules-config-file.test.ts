@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadRulesConfigFile, watchRulesConfig } from '../../ingest/pipeline/rules-config.js';
 import { DEFAULT_RULES_CONFIG, resolveModelConfig, type RulesConfig } from '../../rules/config.js';
-import { eventually } from '../support/ingest.js';
+import { waitFor } from '../support/wait.js';
 
 describe('rule configuration file', () => {
   it('defaults without a file; a file overrides per model', () => {
@@ -35,11 +35,11 @@ describe('rule configuration file', () => {
     );
     try {
       writeFileSync(f, JSON.stringify({ defaults: { charging: { lowSocPct: 'x' } } }));
-      await eventually(() => errors.length > 0, 10_000, 'rejection');
+      await waitFor(() => errors.length > 0, { what: 'the rejection of the invalid change' });
       expect(errors[0]).toMatch(/previous configuration stays in force.*charging\.lowSocPct/);
       expect(resolveModelConfig(current, undefined).charging.lowSocPct).toBe(22);
       writeFileSync(f, JSON.stringify({ defaults: { charging: { lowSocPct: 18 } } }));
-      await eventually(() => resolveModelConfig(current, undefined).charging.lowSocPct === 18, 10_000, 'reload');
+      await waitFor(() => resolveModelConfig(current, undefined).charging.lowSocPct === 18, { what: 'the reload' });
     } finally {
       stop();
     }

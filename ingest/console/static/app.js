@@ -1,5 +1,8 @@
-// Advisor console: dealer picker, live alert list (EventSource, resumes with Last-Event-ID by
-// itself), acknowledge / resolve, and hash routing to the vehicle page (vehicle.js).
+// Advisor console: sign-in, dealer picker, live alert list (EventSource, resumes with Last-Event-ID
+// by itself), acknowledge / resolve, and hash routing to the vehicle page (vehicle.js).
+// The session is an httpOnly SameSite=Strict cookie set by POST /api/v1/session; the API key is
+// only sent once, to open it, and never stored. Changes carry the session's CSRF token.
+// (docs/contract.md#console-sessions)
 (function () {
   'use strict';
   const I18N = window.OdoI18n;
@@ -32,6 +35,8 @@
     es: null,
     loaded: false,
     pending: null,
+    principal: null,
+    csrf: null,
   };
   const $ = (id) => document.getElementById(id);
   const t = (k, p) => I18N.t(state.lang, k, p);
@@ -51,19 +56,134 @@
   }
 
   async function api(path, opts) {
-    const init = { method: (opts && opts.method) || 'GET', headers: {} };
+    const init = { method: (opts && opts.method) || 'GET', headers: {}, credentials: 'same-origin' };
     if (opts && opts.body !== undefined) {
       init.headers['content-type'] = 'application/json';
       init.body = JSON.stringify(opts.body);
     }
+    if (init.method !== 'GET' && state.csrf) init.headers['x-csrf-token'] = state.csrf;
+    if (opts && opts.bearer) init.headers.authorization = 'Bearer ' + opts.bearer;
     const res = await window.fetch(path, init);
-    const body = await res.json().catch(() => null);
+    const body = res.status === 204 ? null : await res.json().catch(() => null);
     if (!res.ok) {
       const err = new Error((body && body.message) || 'HTTP ' + res.status);
       err.status = res.status;
+      if (res.status === 401 && !(opts && opts.bearer) && state.principal) signedOut(t('signin.expired'));
       throw err;
     }
     return body;
+  }
+
+  // ---- sign-in ----
+
+  function signInOptions() {
+    const meta = document.querySelector('meta[name="odopulse-sign-in"]');
+    try {
+      return meta ? JSON.parse(meta.content) : {};
+    } catch {
+      return {};
+    }
+  }
+
+  function showSignIn(message) {
+    document.body.classList.add('signed-out');
+    $('view-signin').hidden = false;
+    $('view-alerts').hidden = true;
+    $('view-vehicle').hidden = true;
+    $('whoami').hidden = true;
+    $('sign-out').hidden = true;
+    $('signin-oidc').hidden = !signInOptions().oidc;
+    const err = $('signin-error');
+    err.textContent = message || '';
+    err.hidden = !message;
+    $('signin-key').focus();
+  }
+
+  function renderWhoami() {
+    const p = state.principal;
+    if (!p) return;
+    $('whoami').textContent = p.name + ' · ' + t('role.' + p.role) + (p.dealers === 'all' ? '' : ' · ' + p.dealers.join(', '));
+  }
+
+  function signedIn(session) {
+    state.principal = session.principal;
+    state.csrf = session.csrfToken;
+    document.body.classList.remove('signed-out');
+    renderWhoami();
+    $('whoami').hidden = false;
+    $('sign-out').hidden = false;
+    $('view-signin').hidden = true;
+    $('signin-key').value = '';
+  }
+
+  function signedOut(message) {
+    state.principal = null;
+    state.csrf = null;
+    if (state.es) state.es.close();
+    state.es = null;
+    state.prompts = new Map();
+    state.vehicles = new Map();
+    state.loaded = false;
+    showSignIn(message);
+  }
+
+  async function signInWith(credential) {
+    const session = await api('/api/v1/session', { method: 'POST', bearer: credential });
+    signedIn(session);
+    await enter();
+  }
+
+  /** Authorization code + PKCE against the OEM identity provider (a public client, no secret). */
+  const b64url = (bytes) =>
+    window
+      .btoa(String.fromCharCode(...new Uint8Array(bytes)))
+      .replace(/\+/g, '-')
+      .replace(/\//g, '_')
+      .replace(/=+$/, '');
+  async function discovery(issuer) {
+    const res = await window.fetch(issuer.replace(/\/$/, '') + '/.well-known/openid-configuration');
+    if (!res.ok) throw new Error('identity provider: HTTP ' + res.status);
+    return res.json();
+  }
+  async function startOidc() {
+    const { issuer, clientId } = signInOptions().oidc;
+    const conf = await discovery(issuer);
+    const verifier = b64url(window.crypto.getRandomValues(new Uint8Array(32)));
+    const challenge = b64url(await window.crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+    const st = b64url(window.crypto.getRandomValues(new Uint8Array(16)));
+    window.sessionStorage.setItem('odopulse.pkce', JSON.stringify({ verifier, state: st }));
+    const q = new URLSearchParams({
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: location.origin + '/',
+      scope: 'openid profile',
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      state: st,
+    });
+    location.assign(conf.authorization_endpoint + '?' + q);
+  }
+  async function finishOidc(code, returnedState) {
+    const saved = JSON.parse(window.sessionStorage.getItem('odopulse.pkce') || 'null');
+    window.sessionStorage.removeItem('odopulse.pkce');
+    window.history.replaceState(null, '', location.pathname + location.hash);
+    if (!saved || saved.state !== returnedState) throw new Error('sign-in state does not match; try again');
+    const { issuer, clientId } = signInOptions().oidc;
+    const conf = await discovery(issuer);
+    const res = await window.fetch(conf.token_endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code,
+        redirect_uri: location.origin + '/',
+        client_id: clientId,
+        code_verifier: saved.verifier,
+      }),
+    });
+    const tokens = await res.json().catch(() => ({}));
+    if (!res.ok || !tokens.access_token) throw new Error((tokens && tokens.error) || 'HTTP ' + res.status);
+    await signInWith(tokens.access_token);
   }
 
   function age(iso) {
@@ -97,6 +217,7 @@
     for (const el of document.querySelectorAll('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
     for (const b of document.querySelectorAll('[data-lang]')) b.setAttribute('aria-pressed', String(b.dataset.lang === state.lang));
     setConn(state.conn || 'connecting');
+    renderWhoami();
   }
 
   function setConn(kind) {
@@ -122,7 +243,9 @@
   }
 
   function renderDealerPicker() {
-    const dealers = [...new Set([...state.vehicles.values()].map((v) => v.dealerId))].sort();
+    // only the caller's dealers: the server scopes every answer anyway, the picker just says so
+    const mine = state.principal && state.principal.dealers !== 'all' ? state.principal.dealers : null;
+    const dealers = (mine ? [...mine] : [...new Set([...state.vehicles.values()].map((v) => v.dealerId))]).sort();
     if (state.dealer === null || (state.dealer !== '' && !dealers.includes(state.dealer))) state.dealer = dealers[0] ?? '';
     const sel = $('dealer-picker');
     sel.replaceChildren(
@@ -320,20 +443,14 @@
 
   // ---- actions ----
 
-  function advisorName() {
-    const by = $('advisor-name').value.trim();
-    if (!by) {
-      toast(t('advisor.required'), 'error');
-      $('advisor-name').focus();
-    }
-    return by;
+  /** An optional display name: who acted is the signed-in principal, recorded by the server. */
+  function displayName() {
+    return $('advisor-name').value.trim() || undefined;
   }
 
   async function ack(p) {
-    const by = advisorName();
-    if (!by) return;
     try {
-      const res = await api('/api/v1/prompts/' + encodeURIComponent(p.id) + '/ack', { method: 'POST', body: { by } });
+      const res = await api('/api/v1/prompts/' + encodeURIComponent(p.id) + '/ack', { method: 'POST', body: { by: displayName() } });
       state.fresh.delete(p.id);
       upsert(res.prompt, false);
     } catch (e) {
@@ -343,7 +460,6 @@
   }
 
   function openResolve(p) {
-    if (!advisorName()) return;
     state.pending = p;
     $('resolve-prompt-title').textContent = p.title + ' · ' + p.vin;
     $('resolve-outcome').value = 'booked';
@@ -355,7 +471,7 @@
     const p = state.pending;
     state.pending = null;
     if (!p) return;
-    const body = { by: advisorName(), outcome: $('resolve-outcome').value };
+    const body = { by: displayName(), outcome: $('resolve-outcome').value };
     const note = $('resolve-note').value.trim();
     if (note) body.note = note;
     try {
@@ -432,17 +548,28 @@
       state.pending = null;
       $('resolve-dialog').close();
     });
-    window.addEventListener('hashchange', route);
+    window.addEventListener('hashchange', () => state.principal && route());
+    $('signin-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const key = $('signin-key').value.trim();
+      if (!key) return;
+      signInWith(key).catch((err) => showSignIn(t('signin.failed', { msg: err.message })));
+    });
+    $('signin-oidc').addEventListener('click', () => startOidc().catch((err) => showSignIn(t('signin.failed', { msg: err.message }))));
+    $('sign-out').addEventListener('click', () => {
+      api('/api/v1/session', { method: 'DELETE' })
+        .catch(() => {})
+        .then(() => signedOut());
+    });
     // Ages ("5 min ago") tick without re-rendering the list.
     window.setInterval(() => {
       for (const el of document.querySelectorAll('[data-at]')) el.textContent = age(el.dataset.at);
     }, 30_000);
   }
 
-  async function start() {
-    window.OdoVehicle.init({ h, api, t, age, fmtTime, alertItem, toast, state });
-    applyStaticText();
-    wire();
+  /** Signed in: load what this principal may see and go live. */
+  async function enter() {
+    $('view-alerts').hidden = false;
     renderAlerts();
     try {
       await loadVehicles();
@@ -451,6 +578,28 @@
     }
     connectStream();
     route();
+  }
+
+  async function start() {
+    window.OdoVehicle.init({ h, api, t, age, fmtTime, alertItem, toast, state });
+    applyStaticText();
+    wire();
+    const params = new URLSearchParams(location.search);
+    if (params.get('code') && signInOptions().oidc) {
+      try {
+        await finishOidc(params.get('code'), params.get('state'));
+      } catch (err) {
+        showSignIn(t('signin.failed', { msg: err.message }));
+      }
+      return;
+    }
+    try {
+      signedIn(await api('/api/v1/session'));
+    } catch {
+      showSignIn();
+      return;
+    }
+    await enter();
   }
 
   start();

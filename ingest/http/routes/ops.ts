@@ -19,6 +19,7 @@ export function registerOps(app: FastifyInstance, deps: OpsDeps): void {
         tags: ['ops'],
         response: { 200: HealthResponse, 503: HealthResponse },
       },
+      config: { auth: 'public' },
     },
     async (req, reply) => {
       let h: { ok: boolean; checks: Record<string, boolean | string> };
@@ -35,12 +36,16 @@ export function registerOps(app: FastifyInstance, deps: OpsDeps): void {
     },
   );
 
-  r.get('/metrics', { schema: { summary: 'Prometheus exposition', tags: ['ops'], produces: ['text/plain'] } }, async (_req, reply) => {
-    const text = await deps.metrics.render();
-    return reply.type(deps.metrics.contentType).header('cache-control', 'no-store').send(text);
-  });
+  r.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus exposition', tags: ['ops'], produces: ['text/plain'] }, config: { auth: 'metrics:read' } },
+    async (_req, reply) => {
+      const text = await deps.metrics.render();
+      return reply.type(deps.metrics.contentType).header('cache-control', 'no-store').send(text);
+    },
+  );
 
-  r.get('/openapi.json', { schema: { hide: true } }, async (_req, reply) =>
+  r.get('/openapi.json', { schema: { hide: true }, config: { auth: 'session' } }, async (_req, reply) =>
     reply.type('application/json; charset=utf-8').send(JSON.stringify(app.swagger())),
   );
 }

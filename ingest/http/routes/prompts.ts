@@ -2,8 +2,12 @@
 // and the note: the audit trail), and per-kind conversion statistics.
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { Prompt, PromptChange, PromptStore } from '../../store/ports.js';
-import { badRequest, conflict, notFound } from '../errors.js';
+import type { FastifyRequest } from 'fastify';
+import type { AuditLog, Prompt, PromptChange, PromptStore } from '../../store/ports.js';
+import type { Principal } from '../../auth/principal.js';
+import { principalOf } from '../auth.js';
+import { auditFor, promptInScope, scopedDealers, visiblePrompt } from '../scope.js';
+import { badRequest, conflict } from '../errors.js';
 import {
   AckBody,
   ErrorSchema,
@@ -28,7 +32,9 @@ function changeJson(c: PromptChange) {
 }
 
 export interface PromptRoutesDeps {
-  stores: { prompts: PromptStore };
+  stores: { prompts: PromptStore; audit: AuditLog };
+  /** The longest [from, to) one stats call may cover. */
+  maxStatsWindowMs: number;
   /** Changes this API makes itself (acknowledge, resolve), for the outbox and every stream. */
   changes: { publish?(c: PromptChange): void };
   clock: { now(): number };
@@ -37,11 +43,10 @@ export interface PromptRoutesDeps {
 export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { prompts } = deps.stores;
-  const known = (id: string): Prompt => {
-    const p = prompts.get(id);
-    if (!p) throw notFound('prompt', id);
-    return p;
-  };
+  const known = (req: FastifyRequest, id: string) => promptInScope((x) => prompts.get(x), principalOf(req), id);
+  /** Who acted: always the principal; a display name from the body is kept beside it, never instead. */
+  const actor = (p: Principal, displayName: string | undefined): string =>
+    displayName && displayName !== p.name ? `${displayName} (${p.name}, ${p.id})` : `${p.name} (${p.id})`;
   const published = (c: PromptChange): PromptChange => {
     deps.changes.publish?.(c);
     return c;
@@ -56,17 +61,23 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
         querystring: PromptListQuery,
         response: { 200: PromptPage, 400: ErrorSchema },
       },
+      config: { auth: 'prompts:read' },
     },
     async (req) => {
-      const page = prompts.list(req.query);
-      return { items: page.items.map(promptJson), nextCursor: page.nextCursor };
+      const p = principalOf(req);
+      const { dealerId, ...rest } = req.query;
+      const page = prompts.list({ ...rest, ...scopedDealers(p, dealerId) });
+      return { items: page.items.map((x) => promptJson(visiblePrompt(p, x))), nextCursor: page.nextCursor };
     },
   );
 
   r.get(
     '/api/v1/prompts/:id',
-    { schema: { summary: 'One prompt', tags: ['prompts'], params: IdParams, response: { 200: PromptSchema, 404: ErrorSchema } } },
-    async (req) => promptJson(known(req.params.id)),
+    {
+      schema: { summary: 'One prompt', tags: ['prompts'], params: IdParams, response: { 200: PromptSchema, 404: ErrorSchema } },
+      config: { auth: 'prompts:read' },
+    },
+    async (req) => promptJson(visiblePrompt(principalOf(req), known(req, req.params.id))),
   );
 
   r.post(
@@ -79,11 +90,13 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
         body: AckBody,
         response: { 200: PromptActionResult, ...errors },
       },
+      config: { auth: 'prompts:act' },
     },
     async (req) => {
-      const p = known(req.params.id);
-      const c = prompts.acknowledge(p.id, req.body.by, req.body.note, deps.clock.now());
+      const p = known(req, req.params.id);
+      const c = prompts.acknowledge(p.id, actor(principalOf(req), req.body.by), req.body.note, deps.clock.now());
       if (!c) throw conflict(`prompt ${p.id} is ${p.status} and cannot be acknowledged`, { id: p.id, status: p.status });
+      auditFor(deps.stores.audit, req, Date.now)('prompt.acknowledged', p.vin, { promptId: p.id });
       return { prompt: promptJson(c.prompt), change: changeJson(published(c)) };
     },
   );
@@ -98,11 +111,13 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
         body: ResolveBody,
         response: { 200: PromptActionResult, ...errors },
       },
+      config: { auth: 'prompts:act' },
     },
     async (req) => {
-      const p = known(req.params.id);
-      const c = prompts.resolve(p.id, req.body.by, req.body.outcome, req.body.note, deps.clock.now());
+      const p = known(req, req.params.id);
+      const c = prompts.resolve(p.id, actor(principalOf(req), req.body.by), req.body.outcome, req.body.note, deps.clock.now());
       if (!c) throw conflict(`prompt ${p.id} is ${p.status} and cannot be resolved`, { id: p.id, status: p.status });
+      auditFor(deps.stores.audit, req, Date.now)('prompt.resolved', p.vin, { promptId: p.id, outcome: req.body.outcome });
       return { prompt: promptJson(c.prompt), change: changeJson(published(c)) };
     },
   );
@@ -116,12 +131,18 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
         querystring: StatsQuery,
         response: { 200: StatsResponse, 400: ErrorSchema },
       },
+      config: { auth: 'stats:read' },
     },
     async (req) => {
       const to = req.query.to ?? deps.clock.now();
       const from = req.query.from ?? to - DEFAULT_STATS_RANGE_MS;
       if (from >= to) throw badRequest('`from` must be before `to`', { from, to });
-      return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), kinds: prompts.stats(from, to) };
+      if (to - from > deps.maxStatsWindowMs) {
+        throw badRequest(`the window may span at most ${Math.round(deps.maxStatsWindowMs / 86_400_000)} days`, { from, to });
+      }
+      const scope = scopedDealers(principalOf(req), undefined);
+      const kinds = prompts.stats(from, to, scope.dealerIds);
+      return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), kinds };
     },
   );
 }

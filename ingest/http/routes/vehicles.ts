@@ -1,13 +1,17 @@
 // Vehicles: profiles, their live view (latest signals, segments, online status, open prompts),
-// telemetry history and service visits.
-import type { FastifyInstance } from 'fastify';
+// telemetry history and service visits. Every read and change is limited to the caller's dealers
+// and audited (docs/contract.md#access-control); position needs location:read.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { SamplingPolicySchema, VehicleProfileSchema } from '../../../proto/domain.js';
 import type { SamplingPolicy } from '../../../proto/domain.js';
 import type { ServiceRecord } from '../../../rules/types.js';
-import type { PromptStore, TelemetryStore, VehicleRecord, VehicleStore } from '../../store/ports.js';
-import { badRequest, HttpError, notFound } from '../errors.js';
+import type { AuditLog, PromptStore, TelemetryStore, VehicleRecord, VehicleStore } from '../../store/ports.js';
+import { seesLocation } from '../../auth/principal.js';
+import { principalOf } from '../auth.js';
+import { auditFor, POSITION_SIGNALS, scopedDealers, vehicleInScope, visibleSignals } from '../scope.js';
+import { badRequest, HttpError } from '../errors.js';
 import {
   ErrorSchema,
   ServiceRecordBody,
@@ -44,7 +48,9 @@ export function countOpenPrompts(prompts: PromptStore, vin: string): number {
 }
 
 export interface VehicleRoutesDeps {
-  stores: { vehicles: VehicleStore; prompts: PromptStore };
+  stores: { vehicles: VehicleStore; prompts: PromptStore; audit: AuditLog };
+  /** Raw points one history call may return; past it the caller must aggregate with `every`. */
+  maxHistoryPoints: number;
   telemetry: Pick<TelemetryStore, 'latest' | 'history'>;
   clock: { now(): number };
   onServiceRecord(vin: string, rec: ServiceRecord): Promise<void>;
@@ -55,11 +61,7 @@ export interface VehicleRoutesDeps {
 export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { vehicles, prompts } = deps.stores;
-  const known = (vin: string): VehicleRecord => {
-    const rec = vehicles.get(vin);
-    if (!rec) throw notFound('vehicle', vin);
-    return rec;
-  };
+  const audit = (req: FastifyRequest) => auditFor(deps.stores.audit, req, Date.now);
 
   r.put(
     '/api/v1/vehicles/:vin',
@@ -71,10 +73,13 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
         body: VehicleProfileSchema,
         response: { 200: VehicleSummary, 201: VehicleSummary, 400: ErrorSchema },
       },
+      config: { auth: 'vehicles:write' },
     },
     async (req, reply) => {
-      const existed = vehicles.get(req.params.vin) !== undefined;
+      const prev = vehicles.get(req.params.vin);
+      const existed = prev !== undefined;
       const rec = vehicles.upsert(req.params.vin, req.body, deps.clock.now());
+      audit(req)('vehicle.profile.changed', rec.vin, { dealerId: rec.dealerId, previousDealerId: prev?.dealerId ?? null });
       deps.onProfileChanged?.(req.params.vin);
       return reply.code(existed ? 200 : 201).send(summary(vehicles, rec));
     },
@@ -89,9 +94,11 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
         querystring: VehicleListQuery,
         response: { 200: VehiclePage, 400: ErrorSchema },
       },
+      config: { auth: 'vehicles:read' },
     },
     async (req) => {
-      const page = vehicles.list({ dealerId: req.query.dealerId, limit: req.query.limit, cursor: req.query.cursor });
+      const scope = scopedDealers(principalOf(req), req.query.dealerId);
+      const page = vehicles.list({ ...scope, limit: req.query.limit, cursor: req.query.cursor });
       return { items: page.items.map((v) => summary(vehicles, v)), nextCursor: page.nextCursor };
     },
   );
@@ -105,14 +112,17 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
         params: VinParams,
         response: { 200: VehicleDetail, ...errors },
       },
+      config: { auth: 'vehicles:read' },
     },
     async (req) => {
-      const rec = known(req.params.vin);
+      const p = principalOf(req);
+      const rec = vehicleInScope(vehicles, p, req.params.vin);
       let latest = null;
       let latestError: string | null = null;
       try {
         const l = await deps.telemetry.latest(rec.vin);
-        if (l) latest = { ts: l.ts, at: new Date(l.ts).toISOString(), signals: l.signals };
+        if (l) latest = { ts: l.ts, at: new Date(l.ts).toISOString(), signals: visibleSignals(p, l.signals) };
+        audit(req)('vehicle.read', rec.vin, { latest: l !== undefined, position: seesLocation(p) && l !== undefined });
       } catch (err) {
         // The profile is still useful while InfluxDB is down: say why the values are missing.
         req.log.warn({ err, vin: rec.vin }, 'latest telemetry unavailable');
@@ -124,6 +134,7 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
         latestError,
         openPrompts: countOpenPrompts(prompts, rec.vin),
         serviceRecords: vehicles.serviceRecords(rec.vin),
+        sequence: vehicles.sequence(rec.vin),
       };
     },
   );
@@ -136,19 +147,33 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
         tags: ['vehicles'],
         params: VinParams,
         querystring: TelemetryQuery,
-        response: { 200: TelemetryResponse, ...errors, 503: ErrorSchema },
+        response: { 200: TelemetryResponse, ...errors, 403: ErrorSchema, 503: ErrorSchema },
       },
+      config: { auth: 'telemetry:read' },
     },
     async (req) => {
-      known(req.params.vin);
+      const p = principalOf(req);
+      vehicleInScope(vehicles, p, req.params.vin);
+      if (POSITION_SIGNALS.has(req.query.signal) && !seesLocation(p)) {
+        throw new HttpError(403, 'forbidden', `${req.query.signal} is a position signal: it needs the location:read permission`, null);
+      }
       const to = req.query.to ?? deps.clock.now();
       const from = req.query.from ?? to - DEFAULT_RANGE_MS;
       if (from >= to) throw badRequest('`from` must be before `to`', { from, to });
       const everyMs = req.query.every;
+      const max = deps.maxHistoryPoints;
+      if (everyMs !== undefined && Math.ceil((to - from) / everyMs) > max) {
+        throw badRequest(`more than ${max} windows: choose a larger \`every\` or a shorter range`, { from, to, everyMs, maxPoints: max });
+      }
+      audit(req)('telemetry.read', req.params.vin, { signal: req.query.signal, from, to, everyMs: everyMs ?? null });
       try {
-        const points = await deps.telemetry.history({ vin: req.params.vin, signal: req.query.signal, from, to, everyMs });
+        const points = await deps.telemetry.history({ vin: req.params.vin, signal: req.query.signal, from, to, everyMs, limit: max + 1 });
+        if (everyMs === undefined && points.length > max) {
+          throw badRequest(`more than ${max} points in this range: pass \`every\` (e.g. 1h) to aggregate`, { from, to, maxPoints: max });
+        }
         return { vin: req.params.vin, signal: req.query.signal, from, to, everyMs: everyMs ?? null, points };
       } catch (err) {
+        if (err instanceof HttpError) throw err;
         // The store rejects queries it will not run (e.g. too many buckets): the caller's to fix.
         if (err instanceof Error && err.name === 'TelemetryInputError')
           throw badRequest(err.message, { from, to, everyMs: everyMs ?? null });
@@ -168,11 +193,13 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
         body: ServiceRecordBody,
         response: { 201: ServiceRecordOut.extend({ vin: z.string() }), ...errors },
       },
+      config: { auth: 'service:write' },
     },
     async (req, reply) => {
-      const vin = known(req.params.vin).vin;
+      const vin = vehicleInScope(vehicles, principalOf(req), req.params.vin).vin;
       const rec = { date: req.body.date, odometer: req.body.odometer, items: req.body.items };
       const id = vehicles.addServiceRecord(vin, rec, deps.clock.now());
+      audit(req)('service_record.created', vin, { id, date: rec.date, odometer: rec.odometer });
       await deps.onServiceRecord(vin, rec);
       return reply.code(201).send({ id, vin, ...rec });
     },
@@ -187,13 +214,20 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
         tags: ['vehicles'],
         params: VinParams,
         body: SamplingPolicySchema,
-        response: { 202: z.object({ vin: z.string(), policy: SamplingPolicySchema }), ...errors, 503: ErrorSchema },
+        response: { 202: z.object({ vin: z.string(), policy: SamplingPolicySchema }), ...errors, 403: ErrorSchema, 503: ErrorSchema },
       },
+      config: { auth: 'policy:write' },
     },
     async (req, reply) => {
-      const vin = known(req.params.vin).vin;
+      const p = principalOf(req);
+      const vin = vehicleInScope(vehicles, p, req.params.vin).vin;
+      // Location tracking is the most sensitive switch there is: operators only (docs/domain.md#privacy-and-retention).
+      if (req.body.locationEnabled && p.role !== 'operator') {
+        throw new HttpError(403, 'forbidden', 'only an operator may set a sampling policy that enables location', null);
+      }
       if (!deps.publishPolicy) throw new HttpError(503, 'not_available', 'this service has no broker to publish policies to', null);
       await deps.publishPolicy(vin, req.body);
+      audit(req)('sampling_policy.changed', vin, { version: req.body.version, locationEnabled: req.body.locationEnabled });
       return reply.code(202).send({ vin, policy: req.body });
     },
   );

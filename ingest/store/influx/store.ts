@@ -223,6 +223,7 @@ class InfluxStore implements InfluxTelemetryStore {
     from: number;
     to: number;
     everyMs?: number;
+    limit?: number;
   }): Promise<Array<{ ts: number; value: FieldValue | null }>> {
     assertVin(q.vin);
     assertSignal(q.signal);
@@ -232,7 +233,7 @@ class InfluxStore implements InfluxTelemetryStore {
     const where = `WHERE "vin" = ${quoteString(q.vin)} AND time >= ${q.from}ms AND time < ${q.to}ms`;
     const sql =
       q.everyMs === undefined
-        ? `SELECT ${field} FROM ${this.from} ${where}`
+        ? `SELECT ${field} FROM ${this.from} ${where}${q.limit === undefined ? '' : ` LIMIT ${Math.max(1, Math.floor(q.limit))}`}`
         : `SELECT ${isNumericSignal(q.signal) ? 'MEAN' : 'LAST'}(${field}) FROM ${this.from} ${where} GROUP BY time(${q.everyMs}ms) fill(null)`;
     const [res] = await this.query(sql);
     const rows = res.series.flatMap((s) => s.values);

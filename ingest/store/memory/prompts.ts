@@ -74,11 +74,13 @@ export function memoryPromptRepo(db: MemDb): PromptRepo {
       }
       return out;
     },
-    stepsBetween(from, to) {
+    lastChangeSeq: () => d().changes.at(-1)?.seq ?? 0,
+    stepsBetween(from, to, dealers) {
+      const only = dealers === undefined ? undefined : typeof dealers === 'string' ? [dealers] : dealers;
       return d()
         .changes.filter((c) => {
           const at = Date.parse(c.at);
-          return at >= from && at < to;
+          return at >= from && at < to && (only === undefined || (c.dealerId !== null && only.includes(c.dealerId)));
         })
         .map((c) => ({ promptId: c.promptId, kind: c.prompt.kind, step: c.step, outcome: c.prompt.outcome }));
     },

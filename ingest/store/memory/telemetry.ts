@@ -118,6 +118,7 @@ export class MemoryTelemetryStore implements TelemetryStore {
     from: number;
     to: number;
     everyMs?: number;
+    limit?: number;
   }): Promise<Array<{ ts: number; value: FieldValue | null }>> {
     assertVin(q.vin);
     assertSignal(q.signal);
@@ -127,7 +128,7 @@ export class MemoryTelemetryStore implements TelemetryStore {
     const rows = this.points(q.vin, q.from, q.to)
       .filter((p) => p.fields.has(q.signal))
       .map((p) => ({ ts: p.ts, value: p.fields.get(q.signal) as FieldValue }));
-    if (q.everyMs === undefined) return rows;
+    if (q.everyMs === undefined) return q.limit === undefined ? rows : rows.slice(0, Math.max(1, Math.floor(q.limit)));
     const every = q.everyMs;
     const numeric = isNumericSignal(q.signal);
     let i = 0;

@@ -1,5 +1,5 @@
 // In-memory VehicleStore for unit tests (same behaviour as the SQLite one; shared suite).
-import type { VehicleRecord, VehicleStore } from '../ports.js';
+import type { VehicleRecord, VehicleSequence, VehicleStore } from '../ports.js';
 import { clampLimit, decodeKeyCursor, encodeKeyCursor, iso } from '../paging.js';
 import { copy, type MemDb } from './state.js';
 
@@ -9,6 +9,8 @@ export function memoryVehicleStore(db: MemDb): VehicleStore {
     const v = d().vehicles.get(vin);
     return v && { ...copy(v.profile), vin, createdAt: iso(v.createdMs), updatedAt: iso(v.updatedMs) };
   };
+  // The sequence view is not part of MemData (a transaction does not roll it back): it is a view of the journal's.
+  const sequences = new Map<string, VehicleSequence>();
   return {
     upsert(vin, profile, now) {
       const prev = d().vehicles.get(vin);
@@ -71,5 +73,12 @@ export function memoryVehicleStore(db: MemDb): VehicleStore {
         .filter((s) => s.vin === vin && s.start >= from && s.start < to)
         .sort((a, b) => a.start - b.start)
         .map(copy),
+    setSequences(list) {
+      for (const s of list) sequences.set(s.vin, { bootId: s.bootId, lastSeq: s.lastSeq, gaps: s.gaps });
+    },
+    sequence: (vin) => {
+      const s = sequences.get(vin);
+      return s ? { ...s } : null;
+    },
   };
 }

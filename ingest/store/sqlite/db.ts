@@ -156,6 +156,16 @@ const MIGRATIONS: string[] = [
   CREATE INDEX audit_vin ON audit (vin, id);
   CREATE INDEX audit_principal ON audit (principal, id);
   `,
+  // 3: telemetry sequence per vehicle (boot id, last seq, missing seqs), a view of journal.db's.
+  `
+  CREATE TABLE vehicle_sequences (
+    vin TEXT PRIMARY KEY,
+    boot_id TEXT NOT NULL,
+    last_seq INTEGER NOT NULL,
+    gaps INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

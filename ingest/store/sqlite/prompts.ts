@@ -72,12 +72,14 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
     expiring: db.prepare<[number], { data: string }>(
       "SELECT data FROM prompts WHERE expires_ms IS NOT NULL AND expires_ms <= ? AND status NOT IN ('resolved', 'expired') ORDER BY expires_ms",
     ),
+    lastSeq: db.prepare<[], { seq: number | null }>('SELECT max(seq) AS seq FROM prompt_changes'),
     since: db.prepare<[number, number], ChangeRow>('SELECT * FROM prompt_changes WHERE seq > ? ORDER BY seq LIMIT ?'),
     sinceDealer: db.prepare<[number, string, number], ChangeRow>(
       'SELECT * FROM prompt_changes WHERE seq > ? AND dealer_id IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?',
     ),
-    steps: db.prepare<[number, number], { prompt_id: string; kind: string; step: StepRow['step']; outcome: string | null }>(
-      'SELECT prompt_id, kind, step, outcome FROM prompt_changes WHERE at_ms >= ? AND at_ms < ?',
+    steps: db.prepare<[number, number, string | null], { prompt_id: string; kind: string; step: StepRow['step']; outcome: string | null }>(
+      `SELECT prompt_id, kind, step, outcome FROM prompt_changes WHERE at_ms >= ? AND at_ms < ?
+       AND (?3 IS NULL OR dealer_id IN (SELECT value FROM json_each(?3)))`,
     ),
   };
 
@@ -147,7 +149,10 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
         ? st.since.all(seq, limit)
         : st.sinceDealer.all(seq, JSON.stringify(typeof dealers === 'string' ? [dealers] : dealers), limit)
       ).map(toChange),
-    stepsBetween: (from, to) =>
-      st.steps.all(from, to).map((r) => ({ promptId: r.prompt_id, kind: r.kind, step: r.step, outcome: r.outcome })),
+    lastChangeSeq: () => st.lastSeq.get()?.seq ?? 0,
+    stepsBetween: (from, to, dealers) =>
+      st.steps
+        .all(from, to, dealers === undefined ? null : JSON.stringify(typeof dealers === 'string' ? [dealers] : dealers))
+        .map((r) => ({ promptId: r.prompt_id, kind: r.kind, step: r.step, outcome: r.outcome })),
   };
 }

@@ -1,7 +1,7 @@
 // SQLite VehicleStore: profiles, online status, lifecycle segments, service records, charging sessions.
 import type { VehicleProfile } from '../../../proto/domain.js';
 import type { ChargingSession, Segments, ServiceRecord } from '../../../rules/types.js';
-import type { VehicleRecord, VehicleStore } from '../ports.js';
+import type { VehicleRecord, VehicleSequence, VehicleStore } from '../ports.js';
 import { clampLimit, decodeKeyCursor, encodeKeyCursor, iso } from '../paging.js';
 import type { Db } from './db.js';
 
@@ -55,7 +55,17 @@ export function sqliteVehicleStore(db: Db): VehicleStore {
       [string, number, number],
       { vin: string; start_ms: number; end_ms: number; start_soc: number; end_soc: number; energy_kwh: number; type: 'AC' | 'DC' }
     >('SELECT * FROM charging_sessions WHERE vin = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms'),
+    setSequence: db.prepare(
+      `INSERT INTO vehicle_sequences (vin, boot_id, last_seq, gaps, at_ms) VALUES (@vin, @bootId, @lastSeq, @gaps, @at)
+       ON CONFLICT (vin) DO UPDATE SET boot_id = excluded.boot_id, last_seq = excluded.last_seq, gaps = excluded.gaps, at_ms = excluded.at_ms`,
+    ),
+    sequence: db.prepare<[string], { boot_id: string; last_seq: number; gaps: number }>(
+      'SELECT boot_id, last_seq, gaps FROM vehicle_sequences WHERE vin = ?',
+    ),
   };
+  const setSequences = db.transaction((list: ReadonlyArray<VehicleSequence & { vin: string }>, at: number) => {
+    for (const s of list) st.setSequence.run({ vin: s.vin, bootId: s.bootId, lastSeq: s.lastSeq, gaps: s.gaps, at });
+  });
 
   return {
     upsert(vin, profile, now) {
@@ -116,5 +126,10 @@ export function sqliteVehicleStore(db: Db): VehicleStore {
         energyKwh: r.energy_kwh,
         type: r.type,
       })),
+    setSequences: (list, at) => void setSequences(list, at),
+    sequence: (vin) => {
+      const r = st.sequence.get(vin);
+      return r ? { bootId: r.boot_id, lastSeq: r.last_seq, gaps: r.gaps } : null;
+    },
   };
 }

@@ -1,4 +1,5 @@
-// Shared helpers for the agent tests: replay files and an MQTT telemetry collector.
+// Shared helpers for the agent tests: replay files and an MQTT telemetry collector (wait on it with
+// waitFor from test/support/wait.ts).
 import { writeFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { decodeAgentStatus, decodeTelemetryBatch } from '../../../proto/codec.js';
@@ -41,7 +42,6 @@ export interface Collector {
   statuses: AgentStatus[];
   /** Unique batches by seq, in seq order (of one VIN, or all). */
   bySeq(vin?: string): TelemetryBatch[];
-  waitFor(pred: () => boolean, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -73,13 +73,6 @@ export async function collect(url: string, opts: IClientOptions = {}): Promise<C
       const m = new Map<number, TelemetryBatch>();
       for (const b of batches) if (!m.has(b.seq) && (!vin || b.vin === vin)) m.set(b.seq, b);
       return [...m.values()].sort((a, b) => a.seq - b.seq);
-    },
-    async waitFor(pred, timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (!pred()) {
-        if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
-        await new Promise((r) => setTimeout(r, 25));
-      }
     },
     async close() {
       await client.endAsync(true);

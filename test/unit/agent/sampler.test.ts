@@ -7,6 +7,7 @@ import { PolicyFilter, Sampler, coarsen } from '../../../agent/sampler.js';
 import { encodeAgentConfig } from '../../../proto/codec.js';
 import type { Sample, SamplingPolicy } from '../../../proto/domain.js';
 import { VSS } from '../../../proto/signals.js';
+import { waitFor } from '../../support/wait.js';
 import { T0 } from './fixtures.js';
 
 const policy = (over: Partial<SamplingPolicy> = {}): SamplingPolicy => ({
@@ -98,7 +99,7 @@ describe('Sampler', () => {
     const store = new PolicyStore(policy({ batchMaxSamples: 100, batchMaxDelayMs: 30 }));
     const s = new Sampler({ mode: 'policy', policy: store, onBatch: async (b) => void batches.push(b) });
     s.push(at(0, { [VSS.speed]: 10 }));
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => batches.length > 0, { what: 'the flush after batchMaxDelayMs' });
     expect(batches).toHaveLength(1);
     s.push(at(30, { [VSS.speed]: 10 }));
     s.push(at(31, {}, ['P0A80']));

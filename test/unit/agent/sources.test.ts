@@ -13,6 +13,7 @@ import type { SourceIssue } from '../../../agent/sources/source.js';
 import { backoffDelay } from '../../../agent/uplink.js';
 import type { Sample } from '../../../proto/domain.js';
 import { VSS } from '../../../proto/signals.js';
+import { waitFor } from '../../support/wait.js';
 import { T0, VIN, VIN2, replayLine } from './fixtures.js';
 
 let dir: string;
@@ -60,9 +61,14 @@ describe('ReplaySource', () => {
     const got: Sample[] = [];
     const src = new ReplaySource({ file, vin: VIN, speed: 1 });
     await src.start((s) => got.push(s));
-    await new Promise((r) => setTimeout(r, 100));
-    await src.stop();
+    // Positive marker: the second line has been read. Nothing is awaited between reading a line and
+    // pacing it, so by the time this poll sees it the source is waiting out the hour.
+    await waitFor(() => src.lines >= 2, { what: 'the second line read' });
     expect(got).toHaveLength(1); // the next one is an hour away
+    await src.stop();
+    await src.done;
+    expect(got).toHaveLength(1);
+    expect(src.delivered).toBe(1);
   });
 
   it('a missing file fails at start with a clear error', async () => {

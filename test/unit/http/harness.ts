@@ -1,5 +1,7 @@
 // Shared set-up for the HTTP tests: buildApp over the in-memory stores, a change bus like the
-// pipeline's, a settable clock and helpers to register vehicles and open prompts.
+// pipeline's, a settable clock and helpers to register vehicles and open prompts. Requests made
+// with `h.app.inject({...})` carry an operator key (with location:read) unless they set their own
+// `authorization` header or `noAuth: true`; `h.keyFor()` makes keys of other roles.
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppDeps } from '../../../ingest/http/app.js';
 import { createMemoryStores } from '../../../ingest/stores.js';
@@ -8,6 +10,10 @@ import { MemoryTelemetryStore } from '../../../ingest/store/memory/telemetry.js'
 import type { PromptChange } from '../../../ingest/store/ports.js';
 import type { VehicleProfile } from '../../../proto/domain.js';
 import type { PromptDraft, PromptKind, ServiceRecord } from '../../../rules/types.js';
+import { Authenticator } from '../../../ingest/auth/authenticate.js';
+import { createApiKey } from '../../../ingest/auth/keys.js';
+import type { Permission, Role } from '../../../ingest/store/ports.js';
+import type { InjectOptions } from 'fastify';
 
 export const T0 = Date.parse('2026-03-01T08:00:00Z');
 export const VIN_A = 'LSVAU2180N2183294';
@@ -35,6 +41,11 @@ export interface Harness {
   listenerCount(): number;
   serviceCalls: Array<{ vin: string; rec: ServiceRecord }>;
   profileChanges: string[];
+  /** The operator key the wrapped inject sends. */
+  token: string;
+  /** `{ authorization: 'Bearer <operator key>' }`, for fetch against a listening app. */
+  authHeader: { authorization: string };
+  keyFor(role: Role, dealers?: string[], permissions?: Permission[]): string;
   health: { ok: boolean; checks: Record<string, boolean | string> } | Error;
   register(vin: string, dealerId?: string): void;
   /** Open a prompt the way the pipeline does (store + publish) and return its change. */
@@ -75,8 +86,16 @@ export async function makeHarness(over: Partial<AppDeps> = {}): Promise<Harness>
   h.serviceCalls = [];
   h.profileChanges = [];
   h.health = { ok: true, checks: { broker: true, influx: true, workers: true } };
+  const keyFor = (role: Role, dealers: string[] = [], permissions: Permission[] = []) =>
+    createApiKey(
+      stores.keys,
+      { name: `${role} ${dealers.join(',')}`.trim(), role, dealers, permissions, expiresAt: null, createdBy: 'test' },
+      T0,
+    ).token;
+  const token = keyFor('operator', [], ['location:read']);
   const deps: AppDeps = {
     stores,
+    authenticator: new Authenticator({ keys: stores.keys, now: Date.now }),
     telemetry,
     changes,
     clock,
@@ -93,7 +112,20 @@ export async function makeHarness(over: Partial<AppDeps> = {}): Promise<Harness>
     ...over,
   };
   const app = await buildApp(deps);
+  const inject = app.inject.bind(app);
+  // a URL or an options object (what the tests use); `noAuth` sends no credential at all
+  (app as { inject: unknown }).inject = (o: string | (InjectOptions & { noAuth?: boolean })) => {
+    const { noAuth, ...rest } = typeof o === 'string' ? { url: o, noAuth: false } : o;
+    const headers = { ...(rest.headers ?? {}) } as Record<string, string>;
+    if (!noAuth && !Object.keys(headers).some((k) => k.toLowerCase() === 'authorization' || k.toLowerCase() === 'cookie')) {
+      headers.authorization = `Bearer ${token}`;
+    }
+    return inject({ ...rest, headers });
+  };
   Object.assign(h, {
+    token,
+    authHeader: { authorization: `Bearer ${token}` },
+    keyFor,
     app,
     deps,
     stores,

@@ -1,5 +1,6 @@
 // Prompt routes (list, filters, cursor, detail, ack/resolve with 404/409, stats), the OpenAPI
 // document and the console's static files, through app.inject.
+import { parseKey } from '../../../ingest/auth/keys.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeHarness, VIN_A, VIN_B, VIN_C, type Harness } from './harness.js';
 
@@ -121,6 +122,12 @@ describe('GET /api/v1/prompts/:id', () => {
 });
 
 describe('ack and resolve', () => {
+  /** `by` is the authenticated principal; a display name from the body stands beside it, never instead. */
+  const who = (display?: string) => {
+    const id = `key:${parseKey(h.token)!.id}`;
+    return display ? `${display} (operator, ${id})` : `operator (${id})`;
+  };
+
   it('acknowledge records who, when and the note, publishes the change, and a second ack is 409', async () => {
     const c = h.openPrompt(VIN_A);
     const before = h.published.length;
@@ -133,14 +140,14 @@ describe('ack and resolve', () => {
     const body = res.json();
     expect(body.prompt).toMatchObject({
       status: 'acknowledged',
-      acknowledgedBy: 'Li Wei',
+      acknowledgedBy: who('Li Wei'),
       note: 'calling the owner',
       updatedAt: new Date(h.clock.now()).toISOString(),
     });
-    expect(body.change).toMatchObject({ step: 'acknowledged', by: 'Li Wei' });
+    expect(body.change).toMatchObject({ step: 'acknowledged', by: who('Li Wei') });
     expect(h.stores.prompts.get(c.promptId)?.status).toBe('acknowledged');
     expect(h.published.slice(before).map((x) => x.step)).toEqual(['acknowledged']);
-    expect(h.stores.prompts.changesSince(c.seq, undefined, 10).map((x) => [x.step, x.by])).toEqual([['acknowledged', 'Li Wei']]);
+    expect(h.stores.prompts.changesSince(c.seq, undefined, 10).map((x) => [x.step, x.by])).toEqual([['acknowledged', who('Li Wei')]]);
 
     const again = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/ack`, payload: { by: 'Li Wei' } });
     expect(again.statusCode).toBe(409);
@@ -155,7 +162,7 @@ describe('ack and resolve', () => {
       payload: { by: 'Zhang', outcome: 'booked', note: 'Tue 9:00' },
     });
     expect(res.statusCode).toBe(200);
-    expect(res.json().prompt).toMatchObject({ status: 'resolved', outcome: 'booked', resolvedBy: 'Zhang', note: 'Tue 9:00' });
+    expect(res.json().prompt).toMatchObject({ status: 'resolved', outcome: 'booked', resolvedBy: who('Zhang'), note: 'Tue 9:00' });
     expect(h.published.at(-1)?.step).toBe('resolved');
     for (const [path, payload] of [
       ['ack', { by: 'x' }],
@@ -165,17 +172,24 @@ describe('ack and resolve', () => {
       expect(late.statusCode, path).toBe(409);
       expect(late.json().details.status).toBe('resolved');
     }
-    expect(h.stores.prompts.get(c.promptId)).toMatchObject({ outcome: 'booked', resolvedBy: 'Zhang' });
+    expect(h.stores.prompts.get(c.promptId)).toMatchObject({ outcome: 'booked', resolvedBy: who('Zhang') });
+
+    // without a display name the key's own name is recorded; a display name cannot hide who acted
+    const d = h.openPrompt(VIN_A, { key: 'second' });
+    const plain = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${d.promptId}/ack`, payload: {} });
+    expect(plain.json().prompt.acknowledgedBy).toBe(who());
+    const e = h.openPrompt(VIN_A, { key: 'third' });
+    const fake = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${e.promptId}/ack`, payload: { by: 'operator' } });
+    expect(fake.json().prompt.acknowledgedBy).toBe(who());
   });
 
   it('validates the body (400) before looking the prompt up, and 404s unknown prompts', async () => {
     const c = h.openPrompt(VIN_A);
     const cases: Array<[string, unknown]> = [
-      ['ack', {}],
       ['ack', { by: '   ' }],
       ['ack', { by: 'x'.repeat(65) }],
       ['resolve', { by: 'a', outcome: 'sold' }],
-      ['resolve', { outcome: 'booked' }],
+      ['resolve', { by: 'a' }],
     ];
     for (const [path, payload] of cases) {
       const res = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/${path}`, payload: payload as object });
@@ -237,6 +251,13 @@ describe('OpenAPI and console files', () => {
         'POST /api/v1/prompts/{id}/resolve',
         'GET /api/v1/stats/prompts',
         'GET /api/v1/stream',
+        'POST /api/v1/session',
+        'GET /api/v1/session',
+        'DELETE /api/v1/session',
+        'GET /api/v1/keys',
+        'POST /api/v1/keys',
+        'DELETE /api/v1/keys/{id}',
+        'GET /api/v1/audit',
       ].sort(),
     );
     const put = doc.paths['/api/v1/vehicles/{vin}'].put;

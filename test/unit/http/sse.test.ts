@@ -1,6 +1,7 @@
 // The live stream over a real socket: connect, receive a change, reconnect with Last-Event-ID
 // (header or query) and get only what came later, dealer filtering, heartbeats, clean-up.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../support/wait.js';
 import { makeHarness, VIN_A, VIN_C, type Harness } from './harness.js';
 
 interface SseEvent {
@@ -13,7 +14,7 @@ interface SseEvent {
 /** A minimal SSE client on node's fetch: yields parsed events (and comments) in order. */
 async function openStream(url: string, headers: Record<string, string> = {}) {
   const ac = new AbortController();
-  const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: ac.signal });
+  const res = await fetch(url, { headers: { accept: 'text/event-stream', ...h.authHeader, ...headers }, signal: ac.signal });
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
   let buf = '';
@@ -69,18 +70,15 @@ afterEach(async () => {
   await h.close();
 });
 
-/** Poll until cond holds: the server learns about a closed socket asynchronously. */
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 400 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
-  expect(cond()).toBe(true);
-}
+/** The server learns about an opened or closed socket asynchronously: wait for its listener count. */
+const listeners = (n: number) => waitFor(() => h.listenerCount() === n, { what: `${n} stream listener(s)`, intervalMs: 25 });
 
 describe('GET /api/v1/stream', () => {
   it('delivers live changes for the dealer, then replays only later ones after Last-Event-ID', async () => {
     const s1 = await openStream(`${base}/api/v1/stream?dealerId=D001`);
     expect(s1.res.status).toBe(200);
     expect(s1.res.headers.get('content-type')).toContain('text/event-stream');
-    await until(() => h.listenerCount() === 1);
+    await listeners(1);
 
     h.openPrompt(VIN_C, { key: 'other-dealer' });
     const first = h.openPrompt(VIN_A, { key: 'one' });
@@ -97,13 +95,17 @@ describe('GET /api/v1/stream', () => {
     // An ack through the API reaches the stream too.
     await fetch(`${base}/api/v1/prompts/${first.promptId}/ack`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...h.authHeader },
       body: JSON.stringify({ by: 'li' }),
     });
     const acked = await s1.nextPrompt();
-    expect(acked.data).toMatchObject({ step: 'acknowledged', by: 'li', prompt: { id: first.promptId, status: 'acknowledged' } });
+    expect(acked.data).toMatchObject({
+      step: 'acknowledged',
+      by: expect.stringMatching(/^li \(operator, key:/),
+      prompt: { id: first.promptId, status: 'acknowledged' },
+    });
     s1.close();
-    await until(() => h.listenerCount() === 0);
+    await listeners(0);
 
     // While disconnected: two more for D001, one for D002.
     const second = h.openPrompt(VIN_A, { key: 'two' });
@@ -127,7 +129,7 @@ describe('GET /api/v1/stream', () => {
 
   it('without a dealer it streams every dealer; heartbeats keep the connection alive', async () => {
     const s = await openStream(`${base}/api/v1/stream`);
-    await until(() => h.listenerCount() === 1);
+    await listeners(1);
     const a = h.openPrompt(VIN_C, { key: 'x' });
     const b = h.openPrompt(VIN_A, { key: 'y' });
     expect((await s.nextPrompt()).data.prompt.id).toBe(a.promptId);
@@ -137,29 +139,96 @@ describe('GET /api/v1/stream', () => {
     while (ev.comment !== 'heartbeat');
     expect(ev.comment).toBe('heartbeat');
     s.close();
-    await until(() => h.listenerCount() === 0);
+    await listeners(0);
   });
 
   it('a bad Last-Event-ID is a 400 JSON error, not a stream', async () => {
-    const res = await fetch(`${base}/api/v1/stream`, { headers: { 'last-event-id': 'abc' } });
+    const res = await fetch(`${base}/api/v1/stream`, { headers: { 'last-event-id': 'abc', ...h.authHeader } });
     expect(res.status).toBe(400);
     expect((await res.json()).error).toBe('bad_request');
-    const q = await fetch(`${base}/api/v1/stream?lastEventId=-1`);
+    const q = await fetch(`${base}/api/v1/stream?lastEventId=-1`, { headers: h.authHeader });
     expect(q.status).toBe(400);
     expect(h.listenerCount()).toBe(0);
   });
 
   it('HEAD does not open a stream', async () => {
-    const res = await fetch(`${base}/api/v1/stream`, { method: 'HEAD' });
+    const res = await fetch(`${base}/api/v1/stream`, { method: 'HEAD', headers: h.authHeader });
     expect(res.status).toBe(404);
     expect(h.listenerCount()).toBe(0);
   });
 
   it('app.close() ends open streams instead of hanging', async () => {
     const s = await openStream(`${base}/api/v1/stream`);
-    await until(() => h.listenerCount() === 1);
+    await listeners(1);
     await h.app.close();
     await expect(s.nextPrompt()).rejects.toThrow();
     expect(h.listenerCount()).toBe(0);
+  });
+
+  it("streams only the caller's dealers: an advisor never sees another dealer's changes, even when asking for them", async () => {
+    const adv = { authorization: `Bearer ${h.keyFor('advisor', ['D001'])}` };
+    const mine = await openStream(`${base}/api/v1/stream`, adv);
+    const theirs = await openStream(`${base}/api/v1/stream?dealerId=D002`, adv);
+    await listeners(2);
+    h.openPrompt(VIN_C, { key: 'd2' });
+    const a = h.openPrompt(VIN_A, { key: 'd1' });
+    // the D002 prompt came first: the advisor's next event is already the D001 one
+    expect((await mine.nextPrompt()).data.prompt.id).toBe(a.promptId);
+    // a stream asking for another dealer is empty: a later marker on it never arrives, only heartbeats
+    let ev: SseEvent;
+    do ev = await theirs.next();
+    while (ev.comment !== 'heartbeat');
+    expect(ev.event).toBeUndefined();
+    mine.close();
+    theirs.close();
+    await listeners(0);
+    // replay after Last-Event-ID is scoped the same way
+    const replay = await openStream(`${base}/api/v1/stream`, { ...adv, 'last-event-id': '0' });
+    expect((await replay.nextPrompt()).data.prompt.id).toBe(a.promptId);
+    replay.close();
+  });
+
+  it('no credential, a metrics key or too many streams: refused before a stream opens', async () => {
+    const none = await fetch(`${base}/api/v1/stream`);
+    expect(none.status).toBe(401);
+    const metrics = await fetch(`${base}/api/v1/stream`, { headers: { authorization: `Bearer ${h.keyFor('metrics')}` } });
+    expect(metrics.status).toBe(403);
+    expect(h.listenerCount()).toBe(0);
+    const adv = { authorization: `Bearer ${h.keyFor('advisor', ['D001'])}` };
+    const open = [];
+    for (let i = 0; i < 8; i++) open.push(await openStream(`${base}/api/v1/stream`, adv));
+    await listeners(8);
+    const ninth = await fetch(`${base}/api/v1/stream`, { headers: adv });
+    expect(ninth.status).toBe(429);
+    expect((await ninth.json()).error).toBe('too_many_streams');
+    // another principal is not held back by this one's streams
+    const other = await openStream(`${base}/api/v1/stream`);
+    expect(other.res.status).toBe(200);
+    for (const o of [...open, other]) o.close();
+    await listeners(0);
+    const again = await openStream(`${base}/api/v1/stream`, adv);
+    expect(again.res.status).toBe(200);
+    again.close();
+  });
+
+  it('a client behind the retained log, or too far behind, gets a reset event instead of a replay of everything', async () => {
+    await h.close();
+    h = await makeHarness({ stream: { heartbeatMs: 50, maxReplay: 3 } });
+    h.register(VIN_A, 'D001');
+    await h.app.listen({ host: '127.0.0.1', port: 0 });
+    const addr = h.app.server.address();
+    if (!addr || typeof addr === 'string') throw new Error('no address');
+    base = `http://127.0.0.1:${addr.port}`;
+    const first = h.openPrompt(VIN_A, { key: 'a' });
+    for (const k of ['b', 'c', 'd', 'e']) h.openPrompt(VIN_A, { key: k });
+    const s = await openStream(`${base}/api/v1/stream`, { 'last-event-id': String(first.seq) });
+    let ev: SseEvent;
+    do ev = await s.next();
+    while (ev.event === undefined && ev.comment === undefined);
+    expect(ev.event).toBe('reset');
+    expect(JSON.parse(ev.data!)).toEqual({ reason: 'too_far_behind', seq: h.stores.prompts.lastChangeSeq() });
+    const live = h.openPrompt(VIN_A, { key: 'f' });
+    expect((await s.nextPrompt()).data.prompt.id).toBe(live.promptId);
+    s.close();
   });
 });

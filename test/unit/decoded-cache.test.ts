@@ -39,7 +39,7 @@ describe('DecodedCache', () => {
 
 describe('Journal.pendingFor* with held entries', () => {
   it('attaches held readings, and still reads the journalled payload when asked', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'perf-journal-'));
+    const dir = mkdtempSync(join(tmpdir(), 'decoded-cache-journal-'));
     const j = new Journal(dir);
     try {
       expect(await j.append(VIN, 1, Buffer.from('one'), 10)).toBe('new');

@@ -1,7 +1,7 @@
 // toLines serialises without a Point per reading; its lines must be exactly the client's Point output.
 import { Point } from '@influxdata/influxdb-client';
 import { describe, expect, it } from 'vitest';
-import type { Reading } from '../../proto/domain.js';
+import type { Reading, Signals } from '../../proto/domain.js';
 import { VSS } from '../../proto/signals.js';
 import { checkedTags, MEASUREMENT, readingFields, toLines, TelemetryInputError } from '../../ingest/store/influx/schema.js';
 
@@ -59,8 +59,9 @@ describe('toLines', () => {
     expect(() => toLines([ok], () => ({ vin: 'x' }))).toThrow(TelemetryInputError);
     // the same first fault and wording as readingFields
     const bad: Reading[] = [
-      { vin: A, ts: 3, signals: { [VSS.soc]: 5, 'Vehicle.Nope': 1, [VSS.speed]: 'fast' } as any },
-      { vin: A, ts: 3, signals: { [VSS.lowVoltageSystemState]: 'PARTY' } as any },
+      // not a known signal, and a string for a number: what a decoder bug could hand on
+      { vin: A, ts: 3, signals: { [VSS.soc]: 5, 'Vehicle.Nope': 1, [VSS.speed]: 'fast' } as Signals },
+      { vin: A, ts: 3, signals: { [VSS.lowVoltageSystemState]: 'PARTY' } },
       { vin: A, ts: 3, signals: {}, dtcs: ['P0A80', 'bad'] },
       { vin: 'LSVAU2180N218329I', ts: 3, signals: {} },
       { vin: A, ts: -1, signals: {} },

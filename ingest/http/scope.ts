@@ -1,0 +1,58 @@
+// What a principal may see of a vehicle or prompt, applied by every route and the stream
+// (docs/contract.md#access-control): outside the caller's dealers a VIN or prompt is 404 (its
+// existence is not revealed); position signals need `location:read`; reads of a vehicle's
+// telemetry or position and every change are written to the audit trail.
+import type { FastifyRequest } from 'fastify';
+import { SIGNALS } from '../../proto/signals.js';
+import { dealerScope, seesDealer, seesLocation, type Principal } from '../auth/principal.js';
+import type { AuditLog, Prompt, VehicleRecord, VehicleStore } from '../store/ports.js';
+import { principalOf } from './auth.js';
+import { notFound } from './errors.js';
+
+/** VSS paths that reveal where a vehicle is (docs/domain.md#privacy-and-retention). */
+export const POSITION_SIGNALS: ReadonlySet<string> = new Set(
+  Object.entries(SIGNALS)
+    .filter(([, s]) => 'sensitive' in s && s.sensitive === true)
+    .map(([path]) => path),
+);
+
+export function vehicleInScope(vehicles: Pick<VehicleStore, 'get'>, p: Principal, vin: string): VehicleRecord {
+  const rec = vehicles.get(vin);
+  if (!rec || !seesDealer(p, rec.dealerId)) throw notFound('vehicle', vin);
+  return rec;
+}
+
+export function promptInScope(get: (id: string) => Prompt | undefined, p: Principal, id: string): Prompt {
+  const prompt = get(id);
+  if (!prompt || !seesDealer(p, prompt.dealerId)) throw notFound('prompt', id);
+  return prompt;
+}
+
+/** The dealer filter of a list query: the caller's scope, narrowed by an explicit dealerId. */
+export function scopedDealers(p: Principal, dealerId: string | undefined): { dealerId?: string; dealerIds?: readonly string[] } {
+  const scope = dealerScope(p);
+  if (scope === undefined) return { dealerId };
+  if (dealerId !== undefined) return { dealerIds: scope.includes(dealerId) ? [dealerId] : [] };
+  return { dealerIds: scope };
+}
+
+/** Signals without position, unless the principal may read location. */
+export function visibleSignals<T>(p: Principal, signals: Record<string, T>): Record<string, T> {
+  if (seesLocation(p)) return signals;
+  const out: Record<string, T> = {};
+  for (const [k, v] of Object.entries(signals)) if (!POSITION_SIGNALS.has(k)) out[k] = v;
+  return out;
+}
+
+/** A prompt as this principal may see it: position-bearing evidence is dropped without location:read. */
+export function visiblePrompt(p: Principal, prompt: Prompt): Prompt {
+  if (seesLocation(p) || !Object.keys(prompt.evidence).some((k) => POSITION_SIGNALS.has(k))) return prompt;
+  return { ...prompt, evidence: visibleSignals(p, prompt.evidence) };
+}
+
+export type Audit = (action: string, vin: string | null, detail?: Record<string, unknown>) => void;
+
+/** The audit writer for one request: principal, time and request id filled in. */
+export function auditFor(log: AuditLog, req: FastifyRequest, now: () => number): Audit {
+  return (action, vin, detail) => log.record({ at: now(), principal: principalOf(req).id, action, vin, requestId: req.id, detail });
+}

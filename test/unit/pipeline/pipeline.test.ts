@@ -1,0 +1,278 @@
+// The pipeline's two journal loops (InfluxDB writer, rules) end to end from the inbound handler:
+// normal flow, an InfluxDB outage, a batch InfluxDB refuses, and a restart from the journal.
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createMemoryStores } from '../../../ingest/stores.js';
+import type { PromptChange, Stores } from '../../../ingest/store/ports.js';
+import type { Sample } from '../../../proto/domain.js';
+import { VSS } from '../../../proto/signals.js';
+import { DEFAULT_RULES_CONFIG } from '../../../rules/config.js';
+import { RulesPool } from '../../../rules/pool.js';
+import { waitFor } from '../../support/wait.js';
+import {
+  DAY,
+  HOUR,
+  MIN,
+  T0,
+  TestTelemetry,
+  VIN_A,
+  VIN_B,
+  bev,
+  charging,
+  counterValue,
+  ensureWorkerBuilt,
+  key,
+  parked,
+  payload,
+  removeDirs,
+  startIngestParts,
+  tally,
+  tempDir,
+  type Ingest,
+} from './harness.js';
+
+let pool: RulesPool;
+const dirs: string[] = [];
+const running: Ingest[] = [];
+
+beforeAll(() => {
+  ensureWorkerBuilt();
+  pool = new RulesPool({ threads: 1, config: DEFAULT_RULES_CONFIG });
+}, 180_000);
+afterAll(async () => {
+  await pool?.close();
+});
+afterEach(async () => {
+  for (const i of running.splice(0)) await i.stop();
+  vi.restoreAllMocks();
+  removeDirs(dirs);
+});
+
+function start(o: { dir?: string; stores?: Stores; telemetry?: TestTelemetry; chunk?: number } = {}) {
+  const stores = o.stores ?? createMemoryStores();
+  const telemetry = o.telemetry ?? new TestTelemetry();
+  const ingest = startIngestParts({ dir: o.dir ?? tempDir(dirs), stores, telemetry, pool, chunk: o.chunk });
+  running.push(ingest);
+  return { ...ingest, telemetry };
+}
+
+const register = (stores: Stores, vin: string) => stores.vehicles.upsert(vin, bev(), T0);
+const prompts = (stores: Stores, vin: string) => stores.prompts.list({ vin, limit: 100 }).items;
+const settled = (i: Ingest, total: number) => () => {
+  const lag = i.journal.lag();
+  return lag.total === total && lag.influx === 0 && lag.rules === 0 ? lag : false;
+};
+
+/** Six batches of one vehicle: low charge (episode 0), charged and re-armed, low again (episode 1). */
+function episodes(vin = VIN_A): { vin: string; seq: number; samples: Sample[] }[] {
+  const two = (f: (ts: number) => Sample, ts: number) => [f(ts), f(ts + MIN)];
+  return [
+    two((t) => parked(t, 40), T0),
+    two((t) => parked(t, 15), T0 + 10 * MIN),
+    two((t) => charging(t, 20), T0 + 20 * MIN),
+    two((t) => charging(t, 80), T0 + 2 * HOUR),
+    two((t) => parked(t, 80), T0 + 3 * HOUR),
+    two((t) => parked(t, 12), T0 + 5 * HOUR),
+  ].map((samples, i) => ({ vin, seq: i + 1, samples }));
+}
+
+const readingKeys = (batches: { vin: string; samples: Sample[] }[]) =>
+  batches.flatMap((b) => b.samples.map((s) => key({ vin: b.vin, ts: s.ts })));
+const summary = (stores: Stores, vin: string) =>
+  prompts(stores, vin)
+    .map((p) => `${p.kind} ${p.dedupKey} ${p.status}`)
+    .sort();
+
+/** The prompts the episodes give when ingest runs through them without interruption. */
+async function uninterrupted(): Promise<string[]> {
+  const i = start();
+  register(i.stores, VIN_A);
+  for (const b of episodes()) await i.send(b.vin, b.seq, b.samples);
+  i.pipeline.start();
+  await waitFor(settled(i, 6), { what: 'the reference run to settle' });
+  return summary(i.stores, VIN_A);
+}
+
+/** Readings the rules pool was given, per reading key, from the moment this is called. */
+function appliedByPool(): Map<string, number> {
+  const applied = new Map<string, number>();
+  const real = pool.run.bind(pool);
+  vi.spyOn(pool, 'run').mockImplementation((items, now) => {
+    for (const it of items) for (const r of it.readings) applied.set(key(r), (applied.get(key(r)) ?? 0) + 1);
+    return real(items, now);
+  });
+  return applied;
+}
+
+describe('pipeline', () => {
+  it('takes telemetry from the inbound handler to the telemetry store and the rules; both loops mark the journal done', async () => {
+    const i = start();
+    register(i.stores, VIN_A);
+    const changes: PromptChange[] = [];
+    const processed: string[][] = [];
+    i.pipeline.on('changes', (c) => changes.push(...c));
+    i.pipeline.on('processed', (vins) => processed.push(vins));
+    i.pipeline.start();
+
+    await i.send(VIN_A, 1, [parked(T0, 45, { [VSS.odometer]: 1200 }), parked(T0 + MIN, 30)]);
+    await i.send(VIN_A, 2, [parked(T0 + 2 * MIN, 18)]);
+
+    await waitFor(settled(i, 2), { what: 'both loops to mark the two entries done' });
+    expect(i.journal.pendingForInflux(0, 10)).toEqual([]);
+    expect(i.journal.pendingForRules(0, 10)).toEqual([]);
+    // the telemetry store has every reading, with the profile's tags
+    expect(await i.telemetry.count({ vin: VIN_A, signal: VSS.soc, from: T0, to: T0 + DAY })).toBe(3);
+    expect(await i.telemetry.latest(VIN_A)).toMatchObject({ ts: T0 + 2 * MIN, signals: { [VSS.soc]: 18, [VSS.odometer]: 1200 } });
+    expect([...i.telemetry.written.values()]).toEqual([1, 1, 1]);
+    // the rules saw them: a low-charge prompt, announced on 'changes', its vehicle on 'processed'
+    const low = prompts(i.stores, VIN_A).filter((p) => p.kind.startsWith('charging.'));
+    expect(low.map((p) => [p.kind, p.status, p.evidence.soc])).toEqual([['charging.low_soc', 'open', 18]]);
+    expect(changes.filter((c) => c.prompt.kind.startsWith('charging.')).map((c) => [c.step, c.promptId])).toEqual([['created', low[0].id]]);
+    expect(processed.flat()).toContain(VIN_A);
+    expect(i.rules.latest(VIN_A)?.[VSS.soc]).toBe(18);
+    expect(i.stores.ruleStates.load(VIN_A)?.journalId).toBe(2);
+    expect(await counterValue(i.metrics.influxWritten)).toBe(3);
+    expect(i.log.lines.filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it('keeps readings in the journal while InfluxDB is down, prompts meanwhile, and writes each reading once when it is back', async () => {
+    const telemetry = new TestTelemetry();
+    telemetry.down = true;
+    const i = start({ telemetry });
+    register(i.stores, VIN_A);
+    i.pipeline.start();
+    const batches = episodes().slice(0, 3);
+    for (const b of batches) await i.send(b.vin, b.seq, b.samples);
+
+    // the rules do not wait for InfluxDB
+    await waitFor(() => prompts(i.stores, VIN_A).some((p) => p.kind === 'charging.low_soc'), { what: 'a prompt during the outage' });
+    await waitFor(() => i.journal.lag().rules === 0, { what: 'the rules loop to finish' });
+    await waitFor(() => telemetry.failures >= 2, { what: 'the InfluxDB loop to have tried and failed twice' });
+    expect(i.journal.lag()).toEqual({ total: 3, influx: 3, rules: 0 });
+    expect(i.journal.pendingForInflux(0, 10).map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(await counterValue(i.metrics.influxErrors)).toBeGreaterThanOrEqual(1);
+
+    // one more batch during the outage, then InfluxDB comes back
+    const late = episodes()[3];
+    await i.send(late.vin, late.seq, late.samples);
+    await waitFor(() => i.journal.lag().rules === 0, { what: 'the rules loop to take the late batch' });
+    telemetry.down = false;
+    // the loop backs off (up to 30 s); wake it the way new telemetry would
+    await waitFor(
+      () => {
+        i.pipeline.wake();
+        return i.journal.lag().influx === 0;
+      },
+      { what: 'the journal to drain into InfluxDB' },
+    );
+
+    const expected = readingKeys([...batches, late]);
+    expect(Object.fromEntries(telemetry.written)).toEqual(Object.fromEntries(expected.map((k) => [k, 1])));
+    expect(telemetry.inner.acceptedLines).toBe(expected.length);
+    expect(await i.telemetry.count({ vin: VIN_A, signal: VSS.soc, from: T0, to: T0 + DAY })).toBe(expected.length);
+    expect(i.log.lines.some((l) => l.level === 'warn' && l.m?.includes('kept in the journal'))).toBe(true);
+  });
+
+  it('dead-letters a batch InfluxDB refuses, writes the other batches of the same step and goes on', async () => {
+    const telemetry = new TestTelemetry();
+    telemetry.refuse = (r) => r.vin === VIN_B;
+    const i = start({ telemetry });
+    register(i.stores, VIN_A);
+    register(i.stores, VIN_B);
+    // journalled before the loops start, so one InfluxDB step takes all three
+    await i.send(VIN_A, 1, [parked(T0, 50), parked(T0 + MIN, 49)]);
+    const refused = payload(VIN_B, 1, [parked(T0, 60)]);
+    await i.handlers.telemetry(VIN_B, refused, 'client-b');
+    await i.send(VIN_A, 2, [parked(T0 + 2 * MIN, 48)]);
+    i.pipeline.start();
+
+    await waitFor(settled(i, 3), { what: 'the step with the refused batch to be done' });
+    // the whole step was tried first, then batch by batch
+    expect(telemetry.refusedCalls[0].sort()).toEqual([VIN_A, VIN_B]);
+    expect(telemetry.refusedCalls.slice(1)).toEqual([[VIN_B]]);
+    const dead = i.stores.deadLetters.list(10);
+    expect(dead).toHaveLength(1);
+    expect(dead[0].topic).toBe(`telemetry/${VIN_B}`);
+    expect(dead[0].reason).toMatch(/^influx: refused by the test store/);
+    expect(Buffer.from(dead[0].payloadBase64, 'base64')).toEqual(refused);
+    expect(await counterValue(i.metrics.deadLetters, { reason: 'influx_refused' })).toBe(1);
+    expect([...telemetry.written.keys()].sort()).toEqual([T0, T0 + MIN, T0 + 2 * MIN].map((ts) => key({ vin: VIN_A, ts })));
+    // the rules took the refused batch all the same
+    expect(i.rules.latest(VIN_B)?.[VSS.soc]).toBe(60);
+
+    // and the loop moves on
+    await i.send(VIN_A, 3, [parked(T0 + 3 * MIN, 47)]);
+    await waitFor(settled(i, 4), { what: 'the next batch to be written' });
+    expect(telemetry.written.get(key({ vin: VIN_A, ts: T0 + 3 * MIN }))).toBe(1);
+    expect(await i.telemetry.count({ vin: VIN_A, signal: VSS.soc, from: T0, to: T0 + DAY })).toBe(4);
+    expect(i.stores.deadLetters.count()).toBe(1);
+  });
+
+  it('after a stop mid-way, a new process on the same journal and stores applies the rest, nothing twice', async () => {
+    const reference = await uninterrupted();
+    expect(reference.filter((p) => p.startsWith('charging.'))).toEqual([
+      `charging.low_soc ${VIN_A}:charging.low_soc:0 resolved`,
+      `charging.low_soc ${VIN_A}:charging.low_soc:1 open`,
+    ]);
+
+    const dir = tempDir(dirs);
+    const stores = createMemoryStores();
+    const telemetry = new TestTelemetry();
+    register(stores, VIN_A);
+    const applied = appliedByPool();
+    const first = start({ dir, stores, telemetry, chunk: 2 });
+    const batches = episodes();
+    for (const b of batches) await first.send(b.vin, b.seq, b.samples);
+    // stop right after the first rules step (two entries of six)
+    const stopping: { done?: Promise<void> } = {};
+    first.pipeline.once('processed', () => {
+      stopping.done = first.stop();
+    });
+    first.pipeline.start();
+    await waitFor(() => stopping.done !== undefined, { what: 'the first rules step' });
+    await stopping.done;
+    expect(stores.ruleStates.load(VIN_A)?.journalId).toBe(2);
+
+    // a new process: new journal handle, rules runner (rule states from the stores), pipeline
+    const second = start({ dir, stores, telemetry, chunk: 2 });
+    expect(second.journal.lag().rules).toBe(4);
+    expect(second.rules.latest(VIN_A)?.[VSS.soc]).toBe(15);
+    second.pipeline.start();
+    await waitFor(settled(second, 6), { what: 'the second process to apply the rest' });
+
+    expect(summary(stores, VIN_A)).toEqual(reference);
+    expect(stores.ruleStates.load(VIN_A)?.journalId).toBe(6);
+    const all = readingKeys(batches);
+    expect(Object.fromEntries(applied)).toEqual(Object.fromEntries(all.map((k) => [k, 1])));
+    expect(Object.fromEntries(telemetry.written)).toEqual(Object.fromEntries(all.map((k) => [k, 1])));
+    expect(stores.vehicles.chargingSessions(VIN_A, 0, T0 + DAY)).toHaveLength(1);
+  });
+
+  it('does not apply again a rules step committed just before a crash but not yet marked done in the journal', async () => {
+    const reference = await uninterrupted();
+    const dir = tempDir(dirs);
+    const stores = createMemoryStores();
+    const telemetry = new TestTelemetry();
+    register(stores, VIN_A);
+    const applied = appliedByPool();
+    const first = start({ dir, stores, telemetry });
+    const batches = episodes();
+    for (const b of batches) await first.send(b.vin, b.seq, b.samples);
+    // the rules commit four entries, then the process dies before journal.markRulesDone
+    await first.rules.applyEntries(first.journal.pendingForRules(0, 4, first.decoded.held));
+    expect(stores.ruleStates.load(VIN_A)?.journalId).toBe(4);
+    await first.stop();
+
+    const second = start({ dir, stores, telemetry });
+    expect(second.journal.lag()).toEqual({ total: 6, influx: 6, rules: 6 });
+    second.pipeline.start();
+    await waitFor(settled(second, 6), { what: 'the second process to settle' });
+
+    const all = readingKeys(batches);
+    expect(Object.fromEntries(applied)).toEqual(Object.fromEntries(all.map((k) => [k, 1])));
+    expect(summary(stores, VIN_A)).toEqual(reference);
+    // each situation prompted once
+    expect([...tally(prompts(stores, VIN_A).map((p) => p.dedupKey)).values()]).toEqual(reference.map(() => 1));
+    expect(stores.ruleStates.load(VIN_A)?.journalId).toBe(6);
+    expect(Object.fromEntries(telemetry.written)).toEqual(Object.fromEntries(all.map((k) => [k, 1])));
+  });
+});
