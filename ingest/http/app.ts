@@ -99,7 +99,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         scriptSrc: ["'self'"],
         styleSrc: ["'self'"],
         imgSrc: ["'self'", 'data:'],
-        connectSrc: ["'self'"],
+        // the console's OIDC sign-in reads the issuer's discovery document and exchanges the code there
+        connectSrc: ["'self'", ...(deps.console?.oidc ? [new URL(deps.console.oidc.issuer).origin] : [])],
         frameAncestors: ["'none'"],
         formAction: ["'self'"],
         baseUri: ["'none'"],

@@ -12,6 +12,7 @@ import type { VehicleProfile } from '../../../proto/domain.js';
 import type { PromptDraft, PromptKind, ServiceRecord } from '../../../rules/types.js';
 import { Authenticator } from '../../../ingest/auth/authenticate.js';
 import { createApiKey } from '../../../ingest/auth/keys.js';
+import type { OidcVerifier } from '../../../ingest/auth/oidc.js';
 import type { Permission, Role } from '../../../ingest/store/ports.js';
 import type { InjectOptions } from 'fastify';
 
@@ -65,7 +66,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function makeHarness(over: Partial<AppDeps> = {}): Promise<Harness> {
+export async function makeHarness(over: Partial<AppDeps> = {}, o: { oidc?: OidcVerifier } = {}): Promise<Harness> {
   const stores = createMemoryStores();
   const telemetry = new MemoryTelemetryStore();
   let now = T0;
@@ -95,7 +96,7 @@ export async function makeHarness(over: Partial<AppDeps> = {}): Promise<Harness>
   const token = keyFor('operator', [], ['location:read']);
   const deps: AppDeps = {
     stores,
-    authenticator: new Authenticator({ keys: stores.keys, now: Date.now }),
+    authenticator: new Authenticator({ keys: stores.keys, oidc: o.oidc, now: Date.now }),
     telemetry,
     changes,
     clock,
