@@ -176,7 +176,11 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     telemetry,
     clock,
     changes: { subscribe: (fn) => out.subscribe(fn), publish: (c) => out.recorded([c]) },
-    onServiceRecord: async (vin, rec) => out.published(await rules.serviceRecord(vin, rec)),
+    onServiceRecord: async (vin, rec) => {
+      const { id, changes } = await rules.serviceRecord(vin, rec);
+      out.published(changes);
+      return id;
+    },
     publishPolicy: (vin, policy) =>
       link.publish(topicFor(cfg.ODOPULSE_MQTT_PREFIX, vin, 'config'), encodeAgentConfig(policy), { qos: 1, retain: true }),
     health: async () => {

@@ -55,8 +55,8 @@ export interface AppDeps {
    * API makes itself (acknowledge, resolve) so every subscriber, other consoles included, sees them.
    */
   changes: { subscribe(fn: (c: PromptChange) => void): () => void; publish?(c: PromptChange): void };
-  /** A service visit was stored: reset the maintenance schedule (rules). */
-  onServiceRecord(vin: string, rec: ServiceRecord): Promise<void>;
+  /** Store a service visit and reset the maintenance schedule (rules), atomically; returns its id. */
+  onServiceRecord(vin: string, rec: ServiceRecord): Promise<number>;
   /** Publish a vehicle's sampling policy (retained AgentConfig on its config topic). */
   publishPolicy?(vin: string, policy: SamplingPolicy): Promise<void>;
   /** A profile was created or changed (rules reload the vehicle). */

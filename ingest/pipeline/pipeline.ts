@@ -50,6 +50,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
   private wakeRules: (() => void) | null = null;
   private wakeInflux: (() => void) | null = null;
   private loops: Promise<void>[] = [];
+  private readonly wokenDuringStep = new Set<string>();
   private influxBackoffMs = 0;
 
   constructor(private readonly deps: PipelineDeps) {
@@ -58,7 +59,8 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
 
   wake(): void {
     this.wakeRules?.();
-    this.wakeInflux?.();
+    // after a failed write the InfluxDB loop keeps its backoff: new telemetry is no reason to retry sooner
+    if (this.influxBackoffMs === 0) this.wakeInflux?.();
   }
 
   start(): void {
@@ -80,7 +82,8 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wake();
+    this.wakeRules?.();
+    this.wakeInflux?.();
     await Promise.all(this.loops);
   }
 
@@ -88,13 +91,15 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
   private async loop(name: string, step: () => Promise<boolean>, setWake: (w: () => void) => void): Promise<void> {
     while (!this.stopped) {
       let more = false;
+      setWake(() => this.wokenDuringStep.add(name));
       try {
         more = await step();
       } catch (err) {
         this.deps.log.error({ err, loop: name }, 'pipeline step failed; retrying');
         await sleep(1000);
       }
-      if (more || this.stopped) continue;
+      // a wake that came while the step ran means there may be new work: look again at once
+      if (more || this.stopped || this.wokenDuringStep.delete(name)) continue;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, name === 'influx' ? Math.max(1000, this.influxBackoffMs) : 1000);
         setWake(() => {
@@ -157,24 +162,36 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
 
   private async writeOneByOne(entries: JournalEntry[], tags: (vin: string) => Record<string, string>): Promise<void> {
     const { journal, telemetry, stores, metrics } = this.deps;
+    let written = 0;
     for (const e of entries) {
+      const readings = e.readings ?? readingsOf(e);
       try {
-        await telemetry.write(e.readings ?? readingsOf(e), tags);
+        await telemetry.write(readings, tags);
+        written += readings.length;
       } catch (err) {
         if (!(err instanceof TelemetryInputError)) throw err;
-        stores.deadLetters.add({
-          topic: `telemetry/${e.vin}`,
-          clientId: null,
-          reason: `influx: ${err.message}`,
-          payload: e.payload,
-          at: Date.now(),
+        // Done with for good at once: should InfluxDB fail later in this step, the retry must not
+        // dead-letter this entry a second time.
+        stores.transaction(() => {
+          stores.deadLetters.add({
+            topic: `telemetry/${e.vin}`,
+            clientId: null,
+            reason: `influx: ${err.message}`,
+            payload: e.payload,
+            at: Date.now(),
+          });
+          journal.markInfluxDone([e.id]);
         });
+        this.deps.decoded.done('influx', [e]);
         metrics.deadLetters.inc({ reason: 'influx_refused' });
       }
     }
     await telemetry.flush();
     journal.markInfluxDone(entries.map((e) => e.id));
     this.deps.decoded.done('influx', entries);
+    this.influxBackoffMs = 0;
+    metrics.influxWritten.inc(written);
+    this.updateLag();
   }
 
   private updateLag() {

@@ -26,6 +26,8 @@ interface Item {
   vin: string;
   readings: Reading[];
   serviceRecords?: ServiceRecord[];
+  /** Store the service records in the commit transaction and report their ids. */
+  storeRecords?: (ids: number[]) => void;
   tick?: boolean;
   journalId?: number;
 }
@@ -70,8 +72,16 @@ export class RulesRunner {
     });
   }
 
-  serviceRecord(vin: string, record: ServiceRecord): Promise<PromptChange[]> {
-    return this.exclusive(() => this.run([{ vin, readings: [], serviceRecords: [record] }]));
+  /**
+   * A service visit: stored and applied to the maintenance schedule in one transaction, so a crash
+   * or a failing rules run never leaves a record the rules did not see (or applies one not stored).
+   */
+  async serviceRecord(vin: string, record: ServiceRecord): Promise<{ id: number; changes: PromptChange[] }> {
+    let id = 0;
+    const changes = await this.exclusive(() =>
+      this.run([{ vin, readings: [], serviceRecords: [record], storeRecords: (ids) => (id = ids[0]) }]),
+    );
+    return { id, changes };
   }
 
   /** Time-based sweep against the fleet clock, for every vehicle known to rules or registered.
@@ -127,10 +137,11 @@ export class RulesRunner {
     stores.transaction(() => {
       results.forEach((r, i) => {
         const item = items[i];
+        if (item.storeRecords && item.serviceRecords)
+          item.storeRecords(item.serviceRecords.map((rec) => stores.vehicles.addServiceRecord(item.vin, rec, now)));
         const profile = profiles[i];
         const state: VehicleRuleState = { ...r.state, journalId: item.journalId ?? this.cache.get(item.vin)?.journalId };
         states.push(state);
-        for (const f of r.failures) metrics.detectorFailures.inc({ family: f.family });
         const promptEvents: RuleEvent[] = [];
         for (const ev of r.events) {
           if (ev.type === 'segments') {
@@ -151,6 +162,8 @@ export class RulesRunner {
       if (webhookUrls.length && changes.length) stores.outbox.enqueue(eventsForChanges(changes, webhookUrls), now);
       if (webhookUrls.length && segmentChanges.length) stores.outbox.enqueue(eventsForSegmentChanges(segmentChanges, webhookUrls), now);
     });
+    // counted once committed: a rolled-back step is retried and would count its failures twice
+    for (const r of results) for (const f of r.failures) metrics.detectorFailures.inc({ family: f.family });
     for (const s of states) this.cache.set(s.vin, s);
     for (const c of changes) metrics.prompts.inc({ step: c.step, kind: c.prompt.kind });
     return changes;

@@ -111,14 +111,12 @@ export function registerAccess(app: FastifyInstance, deps: AccessRoutesDeps): vo
         expires: new Date(s.expiresAt),
       });
       audit(req)('session.opened', null);
-      return reply
-        .code(201)
-        .send({
-          principal: describePrincipal(p),
-          csrfToken: s.csrf,
-          csrfHeader: CSRF_HEADER,
-          expiresAt: new Date(s.expiresAt).toISOString(),
-        });
+      return reply.code(201).send({
+        principal: describePrincipal(p),
+        csrfToken: s.csrf,
+        csrfHeader: CSRF_HEADER,
+        expiresAt: new Date(s.expiresAt).toISOString(),
+      });
     },
   );
 

@@ -53,7 +53,8 @@ export interface VehicleRoutesDeps {
   maxHistoryPoints: number;
   telemetry: Pick<TelemetryStore, 'latest' | 'history'>;
   clock: { now(): number };
-  onServiceRecord(vin: string, rec: ServiceRecord): Promise<void>;
+  /** Store the visit and reset the maintenance schedule (rules), atomically; returns the record's id. */
+  onServiceRecord(vin: string, rec: ServiceRecord): Promise<number>;
   publishPolicy?(vin: string, policy: SamplingPolicy): Promise<void>;
   onProfileChanged?(vin: string): void;
 }
@@ -198,9 +199,8 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
     async (req, reply) => {
       const vin = vehicleInScope(vehicles, principalOf(req), req.params.vin).vin;
       const rec = { date: req.body.date, odometer: req.body.odometer, items: req.body.items };
-      const id = vehicles.addServiceRecord(vin, rec, deps.clock.now());
+      const id = await deps.onServiceRecord(vin, rec);
       audit(req)('service_record.created', vin, { id, date: rec.date, odometer: rec.odometer });
-      await deps.onServiceRecord(vin, rec);
       return reply.code(201).send({ id, vin, ...rec });
     },
   );

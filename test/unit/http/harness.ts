@@ -100,7 +100,10 @@ export async function makeHarness(over: Partial<AppDeps> = {}, o: { oidc?: OidcV
     telemetry,
     changes,
     clock,
-    onServiceRecord: async (vin, rec) => void h.serviceCalls.push({ vin, rec }),
+    onServiceRecord: async (vin, rec) => {
+      h.serviceCalls.push({ vin, rec });
+      return stores.vehicles.addServiceRecord(vin, rec, clock.now());
+    },
     onProfileChanged: (vin) => void h.profileChanges.push(vin),
     health: async () => {
       if (h.health instanceof Error) throw h.health;

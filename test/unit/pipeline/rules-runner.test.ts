@@ -127,7 +127,9 @@ describe('RulesRunner', () => {
     await waitFor(() => order.includes('start readings'), { what: 'the readings to be in the pool' });
     const service = r.serviceRecord(VIN_A, { date: '2026-03-01', odometer: 4210, items: ['inspection'] });
     release();
-    const [fromReadings, fromService] = await Promise.all([readings, service]);
+    const [fromReadings, { changes: fromService, id }] = await Promise.all([readings, service]);
+    // stored in the same transaction that applied it
+    expect(stores.vehicles.serviceRecords(VIN_A).map((x) => x.id)).toEqual([id]);
 
     expect(order).toEqual(['start readings', 'end readings', 'start service', 'end service']);
     expect(inputs[1].state).toMatchObject({ journalId: 1, lastTs: T0, families: { maintenance: { cycle: 0, step: 0 } } });
@@ -224,6 +226,25 @@ describe('RulesRunner', () => {
       expect(stores.vehicles.chargingSessions(VIN_A, 0, T0 + DAY)).toMatchObject([{ start: T0 + MIN, end: T0 + 30 * MIN, endSoc: 40 }]);
       expect(stores.ruleStates.load(VIN_A)).toMatchObject({ journalId: 1, lastTs: T0 + 30 * MIN });
       expect(r.latest(VIN_A)?.[VSS.soc]).toBe(40);
+    });
+
+    it.each(failures)('%s: a service visit is neither stored nor applied, and a retry does both once', async (_, wrap) => {
+      const stores = createMemoryStores();
+      stores.vehicles.upsert(VIN_A, bev(), T0);
+      const armed = { on: true };
+      const r = runner(wrap(stores, armed), { webhookUrls: [HOOK] });
+      await r.applyEntries([entry(1, VIN_A, [parked(T0, 60, { [VSS.odometer]: 4200 })])]).catch(() => undefined);
+      armed.on = false;
+      await r.applyEntries([entry(1, VIN_A, [parked(T0, 60, { [VSS.odometer]: 4200 })])]);
+      armed.on = true;
+      const visit = { date: '2026-03-01', odometer: 4210, items: ['inspection'] };
+      await expect(r.serviceRecord(VIN_A, visit)).rejects.toThrow(/disk full|commit failed/);
+      expect(stores.vehicles.serviceRecords(VIN_A)).toEqual([]);
+      expect(stores.ruleStates.load(VIN_A)).toMatchObject({ families: { maintenance: { cycle: 0 } } });
+      armed.on = false;
+      const { id } = await r.serviceRecord(VIN_A, visit);
+      expect(stores.vehicles.serviceRecords(VIN_A)).toEqual([{ id, ...visit }]);
+      expect(stores.ruleStates.load(VIN_A)).toMatchObject({ families: { maintenance: { cycle: 1 } } });
     });
   });
 });
