@@ -101,6 +101,11 @@ export const INGEST_SETTINGS = {
   INFLUX_BUCKET: [z.string().min(1), 'telemetry', 'bucket; on 1.x database or database/retention-policy'],
   ODOPULSE_WEBHOOK_URL: [optionalString, undefined, 'lifecycle-system endpoint(s), comma-separated; unset = no outbound events'],
   ODOPULSE_WEBHOOK_SECRET: [optionalString, undefined, 'HMAC key for the webhook signature header (required with a URL)'],
+  ODOPULSE_EVENTS_POSITION_PURPOSE: [
+    optionalString.pipe(z.string().min(10).max(200).optional()),
+    undefined,
+    'position signals leave in CloudEvents only when set: the stated purpose (e.g. "roadside assistance dispatch"), sent in each such event; unset = never',
+  ],
   ODOPULSE_WEBHOOK_MAX_BACKOFF_MS: [
     z.coerce.number().int().min(10),
     600_000,

@@ -62,7 +62,8 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     : () => {};
 
   const urls = webhookUrls(cfg);
-  const rules = new RulesRunner({ pool, stores, clock, metrics, webhookUrls: urls, log });
+  const positionPurpose = cfg.ODOPULSE_EVENTS_POSITION_PURPOSE;
+  const rules = new RulesRunner({ pool, stores, clock, metrics, webhookUrls: urls, eventPositionPurpose: positionPurpose, log });
   const pipeline = new Pipeline({ journal, decoded, stores, telemetry, rules, clock, metrics, log });
 
   // The broker adapters and HMI delivery need the fan-out, which needs both: late-bound here.
@@ -138,7 +139,14 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     onChanges: (changes) => late.fanout?.recorded(changes),
     onSent: (p) => metrics.hmiSent.inc({ urgent: String(p.urgent) }),
   });
-  const out = new PromptFanout({ outbox: stores.outbox, eventsFor: (c) => eventsForChanges(c, urls), clock, hmi, dispatcher, log });
+  const out = new PromptFanout({
+    outbox: stores.outbox,
+    eventsFor: (c) => eventsForChanges(c, { urls, positionPurpose }),
+    clock,
+    hmi,
+    dispatcher,
+    log,
+  });
   late.fanout = out;
   // HMI delivery for a step's vehicles follows on 'processed', emitted right after for every vehicle of the step.
   pipeline.on('changes', (c) => out.published(c, false));

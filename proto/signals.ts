@@ -50,6 +50,13 @@ export const SIGNALS: Readonly<Record<Exclude<SignalPath, typeof VSS.dtcList>, S
 };
 
 export type ValueSignalPath = keyof typeof SIGNALS;
+
+/** VSS paths that reveal where a vehicle is (docs/domain.md#privacy-and-retention). */
+export const POSITION_SIGNALS: ReadonlySet<string> = new Set(
+  Object.entries(SIGNALS)
+    .filter(([, s]) => 'sensitive' in s && s.sensitive === true)
+    .map(([path]) => path),
+);
 export const SIGNAL_PATHS = Object.keys(SIGNALS) as ValueSignalPath[];
 
 /** The low-voltage system state counts as driving when ON or START (docs/domain.md#parked-and-driving). */

@@ -3,18 +3,13 @@
 // existence is not revealed); position signals need `location:read`; reads of a vehicle's
 // telemetry or position and every change are written to the audit trail.
 import type { FastifyRequest } from 'fastify';
-import { SIGNALS } from '../../proto/signals.js';
+import { POSITION_SIGNALS } from '../../proto/signals.js';
 import { dealerScope, seesDealer, seesLocation, type Principal } from '../auth/principal.js';
 import type { AuditLog, Prompt, VehicleRecord, VehicleStore } from '../store/ports.js';
 import { principalOf } from './auth.js';
 import { notFound } from './errors.js';
 
-/** VSS paths that reveal where a vehicle is (docs/domain.md#privacy-and-retention). */
-export const POSITION_SIGNALS: ReadonlySet<string> = new Set(
-  Object.entries(SIGNALS)
-    .filter(([, s]) => 'sensitive' in s && s.sensitive === true)
-    .map(([path]) => path),
-);
+export { POSITION_SIGNALS };
 
 export function vehicleInScope(vehicles: Pick<VehicleStore, 'get'>, p: Principal, vin: string): VehicleRecord {
   const rec = vehicles.get(vin);

@@ -1,5 +1,6 @@
 // Lifecycle events as CloudEvents 1.0 (structured JSON mode). The id is derived from the stored
 // change, so a retried or re-enqueued event keeps its id and the receiver can drop duplicates.
+import { POSITION_SIGNALS } from '../../proto/signals.js';
 import type { Segments } from '../../rules/types.js';
 import type { Prompt, PromptChange } from '../store/ports.js';
 
@@ -41,7 +42,32 @@ export function promptJson(p: Prompt) {
 export const promptEventType = (step: PromptChange['step']): string => `com.odopulse.prompt.${step}`;
 export const SEGMENT_CHANGED_TYPE = 'com.odopulse.segment.changed';
 
-export function promptChangeEvent(c: PromptChange): CloudEvent<ReturnType<typeof promptJson> & { step: string; by: string | null }> {
+/**
+ * What leaves for the lifecycle system. Position never does, unless the operator configured a
+ * stated purpose for it (ODOPULSE_EVENTS_POSITION_PURPOSE), which then travels in every event
+ * that carries position (docs/domain.md#privacy-and-retention).
+ */
+export interface EventPolicy {
+  urls: string[];
+  positionPurpose?: string;
+}
+
+function withoutPosition<T extends { evidence: Record<string, unknown> }>(
+  d: T,
+  purpose: string | undefined,
+): T & { positionPurpose?: string } {
+  const keys = Object.keys(d.evidence).filter((k) => POSITION_SIGNALS.has(k));
+  if (keys.length === 0) return d;
+  if (purpose) return { ...d, positionPurpose: purpose };
+  const evidence = { ...d.evidence };
+  for (const k of keys) delete evidence[k];
+  return { ...d, evidence };
+}
+
+export function promptChangeEvent(
+  c: PromptChange,
+  positionPurpose?: string,
+): CloudEvent<ReturnType<typeof promptJson> & { step: string; by: string | null; positionPurpose?: string }> {
   return {
     specversion: '1.0',
     // prompt ids are random, seq is unique per store: unique even if a data dir is ever reset.
@@ -51,7 +77,7 @@ export function promptChangeEvent(c: PromptChange): CloudEvent<ReturnType<typeof
     subject: c.vin,
     time: c.at,
     datacontenttype: 'application/json',
-    data: { ...promptJson(c.prompt), step: c.step, by: c.by },
+    data: withoutPosition({ ...promptJson(c.prompt), step: c.step, by: c.by }, positionPurpose),
   };
 }
 
@@ -102,11 +128,21 @@ function fanOut(events: CloudEvent[], urls: string[]): OutboundEvent[] {
 }
 
 /** Outbox rows for prompt changes: one per (event, URL). Enqueue them in the same transaction. */
-export function eventsForChanges(changes: PromptChange[], urls: string[]): OutboundEvent[] {
-  return urls.length === 0 ? [] : fanOut(changes.map(promptChangeEvent), urls);
+/** `policy` as plain URLs: no position ever. */
+const asPolicy = (p: EventPolicy | string[]): EventPolicy => (Array.isArray(p) ? { urls: p } : p);
+
+export function eventsForChanges(changes: PromptChange[], p: EventPolicy | string[]): OutboundEvent[] {
+  const policy = asPolicy(p);
+  return policy.urls.length === 0
+    ? []
+    : fanOut(
+        changes.map((c) => promptChangeEvent(c, policy.positionPurpose)),
+        policy.urls,
+      );
 }
 
 /** Outbox rows for lifecycle segment changes (usage.segment_changed). */
-export function eventsForSegmentChanges(changes: SegmentChange[], urls: string[]): OutboundEvent[] {
-  return urls.length === 0 ? [] : fanOut(changes.map(segmentChangeEvent), urls);
+export function eventsForSegmentChanges(changes: SegmentChange[], p: EventPolicy | string[]): OutboundEvent[] {
+  const policy = asPolicy(p);
+  return policy.urls.length === 0 ? [] : fanOut(changes.map(segmentChangeEvent), policy.urls);
 }

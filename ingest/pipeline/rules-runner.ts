@@ -19,6 +19,8 @@ export interface RulesRunnerDeps {
   clock: IngestClock;
   metrics: Metrics;
   webhookUrls: string[];
+  /** Position in outbound events only for this stated purpose (docs/domain.md#privacy-and-retention). */
+  eventPositionPurpose?: string;
   log: { warn(o: object, m?: string): void };
 }
 
@@ -130,6 +132,7 @@ export class RulesRunner {
 
   private commit(items: Item[], profiles: Array<ReturnType<Stores['vehicles']['get']>>, results: EngineResult[]): PromptChange[] {
     const { stores, metrics, clock, webhookUrls } = this.deps;
+    const policy = { urls: webhookUrls, positionPurpose: this.deps.eventPositionPurpose };
     const now = clock.now();
     const states: VehicleRuleState[] = [];
     const changes: PromptChange[] = [];
@@ -159,8 +162,8 @@ export class RulesRunner {
         }
       });
       stores.ruleStates.save(states);
-      if (webhookUrls.length && changes.length) stores.outbox.enqueue(eventsForChanges(changes, webhookUrls), now);
-      if (webhookUrls.length && segmentChanges.length) stores.outbox.enqueue(eventsForSegmentChanges(segmentChanges, webhookUrls), now);
+      if (webhookUrls.length && changes.length) stores.outbox.enqueue(eventsForChanges(changes, policy), now);
+      if (webhookUrls.length && segmentChanges.length) stores.outbox.enqueue(eventsForSegmentChanges(segmentChanges, policy), now);
     });
     // counted once committed: a rolled-back step is retried and would count its failures twice
     for (const r of results) for (const f of r.failures) metrics.detectorFailures.inc({ family: f.family });
