@@ -74,6 +74,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     stores,
     metrics,
     clock,
+    limits: { maxClockSkewS: cfg.ODOPULSE_MAX_CLOCK_SKEW_S, telemetryRetentionDays: cfg.ODOPULSE_TELEMETRY_RETENTION_DAYS },
     onJournalled: () => pipeline.wake(),
     onOnline: (vin) => late.fanout?.deliver([vin]),
     onAcks: (changes) => late.fanout?.recorded(changes),
@@ -138,6 +139,10 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     latest: (vin) => rules.latest(vin),
     onChanges: (changes) => late.fanout?.recorded(changes),
     onSent: (p) => metrics.hmiSent.inc({ urgent: String(p.urgent) }),
+    onInvalidTimeZone: (vin, tz) => {
+      metrics.hmiInvalidTimeZones.inc();
+      log.warn({ vin, timeZone: tz }, 'stored profile has an unknown time zone; HMI timing uses the locale default');
+    },
   });
   const out = new PromptFanout({
     outbox: stores.outbox,

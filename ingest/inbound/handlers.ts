@@ -1,13 +1,7 @@
 // What ingest does with each inbound MQTT message, for either broker adapter (embedded.ts,
 // external.ts): decode and validate, journal telemetry (the broker PUBACKs once the promise
 // resolves), dead-letter what is invalid with its reason (docs/contract.md#dead-letters).
-import {
-  CodecError,
-  decodeAgentStatus,
-  decodePromptAck,
-  decodeTelemetryBatch,
-  encodeTelemetryBatch,
-} from '../../proto/codec.js';
+import { CodecError, decodeAgentStatus, decodePromptAck, decodeTelemetryBatch, encodeTelemetryBatch } from '../../proto/codec.js';
 import type { Sample, TelemetryBatch } from '../../proto/domain.js';
 import type { IngestClock } from '../clock.js';
 import { INGEST_SETTINGS } from '../config.js';

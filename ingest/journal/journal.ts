@@ -99,6 +99,8 @@ export class Journal {
   private readonly stmts;
   /** Appends answered as duplicates (already journalled, or below a pruned high-water mark). */
   duplicates = 0;
+  /** The sequences table as committed, per VIN seen since the start (fleet-sized). */
+  private readonly sequenceCache = new Map<string, SequenceRow>();
 
   constructor(
     dataDir: string,
@@ -180,29 +182,45 @@ export class Journal {
     this.queue = [];
     if (batch.length === 0) return;
     let results: AppendOutcome[];
+    const touched = new Map<string, { row: SequenceRow; at: number }>();
     try {
-      results = this.db.transaction(() => batch.map((p) => this.insert(p)))();
+      results = this.db.transaction(() => {
+        const out = batch.map((p) => this.insert(p, touched));
+        // one write per vehicle and commit, of its final state
+        for (const [vin, t] of touched) this.stmts.setSequence.run({ vin, ...t.row, at: t.at });
+        return out;
+      })();
     } catch (err) {
+      this.sequenceCache.clear(); // rolled back: it may be ahead of the table
       for (const p of batch) p.reject(err as Error);
       return;
     }
+    for (const [vin, t] of touched) this.sequenceCache.set(vin, t.row);
     for (let i = 0; i < batch.length; i++) {
       if (results[i].result === 'duplicate') this.duplicates++;
       batch[i].resolve(results[i]);
     }
   }
 
-  /** One append inside the commit transaction. */
-  private insert(p: Pending): AppendOutcome {
+  /** One append inside the commit transaction; `touched`: sequence states this commit changed. */
+  private insert(p: Pending, touched: Map<string, { row: SequenceRow; at: number }>): AppendOutcome {
     const { stmts } = this;
     const hw = stmts.pruned.get(p.vin, p.bootId);
     if (hw && p.seq <= hw.max_seq) return DUPLICATE;
     const done = p.payload ? 0 : 1;
     if (stmts.insert.run(p.vin, p.bootId, p.seq, p.receivedAt, p.payload ?? NOTHING, done, done).changes !== 1) return DUPLICATE;
-    const prev = stmts.sequence.get(p.vin);
-    const step = advanceSequence(prev && toRow(prev), p.bootId, p.seq);
-    if (step.changed) stmts.setSequence.run({ vin: p.vin, ...step.row, at: p.receivedAt });
+    const step = advanceSequence(touched.get(p.vin)?.row ?? this.storedSequence(p.vin), p.bootId, p.seq);
+    if (step.changed) touched.set(p.vin, { row: step.row, at: p.receivedAt });
     return { result: 'new', sequence: sequenceView(step.row), missingAdded: step.missingAdded, filled: step.filled };
+  }
+
+  private storedSequence(vin: string): SequenceRow | undefined {
+    let row = this.sequenceCache.get(vin);
+    if (row === undefined) {
+      const r = this.stmts.sequence.get(vin);
+      if (r) this.sequenceCache.set(vin, (row = toRow(r)));
+    }
+    return row;
   }
 
   /** Entries InfluxDB has not confirmed yet, in id order. `held`: entries the caller has in memory. */

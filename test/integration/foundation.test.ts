@@ -124,14 +124,15 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
 
     // the driver acts on the critical prompt: its status and outcome follow, and conversion counts it
     const critical = shown().find((p) => p.kind === 'charging.critical_soc')!;
+    const ackedAt = Date.now();
     await hmi.publishAsync(
       `v1/vehicles/${VIN}/prompts/ack`,
-      Buffer.from(encodePromptAck({ promptId: critical.promptId, outcome: 'SHOWN', ts: Date.now() })),
+      Buffer.from(encodePromptAck({ promptId: critical.promptId, outcome: 'SHOWN', ts: ackedAt })),
       { qos: 1 },
     );
     await hmi.publishAsync(
       `v1/vehicles/${VIN}/prompts/ack`,
-      Buffer.from(encodePromptAck({ promptId: critical.promptId, outcome: 'ACTED', ts: Date.now(), actionId: 'find_charger' })),
+      Buffer.from(encodePromptAck({ promptId: critical.promptId, outcome: 'ACTED', ts: ackedAt, actionId: 'find_charger' })),
       { qos: 1 },
     );
     const acted = await waitFor(
@@ -142,7 +143,10 @@ describe('foundation: agent -> embedded broker -> ingest -> InfluxDB -> rules ->
       { what: 'acted outcome', intervalMs: 200 },
     );
     expect(acted!.status).not.toBe('open');
-    const stats = await apiGet<StatsJson>(ingest, '/api/v1/stats/prompts?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z');
+    // The acks are steps at their own time; the stats window may span at most 400 days (by design).
+    const day = 86_400_000;
+    const window = `from=${new Date(ackedAt - day).toISOString()}&to=${new Date(ackedAt + day).toISOString()}`;
+    const stats = await apiGet<StatsJson>(ingest, `/api/v1/stats/prompts?${window}`);
     const row = stats.kinds.find((r) => r.kind === 'charging.critical_soc');
     expect(row?.acted).toBeGreaterThanOrEqual(1);
     expect(row?.conversion).toBeGreaterThan(0);

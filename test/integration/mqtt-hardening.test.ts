@@ -370,9 +370,12 @@ describe('ingest wires the settings into its embedded broker', () => {
       c.publish(`v1/vehicles/${A}/prompts/ack`, Buffer.alloc(5000), { qos: 1 });
       await gone;
       c.end(true);
-      await waitFor(async () => /odopulse_mqtt_denied_total [1-9]/.test(await (await fetch(`${ingest.api}/metrics`)).text()), {
-        what: 'the refusal counted',
-      });
+      await waitFor(
+        async () => /odopulse_mqtt_denied_total [1-9]/.test(await (await fetch(`${ingest.api}/metrics`, { headers: ingest.auth })).text()),
+        {
+          what: 'the refusal counted',
+        },
+      );
       await expect(connect({ clientId: `${A}:x`, username: B, password: 'secret-b' }, ingest.mqttUrl)).rejects.toThrow(
         /Identifier rejected/i,
       );

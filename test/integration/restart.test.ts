@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { influxNumber, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
-import { metric, promptsOf, putVehicle, rulesSentinel, runAgentProcess, startIngestProcess, type IngestProcess } from '../support/ingest.js';
+import {
+  metric,
+  promptsOf,
+  putVehicle,
+  rulesSentinel,
+  runAgentProcess,
+  startIngestProcess,
+  type IngestProcess,
+} from '../support/ingest.js';
 import { lowChargeAndFaultScenario, PROFILE, writeReplay } from '../support/scenario.js';
 import { waitFor } from '../support/wait.js';
 import { VSS } from '../../proto/signals.js';

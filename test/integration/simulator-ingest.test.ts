@@ -8,9 +8,11 @@ import { join } from 'node:path';
 import { loadIngestConfig } from '../../ingest/config.js';
 import { startIngest } from '../../ingest/main.js';
 import { startLocalInfluxd } from '../../tools/influxd-local.js';
+import { keysCreate } from '../../tools/keys.js';
 import { runSimulate, type Summary } from '../../simulator/main.js';
 import { createFleet } from '../../simulator/fleet.js';
 import type { PromptPageJson, VehicleDetailJson, VehiclePageJson } from '../support/api.js';
+import { apiRequest, type IngestApi } from '../support/ingest.js';
 import { waitFor } from '../support/wait.js';
 
 const START = Date.UTC(2026, 0, 5);
@@ -20,11 +22,14 @@ const VEHICLES = 12;
 let dir: string;
 let influx: Awaited<ReturnType<typeof startLocalInfluxd>>;
 let ingest: Awaited<ReturnType<typeof startIngest>>;
-let api: string;
+let api: IngestApi;
+/** An operator key (it registers vehicles of every dealer), made in the data dir before the start. */
+let token: string;
 let summary: Summary;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'odopulse-sim-ingest-'));
+  token = keysCreate(join(dir, 'data'), { role: 'operator', name: 'simulator' }).at(-1)!;
   influx = await startLocalInfluxd({ dataDir: join(dir, 'influx'), database: 'telemetry' });
   const cfg = loadIngestConfig(
     {
@@ -42,7 +47,7 @@ beforeAll(async () => {
     {},
   );
   ingest = await startIngest(cfg);
-  api = `http://127.0.0.1:${ingest.httpPort}`;
+  api = { api: `http://127.0.0.1:${ingest.httpPort}`, auth: { authorization: `Bearer ${token}` } };
   // ~11 simulated days in a few wall seconds. Asked to multiplex, as the demo does: ingest's per-VIN
   // ACL refuses a shared identity, so the simulator falls back to one connection per vehicle.
   summary = await runSimulate({
@@ -51,7 +56,8 @@ beforeAll(async () => {
     seed: SEED,
     durationMs: 5000,
     broker: `mqtt://127.0.0.1:${ingest.mqttPort}`,
-    api,
+    api: api.api,
+    apiKey: token,
     connections: 'multiplex',
     quiet: true,
     start: START,
@@ -65,7 +71,7 @@ afterAll(async () => {
 });
 
 const get = async <T>(path: string): Promise<T> => {
-  const r = await fetch(`${api}${path}`);
+  const r = await apiRequest(api, 'GET', path);
   expect(r.status, path).toBe(200);
   return (await r.json()) as T;
 };

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudEvent } from '../../ingest/outbound/cloudevents.js';
 import { verifySignature } from '../../ingest/outbound/webhook.js';
 import { startInfluxd, type InfluxdHandle } from '../support/influxd.js';
-import { promptsOf, runAgentProcess, startIngestProcess, type IngestProcess } from '../support/ingest.js';
+import { apiGet, apiRequest, promptsOf, putVehicle, runAgentProcess, startIngestProcess, type IngestProcess } from '../support/ingest.js';
+import type { PromptActionJson } from '../support/api.js';
 import { freePort } from '../support/ports.js';
 import { lowChargeAndFaultScenario, PROFILE, writeReplay } from '../support/scenario.js';
 import { waitFor } from '../support/wait.js';
@@ -62,11 +63,7 @@ afterAll(async () => {
 
 describe('lifecycle webhooks', () => {
   it('delivers every prompt change as a signed CloudEvent through a receiver outage and an ingest restart', async () => {
-    await fetch(`${ingest!.api}/api/v1/vehicles/${VIN}`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(PROFILE),
-    });
+    await putVehicle(ingest!, VIN, PROFILE);
     const { lines } = lowChargeAndFaultScenario(VIN);
     const file = join(tmp, 'w.jsonl');
     writeReplay(file, lines);
@@ -93,24 +90,24 @@ describe('lifecycle webhooks', () => {
       },
       { what: 'prompts', intervalMs: 200 },
     ))!;
-    // an advisor acknowledges one while the receiver is still down
+    // an advisor acknowledges one while the receiver is still down; `by` is only a display name:
+    // the recorded actor is it with the key that made the call
+    const { principal } = await apiGet<{ principal: { id: string; name: string } }>(ingest!, '/api/v1/session');
+    const by = `advisor.li (${principal.name}, ${principal.id})`;
     const open = prompts.find((p) => p.status === 'open' || p.status === 'delivered')!;
-    const ack = await fetch(`${ingest!.api}/api/v1/prompts/${open.id}/ack`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ by: 'advisor.li', note: 'calling the owner' }),
-    });
+    const ack = await apiRequest(ingest!, 'POST', `/api/v1/prompts/${open.id}/ack`, { by: 'advisor.li', note: 'calling the owner' });
     expect(ack.status).toBe(200);
+    expect(((await ack.json()) as PromptActionJson).change?.by).toBe(by);
 
-    // ingest restarts while the receiver is down, then the receiver recovers
-    const reuse = { dataDir: ingest!.dataDir, httpPort: ingest!.httpPort, mqttPort: ingest!.mqttPort };
+    // ingest restarts while the receiver is down (the same key stays valid), then the receiver recovers
+    const reuse = { dataDir: ingest!.dataDir, httpPort: ingest!.httpPort, mqttPort: ingest!.mqttPort, token: ingest!.token };
     await ingest!.stop('SIGKILL');
     ingest = await startIngestProcess(ingest!.env, reuse);
     up = true;
 
     const created = () => [...accepted.values()].filter((e) => e.type === 'com.odopulse.prompt.created').map((e) => e.data.id);
     await waitFor(() => prompts.every((p) => created().includes(p.id)), { timeoutMs: 60_000, what: 'a created event for every prompt' });
-    await waitFor(() => [...accepted.values()].some((e) => e.type === 'com.odopulse.prompt.acknowledged' && e.data.by === 'advisor.li'), {
+    await waitFor(() => [...accepted.values()].some((e) => e.type === 'com.odopulse.prompt.acknowledged' && e.data.by === by), {
       what: 'the acknowledgement event',
     });
     const withdrawn = [...accepted.values()].filter((e) => e.type === 'com.odopulse.prompt.withdrawn');

@@ -77,9 +77,12 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
     sinceDealer: db.prepare<[number, string, number], ChangeRow>(
       'SELECT * FROM prompt_changes WHERE seq > ? AND dealer_id IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?',
     ),
-    steps: db.prepare<[number, number, string | null], { prompt_id: string; kind: string; step: StepRow['step']; outcome: string | null }>(
-      `SELECT prompt_id, kind, step, outcome FROM prompt_changes WHERE at_ms >= ? AND at_ms < ?
-       AND (?3 IS NULL OR dealer_id IN (SELECT value FROM json_each(?3)))`,
+    steps: db.prepare<
+      [{ from: number; to: number; dealers: string | null }],
+      { prompt_id: string; kind: string; step: StepRow['step']; outcome: string | null }
+    >(
+      `SELECT prompt_id, kind, step, outcome FROM prompt_changes WHERE at_ms >= @from AND at_ms < @to
+       AND (@dealers IS NULL OR dealer_id IN (SELECT value FROM json_each(@dealers)))`,
     ),
   };
 
@@ -152,7 +155,7 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
     lastChangeSeq: () => st.lastSeq.get()?.seq ?? 0,
     stepsBetween: (from, to, dealers) =>
       st.steps
-        .all(from, to, dealers === undefined ? null : JSON.stringify(typeof dealers === 'string' ? [dealers] : dealers))
+        .all({ from, to, dealers: dealers === undefined ? null : JSON.stringify(typeof dealers === 'string' ? [dealers] : dealers) })
         .map((r) => ({ promptId: r.prompt_id, kind: r.kind, step: r.step, outcome: r.outcome })),
   };
 }
