@@ -156,6 +156,8 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
       const p = principalOf(req);
       vehicleInScope(vehicles, p, req.params.vin);
       if (POSITION_SIGNALS.has(req.query.signal) && !seesLocation(p)) {
+        // an attempt at a vehicle's position is worth knowing about too
+        audit(req)('telemetry.read.refused', req.params.vin, { signal: req.query.signal });
         throw new HttpError(403, 'forbidden', `${req.query.signal} is a position signal: it needs the location:read permission`, null);
       }
       const to = req.query.to ?? deps.clock.now();
