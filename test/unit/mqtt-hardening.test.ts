@@ -2,16 +2,15 @@
 // clock), the packet size guard over a byte stream, the client id rule and certificate names.
 import { describe, expect, it } from 'vitest';
 import { loadIngestConfig } from '../../ingest/config.js';
+import { DEFAULT_CONNECT_RATE, DEFAULT_MAX_PACKET_BYTES } from '../../ingest/inbound/embedded.js';
 import {
   certificateNames,
   clientIdAllowed,
   ConnectRateLimiter,
-  DEFAULT_CONNECT_RATE,
-  DEFAULT_MAX_PACKET_BYTES,
   isLoopback,
   PacketSizeGuard,
   rateKey,
-} from '../../ingest/inbound/embedded.js';
+} from '../../ingest/inbound/guards.js';
 
 const A = 'LSVAU2180N2183301';
 const B = 'LSVAU2180N2183302';
