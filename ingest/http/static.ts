@@ -17,6 +17,8 @@ const CONSOLE_FILES: Record<string, string> = {
   'app.css': 'text/css; charset=utf-8',
   'i18n.js': 'text/javascript; charset=utf-8',
   'vehicle.js': 'text/javascript; charset=utf-8',
+  'signin.js': 'text/javascript; charset=utf-8',
+  'alerts.js': 'text/javascript; charset=utf-8',
 };
 const UPLOT_FILES: Record<string, string> = {
   'uPlot.iife.min.js': 'text/javascript; charset=utf-8',

@@ -68,122 +68,10 @@
     if (!res.ok) {
       const err = new Error((body && body.message) || 'HTTP ' + res.status);
       err.status = res.status;
-      if (res.status === 401 && !(opts && opts.bearer) && state.principal) signedOut(t('signin.expired'));
+      if (res.status === 401 && !(opts && opts.bearer) && state.principal) signin.signedOut(t('signin.expired'));
       throw err;
     }
     return body;
-  }
-
-  // ---- sign-in ----
-
-  function signInOptions() {
-    const meta = document.querySelector('meta[name="odopulse-sign-in"]');
-    try {
-      return meta ? JSON.parse(meta.content) : {};
-    } catch {
-      return {};
-    }
-  }
-
-  function showSignIn(message) {
-    document.body.classList.add('signed-out');
-    $('view-signin').hidden = false;
-    $('view-alerts').hidden = true;
-    $('view-vehicle').hidden = true;
-    $('whoami').hidden = true;
-    $('sign-out').hidden = true;
-    $('signin-oidc').hidden = !signInOptions().oidc;
-    const err = $('signin-error');
-    err.textContent = message || '';
-    err.hidden = !message;
-    $('signin-key').focus();
-  }
-
-  function renderWhoami() {
-    const p = state.principal;
-    if (!p) return;
-    $('whoami').textContent = p.name + ' · ' + t('role.' + p.role) + (p.dealers === 'all' ? '' : ' · ' + p.dealers.join(', '));
-  }
-
-  function signedIn(session) {
-    state.principal = session.principal;
-    state.csrf = session.csrfToken;
-    document.body.classList.remove('signed-out');
-    renderWhoami();
-    $('whoami').hidden = false;
-    $('sign-out').hidden = false;
-    $('view-signin').hidden = true;
-    $('signin-key').value = '';
-  }
-
-  function signedOut(message) {
-    state.principal = null;
-    state.csrf = null;
-    if (state.es) state.es.close();
-    state.es = null;
-    state.prompts = new Map();
-    state.vehicles = new Map();
-    state.loaded = false;
-    showSignIn(message);
-  }
-
-  async function signInWith(credential) {
-    const session = await api('/api/v1/session', { method: 'POST', bearer: credential });
-    signedIn(session);
-    await enter();
-  }
-
-  /** Authorization code + PKCE against the OEM identity provider (a public client, no secret). */
-  const b64url = (bytes) =>
-    window
-      .btoa(String.fromCharCode(...new Uint8Array(bytes)))
-      .replace(/\+/g, '-')
-      .replace(/\//g, '_')
-      .replace(/=+$/, '');
-  async function discovery(issuer) {
-    const res = await window.fetch(issuer.replace(/\/$/, '') + '/.well-known/openid-configuration');
-    if (!res.ok) throw new Error('identity provider: HTTP ' + res.status);
-    return res.json();
-  }
-  async function startOidc() {
-    const { issuer, clientId } = signInOptions().oidc;
-    const conf = await discovery(issuer);
-    const verifier = b64url(window.crypto.getRandomValues(new Uint8Array(32)));
-    const challenge = b64url(await window.crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
-    const st = b64url(window.crypto.getRandomValues(new Uint8Array(16)));
-    window.sessionStorage.setItem('odopulse.pkce', JSON.stringify({ verifier, state: st }));
-    const q = new URLSearchParams({
-      response_type: 'code',
-      client_id: clientId,
-      redirect_uri: location.origin + '/',
-      scope: 'openid profile',
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      state: st,
-    });
-    location.assign(conf.authorization_endpoint + '?' + q);
-  }
-  async function finishOidc(code, returnedState) {
-    const saved = JSON.parse(window.sessionStorage.getItem('odopulse.pkce') || 'null');
-    window.sessionStorage.removeItem('odopulse.pkce');
-    window.history.replaceState(null, '', location.pathname + location.hash);
-    if (!saved || saved.state !== returnedState) throw new Error('sign-in state does not match; try again');
-    const { issuer, clientId } = signInOptions().oidc;
-    const conf = await discovery(issuer);
-    const res = await window.fetch(conf.token_endpoint, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({
-        grant_type: 'authorization_code',
-        code,
-        redirect_uri: location.origin + '/',
-        client_id: clientId,
-        code_verifier: saved.verifier,
-      }),
-    });
-    const tokens = await res.json().catch(() => ({}));
-    if (!res.ok || !tokens.access_token) throw new Error((tokens && tokens.error) || 'HTTP ' + res.status);
-    await signInWith(tokens.access_token);
   }
 
   function age(iso) {
@@ -217,7 +105,7 @@
     for (const el of document.querySelectorAll('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
     for (const b of document.querySelectorAll('[data-lang]')) b.setAttribute('aria-pressed', String(b.dataset.lang === state.lang));
     setConn(state.conn || 'connecting');
-    renderWhoami();
+    signin.renderWhoami();
   }
 
   function setConn(kind) {
@@ -227,6 +115,9 @@
     el.dataset.state = kind;
     el.querySelector('span').textContent = t(kind === 'live' ? 'conn.live' : kind === 'offline' ? 'conn.offline' : 'conn.connecting');
   }
+
+  // ---- sign-in (signin.js) ----
+  const signin = window.OdoSignIn({ $, t, state, api: (path, opts) => api(path, opts), enter: () => enter() });
 
   // ---- dealers and vehicles ----
 
@@ -337,94 +228,8 @@
     );
   }
 
-  function evidenceList(ev) {
-    const entries = Object.entries(ev || {});
-    if (!entries.length) return null;
-    return h(
-      'details',
-      { class: 'evidence' },
-      h('summary', { text: t('alerts.evidence') }),
-      h(
-        'dl',
-        {},
-        entries.map(([k, v]) => [
-          h('dt', { text: k.startsWith('Vehicle.') ? t('signal.' + k) : k }),
-          h('dd', { text: typeof v === 'object' ? JSON.stringify(v) : String(v) }),
-        ]),
-      ),
-    );
-  }
-
-  function auditLine(p) {
-    if (p.status === 'resolved' && p.resolvedBy)
-      return t('audit.resolved', { by: p.resolvedBy, outcome: p.outcome ? t('outcome.' + p.outcome) : '' });
-    if (p.acknowledgedBy) return t('audit.ack', { by: p.acknowledgedBy });
-    return null;
-  }
-
-  function alertItem(p, opts) {
-    const v = state.vehicles.get(p.vin);
-    const canAck = p.status === 'open' || p.status === 'delivered';
-    const canResolve = ACTIVE.includes(p.status);
-    const audit = auditLine(p);
-    return h(
-      'li',
-      {
-        class: 'alert sev-' + p.severity + (state.fresh.has(p.id) ? ' is-fresh' : '') + (canResolve ? '' : ' is-closed'),
-        'data-testid': 'alert-item',
-        'data-prompt-id': p.id,
-        'data-status': p.status,
-      },
-      h(
-        'div',
-        { class: 'alert-main' },
-        h(
-          'div',
-          { class: 'alert-head' },
-          h('span', { class: 'badge badge-sev sev-' + p.severity, 'data-testid': 'alert-severity', text: t('severity.' + p.severity) }),
-          h('span', { class: 'alert-kind', text: t('kind.' + p.kind) }),
-          state.fresh.has(p.id) ? h('span', { class: 'badge badge-new', text: t('alerts.new') }) : null,
-          h('span', {
-            class: 'alert-age',
-            'data-testid': 'alert-age',
-            'data-at': p.createdAt,
-            title: fmtTime(p.createdAt),
-            text: age(p.createdAt),
-          }),
-        ),
-        h('div', { class: 'alert-title', 'data-testid': 'alert-title', text: p.title }),
-        h('div', { class: 'alert-body', text: p.body }),
-        h(
-          'div',
-          { class: 'alert-meta' },
-          opts && opts.hideVehicle
-            ? null
-            : h('a', { class: 'vin', href: '#/vehicle/' + p.vin, 'data-testid': 'vehicle-link', text: p.vin }),
-          opts && opts.hideVehicle ? null : v ? h('span', { class: 'muted', text: v.model }) : null,
-          h('span', { class: 'badge badge-status st-' + p.status, 'data-testid': 'alert-status', text: t('status.' + p.status) }),
-          audit ? h('span', { class: 'muted audit', 'data-testid': 'alert-audit', text: audit }) : null,
-          p.note ? h('span', { class: 'muted note', text: '“' + p.note + '”' }) : null,
-        ),
-        evidenceList(p.evidence),
-      ),
-      h(
-        'div',
-        { class: 'alert-actions' },
-        canAck
-          ? h('button', { type: 'button', class: 'btn', 'data-testid': 'ack-button', onclick: () => ack(p), text: t('action.ack') })
-          : null,
-        canResolve
-          ? h('button', {
-              type: 'button',
-              class: 'btn btn-primary',
-              'data-testid': 'resolve-button',
-              onclick: () => openResolve(p),
-              text: t('action.resolve'),
-            })
-          : null,
-      ),
-    );
-  }
+  // one alert in a list (alerts.js); the actions are this file's
+  const alertItem = window.OdoAlertItem({ h, t, age, fmtTime, state, ACTIVE, onAck: (p) => ack(p), onResolve: (p) => openResolve(p) });
 
   function renderAlerts() {
     const scoped = [...state.prompts.values()].filter(inScope);
@@ -553,13 +358,15 @@
       e.preventDefault();
       const key = $('signin-key').value.trim();
       if (!key) return;
-      signInWith(key).catch((err) => showSignIn(t('signin.failed', { msg: err.message })));
+      signin.signInWith(key).catch((err) => signin.showSignIn(t('signin.failed', { msg: err.message })));
     });
-    $('signin-oidc').addEventListener('click', () => startOidc().catch((err) => showSignIn(t('signin.failed', { msg: err.message }))));
+    $('signin-oidc').addEventListener('click', () =>
+      signin.startOidc().catch((err) => signin.showSignIn(t('signin.failed', { msg: err.message }))),
+    );
     $('sign-out').addEventListener('click', () => {
       api('/api/v1/session', { method: 'DELETE' })
         .catch(() => {})
-        .then(() => signedOut());
+        .then(() => signin.signedOut());
     });
     // Ages ("5 min ago") tick without re-rendering the list.
     window.setInterval(() => {
@@ -585,18 +392,18 @@
     applyStaticText();
     wire();
     const params = new URLSearchParams(location.search);
-    if (params.get('code') && signInOptions().oidc) {
+    if (params.get('code') && signin.signInOptions().oidc) {
       try {
-        await finishOidc(params.get('code'), params.get('state'));
+        await signin.finishOidc(params.get('code'), params.get('state'));
       } catch (err) {
-        showSignIn(t('signin.failed', { msg: err.message }));
+        signin.showSignIn(t('signin.failed', { msg: err.message }));
       }
       return;
     }
     try {
-      signedIn(await api('/api/v1/session'));
+      signin.signedIn(await api('/api/v1/session'));
     } catch {
-      showSignIn();
+      signin.showSignIn();
       return;
     }
     await enter();

@@ -277,9 +277,13 @@ describe('OpenAPI and console files', () => {
     expect(page.statusCode).toBe(200);
     expect(page.headers['content-type']).toContain('text/html');
     expect(page.body).toContain('data-testid="alert-list"');
+    // every script the page loads is served (the whitelist and the page agree)
+    for (const [, src] of page.body.matchAll(/<script src="([^"]+)"/g)) expect((await h.app.inject(src)).statusCode, src).toBe(200);
     for (const url of [
       '/console/app.js',
       '/console/vehicle.js',
+      '/console/signin.js',
+      '/console/alerts.js',
       '/console/i18n.js',
       '/console/app.css',
       '/vendor/uplot/uPlot.iife.min.js',
