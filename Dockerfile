@@ -9,6 +9,8 @@ RUN npm run build && npm prune --omit=dev
 FROM node:22-bookworm-slim
 WORKDIR /app
 COPY --from=build /app /app
+# the data dir (journal, stores, keys) is a volume: owned by the user ingest runs as
+RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 1883 8080
 ENTRYPOINT ["node", "bin/odopulse.js"]

@@ -50,7 +50,7 @@ export function keysCreate(dataDir: string, o: KeysCreateOptions, now = Date.now
       action: 'key.created',
       vin: null,
       requestId: 'cli',
-      detail: { keyId: record.id, role: record.role },
+      detail: { keyId: record.id, role: record.role, dealers: record.dealers, permissions: record.permissions },
     });
     return [
       `created key ${record.id} (${record.role}${record.dealers.length ? `, dealers ${record.dealers.join(',')}` : ''}${record.permissions.length ? `, ${record.permissions.join(',')}` : ''}${record.expiresAt ? `, expires ${record.expiresAt}` : ''})`,

@@ -25,6 +25,7 @@ export interface AuthenticatorDeps {
 export interface SessionPrincipal {
   principal: Principal;
   csrf: string;
+  expiresAt: number;
 }
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -73,10 +74,10 @@ export class Authenticator {
     const now = this.deps.now();
     const s = this.deps.keys.getSession(sha256(cookie));
     if (!s || s.expiresAt <= now) throw new AuthError('session expired; sign in again');
-    if (s.keyId !== null) return { principal: principalOfKey(this.liveKey(s.keyId, now)), csrf: s.csrf };
+    if (s.keyId !== null) return { principal: principalOfKey(this.liveKey(s.keyId, now)), csrf: s.csrf, expiresAt: s.expiresAt };
     if (s.principal === null) throw new AuthError('session has no principal');
     const p = JSON.parse(s.principal) as Omit<Principal, 'permissions'> & { permissions: string[] };
-    return { principal: { ...p, permissions: new Set(p.permissions) } as Principal, csrf: s.csrf };
+    return { principal: { ...p, permissions: new Set(p.permissions) } as Principal, csrf: s.csrf, expiresAt: s.expiresAt };
   }
 
   /** Opens a session for a principal that signed in with a bearer credential. */
@@ -84,7 +85,8 @@ export class Authenticator {
     const now = this.deps.now();
     const cookie = randomBytes(32).toString('base64url');
     const csrf = randomBytes(24).toString('base64url');
-    const expiresAt = now + ttlMs;
+    // a session opened with a token ends when the token would have (its claims are not re-checked)
+    const expiresAt = Math.min(now + ttlMs, principal.expiresAt ?? Infinity);
     this.deps.keys.createSession({
       idHash: sha256(cookie),
       keyId,

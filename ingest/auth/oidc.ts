@@ -70,6 +70,7 @@ export function principalFromClaims(payload: JWTPayload, o: OidcOptions): Princi
     dealers: DEALER_SCOPED_ROLES.includes(role) ? dealers : 'all',
     permissions: new Set(role === 'lifecycle' ? permissions.filter((p) => p !== 'location:read') : permissions),
     via: 'oidc',
+    ...(typeof payload.exp === 'number' ? { expiresAt: payload.exp * 1000 } : {}),
   };
 }
 

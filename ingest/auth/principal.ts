@@ -12,6 +12,8 @@ export interface Principal {
   dealers: readonly string[] | 'all';
   permissions: ReadonlySet<Permission>;
   via: 'key' | 'oidc';
+  /** When the credential itself ends (a token's exp, epoch ms): a console session never outlives it. */
+  expiresAt?: number;
 }
 
 export const ACTIONS = [
@@ -26,7 +28,8 @@ export const ACTIONS = [
   'stream:read',
   'audit:read',
   'keys:manage',
-  'ops:read',
+  /** list dead lifecycle events and retry them (operator only) */
+  'outbox:manage',
   'metrics:read',
   'session',
 ] as const;

@@ -19,12 +19,38 @@ declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
     /** How the principal was established; `keyId` when by an API key in the header. */
-    auth?: { via: 'bearer'; keyId: string | null } | { via: 'session'; csrf: string };
+    auth?: { via: 'bearer'; keyId: string | null } | { via: 'session'; csrf: string; expiresAt: number };
   }
 }
 
 export interface AuthPluginOptions {
   authenticator: Authenticator;
+  /** Refused credentials one address may present per minute before it gets 429s (default 60). */
+  failuresPerMinute?: number;
+}
+
+/**
+ * Refused credentials per source address in the current minute: the rate limit proper runs after
+ * authentication (per principal), so guessing keys or tokens is bounded here instead. Bounded in
+ * size: a flood from many addresses evicts the oldest windows.
+ */
+function failureCounter(max: number) {
+  const windows = new Map<string, { start: number; n: number }>();
+  return {
+    blocked(ip: string, now: number): boolean {
+      const w = windows.get(ip);
+      return w !== undefined && now - w.start < 60_000 && w.n >= max;
+    },
+    failed(ip: string, now: number): void {
+      const w = windows.get(ip);
+      if (w && now - w.start < 60_000) w.n++;
+      else {
+        windows.delete(ip);
+        windows.set(ip, { start: now, n: 1 });
+        if (windows.size > 10_000) windows.delete(windows.keys().next().value!);
+      }
+    },
+  };
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -47,10 +73,15 @@ export async function registerAuth(app: FastifyInstance, opts: AuthPluginOptions
     if (!route.config?.auth) throw new Error(`route ${String(route.method)} ${route.url} declares no config.auth`);
   });
 
+  const failures = failureCounter(opts.failuresPerMinute ?? 60);
   app.addHook('onRequest', async (req, reply) => {
     const need = req.routeOptions.config.auth;
     if (need === undefined || need === 'public') return; // undefined: no such route (404 follows)
     const header = req.headers.authorization;
+    if (failures.blocked(req.ip, Date.now())) {
+      reply.header('retry-after', '60');
+      throw new HttpError(429, 'rate_limited', 'too many refused credentials from this address; retry in a minute');
+    }
     try {
       if (header !== undefined) {
         const m = /^Bearer\s+(\S{1,8192})\s*$/i.exec(header);
@@ -68,11 +99,12 @@ export async function registerAuth(app: FastifyInstance, opts: AuthPluginOptions
           throw new HttpError(403, 'csrf', `a change with a session cookie needs the ${CSRF_HEADER} header of the session`);
         }
         req.principal = s.principal;
-        req.auth = { via: 'session', csrf: s.csrf };
+        req.auth = { via: 'session', csrf: s.csrf, expiresAt: s.expiresAt };
       }
     } catch (err) {
       if (err instanceof AuthError) {
         if (err.status === 503) throw new HttpError(503, 'identity_provider_unavailable', err.message);
+        failures.failed(req.ip, Date.now());
         throw unauthorized(reply, err.message);
       }
       throw err;

@@ -159,7 +159,7 @@ export function registerStream(app: FastifyInstance, prompts: PromptStore, feed:
           }
           if (reset && !closed) {
             lastSent = Math.max(lastSent, prompts.lastChangeSeq());
-            res.write(`event: reset\ndata: ${JSON.stringify({ reason: reset, seq: lastSent })}\n\n`);
+            res.write(`id: ${lastSent}\nevent: reset\ndata: ${JSON.stringify({ reason: reset, seq: lastSent })}\n\n`);
           }
         }
       } catch (err) {

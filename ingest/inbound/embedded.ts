@@ -73,6 +73,9 @@ export async function startEmbeddedBroker(
       // vehicles' ids (see clientIdAllowed).
       const authenticated = !!opts.credentials || mtls;
       if (!clientIdAllowed(client.id, vin, authenticated)) return refuse(2, 'identifier rejected: client id must be the VIN or VIN:suffix');
+      // Mutual TLS configured but no credentials file: the certificate is the only proof of identity,
+      // so the plain port must not let anyone in unauthenticated.
+      if (opts.tls?.ca && !opts.credentials && !mtls) return refuse(5, 'not authorized: a client certificate is required (mutual TLS)');
       if (mtls && !certificateNames((client.conn as tls.TLSSocket).getPeerCertificate()).includes(vin)) {
         return refuse(5, 'not authorized: the client certificate does not name this VIN (CN or SAN)');
       }

@@ -108,6 +108,16 @@ export function authStoreSuite(name: string, make: () => Stores): void {
       const back = a.session(s.cookie).principal;
       expect(back).toMatchObject({ id: 'oidc:u1', name: 'Li Wei', role: 'advisor', dealers: ['D9'] });
       expect(back.permissions.has('location:read')).toBe(true);
+      // never longer than the token it was opened with
+      const short = a.openSession(
+        { id: 'oidc:u2', name: 'x', role: 'lifecycle', dealers: 'all', permissions: new Set(), via: 'oidc', expiresAt: now + 60_000 },
+        null,
+        HOUR,
+      );
+      expect(short.expiresAt).toBe(now + 60_000);
+      now += 60_000;
+      expect(() => a.session(short.cookie)).toThrow(/expired/);
+      expect(a.session(s.cookie).expiresAt).toBe(T0 + HOUR);
     });
 
     it('audit: newest first, filtered by vin, principal and time, paged; pruned by retention', () => {

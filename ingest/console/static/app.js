@@ -206,6 +206,8 @@
           if (state.es === es) connectStream();
         }, 5000);
     };
+    // the server skipped a replay too long to send: reload the list instead (docs/contract.md#sse-stream)
+    es.addEventListener('reset', () => loadPrompts());
     es.addEventListener('prompt', (ev) => {
       const change = JSON.parse(ev.data);
       if (inScope(change.prompt)) upsert(change.prompt, change.step === 'created');

@@ -127,7 +127,7 @@ export function registerAccess(app: FastifyInstance, deps: AccessRoutesDeps): vo
       principal: describePrincipal(principalOf(req)),
       csrfToken: req.auth?.via === 'session' ? req.auth.csrf : null,
       csrfHeader: CSRF_HEADER,
-      expiresAt: null,
+      expiresAt: req.auth?.via === 'session' ? new Date(req.auth.expiresAt).toISOString() : null,
     }),
   );
 

@@ -7,7 +7,8 @@ import { makeHarness, profile, T0, VIN_A, VIN_C, type Harness } from './harness.
 
 let h: Harness;
 beforeEach(async () => {
-  h = await makeHarness();
+  // the route-by-route refusal test presents over a hundred bad credentials from one address
+  h = await makeHarness({ limits: { authFailuresPerMinute: 10_000 } });
   h.register(VIN_A, 'D001');
   h.register(VIN_C, 'D002');
   await h.telemetry.write(
@@ -62,6 +63,21 @@ describe('authentication', () => {
         expect(res.headers['www-authenticate']).toContain('Bearer');
       }
     }
+  });
+
+  it('an address presenting refused credentials again and again gets 429s; no credential at all is not counted', async () => {
+    await h.close();
+    h = await makeHarness({ limits: { authFailuresPerMinute: 3 } });
+    for (let i = 0; i < 5; i++) expect((await h.app.inject({ url: '/api/v1/vehicles', noAuth: true } as never)).statusCode).toBe(401);
+    for (let i = 0; i < 3; i++)
+      expect((await h.app.inject({ url: '/api/v1/vehicles', headers: bearer(`odp_${'a'.repeat(12)}_${'b'.repeat(43)}`) })).statusCode).toBe(
+        401,
+      );
+    const blocked = await h.app.inject({ url: '/api/v1/vehicles', headers: bearer(`odp_${'a'.repeat(12)}_${'c'.repeat(43)}`) });
+    expect(blocked.statusCode).toBe(429);
+    expect(blocked.headers['retry-after']).toBe('60');
+    // even a good key from that address waits out the minute: the guesser cannot tell a hit
+    expect((await h.app.inject({ url: '/api/v1/vehicles' })).statusCode).toBe(429);
   });
 
   it('roles: a metrics key reads only /metrics; a lifecycle key cannot change anything', async () => {
