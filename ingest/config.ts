@@ -53,6 +53,11 @@ export const INGEST_SETTINGS = {
   ODOPULSE_HTTP_PORT: [port, 8080, 'HTTP API and console'],
   ODOPULSE_HTTP_HOST: [z.string(), '0.0.0.0', 'HTTP listen address'],
   ODOPULSE_HTTP_RATE_LIMIT: [z.coerce.number().int().min(1), 600, 'HTTP requests per minute per principal (unauthenticated: per address)'],
+  ODOPULSE_HTTP_AUTH_FAILURES: [
+    z.coerce.number().int().min(1),
+    60,
+    'refused credentials (unknown, revoked or expired keys, bad tokens) per minute per address before it gets 429s',
+  ],
   ODOPULSE_HTTP_CORS_ORIGINS: [
     z.string().transform((s) =>
       s
@@ -110,6 +115,11 @@ export const INGEST_SETTINGS = {
     z.coerce.number().int().min(10),
     600_000,
     'longest wait between webhook retries (exponential from 1 s, with jitter)',
+  ],
+  ODOPULSE_WEBHOOK_GIVE_UP_HOURS: [
+    z.coerce.number().min(0).max(87_600),
+    72,
+    'a webhook event still failing this long after its first failed attempt becomes dead: no longer sent, kept until an operator retries it (POST /api/v1/outbox/{id}/retry); 0 = retry forever',
   ],
   ODOPULSE_RULES_CONFIG: [
     optionalString,

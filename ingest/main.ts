@@ -21,6 +21,7 @@ import { Pipeline } from './pipeline/pipeline.js';
 import { loadRulesConfigFile, watchRulesConfig } from './pipeline/rules-config.js';
 import { RulesRunner } from './pipeline/rules-runner.js';
 import { PromptFanout } from './prompts/fanout.js';
+import { ChangeRecorder, recordingStores } from './prompts/recorder.js';
 import { HmiDelivery } from './prompts/hmi.js';
 import { connectInflux } from './store/influx/connect.js';
 import { openSqliteStores } from './stores.js';
@@ -35,11 +36,11 @@ const DAY = 86_400_000;
 
 export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   const log = pino({ level: cfg.ODOPULSE_LOG_LEVEL, base: { svc: 'ingest' } });
-  const metrics = createMetrics();
   const clock = createClock(cfg.ODOPULSE_CLOCK);
   const rulesConfig = loadRulesConfigFile(cfg.ODOPULSE_RULES_CONFIG);
 
   const stores = openSqliteStores(cfg.ODOPULSE_DATA_DIR);
+  const metrics = createMetrics({ outboxCount: (state) => stores.outbox.count(state) });
   const journal = new Journal(cfg.ODOPULSE_DATA_DIR);
   const decoded = new DecodedCache();
   const telemetry = await connectInflux({
@@ -65,19 +66,28 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   const positionPurpose = cfg.ODOPULSE_EVENTS_POSITION_PURPOSE;
   const rules = new RulesRunner({ pool, stores, clock, metrics, webhookUrls: urls, eventPositionPurpose: positionPurpose, log });
   const pipeline = new Pipeline({ journal, decoded, stores, telemetry, rules, clock, metrics, log });
+  // Prompt changes outside the rules commit get their outbox rows in their own transaction: through
+  // `recorder` (the API, expiry) or a store whose changing calls do it (HMI sent, HMI acks).
+  const recorder = new ChangeRecorder({
+    transaction: (fn) => stores.transaction(fn),
+    outbox: stores.outbox,
+    eventsFor: (c) => eventsForChanges(c, { urls, positionPurpose }),
+    clock,
+  });
+  const recording = recordingStores(stores, recorder);
 
   // The broker adapters and HMI delivery need the fan-out, which needs both: late-bound here.
   const late: { fanout?: PromptFanout } = {};
   const handlers = createInboundHandlers({
     journal,
     decoded,
-    stores,
+    stores: recording,
     metrics,
     clock,
     limits: { maxClockSkewS: cfg.ODOPULSE_MAX_CLOCK_SKEW_S, telemetryRetentionDays: cfg.ODOPULSE_TELEMETRY_RETENTION_DAYS },
     onJournalled: () => pipeline.wake(),
     onOnline: (vin) => late.fanout?.deliver([vin]),
-    onAcks: (changes) => late.fanout?.recorded(changes),
+    onAcks: (changes) => late.fanout?.published(changes, false),
   });
   const link: BrokerLink = cfg.ODOPULSE_MQTT_URL
     ? await connectExternalBroker(
@@ -127,31 +137,29 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
         secret: cfg.ODOPULSE_WEBHOOK_SECRET!,
         baseBackoffMs: Math.min(1000, cfg.ODOPULSE_WEBHOOK_MAX_BACKOFF_MS),
         maxBackoffMs: cfg.ODOPULSE_WEBHOOK_MAX_BACKOFF_MS,
+        giveUpMs: cfg.ODOPULSE_WEBHOOK_GIVE_UP_HOURS * 3_600_000,
         onError: (err: unknown) => log.warn({ err: String(err) }, 'webhook delivery failed; will retry'),
+        onDead: (e, err) => {
+          metrics.outboxDead.inc();
+          log.error({ id: e.id, url: e.url, attempts: e.attempts, err }, 'webhook event given up (dead); POST /api/v1/outbox/{id}/retry');
+        },
       })
     : null;
   const hmi = new HmiDelivery({
-    stores,
+    stores: recording,
     link,
     prefix: cfg.ODOPULSE_MQTT_PREFIX,
     clock,
     dailyCap: cfg.ODOPULSE_HMI_DAILY_CAP,
     latest: (vin) => rules.latest(vin),
-    onChanges: (changes) => late.fanout?.recorded(changes),
+    onChanges: (changes) => late.fanout?.published(changes, false),
     onSent: (p) => metrics.hmiSent.inc({ urgent: String(p.urgent) }),
     onInvalidTimeZone: (vin, tz) => {
       metrics.hmiInvalidTimeZones.inc();
       log.warn({ vin, timeZone: tz }, 'stored profile has an unknown time zone; HMI timing uses the locale default');
     },
   });
-  const out = new PromptFanout({
-    outbox: stores.outbox,
-    eventsFor: (c) => eventsForChanges(c, { urls, positionPurpose }),
-    clock,
-    hmi,
-    dispatcher,
-    log,
-  });
+  const out = new PromptFanout({ recorder, hmi, dispatcher, log });
   late.fanout = out;
   // HMI delivery for a step's vehicles follows on 'processed', emitted right after for every vehicle of the step.
   pipeline.on('changes', (c) => out.published(c, false));
@@ -178,6 +186,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     authenticator,
     limits: {
       ratePerMinute: cfg.ODOPULSE_HTTP_RATE_LIMIT,
+      authFailuresPerMinute: cfg.ODOPULSE_HTTP_AUTH_FAILURES,
       corsOrigins: cfg.ODOPULSE_HTTP_CORS_ORIGINS,
       maxHistoryPoints: cfg.ODOPULSE_HTTP_MAX_POINTS,
       sessionTtlMs: cfg.ODOPULSE_SESSION_HOURS * 3_600_000,
@@ -188,7 +197,8 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
       : undefined,
     telemetry,
     clock,
-    changes: { subscribe: (fn) => out.subscribe(fn), publish: (c) => out.recorded([c]) },
+    changes: { subscribe: (fn) => out.subscribe(fn), record: (fn) => out.record(fn) },
+    dispatcher: dispatcher ?? undefined,
     onServiceRecord: async (vin, rec) => {
       const { id, changes } = await rules.serviceRecord(vin, rec);
       out.published(changes);
@@ -220,7 +230,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
       .sweep()
       .then((changes) => {
         out.published(changes, false);
-        out.recorded(stores.prompts.expire(clock.now()));
+        out.record(() => stores.prompts.expire(clock.now()));
         out.deliver(rules.knownVins());
       })
       .catch((err: unknown) => log.error({ err }, 'sweep failed'))

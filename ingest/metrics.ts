@@ -1,8 +1,21 @@
 // Prometheus metrics of the ingest service (GET /metrics).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export function createMetrics() {
+/** Read at scrape time; unset, the gauges stay 0 (tests, tools). */
+export interface MetricSources {
+  /** Outbox events in one state (Outbox.count). */
+  outboxCount?(state: 'pending' | 'dead'): number;
+}
+
+export function createMetrics(sources: MetricSources = {}) {
   const registry = new Registry();
+  const outboxCount = (state: 'pending' | 'dead'): number | undefined => {
+    try {
+      return sources.outboxCount?.(state);
+    } catch {
+      return undefined; // storage trouble: the scrape still answers, the gauge keeps its last value
+    }
+  };
   collectDefaultMetrics({ register: registry, prefix: 'odopulse_' });
   const m = {
     registry,
@@ -68,6 +81,29 @@ export function createMetrics() {
       name: 'odopulse_mqtt_denied_total',
       help: 'Connections, publishes and subscriptions refused by the broker ACL',
       registers: [registry],
+    }),
+    outboxDead: new Counter({
+      name: 'odopulse_outbox_dead_total',
+      help: 'Webhook events given up after ODOPULSE_WEBHOOK_GIVE_UP_HOURS (moved to dead, kept until retried)',
+      registers: [registry],
+    }),
+    outboxPending: new Gauge({
+      name: 'odopulse_outbox_pending',
+      help: 'Webhook events waiting for delivery (not delivered, not dead)',
+      registers: [registry],
+      collect() {
+        const n = outboxCount('pending');
+        if (n !== undefined) this.set(n);
+      },
+    }),
+    outboxDeadNow: new Gauge({
+      name: 'odopulse_outbox_dead',
+      help: 'Webhook events dead right now (given up, not yet retried)',
+      registers: [registry],
+      collect() {
+        const n = outboxCount('dead');
+        if (n !== undefined) this.set(n);
+      },
     }),
     journalLag: new Gauge({
       name: 'odopulse_journal_pending',

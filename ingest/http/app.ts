@@ -15,6 +15,7 @@ import { registerAuth } from './auth.js';
 import { HttpError, installErrorHandlers } from './errors.js';
 import { registerAccess } from './routes/access.js';
 import { registerOps } from './routes/ops.js';
+import { registerOutbox } from './routes/outbox.js';
 import { registerPrompts } from './routes/prompts.js';
 import { registerVehicles } from './routes/vehicles.js';
 import { registerStream, type StreamOptions } from './sse.js';
@@ -25,6 +26,8 @@ import type { SamplingPolicy } from '../../proto/domain.js';
 export interface HttpLimits {
   /** Requests per minute per principal (unauthenticated: per address). */
   ratePerMinute: number;
+  /** Refused credentials per minute per address before 429s (key and token guessing). */
+  authFailuresPerMinute: number;
   /** Origins allowed to call the API from a browser; empty = CORS off. */
   corsOrigins: string[];
   maxHistoryPoints: number;
@@ -35,6 +38,7 @@ export interface HttpLimits {
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   ratePerMinute: 600,
+  authFailuresPerMinute: 60,
   corsOrigins: [],
   maxHistoryPoints: 10_000,
   maxStatsWindowDays: 400,
@@ -51,10 +55,13 @@ export interface AppDeps {
   console?: ConsoleOptions;
   telemetry: TelemetryStore;
   /**
-   * Prompt changes for the live stream. `publish`, when given, is called with the changes this
-   * API makes itself (acknowledge, resolve) so every subscriber, other consoles included, sees them.
+   * Prompt changes for the live stream. `record`, when given, makes the changes this API makes
+   * itself (acknowledge, resolve) in one transaction with their outbox rows, then publishes them to
+   * every subscriber, other consoles included (PromptFanout.record).
    */
-  changes: { subscribe(fn: (c: PromptChange) => void): () => void; publish?(c: PromptChange): void };
+  changes: { subscribe(fn: (c: PromptChange) => void): () => void; record?(fn: () => PromptChange[]): PromptChange[] };
+  /** The webhook dispatcher, when one runs: a retried outbox event wakes it (`now`: its clock, default wall time). */
+  dispatcher?: { now?(): number; kick(): void };
   /** Store a service visit and reset the maintenance schedule (rules), atomically; returns its id. */
   onServiceRecord(vin: string, rec: ServiceRecord): Promise<number>;
   /** Publish a vehicle's sampling policy (retained AgentConfig on its config topic). */
@@ -111,7 +118,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     strictTransportSecurity: limits.secureCookies,
   });
   if (limits.corsOrigins.length) await app.register(fastifyCors, { origin: limits.corsOrigins, credentials: false });
-  await registerAuth(app, { authenticator: deps.authenticator });
+  await registerAuth(app, { authenticator: deps.authenticator, failuresPerMinute: limits.authFailuresPerMinute });
   // After authentication (preHandler), so the limit is per principal, not per address behind a proxy.
   await app.register(fastifyRateLimit, {
     global: true,
@@ -140,6 +147,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'prompts', description: 'Prompts for advisors and their outcomes' },
         { name: 'ops', description: 'Health and metrics' },
         { name: 'access', description: 'Sessions, API keys and the audit trail' },
+        { name: 'outbox', description: 'Lifecycle events in the outbox: dead ones and their retry (operators)' },
       ],
       components: {
         securitySchemes: {
@@ -155,6 +163,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerOps(app, deps);
   registerVehicles(app, { ...deps, maxHistoryPoints: limits.maxHistoryPoints });
   registerPrompts(app, { ...deps, maxStatsWindowMs: limits.maxStatsWindowDays * 86_400_000 });
+  registerOutbox(app, deps);
   registerAccess(app, { ...deps, sessionTtlMs: limits.sessionTtlMs, secureCookies: limits.secureCookies });
   registerStream(app, deps.stores.prompts, deps.changes, deps.stream);
   await registerConsole(app, deps.console);

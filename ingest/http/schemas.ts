@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { LOCALES, POWERTRAINS, SEVERITIES, VEHICLE_TYPES, VinSchema, IsoDateSchema } from '../../proto/domain.js';
 import { SIGNAL_PATHS } from '../../proto/signals.js';
 import { AUDIENCES, PROMPT_KINDS } from '../../rules/types.js';
-import { PROMPT_STATUSES, RESOLVE_OUTCOMES } from '../store/ports.js';
+import { OUTBOX_STATES, PROMPT_STATUSES, RESOLVE_OUTCOMES } from '../store/ports.js';
 
 export const ErrorSchema = z.object({
   error: z.string(),
@@ -96,6 +96,15 @@ export const StreamQuery = z.object({
     .regex(/^\d{1,15}$/)
     .optional(),
 });
+
+export const OutboxListQuery = z.object({ state: z.enum(OUTBOX_STATES).default('dead'), limit: Limit, cursor: Cursor.optional() });
+const WebhookUrl = z
+  .string()
+  .max(2048)
+  .regex(/^https?:\/\//, 'expected an http(s) URL');
+/** The URL of the event to retry, in the body or the query; neither = every URL of that event. */
+export const OutboxRetryBody = z.object({ url: WebhookUrl.optional() }).nullish(); // no body at all arrives as null
+export const OutboxRetryQuery = z.object({ url: WebhookUrl.optional() });
 
 // ---- responses ----
 
@@ -206,3 +215,21 @@ export const StatsResponse = z.object({
 });
 
 export const HealthResponse = z.object({ ok: z.boolean(), checks: z.record(z.string(), z.union([z.boolean(), z.string()])) });
+
+/** One outbox row (docs/contract.md#retries): the CloudEvent's type and subject, never its data. */
+export const OutboxEventSchema = z.object({
+  id: z.string(),
+  url: z.string(),
+  state: z.enum(OUTBOX_STATES),
+  type: z.string().nullable(),
+  subject: z.string().nullable(),
+  attempts: z.number(),
+  lastError: z.string().nullable(),
+  createdAt: z.string(),
+  nextAttemptAt: z.string().nullable(),
+  firstFailedAt: z.string().nullable(),
+  deadAt: z.string().nullable(),
+  deliveredAt: z.string().nullable(),
+});
+export const OutboxPage = z.object({ items: z.array(OutboxEventSchema), nextCursor: z.string().nullable() });
+export const OutboxRetryResult = z.object({ items: z.array(OutboxEventSchema) });

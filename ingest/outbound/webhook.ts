@@ -1,4 +1,5 @@
-// Delivers the lifecycle outbox to the configured webhook URLs, at least once, signed.
+// Delivers the lifecycle outbox to the configured webhook URLs, at least once, signed; an event
+// failing for longer than the give-up age becomes dead (kept, no longer sent) until an operator retries it.
 //
 // Signing follows the Standard Webhooks scheme (https://www.standardwebhooks.com):
 //   webhook-id:        the CloudEvent id (stable across retries: receivers dedupe on it)
@@ -82,8 +83,15 @@ export interface WebhookDispatcherOptions {
   timeoutMs?: number;
   /** Longest sleep between outbox checks when nothing is due (kick() wakes it sooner). */
   pollMs?: number;
+  /**
+   * Give up on an event that has been failing this long (from its first failed attempt, on this
+   * dispatcher's clock): its next failed attempt makes it dead, kept until retried. 0 or unset = never.
+   */
+  giveUpMs?: number;
   /** Failed attempts and storage errors, for logs and metrics. */
   onError?: (err: Error, event?: OutboxEvent) => void;
+  /** An event became dead (after its last failed attempt, `error`). */
+  onDead?: (event: OutboxEvent, error: string) => void;
 }
 
 export class WebhookDispatcher {
@@ -96,7 +104,9 @@ export class WebhookDispatcher {
   private readonly fetchImpl: typeof fetch;
   private readonly timeoutMs: number;
   private readonly pollMs: number;
+  private readonly giveUpMs: number;
   private readonly reportTo: (err: Error, event?: OutboxEvent) => void;
+  private readonly deadTo: (event: OutboxEvent, error: string) => void;
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -104,6 +114,7 @@ export class WebhookDispatcher {
   private aborter = new AbortController();
   private nDelivered = 0;
   private nFailed = 0;
+  private nDead = 0;
 
   constructor(opts: WebhookDispatcherOptions) {
     if (!opts.secret) throw new Error('webhook secret is required (ODOPULSE_WEBHOOK_SECRET)');
@@ -116,7 +127,9 @@ export class WebhookDispatcher {
     this.fetchImpl = opts.fetchImpl ?? fetch;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.pollMs = opts.pollMs ?? 5_000;
+    this.giveUpMs = Math.max(0, opts.giveUpMs ?? 0);
     this.reportTo = opts.onError ?? (() => {});
+    this.deadTo = opts.onDead ?? (() => {});
   }
 
   /** Successful deliveries since start. */
@@ -127,6 +140,11 @@ export class WebhookDispatcher {
   /** Failed attempts (each retry that failed counts) since start. */
   get failed(): number {
     return this.nFailed;
+  }
+
+  /** Events given up (moved to dead) since start. */
+  get dead(): number {
+    return this.nDead;
   }
 
   start(): void {
@@ -218,16 +236,31 @@ export class WebhookDispatcher {
       error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     }
     this.nFailed++;
-    this.record(() => this.outbox.markFailed(e.id, e.url, error, this.clock() + this.backoff(e.attempts)), e);
+    const now = this.clock();
+    const dead = this.giveUpMs > 0 && now - (e.firstFailedAt ?? now) >= this.giveUpMs;
+    const recorded = this.record(() => this.outbox.markFailed(e.id, e.url, error, now + this.backoff(e.attempts), { now, dead }), e);
     this.report(new Error(`webhook ${e.url} event ${e.id}: ${error}`), e);
+    if (dead && recorded) {
+      this.nDead++;
+      try {
+        this.deadTo(
+          { ...e, state: 'dead', attempts: e.attempts + 1, lastError: error, firstFailedAt: e.firstFailedAt ?? now, deadAt: now },
+          error,
+        );
+      } catch {
+        // a throwing callback must not stop deliveries
+      }
+    }
   }
 
   /** A storage error must not kill the loop; an unrecorded delivery is simply sent again. */
-  private record(write: () => void, e: OutboxEvent): void {
+  private record(write: () => void, e: OutboxEvent): boolean {
     try {
       write();
+      return true;
     } catch (err) {
       this.report(err, e);
+      return false;
     }
   }
 

@@ -1,14 +1,14 @@
 // Where every prompt change goes once it is stored (docs/architecture.md#prompt-fan-out): the live
 // stream (SSE subscribers), the car (HMI deliver / withdraw) and the lifecycle system (outbox rows,
-// then a kick to the webhook dispatcher). One place, so every path fans out the same way.
+// written in the change's own transaction, then a kick to the webhook dispatcher). One place, so
+// every path fans out the same way.
 import { EventEmitter } from 'node:events';
-import type { Outbox, Prompt, PromptChange } from '../store/ports.js';
+import type { Prompt, PromptChange } from '../store/ports.js';
+import type { ChangeRecorder } from './recorder.js';
 
 export interface FanoutDeps {
-  outbox: Pick<Outbox, 'enqueue'>;
-  /** CloudEvents for these changes, one per webhook URL (none when no webhook is configured). */
-  eventsFor(changes: PromptChange[]): Array<{ id: string; url: string; body: string }>;
-  clock: { now(): number };
+  /** Writes a change and its outbox rows in one transaction (prompts/recorder.ts). */
+  recorder: Pick<ChangeRecorder, 'commit'>;
   hmi: { deliver(vins: Iterable<string>): Promise<void>; withdraw(p: Prompt): Promise<void> };
   dispatcher: { kick(): void } | null;
   log: { warn(o: object, m?: string): void };
@@ -28,8 +28,9 @@ export class PromptFanout {
   }
 
   /**
-   * Changes whose outbox rows are already written (the rules runner writes them in its own
-   * transaction). `deliver`: also try HMI delivery for the vehicles concerned.
+   * Changes whose outbox rows are already written, in the same transaction as the change: the rules
+   * runner's commit, or a store wrapped by transactionalPrompts. `deliver`: also try HMI delivery
+   * for the vehicles concerned.
    */
   published(changes: PromptChange[], deliver = true): void {
     for (const c of changes) {
@@ -44,12 +45,16 @@ export class PromptFanout {
     this.deps.dispatcher?.kick();
   }
 
-  /** Changes made outside the rules' transaction (HMI sent and acks, advisor ack/resolve, expiry): outbox rows are written here. */
-  recorded(changes: PromptChange[], deliver = false): void {
-    if (changes.length === 0) return;
-    const events = this.deps.eventsFor(changes);
-    if (events.length) this.deps.outbox.enqueue(events, this.deps.clock.now());
-    this.published(changes, deliver);
+  /**
+   * Make prompt changes outside the rules (advisor acknowledge and resolve, expiry): `fn` makes them
+   * and returns them; they and their outbox rows are committed in one transaction, then published.
+   * If `fn` or the outbox write throws, nothing stays, nothing is published, and this throws.
+   * Not to be called inside another transaction (it would publish before that one commits).
+   */
+  record(fn: () => PromptChange[], deliver = false): PromptChange[] {
+    const changes = this.deps.recorder.commit(fn);
+    if (changes.length) this.published(changes, deliver);
+    return changes;
   }
 
   /** HMI delivery for these vehicles; a failure is logged and retried on the next sweep. */

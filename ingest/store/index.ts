@@ -20,7 +20,8 @@ export function openSqliteBackend(dataDir: string): StoreBackend {
       "DELETE FROM prompt_changes WHERE prompt_id IN (SELECT id FROM prompts WHERE status IN ('resolved', 'expired') AND updated_ms < ?)",
     ),
     prompts: db.prepare("DELETE FROM prompts WHERE status IN ('resolved', 'expired') AND updated_ms < ?"),
-    outbox: db.prepare('DELETE FROM outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < ?'),
+    // only delivered events: pending and dead ones are kept whatever their age
+    outbox: db.prepare("DELETE FROM outbox WHERE state = 'delivered' AND delivered_ms IS NOT NULL AND delivered_ms < ?"),
     deadLetters: db.prepare('DELETE FROM dead_letters WHERE at_ms < ?'),
     audit: db.prepare('DELETE FROM audit WHERE at_ms < ?'),
   };
@@ -74,7 +75,7 @@ export function createMemoryBackend(): StoreBackend {
       d.changes = d.changes.filter((c) => !gone.has(c.promptId));
       let outbox = 0;
       for (const [k, e] of d.outbox) {
-        if (e.deliveredAt !== null && e.deliveredAt < olderThan) {
+        if (e.state === 'delivered' && e.deliveredAt !== null && e.deliveredAt < olderThan) {
           d.outbox.delete(k);
           outbox++;
         }

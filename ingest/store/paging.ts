@@ -42,3 +42,31 @@ export function decodeKeyCursor(cursor: string): string {
 
 /** Page sizes are bounded whatever the caller asks for. */
 export const clampLimit = (n: number): number => Math.max(1, Math.min(1000, Math.floor(Number.isFinite(n) ? n : 50)));
+
+/** Outbox rows are keyed (createdAt, id, url): the order of listings and their keyset cursor. */
+interface OutboxKey {
+  createdAt: number;
+  id: string;
+  url: string;
+}
+
+export const byKey = (a: OutboxKey, b: OutboxKey): number =>
+  a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) || (a.url < b.url ? -1 : a.url > b.url ? 1 : 0);
+
+/** An event id holds no newline (a URL cannot either), so id and URL share the cursor's string part. */
+export function encodeOutboxCursor(k: OutboxKey): string {
+  return encodeCursor(k.createdAt, `${k.id}\n${k.url}`);
+}
+
+export function decodeOutboxCursor(cursor: string): { createdMs: number; id: string; url: string } {
+  const { createdMs, id } = decodeCursor(cursor);
+  const cut = id.indexOf('\n');
+  if (cut < 0) throw new InvalidCursorError();
+  return { createdMs, id: id.slice(0, cut), url: id.slice(cut + 1) };
+}
+
+/** A page from `limit + 1` rows in key order: the extra row only says that there is a next page. */
+export function pageOf<T extends OutboxKey>(rows: T[], limit: number): { items: T[]; nextCursor: string | null } {
+  const items = rows.slice(0, limit);
+  return { items, nextCursor: rows.length > limit ? encodeOutboxCursor(items[items.length - 1]) : null };
+}

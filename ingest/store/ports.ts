@@ -234,29 +234,55 @@ export interface DeadLetterStore {
   count(): number;
 }
 
+/** `pending` (to send), `dead` (given up: not sent, kept until an operator retries it), `delivered` (a 2xx arrived). */
+export const OUTBOX_STATES = ['pending', 'dead', 'delivered'] as const;
+export type OutboxState = (typeof OUTBOX_STATES)[number];
+
 /** A durable outbox of CloudEvents for the lifecycle system. */
 export interface OutboxEvent {
   id: string;
   url: string;
   body: string;
+  state: OutboxState;
+  /** Failed attempts, never reset (a retry from dead keeps them). */
   attempts: number;
   nextAttemptAt: number;
   createdAt: number;
   deliveredAt: number | null;
   lastError: string | null;
+  /** The first failed attempt of the current give-up window (the dispatcher's clock); null before one, and again after a retry. */
+  firstFailedAt: number | null;
+  /** When it became dead (the dispatcher's clock); null unless dead. */
+  deadAt: number | null;
 }
 
 export interface Outbox {
   enqueue(events: Array<{ id: string; url: string; body: string }>, now: number): void;
   /**
-   * Undelivered events to try now, oldest first: never-tried ones always (the enqueuer may run on
-   * an accelerated fleet clock), retried ones once their nextAttemptAt (dispatcher's clock) passed.
+   * Pending events to try now, oldest first: never-tried ones always (the enqueuer may run on an
+   * accelerated fleet clock), retried ones once their nextAttemptAt (dispatcher's clock) passed.
    */
   due(now: number, limit: number): OutboxEvent[];
+  /** A 2xx arrived: the event is delivered (whether pending or dead). */
   markDelivered(id: string, url: string, now: number): void;
-  markFailed(id: string, url: string, error: string, nextAttemptAt: number): void;
+  /**
+   * A failed attempt of a pending event: attempts + 1, lastError kept, next try at nextAttemptAt.
+   * `now` (the dispatcher's clock, default nextAttemptAt) starts the give-up window on the first
+   * failure (firstFailedAt); `dead`: this was the last attempt, the event becomes dead instead.
+   */
+  markFailed(id: string, url: string, error: string, nextAttemptAt: number, o?: { now?: number; dead?: boolean }): void;
+  /**
+   * An operator's retry: dead events of this id (one URL, or every URL when `url` is null) go back
+   * to pending, due at `now`, attempts and lastError kept, a new give-up window from their next
+   * failure. Returns the rows moved (none when nothing matching is dead).
+   */
+  retry(id: string, url: string | null, now: number): OutboxEvent[];
+  /** Events in one state, oldest first (createdAt, id, url), keyset-paged. */
+  list(q: { state: OutboxState; limit: number; cursor?: string }): { items: OutboxEvent[]; nextCursor: string | null };
+  /** = count('pending') */
   pending(): number;
-  /** When the next undelivered event is due (0 = one was never tried; null = none): lets a dispatcher sleep until then. */
+  count(state: OutboxState): number;
+  /** When the next pending event is due (0 = one was never tried; null = none): lets a dispatcher sleep until then. */
   nextDueAt(): number | null;
   /** One row, for inspection (tests, ops). */
   get(id: string, url: string): OutboxEvent | undefined;
@@ -288,7 +314,7 @@ export interface Stores {
    * Retention (docs/domain.md#privacy-and-retention): delete delivered outbox events, resolved or
    * expired prompts (with their change history), dead letters and audit entries older than
    * `olderThan` (epoch ms). Expired console sessions go by `keys.pruneSessions`.
-   * Undelivered events and open prompts are kept whatever their age.
+   * Undelivered events (pending or dead) and open prompts are kept whatever their age.
    */
   prune(olderThan: number): PruneResult;
   close(): void;

@@ -71,6 +71,62 @@ describe('SQLite stores on disk', () => {
     openSqliteStores(dir).close();
   });
 
+  it('migration 4 gives a version-3 outbox its states: delivered rows delivered, the rest pending; due and listings use the new indexes', () => {
+    const dir = join(root, 'outbox-v3');
+    openSqliteStores(dir).close();
+    // Back to the version-3 outbox (migration 1's table and indexes), with one delivered and one pending row.
+    const db = new Database(join(dir, 'odopulse.db'));
+    db.exec(`
+      DROP INDEX outbox_state_list;
+      ALTER TABLE outbox DROP COLUMN state; ALTER TABLE outbox DROP COLUMN first_failed_ms; ALTER TABLE outbox DROP COLUMN dead_ms;
+      CREATE INDEX outbox_due ON outbox (next_attempt_ms) WHERE delivered_ms IS NULL;
+      CREATE INDEX outbox_order ON outbox (created_ms) WHERE delivered_ms IS NULL;
+      INSERT INTO outbox (id, url, body, attempts, next_attempt_ms, created_ms, delivered_ms, last_error)
+        VALUES ('sent', 'http://x/', '{}', 0, ${T0}, ${T0}, ${T0 + 5}, NULL), ('failing', 'http://x/', '{}', 7, ${T0 + 60_000}, ${T0}, NULL, 'HTTP 503');
+    `);
+    db.pragma('user_version = 3');
+    db.close();
+
+    const s = openSqliteStores(dir);
+    try {
+      expect(s.outbox.get('sent', 'http://x/')).toMatchObject({ state: 'delivered', deliveredAt: T0 + 5 });
+      expect(s.outbox.get('failing', 'http://x/')).toMatchObject({
+        state: 'pending',
+        attempts: 7,
+        lastError: 'HTTP 503',
+        firstFailedAt: null,
+      });
+      expect(s.outbox.pending()).toBe(1);
+      expect(s.outbox.due(T0 + 60_000, 10).map((e) => e.id)).toEqual(['failing']);
+    } finally {
+      s.close();
+    }
+    const check = new Database(join(dir, 'odopulse.db'), { readonly: true });
+    try {
+      expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      const plan = (sql: string, ...args: unknown[]) =>
+        (check.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
+      const due = plan(
+        "SELECT * FROM outbox WHERE state = 'pending' AND (attempts = 0 OR next_attempt_ms <= ?) ORDER BY created_ms, rowid LIMIT ?",
+        T0,
+        10,
+      );
+      expect(due).toContain('USING INDEX outbox_state_list (state=?)'); // only ties of created_ms are sorted
+      const list = plan(
+        'SELECT * FROM outbox WHERE state = ? AND (created_ms, id, url) > (?, ?, ?) ORDER BY created_ms, id, url LIMIT ?',
+        'dead',
+        0,
+        '',
+        '',
+        10,
+      );
+      expect(list).toContain('USING INDEX outbox_state_list (state=? AND (created_ms,id,url)>(?,?,?))');
+      expect(list).not.toContain('TEMP B-TREE');
+    } finally {
+      check.close();
+    }
+  });
+
   it('refuses a file from a newer schema with a clear message', () => {
     const dir = join(root, 'newer');
     openSqliteStores(dir).close();

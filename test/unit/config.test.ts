@@ -33,6 +33,15 @@ describe('ingest configuration', () => {
     expect(webhookUrls(c)).toEqual(['http://a/x', 'http://b/y']);
   });
 
+  it('webhook events are given up after ODOPULSE_WEBHOOK_GIVE_UP_HOURS (72), fractions allowed, 0 = never', () => {
+    expect(loadIngestConfig({}).ODOPULSE_WEBHOOK_GIVE_UP_HOURS).toBe(72);
+    expect(loadIngestConfig({ ODOPULSE_WEBHOOK_GIVE_UP_HOURS: '0.5' }).ODOPULSE_WEBHOOK_GIVE_UP_HOURS).toBe(0.5);
+    expect(loadIngestConfig({}, { ODOPULSE_WEBHOOK_GIVE_UP_HOURS: '0' }).ODOPULSE_WEBHOOK_GIVE_UP_HOURS).toBe(0);
+    expect(() => loadIngestConfig({ ODOPULSE_WEBHOOK_GIVE_UP_HOURS: '-1' })).toThrow(
+      /ODOPULSE_WEBHOOK_GIVE_UP_HOURS \(--webhook-give-up-hours\)/,
+    );
+  });
+
   it('every setting has a flag the CLI maps back to it', () => {
     for (const name of Object.keys(INGEST_SETTINGS)) {
       const camel = flagName(name)

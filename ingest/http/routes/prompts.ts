@@ -32,11 +32,15 @@ function changeJson(c: PromptChange) {
 }
 
 export interface PromptRoutesDeps {
-  stores: { prompts: PromptStore; audit: AuditLog };
+  stores: { prompts: PromptStore; audit: AuditLog; transaction<T>(fn: () => T): T };
   /** The longest [from, to) one stats call may cover. */
   maxStatsWindowMs: number;
-  /** Changes this API makes itself (acknowledge, resolve), for the outbox and every stream. */
-  changes: { publish?(c: PromptChange): void };
+  /**
+   * Changes this API makes itself (acknowledge, resolve): `record` runs the store call, and the
+   * route's audit entry, in one transaction with the change's outbox rows, then publishes the
+   * changes to every stream (PromptFanout.record). Unset: a plain transaction, nothing published.
+   */
+  changes: { record?(fn: () => PromptChange[]): PromptChange[] };
   clock: { now(): number };
 }
 
@@ -47,9 +51,14 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
   /** Who acted: always the principal; a display name from the body is kept beside it, never instead. */
   const actor = (p: Principal, displayName: string | undefined): string =>
     displayName && displayName !== p.name ? `${displayName} (${p.name}, ${p.id})` : `${p.name} (${p.id})`;
-  const published = (c: PromptChange): PromptChange => {
-    deps.changes.publish?.(c);
-    return c;
+  /** One change (or none) made atomically with its audit entry and outbox rows, then published. */
+  const recorded = (change: () => PromptChange | undefined, audit: (c: PromptChange) => void): PromptChange | undefined => {
+    const fn = () => {
+      const c = change();
+      if (c) audit(c);
+      return c ? [c] : [];
+    };
+    return (deps.changes.record ? deps.changes.record(fn) : deps.stores.transaction(fn))[0];
   };
 
   r.get(
@@ -94,10 +103,12 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
     },
     async (req) => {
       const p = known(req, req.params.id);
-      const c = prompts.acknowledge(p.id, actor(principalOf(req), req.body.by), req.body.note, deps.clock.now());
+      const c = recorded(
+        () => prompts.acknowledge(p.id, actor(principalOf(req), req.body.by), req.body.note, deps.clock.now()),
+        () => auditFor(deps.stores.audit, req, Date.now)('prompt.acknowledged', p.vin, { promptId: p.id }),
+      );
       if (!c) throw conflict(`prompt ${p.id} is ${p.status} and cannot be acknowledged`, { id: p.id, status: p.status });
-      auditFor(deps.stores.audit, req, Date.now)('prompt.acknowledged', p.vin, { promptId: p.id });
-      return { prompt: promptJson(c.prompt), change: changeJson(published(c)) };
+      return { prompt: promptJson(c.prompt), change: changeJson(c) };
     },
   );
 
@@ -115,10 +126,12 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
     },
     async (req) => {
       const p = known(req, req.params.id);
-      const c = prompts.resolve(p.id, actor(principalOf(req), req.body.by), req.body.outcome, req.body.note, deps.clock.now());
+      const c = recorded(
+        () => prompts.resolve(p.id, actor(principalOf(req), req.body.by), req.body.outcome, req.body.note, deps.clock.now()),
+        () => auditFor(deps.stores.audit, req, Date.now)('prompt.resolved', p.vin, { promptId: p.id, outcome: req.body.outcome }),
+      );
       if (!c) throw conflict(`prompt ${p.id} is ${p.status} and cannot be resolved`, { id: p.id, status: p.status });
-      auditFor(deps.stores.audit, req, Date.now)('prompt.resolved', p.vin, { promptId: p.id, outcome: req.body.outcome });
-      return { prompt: promptJson(c.prompt), change: changeJson(published(c)) };
+      return { prompt: promptJson(c.prompt), change: changeJson(c) };
     },
   );
 

@@ -123,7 +123,8 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
       try {
         const l = await deps.telemetry.latest(rec.vin);
         if (l) latest = { ts: l.ts, at: new Date(l.ts).toISOString(), signals: visibleSignals(p, l.signals) };
-        audit(req)('vehicle.read', rec.vin, { latest: l !== undefined, position: seesLocation(p) && l !== undefined });
+        const position = latest !== null && Object.keys(latest.signals).some((k) => POSITION_SIGNALS.has(k));
+        audit(req)('vehicle.read', rec.vin, { latest: l !== undefined, position });
       } catch (err) {
         // The profile is still useful while InfluxDB is down: say why the values are missing.
         req.log.warn({ err, vin: rec.vin }, 'latest telemetry unavailable');

@@ -166,6 +166,18 @@ const MIGRATIONS: string[] = [
     at_ms INTEGER NOT NULL
   );
   `,
+  // 4: outbox states (docs/contract.md#retries): pending, dead (given up, kept until retried),
+  // delivered; the start of the give-up window and the time of death; one index by state.
+  `
+  ALTER TABLE outbox ADD COLUMN state TEXT NOT NULL DEFAULT 'pending';
+  ALTER TABLE outbox ADD COLUMN first_failed_ms INTEGER;
+  ALTER TABLE outbox ADD COLUMN dead_ms INTEGER;
+  UPDATE outbox SET state = 'delivered' WHERE delivered_ms IS NOT NULL;
+  DROP INDEX outbox_due;
+  DROP INDEX outbox_order;
+  -- due (pending, oldest first), listings and counts by state; dead rows never slow down due.
+  CREATE INDEX outbox_state_list ON outbox (state, created_ms, id, url);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

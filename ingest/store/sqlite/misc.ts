@@ -1,7 +1,7 @@
 // SQLite rule states, dead letters and the webhook outbox.
 import type { VehicleRuleState } from '../../../rules/types.js';
-import type { DeadLetter, DeadLetterStore, Outbox, OutboxEvent, RuleStateStore } from '../ports.js';
-import { iso } from '../paging.js';
+import type { DeadLetter, DeadLetterStore, Outbox, OutboxEvent, OutboxState, RuleStateStore } from '../ports.js';
+import { byKey, clampLimit, decodeOutboxCursor, iso, pageOf } from '../paging.js';
 import type { Db } from './db.js';
 
 export function sqliteRuleStateStore(db: Db): RuleStateStore {
@@ -48,22 +48,28 @@ interface OutboxRow {
   id: string;
   url: string;
   body: string;
+  state: OutboxState;
   attempts: number;
   next_attempt_ms: number;
   created_ms: number;
   delivered_ms: number | null;
   last_error: string | null;
+  first_failed_ms: number | null;
+  dead_ms: number | null;
 }
 
 const toEvent = (r: OutboxRow): OutboxEvent => ({
   id: r.id,
   url: r.url,
   body: r.body,
+  state: r.state,
   attempts: r.attempts,
   nextAttemptAt: r.next_attempt_ms,
   createdAt: r.created_ms,
   deliveredAt: r.delivered_ms,
   lastError: r.last_error,
+  firstFailedAt: r.first_failed_ms,
+  deadAt: r.dead_ms,
 });
 
 export function sqliteOutbox(db: Db): Outbox {
@@ -72,24 +78,51 @@ export function sqliteOutbox(db: Db): Outbox {
   const enqueueAll = db.transaction((events: Array<{ id: string; url: string; body: string }>, now: number) => {
     for (const e of events) enqueue.run(e.id, e.url, e.body, now, now);
   });
+  // By outbox_state_list (migration 4): pending rows in created order (ties sorted by rowid), dead ones never scanned.
   const due = db.prepare<[number, number], OutboxRow>(
-    'SELECT * FROM outbox WHERE delivered_ms IS NULL AND (attempts = 0 OR next_attempt_ms <= ?) ORDER BY created_ms, rowid LIMIT ?',
+    "SELECT * FROM outbox WHERE state = 'pending' AND (attempts = 0 OR next_attempt_ms <= ?) ORDER BY created_ms, rowid LIMIT ?",
   );
-  const delivered = db.prepare('UPDATE outbox SET delivered_ms = ?, last_error = NULL WHERE id = ? AND url = ? AND delivered_ms IS NULL');
-  const failed = db.prepare(
-    'UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_ms = ? WHERE id = ? AND url = ? AND delivered_ms IS NULL',
+  const delivered = db.prepare(
+    "UPDATE outbox SET state = 'delivered', delivered_ms = ?, last_error = NULL, dead_ms = NULL WHERE id = ? AND url = ? AND state != 'delivered'",
   );
-  const pending = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM outbox WHERE delivered_ms IS NULL');
+  const failed = db.prepare<[{ error: string; next: number; now: number; dead: number | null; id: string; url: string }]>(
+    `UPDATE outbox SET attempts = attempts + 1, last_error = @error, next_attempt_ms = @next,
+       first_failed_ms = coalesce(first_failed_ms, @now), state = CASE WHEN @dead IS NULL THEN state ELSE 'dead' END, dead_ms = @dead
+     WHERE id = @id AND url = @url AND state = 'pending'`,
+  );
+  const retryOne = db.prepare<[number, string, string], OutboxRow>(
+    `UPDATE outbox SET state = 'pending', next_attempt_ms = ?, first_failed_ms = NULL, dead_ms = NULL
+     WHERE id = ? AND url = ? AND state = 'dead' RETURNING *`,
+  );
+  const retryAll = db.prepare<[number, string], OutboxRow>(
+    `UPDATE outbox SET state = 'pending', next_attempt_ms = ?, first_failed_ms = NULL, dead_ms = NULL
+     WHERE id = ? AND state = 'dead' RETURNING *`,
+  );
+  const list = db.prepare<[OutboxState, number, string, string, number], OutboxRow>(
+    'SELECT * FROM outbox WHERE state = ? AND (created_ms, id, url) > (?, ?, ?) ORDER BY created_ms, id, url LIMIT ?',
+  );
+  const count = db.prepare<[OutboxState], { n: number }>('SELECT count(*) AS n FROM outbox WHERE state = ?');
   const next = db.prepare<[], { t: number | null }>(
-    'SELECT min(CASE WHEN attempts = 0 THEN 0 ELSE next_attempt_ms END) AS t FROM outbox WHERE delivered_ms IS NULL',
+    "SELECT min(CASE WHEN attempts = 0 THEN 0 ELSE next_attempt_ms END) AS t FROM outbox WHERE state = 'pending'",
   );
   const get = db.prepare<[string, string], OutboxRow>('SELECT * FROM outbox WHERE id = ? AND url = ?');
   return {
     enqueue: (events, now) => enqueueAll(events, now),
     due: (now, limit) => due.all(now, Math.max(1, limit)).map(toEvent),
     markDelivered: (id, url, now) => void delivered.run(now, id, url),
-    markFailed: (id, url, error, nextAttemptAt) => void failed.run(error.slice(0, 1000), nextAttemptAt, id, url),
-    pending: () => pending.get()!.n,
+    markFailed: (id, url, error, nextAttemptAt, o = {}) => {
+      const now = o.now ?? nextAttemptAt;
+      failed.run({ error: error.slice(0, 1000), next: nextAttemptAt, now, dead: o.dead ? now : null, id, url });
+    },
+    retry: (id, url, now) => (url === null ? retryAll.all(now, id) : retryOne.all(now, id, url)).map(toEvent).sort(byKey),
+    list: (q) => {
+      const limit = clampLimit(q.limit);
+      const after = q.cursor === undefined ? { createdMs: -Infinity, id: '', url: '' } : decodeOutboxCursor(q.cursor);
+      const rows = list.all(q.state, after.createdMs, after.id, after.url, limit + 1).map(toEvent);
+      return pageOf(rows, limit);
+    },
+    pending: () => count.get('pending')!.n,
+    count: (state) => count.get(state)!.n,
     nextDueAt: () => next.get()!.t,
     get: (id, url) => {
       const r = get.get(id, url);

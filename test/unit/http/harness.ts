@@ -82,6 +82,12 @@ export async function makeHarness(over: Partial<AppDeps> = {}, o: { oidc?: OidcV
       published.push(c);
       for (const l of [...listeners]) l(c);
     },
+    /** Like PromptFanout.record without an outbox: one transaction, then published. */
+    record(fn: () => PromptChange[]) {
+      const made = stores.transaction(fn);
+      for (const c of made) changes.publish(c);
+      return made;
+    },
   };
   const h = {} as Harness;
   h.serviceCalls = [];

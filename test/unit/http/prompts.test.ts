@@ -258,6 +258,8 @@ describe('OpenAPI and console files', () => {
         'POST /api/v1/keys',
         'DELETE /api/v1/keys/{id}',
         'GET /api/v1/audit',
+        'GET /api/v1/outbox',
+        'POST /api/v1/outbox/{id}/retry',
       ].sort(),
     );
     const put = doc.paths['/api/v1/vehicles/{vin}'].put;

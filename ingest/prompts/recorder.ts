@@ -1,0 +1,70 @@
+// A prompt change and the outbox rows that report it, in one store transaction
+// (docs/architecture.md#guarantees): a crash, or a failing outbox write, leaves both or neither.
+// The rules runner does this in its own commit; every other path (HMI sent, HMI acks, advisor
+// acknowledge and resolve, expiry) goes through ChangeRecorder.commit, either directly
+// (PromptFanout.record) or through a PromptStore wrapped by transactionalPrompts.
+import type { Outbox, PromptChange, PromptStore, Stores } from '../store/ports.js';
+
+export interface ChangeRecorderDeps {
+  /** Stores.transaction: nested calls join the outer one. */
+  transaction<T>(fn: () => T): T;
+  outbox: Pick<Outbox, 'enqueue'>;
+  /** CloudEvents for these changes, one per webhook URL (none when no webhook is configured). */
+  eventsFor(changes: PromptChange[]): Array<{ id: string; url: string; body: string }>;
+  clock: { now(): number };
+}
+
+export class ChangeRecorder {
+  constructor(private readonly deps: ChangeRecorderDeps) {}
+
+  /**
+   * Run `fn` (which changes prompts and returns the changes) and write their outbox rows, in one
+   * transaction; if either throws, nothing of it stays and this throws. Publishing is the caller's
+   * business, after this returns (i.e. after the commit, unless called inside an outer transaction).
+   */
+  commit(fn: () => PromptChange[]): PromptChange[] {
+    const { transaction, outbox, eventsFor, clock } = this.deps;
+    return transaction(() => {
+      const changes = fn();
+      if (changes.length) {
+        const events = eventsFor(changes);
+        if (events.length) outbox.enqueue(events, clock.now());
+      }
+      return changes;
+    });
+  }
+}
+
+/**
+ * The same PromptStore, but every method that changes a prompt also writes the change's outbox rows
+ * in the same transaction. For parts that take a store and report changes afterwards through a
+ * callback (HMI delivery's markHmiSent, the inbound ack handler's recordHmiAck): their callback then
+ * only publishes (PromptFanout.published). Reads pass straight through.
+ */
+export function transactionalPrompts(prompts: PromptStore, recorder: Pick<ChangeRecorder, 'commit'>): PromptStore {
+  const one = (f: () => PromptChange | undefined): PromptChange | undefined =>
+    recorder.commit(() => {
+      const c = f();
+      return c ? [c] : [];
+    })[0];
+  return {
+    applyRuleEvents: (vin, events, render, dealerId, now) =>
+      recorder.commit(() => prompts.applyRuleEvents(vin, events, render, dealerId, now)),
+    markHmiSent: (id, now) => one(() => prompts.markHmiSent(id, now)),
+    recordHmiAck: (id, vin, outcome, at) => one(() => prompts.recordHmiAck(id, vin, outcome, at)),
+    acknowledge: (id, by, note, now) => one(() => prompts.acknowledge(id, by, note, now)),
+    resolve: (id, by, outcome, note, now) => one(() => prompts.resolve(id, by, outcome, note, now)),
+    expire: (now) => recorder.commit(() => prompts.expire(now)),
+    get: (id) => prompts.get(id),
+    list: (filter) => prompts.list(filter),
+    pendingHmi: (vin, now) => prompts.pendingHmi(vin, now),
+    changesSince: (seq, dealers, limit) => prompts.changesSince(seq, dealers, limit),
+    lastChangeSeq: () => prompts.lastChangeSeq(),
+    stats: (from, to, dealers) => prompts.stats(from, to, dealers),
+  };
+}
+
+/** The stores with their prompts wrapped by transactionalPrompts (for HMI delivery and the inbound handlers). */
+export function recordingStores(stores: Stores, recorder: Pick<ChangeRecorder, 'commit'>): Stores {
+  return { ...stores, prompts: transactionalPrompts(stores.prompts, recorder) };
+}
