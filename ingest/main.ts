@@ -41,6 +41,10 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
 
   const stores = openSqliteStores(cfg.ODOPULSE_DATA_DIR);
   const metrics = createMetrics({ outboxCount: (state) => stores.outbox.count(state) });
+  // Nobody is connected yet (the embedded broker's clients went with the last process; an external
+  // broker replays each vehicle's retained birth): every vehicle is online again at its birth.
+  const wasOnline = stores.vehicles.resetOnline(Date.now());
+  if (wasOnline > 0) log.info({ vehicles: wasOnline }, 'vehicles marked offline until their birth message');
   const journal = new Journal(cfg.ODOPULSE_DATA_DIR);
   const decoded = new DecodedCache();
   const telemetry = await connectInflux({
@@ -77,7 +81,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   const recording = recordingStores(stores, recorder);
 
   // The broker adapters and HMI delivery need the fan-out, which needs both: late-bound here.
-  const late: { fanout?: PromptFanout } = {};
+  const late: { fanout?: PromptFanout; hmi?: HmiDelivery } = {};
   const handlers = createInboundHandlers({
     journal,
     decoded,
@@ -86,7 +90,9 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     clock,
     limits: { maxClockSkewS: cfg.ODOPULSE_MAX_CLOCK_SKEW_S, telemetryRetentionDays: cfg.ODOPULSE_TELEMETRY_RETENTION_DAYS },
     onJournalled: () => pipeline.wake(),
-    onOnline: (vin) => late.fanout?.deliver([vin]),
+    onOnline: (vin) => late.fanout?.deliver([vin], { resend: true }),
+    onDelivered: (vin, promptId) => late.hmi?.confirmed(vin, promptId),
+    onPromptsSubscribed: (vin) => late.fanout?.deliver([vin], { resend: true }),
     onAcks: (changes) => late.fanout?.published(changes, false),
   });
   const link: BrokerLink = cfg.ODOPULSE_MQTT_URL
@@ -154,6 +160,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     latest: (vin) => rules.latest(vin),
     onChanges: (changes) => late.fanout?.published(changes, false),
     onSent: (p) => metrics.hmiSent.inc({ urgent: String(p.urgent) }),
+    onConfirmFailed: (err) => log.error({ err }, 'recording a confirmed HMI delivery failed; it is sent again at the next birth'),
     onInvalidTimeZone: (vin, tz) => {
       metrics.hmiInvalidTimeZones.inc();
       log.warn({ vin, timeZone: tz }, 'stored profile has an unknown time zone; HMI timing uses the locale default');
@@ -161,6 +168,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   });
   const out = new PromptFanout({ recorder, hmi, dispatcher, log });
   late.fanout = out;
+  late.hmi = hmi;
   // HMI delivery for a step's vehicles follows on 'processed', emitted right after for every vehicle of the step.
   pipeline.on('changes', (c) => out.published(c, false));
   pipeline.on('processed', (vins) => out.deliver(vins));

@@ -11,6 +11,7 @@ import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
+import { decodeHmiPrompt } from '../../proto/codec.js';
 import { VinSchema } from '../../proto/domain.js';
 import type { CredentialCheck } from './credentials.js';
 import { certificateNames, clientIdAllowed, ConnectRateLimiter, isLoopback, PacketSizeGuard, rateKey } from './guards.js';
@@ -43,11 +44,19 @@ export interface EmbeddedBrokerOptions {
   connectRate?: { perSecond: number; burst: number; limitLoopback?: boolean };
 }
 
+/** Prompts awaiting a client's PUBACK, per client, bounded (a QoS 0 subscriber never acks). */
+const MAX_TRACKED_PER_CLIENT = 256;
+
+/** aedes's per-client packet id counter (lib/client.js, lib/qos-packet.js): not part of its typed API. */
+type IdCounter = { _nextId?: number };
+
 export async function startEmbeddedBroker(
   opts: EmbeddedBrokerOptions,
   handlers: InboundHandlers,
 ): Promise<BrokerLink & { port: number; tlsPort?: number }> {
   const usernames = new WeakMap<Client, string>();
+  /** Per client connection: packet id -> the prompt it carries, until the client PUBACKs it. */
+  const awaiting = new WeakMap<Client, Map<number, { vin: string; promptId: string }>>();
   const deny = (what: string, client: Client | null) => opts.onDenied?.(what, client?.id ?? null);
   const maxPacket = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
   const rate = opts.connectRate ?? DEFAULT_CONNECT_RATE;
@@ -114,6 +123,34 @@ export async function startEmbeddedBroker(
       // status is handled on 'publish' so that wills (published by the broker itself) are seen too
       callback(null);
     },
+    // Confirmed HMI delivery (docs/architecture.md#confirmed-hmi-delivery). aedes's 'ack' event does
+    // not say which message a clean session acked: the packet it emits is the one its persistence
+    // kept (node_modules/aedes/lib/handlers/puback.js), and for a clean session it keeps none
+    // (lib/client.js deliverQoS: `if (that.clean || packet.retain) doWriteQoS()`). So the packet id
+    // is chosen here, at forwarding: a QoSPacket keeps an id its original carries
+    // (lib/qos-packet.js), and taking the client's own next id (advancing its counter as QoSPacket
+    // would) cannot collide with the ids aedes gives this client's other messages.
+    authorizeForward(client, packet) {
+      const t = parseTopic(opts.prefix, packet.topic);
+      if (t?.channel !== 'prompts' || packet.qos !== 1 || usernames.get(client) !== t.vin) return packet;
+      const counter = client as unknown as IdCounter;
+      const id = counter._nextId;
+      if (typeof id !== 'number') return packet; // another aedes: delivered at the head unit's ack then
+      let promptId: string;
+      try {
+        const p = decodeHmiPrompt(packet.payload as Buffer);
+        if (p.withdrawn) return packet;
+        promptId = p.promptId;
+      } catch {
+        return packet;
+      }
+      counter._nextId = id >= 65535 ? 1 : id + 1;
+      let ids = awaiting.get(client);
+      if (!ids) awaiting.set(client, (ids = new Map()));
+      ids.set(id, { vin: t.vin, promptId });
+      if (ids.size > MAX_TRACKED_PER_CLIENT) ids.delete(ids.keys().next().value!);
+      return Object.assign(Object.create(Object.getPrototypeOf(packet) as object) as AedesPublishPacket, packet, { messageId: id });
+    },
     authorizeSubscribe(client, sub, callback) {
       const vin = usernames.get(client);
       const t = parseTopic(opts.prefix, sub.topic);
@@ -131,6 +168,31 @@ export async function startEmbeddedBroker(
     // a will carries the publishing client; a retained replay of our own publish would not reach here
     if (client && usernames.get(client) !== t.vin) return;
     handlers.status(t.vin, Buffer.from(packet.payload as Buffer), client?.id ?? null);
+  });
+
+  // The PUBACK: persistence.outgoingClearMessageId gets the PUBACK packet and resolves to what it
+  // kept of the message (nothing for a clean session); it also answers with the PUBACK itself, so
+  // the 'ack' event carries the packet id either way.
+  const persistence = (
+    broker as unknown as { persistence: { outgoingClearMessageId(client: Client, packet: { messageId?: number }): Promise<unknown> } }
+  ).persistence;
+  const clearMessageId = persistence.outgoingClearMessageId.bind(persistence);
+  persistence.outgoingClearMessageId = async (client, packet) => (await clearMessageId(client, packet)) ?? packet;
+  broker.on('ack', (packet: { messageId?: number } | undefined, client: Client) => {
+    const id = packet?.messageId;
+    const ids = client && awaiting.get(client);
+    const hit = id === undefined ? undefined : ids?.get(id);
+    if (!hit) return;
+    ids!.delete(id!);
+    if (usernames.get(client) === hit.vin) handlers.delivered?.(hit.vin, hit.promptId);
+  });
+  broker.on('subscribe', (subs: Array<{ topic: string; qos: number }>, client: Client) => {
+    const vin = client && usernames.get(client);
+    const prompts = subs.some((s) => {
+      const t = s.qos !== 128 ? parseTopic(opts.prefix, s.topic) : null;
+      return t?.channel === 'prompts' && t.vin === vin;
+    });
+    if (vin && prompts) handlers.promptsSubscribed?.(vin);
   });
 
   /** The rate limit, on the raw TCP socket (before any TLS handshake or MQTT byte). */
@@ -197,6 +259,7 @@ export async function startEmbeddedBroker(
 
   return {
     kind: 'embedded',
+    confirmsDelivery: true,
     port,
     tlsPort,
     publish(topic, payload, o) {

@@ -60,6 +60,7 @@ export async function connectExternalBroker(opts: ExternalBrokerOptions, handler
 
   return {
     kind: 'external',
+    confirmsDelivery: false,
     publish: (topic, payload, o) =>
       new Promise((resolve, reject) =>
         client.publish(topic, Buffer.from(payload), { qos: o.qos, retain: o.retain ?? false }, (err) => (err ? reject(err) : resolve())),

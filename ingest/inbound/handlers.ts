@@ -22,8 +22,12 @@ export interface InboundDeps {
   limits?: { maxClockSkewS?: number; telemetryRetentionDays?: number };
   /** New telemetry is in the journal: wake the loops that read it. */
   onJournalled(): void;
-  /** A vehicle's birth message arrived (deliver its pending prompts). */
+  /** A vehicle's birth message arrived (deliver its pending prompts, re-send the unconfirmed). */
   onOnline(vin: string): void;
+  /** The car PUBACKed a prompt (embedded broker): it is delivered. */
+  onDelivered?(vin: string, promptId: string): void;
+  /** A client of the vehicle subscribed to its prompts topic: re-send what it has not confirmed. */
+  onPromptsSubscribed?(vin: string): void;
   /** HMI acks changed prompts (outbox, stream). */
   onAcks(changes: PromptChange[]): void;
 }
@@ -168,12 +172,18 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers & { fl
     ack: (vin, payload, clientId) => {
       try {
         const a = decodePromptAck(payload);
+        // Any ack means the car has the prompt: its one 'delivered' step first, if no PUBACK
+        // recorded it (always so through an external broker, BrokerLink.confirmsDelivery).
+        const delivered = deps.stores.prompts.markHmiDelivered(a.promptId, vin, a.ts);
         const change = deps.stores.prompts.recordHmiAck(a.promptId, vin, a.outcome, a.ts);
         deps.metrics.acks.inc({ outcome: a.outcome });
-        if (change) deps.onAcks([change]);
+        const changes = [delivered, change].filter((c): c is PromptChange => c !== undefined);
+        if (changes.length) deps.onAcks(changes);
       } catch (err) {
         deadLetter('prompts/ack', vin, clientId, err, payload);
       }
     },
+    delivered: (vin, promptId) => deps.onDelivered?.(vin, promptId),
+    promptsSubscribed: (vin) => deps.onPromptsSubscribed?.(vin),
   };
 }

@@ -29,10 +29,23 @@ export interface InboundHandlers {
   telemetry(vin: string, payload: Buffer, clientId: string | null): Promise<void>;
   status(vin: string, payload: Buffer, clientId: string | null): void;
   ack(vin: string, payload: Buffer, clientId: string | null): void;
+  /**
+   * The vehicle's own client PUBACKed this prompt (embedded broker only, BrokerLink.confirmsDelivery):
+   * the car has it.
+   */
+  delivered?(vin: string, promptId: string): void;
+  /** A client of this vehicle subscribed to its prompts topic (embedded broker only): re-send what it has not confirmed. */
+  promptsSubscribed?(vin: string): void;
 }
 
 export interface BrokerLink {
   readonly kind: 'embedded' | 'external';
+  /**
+   * Whether the link sees the car's PUBACK of a prompt (InboundHandlers.delivered): the embedded
+   * broker does. As a client of an external broker, ingest only gets the broker's PUBACK, which
+   * says nothing about the car: there a prompt is delivered at the head unit's first ack.
+   */
+  readonly confirmsDelivery: boolean;
   publish(topic: string, payload: Uint8Array, opts: { qos: 0 | 1; retain?: boolean }): Promise<void>;
   ready(): boolean;
   connectedClients(): number;

@@ -9,7 +9,7 @@ import type { ChangeRecorder } from './recorder.js';
 export interface FanoutDeps {
   /** Writes a change and its outbox rows in one transaction (prompts/recorder.ts). */
   recorder: Pick<ChangeRecorder, 'commit'>;
-  hmi: { deliver(vins: Iterable<string>): Promise<void>; withdraw(p: Prompt): Promise<void> };
+  hmi: { deliver(vins: Iterable<string>, opts?: { resend?: boolean }): Promise<void>; withdraw(p: Prompt): Promise<void> };
   dispatcher: { kick(): void } | null;
   log: { warn(o: object, m?: string): void };
 }
@@ -57,10 +57,13 @@ export class PromptFanout {
     return changes;
   }
 
-  /** HMI delivery for these vehicles; a failure is logged and retried on the next sweep. */
-  deliver(vins: Iterable<string>): void {
+  /**
+   * HMI delivery for these vehicles; a failure is logged and retried on the next sweep. `resend`
+   * (birth, prompts subscribe): also the prompts sent but not yet confirmed by the car.
+   */
+  deliver(vins: Iterable<string>, opts: { resend?: boolean } = {}): void {
     this.deps.hmi
-      .deliver(vins)
+      .deliver(vins, opts)
       .catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message }, 'HMI delivery failed; retried on the next sweep'));
   }
 }

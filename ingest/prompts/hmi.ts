@@ -1,6 +1,8 @@
 // In-car HMI delivery. Urgent prompts go at once; the rest wait until the vehicle is parked, outside
 // its quiet hours, and within the daily cap (highest value first). A vehicle that is offline gets
-// its pending prompts when its birth message arrives; expired ones are never sent.
+// its pending prompts when its birth message arrives; expired ones are never sent. A prompt is
+// delivered only once the car confirms it (docs/architecture.md#confirmed-hmi-delivery): until
+// then it is `sent`, and sent again on the vehicle's next birth or prompts subscribe.
 import { encodeHmiPrompt } from '../../proto/codec.js';
 import { isParked } from '../../proto/signals.js';
 import type { Locale, Signals, Vehicle } from '../../proto/domain.js';
@@ -20,6 +22,8 @@ export interface HmiDeps {
   onSent?(p: Prompt): void;
   /** A stored profile's time zone is not a valid IANA zone (stored before the API checked it): the locale's was used. */
   onInvalidTimeZone?(vin: string, timeZone: string): void;
+  /** Recording a confirmed delivery failed (e.g. disk full); the prompt will be sent again. */
+  onConfirmFailed?(err: unknown): void;
 }
 
 const DEFAULT_QUIET = { start: '22:00', end: '07:00' };
@@ -102,29 +106,38 @@ export class HmiDelivery {
     return fallback;
   }
 
-  /** What may be sent to this vehicle now, in order. */
-  selectable(vin: string, profile: Vehicle | undefined): Prompt[] {
+  /**
+   * What may be sent to this vehicle now, in order. `resend`: also the prompts sent but not yet
+   * confirmed by the car; a non-urgent one was counted against the daily cap when first sent, so it
+   * takes no room again (it still waits for parked and outside quiet hours).
+   */
+  selectable(vin: string, profile: Vehicle | undefined, resend = false): Prompt[] {
     const { stores, clock } = this.deps;
     const now = clock.now();
-    const pending = stores.prompts.pendingHmi(vin, now);
+    const pending = stores.prompts.pendingHmi(vin, now, resend);
     if (pending.length === 0) return [];
     const urgent = pending.filter((p) => p.urgent);
-    const rest = pending.filter((p) => !p.urgent);
-    if (rest.length === 0 || !isParked(this.deps.latest(vin))) return urgent;
+    const again = pending.filter((p) => !p.urgent && p.hmiState === 'sent');
+    const rest = pending.filter((p) => !p.urgent && p.hmiState !== 'sent');
+    if (again.length === 0 && rest.length === 0) return urgent;
+    if (!isParked(this.deps.latest(vin))) return urgent;
     const local = localTime(now, this.zoneOf(vin, profile));
     if (inQuietHours(local.minutes, profile?.quietHours ?? DEFAULT_QUIET)) return urgent;
     const used = this.sentToday.get(vin);
     const count = used && used.day === local.day ? used.count : 0;
     const room = Math.max(0, this.deps.dailyCap - count);
-    return [...urgent, ...rest.slice(0, room)];
+    return [...urgent, ...again, ...rest.slice(0, room)];
   }
 
-  /** Deliver what may be delivered to these vehicles now (those online). */
-  async deliver(vins: Iterable<string>): Promise<void> {
+  /**
+   * Deliver what may be delivered to these vehicles now (those online). `resend` (the vehicle's
+   * birth, its client subscribing to its prompts): also what was sent but not confirmed.
+   */
+  async deliver(vins: Iterable<string>, opts: { resend?: boolean } = {}): Promise<void> {
     await Promise.all(
       [...vins].map((vin) => {
         const prev = this.running.get(vin) ?? Promise.resolve();
-        const next = prev.then(() => this.deliverOne(vin));
+        const next = prev.then(() => this.deliverOne(vin, opts.resend ?? false));
         this.running.set(vin, next);
         return next.finally(() => {
           if (this.running.get(vin) === next) this.running.delete(vin);
@@ -133,22 +146,42 @@ export class HmiDelivery {
     );
   }
 
-  private async deliverOne(vin: string): Promise<void> {
+  private async deliverOne(vin: string, resend: boolean): Promise<void> {
     const { stores, link, prefix, clock } = this.deps;
     if (!stores.vehicles.online(vin).online) return;
     const profile = stores.vehicles.get(vin);
-    for (const p of this.selectable(vin, profile)) {
+    for (const p of this.selectable(vin, profile, resend)) {
       const now = clock.now();
       await link.publish(topicFor(prefix, vin, 'prompts'), this.encode(p, false), { qos: 1 });
-      const change = stores.prompts.markHmiSent(p.id, now);
-      if (!p.urgent) {
+      // No change step here: 'delivered' is recorded when the car confirms (confirmed()). The
+      // PUBACK may even come first (loopback): then the prompt is no longer pending and stays delivered.
+      stores.prompts.markHmiSent(p.id, now);
+      if (!p.urgent && p.hmiState === 'pending') {
+        // counted once, at the first send: a re-send of an unconfirmed prompt is not a new prompt
         const day = localTime(now, this.zoneOf(vin, profile)).day;
         const used = this.sentToday.get(vin);
         this.sentToday.set(vin, { day, count: used && used.day === day ? used.count + 1 : 1 });
       }
       this.deps.onSent?.(p);
-      if (change) this.deps.onChanges([change]);
     }
+  }
+
+  /**
+   * The car has this prompt: its client PUBACKed it (embedded broker), or the head unit acked it
+   * (any outcome; the only confirmation through an external broker). Records the one 'delivered'
+   * step; a later confirmation of the same prompt changes nothing.
+   */
+  confirmed(vin: string, promptId: string): void {
+    let change;
+    try {
+      change = this.deps.stores.prompts.markHmiDelivered(promptId, vin, this.deps.clock.now());
+    } catch (err) {
+      // called from the broker's PUBACK event: never throw there. The prompt stays 'sent' and is
+      // sent again at the vehicle's next birth or subscribe (at least once).
+      this.deps.onConfirmFailed?.(err);
+      return;
+    }
+    if (change) this.deps.onChanges([change]);
   }
 
   /** Tell the HMI to remove a prompt whose situation ended. */

@@ -61,16 +61,32 @@ export function promptFromDraft(d: PromptDraft, text: RenderedText, vin: string,
 export type Transition = { prompt: Prompt; step: Step; at: number; by: string | null } | undefined;
 
 /** HMI states in which the head unit may still show the prompt: it must be told to remove it. */
-const HMI_LIVE: readonly HmiState[] = ['pending', 'sent', 'shown'];
+const HMI_LIVE: readonly HmiState[] = ['pending', 'sent', 'delivered', 'shown'];
 
 function withdrawHmi(p: Prompt): HmiState {
   return HMI_LIVE.includes(p.hmiState) ? 'withdrawn' : p.hmiState;
 }
 
-export function markHmiSent(p: Prompt, now: number): Transition {
+/**
+ * Published to the car: hmiState sent, nothing else. No change step: the car does not have it yet
+ * (docs/architecture.md#confirmed-hmi-delivery); a re-send of a sent prompt changes nothing.
+ */
+export function markHmiSent(p: Prompt, now: number): Prompt | undefined {
   if (!isOpen(p) || p.hmiState !== 'pending') return undefined;
+  return { ...p, hmiState: 'sent', updatedAt: iso(now) };
+}
+
+/** HMI states before the car confirmed it has the prompt. */
+export const HMI_UNCONFIRMED: readonly HmiState[] = ['pending', 'sent'];
+
+/**
+ * The car has the prompt: its client PUBACKed it (embedded broker), or the head unit acked it. The
+ * one 'delivered' step; only the prompt's own vehicle, and only once.
+ */
+export function markHmiDelivered(p: Prompt, vin: string, now: number): Transition {
+  if (p.vin !== vin || !isOpen(p) || !p.audience.includes('hmi') || !HMI_UNCONFIRMED.includes(p.hmiState)) return undefined;
   const status: PromptStatus = p.status === 'open' ? 'delivered' : p.status;
-  return { prompt: { ...p, hmiState: 'sent', status, updatedAt: iso(now) }, step: 'delivered', at: now, by: 'system' };
+  return { prompt: { ...p, hmiState: 'delivered', status, updatedAt: iso(now) }, step: 'delivered', at: now, by: 'system' };
 }
 
 const ACK: Record<AckOutcome, { state: HmiState; step: Step; outcome: string }> = {
@@ -85,7 +101,7 @@ export function recordHmiAck(p: Prompt, vin: string, outcome: AckOutcome, at: nu
   const a = ACK[outcome];
   if (!a) return undefined;
   // SHOWN only before the owner reacted; DISMISSED/ACTED are final HMI states.
-  const from: readonly HmiState[] = outcome === 'SHOWN' ? ['pending', 'sent'] : ['pending', 'sent', 'shown'];
+  const from: readonly HmiState[] = outcome === 'SHOWN' ? ['pending', 'sent', 'delivered'] : ['pending', 'sent', 'delivered', 'shown'];
   if (!from.includes(p.hmiState)) return undefined;
   const status: PromptStatus = p.status === 'open' ? 'delivered' : p.status;
   return { prompt: { ...p, hmiState: a.state, outcome: a.outcome, status, updatedAt: iso(at) }, step: a.step, at, by: 'hmi' };
@@ -149,7 +165,8 @@ const ADVISOR_OUTCOMES = new Set(['booked', 'declined', 'unreachable', 'other'])
 
 /**
  * Per-kind counts of distinct prompts that took each step in the window. "delivered" counts a
- * prompt that reached anyone (HMI sent/shown/reacted, advisor acknowledged or closed it), so the
+ * prompt that reached anyone (HMI delivered, i.e. confirmed by the car, shown or reacted; advisor
+ * acknowledged or closed it), so the
  * conversion (acted or booked) / delivered never exceeds 1.
  */
 export function aggregateStats(rows: Iterable<StepRow>): StatsRow[] {

@@ -38,7 +38,7 @@ export class ChangeRecorder {
 /**
  * The same PromptStore, but every method that changes a prompt also writes the change's outbox rows
  * in the same transaction. For parts that take a store and report changes afterwards through a
- * callback (HMI delivery's markHmiSent, the inbound ack handler's recordHmiAck): their callback then
+ * callback (HMI delivery's markHmiDelivered, the inbound ack handler's recordHmiAck): their callback then
  * only publishes (PromptFanout.published). Reads pass straight through.
  */
 export function transactionalPrompts(prompts: PromptStore, recorder: Pick<ChangeRecorder, 'commit'>): PromptStore {
@@ -50,14 +50,16 @@ export function transactionalPrompts(prompts: PromptStore, recorder: Pick<Change
   return {
     applyRuleEvents: (vin, events, render, dealerId, now) =>
       recorder.commit(() => prompts.applyRuleEvents(vin, events, render, dealerId, now)),
-    markHmiSent: (id, now) => one(() => prompts.markHmiSent(id, now)),
+    // published, not yet confirmed: no change step, so nothing for the outbox
+    markHmiSent: (id, now) => prompts.markHmiSent(id, now),
+    markHmiDelivered: (id, vin, now) => one(() => prompts.markHmiDelivered(id, vin, now)),
     recordHmiAck: (id, vin, outcome, at) => one(() => prompts.recordHmiAck(id, vin, outcome, at)),
     acknowledge: (id, by, note, now) => one(() => prompts.acknowledge(id, by, note, now)),
     resolve: (id, by, outcome, note, now) => one(() => prompts.resolve(id, by, outcome, note, now)),
     expire: (now) => recorder.commit(() => prompts.expire(now)),
     get: (id) => prompts.get(id),
     list: (filter) => prompts.list(filter),
-    pendingHmi: (vin, now) => prompts.pendingHmi(vin, now),
+    pendingHmi: (vin, now, unconfirmed) => prompts.pendingHmi(vin, now, unconfirmed),
     changesSince: (seq, dealers, limit) => prompts.changesSince(seq, dealers, limit),
     lastChangeSeq: () => prompts.lastChangeSeq(),
     stats: (from, to, dealers) => prompts.stats(from, to, dealers),

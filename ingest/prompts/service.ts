@@ -65,8 +65,8 @@ export class PromptService implements PromptStore {
     return this.repo.list({ ...filter, limit: clampLimit(filter.limit) });
   }
 
-  pendingHmi(vin: string, now: number): Prompt[] {
-    return this.repo.pendingHmi(vin, now);
+  pendingHmi(vin: string, now: number, unconfirmed = false): Prompt[] {
+    return this.repo.pendingHmi(vin, now, unconfirmed);
   }
 
   private step(id: string, f: (p: Prompt) => M.Transition): PromptChange | undefined {
@@ -76,8 +76,17 @@ export class PromptService implements PromptStore {
     });
   }
 
-  markHmiSent(id: string, now: number): PromptChange | undefined {
-    return this.step(id, (p) => M.markHmiSent(p, now));
+  markHmiSent(id: string, now: number): Prompt | undefined {
+    return this.repo.tx(() => {
+      const p = this.repo.get(id);
+      const next = p && M.markHmiSent(p, now);
+      if (next) this.repo.update(next);
+      return next;
+    });
+  }
+
+  markHmiDelivered(id: string, vin: string, now: number): PromptChange | undefined {
+    return this.step(id, (p) => M.markHmiDelivered(p, vin, now));
   }
 
   recordHmiAck(id: string, vin: string, outcome: AckOutcome, at: number): PromptChange | undefined {

@@ -17,8 +17,12 @@ export type PromptStatus = (typeof PROMPT_STATUSES)[number];
 export const RESOLVE_OUTCOMES = ['booked', 'declined', 'unreachable', 'other'] as const;
 export type ResolveOutcome = (typeof RESOLVE_OUTCOMES)[number];
 
-/** HMI delivery state of a prompt (separate from the advisor-facing status). */
-export type HmiState = 'none' | 'pending' | 'sent' | 'shown' | 'dismissed' | 'acted' | 'withdrawn';
+/**
+ * HMI delivery state of a prompt (separate from the advisor-facing status): pending (not yet
+ * published), sent (published, the car has not confirmed it: re-sent on its next birth or
+ * subscribe), delivered (the car's client PUBACKed it), then what the head unit reported.
+ */
+export type HmiState = 'none' | 'pending' | 'sent' | 'delivered' | 'shown' | 'dismissed' | 'acted' | 'withdrawn';
 
 /** The prompt as the API shows it (docs/contract.md#prompt-json) plus delivery internals. */
 export interface Prompt {
@@ -119,9 +123,15 @@ export interface PromptStore {
   ): PromptChange[];
   get(id: string): Prompt | undefined;
   list(filter: PromptFilter): { items: Prompt[]; nextCursor: string | null };
-  /** Prompts for the HMI that are not yet sent, not withdrawn and not expired. */
-  pendingHmi(vin: string, now: number): Prompt[];
-  markHmiSent(id: string, now: number): PromptChange | undefined;
+  /**
+   * Prompts for the HMI that are not yet sent (with `unconfirmed`: also those sent but not yet
+   * confirmed by the car), not withdrawn and not expired.
+   */
+  pendingHmi(vin: string, now: number, unconfirmed?: boolean): Prompt[];
+  /** Published to the car (hmiState sent): no change step; the car has not confirmed it yet. */
+  markHmiSent(id: string, now: number): Prompt | undefined;
+  /** The car has the prompt (PUBACK from its client, or any HMI ack): the one 'delivered' step. */
+  markHmiDelivered(id: string, vin: string, now: number): PromptChange | undefined;
   recordHmiAck(id: string, vin: string, outcome: AckOutcome, at: number): PromptChange | undefined;
   acknowledge(id: string, by: string, note: string | undefined, now: number): PromptChange | undefined;
   resolve(id: string, by: string, outcome: ResolveOutcome, note: string | undefined, now: number): PromptChange | undefined;
@@ -149,6 +159,12 @@ export interface VehicleStore {
   };
   setOnline(vin: string, online: boolean, info: { agentVersion?: string; configVersion?: number; at: number }): void;
   online(vin: string): { online: boolean; since: string | null; agentVersion: string | null; configVersion: number | null };
+  /**
+   * Every vehicle offline (since `now` for those that were online), at start-up: the embedded
+   * broker's clients are gone with the process, and each vehicle is online again at its birth.
+   * Returns how many were online.
+   */
+  resetOnline(now: number): number;
   setSegments(vin: string, segments: Segments, at: number): void;
   segments(vin: string): Segments | null;
   addServiceRecord(vin: string, rec: ServiceRecord, now: number): number;
@@ -190,7 +206,7 @@ export interface PromptRepo {
   /** Append a change; returns its sequence number (global, increasing, never reused). */
   appendChange(c: Omit<PromptChange, 'seq'>): number;
   list(filter: PromptFilter): { items: Prompt[]; nextCursor: string | null };
-  pendingHmi(vin: string, now: number): Prompt[];
+  pendingHmi(vin: string, now: number, unconfirmed?: boolean): Prompt[];
   /** Open prompts whose expiresAt <= now. */
   expiring(now: number): Prompt[];
   changesSince(seq: number, dealers: DealerSelector, limit: number): PromptChange[];

@@ -12,11 +12,12 @@ export function hmiOrder(a: Prompt, b: Prompt): number {
   return Date.parse(a.createdAt) - Date.parse(b.createdAt) || (a.id < b.id ? -1 : 1);
 }
 
-export function isPendingHmi(p: Prompt, vin: string, now: number): boolean {
+/** Not yet sent; with `unconfirmed`, also sent but not confirmed by the car (re-sent on its birth or subscribe). */
+export function isPendingHmi(p: Prompt, vin: string, now: number, unconfirmed = false): boolean {
   return (
     p.vin === vin &&
     p.audience.includes('hmi') &&
-    p.hmiState === 'pending' &&
+    (p.hmiState === 'pending' || (unconfirmed && p.hmiState === 'sent')) &&
     isOpen(p) &&
     (p.expiresAt === null || Date.parse(p.expiresAt) > now)
   );

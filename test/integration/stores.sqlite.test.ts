@@ -31,6 +31,7 @@ describe('SQLite stores on disk', () => {
     const a = openSqliteStores(dir);
     const [created] = a.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0);
     a.prompts.markHmiSent(created.promptId, T0 + 1);
+    a.prompts.markHmiDelivered(created.promptId, VIN_A, T0 + 1);
     a.vehicles.upsert(
       VIN_A,
       { model: 'M', powertrain: 'BEV', deliveryDate: '2026-01-01', dealerId: 'D1', locale: 'en', vehicleType: 'passenger' },
@@ -44,7 +45,7 @@ describe('SQLite stores on disk', () => {
 
     const b = openSqliteStores(dir);
     try {
-      expect(b.prompts.get(created.promptId)).toMatchObject({ status: 'delivered', hmiState: 'sent' });
+      expect(b.prompts.get(created.promptId)).toMatchObject({ status: 'delivered', hmiState: 'delivered' });
       expect(b.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0 + 2)).toEqual([]); // survives restarts without repeats
       expect(b.vehicles.get(VIN_A)?.model).toBe('M');
       expect(b.ruleStates.load(VIN_A)?.lastTs).toBe(T0);

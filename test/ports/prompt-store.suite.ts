@@ -82,14 +82,22 @@ export function promptStoreSuite(name: string, make: () => Stores): void {
       expect(c.prompt).toMatchObject({ status: 'resolved', outcome: 'acted', hmiState: 'acted' });
     });
 
-    it('HMI path: sent -> shown -> acted; only the own vehicle may ack; duplicates are no-ops', () => {
+    it('HMI path: sent (no step) -> delivered (once, own vehicle) -> shown -> acted; duplicates are no-ops', () => {
       const p = openOne();
-      const sent = ps.markHmiSent(p.id, T0 + 1);
-      expect(sent?.step).toBe('delivered');
-      expect(sent?.prompt).toMatchObject({ status: 'delivered', hmiState: 'sent' });
+      const seq = ps.lastChangeSeq();
+      expect(ps.markHmiSent(p.id, T0 + 1)).toMatchObject({ status: 'open', hmiState: 'sent' });
+      expect(ps.lastChangeSeq()).toBe(seq); // published is not delivered: no change
       expect(ps.markHmiSent(p.id, T0 + 2)).toBeUndefined();
+      expect(ps.pendingHmi(VIN_A, T0 + 2)).toEqual([]);
+      expect(ps.pendingHmi(VIN_A, T0 + 2, true).map((x) => x.id)).toEqual([p.id]);
+      expect(ps.markHmiDelivered(p.id, VIN_B, T0 + 2)).toBeUndefined();
+      const delivered = ps.markHmiDelivered(p.id, VIN_A, T0 + 2);
+      expect(delivered?.step).toBe('delivered');
+      expect(delivered?.prompt).toMatchObject({ status: 'delivered', hmiState: 'delivered' });
+      expect(ps.markHmiDelivered(p.id, VIN_A, T0 + 3)).toBeUndefined();
+      expect(ps.pendingHmi(VIN_A, T0 + 3, true)).toEqual([]);
       expect(ps.recordHmiAck(p.id, VIN_B, 'SHOWN', T0 + 3)).toBeUndefined();
-      expect(ps.get(p.id)?.hmiState).toBe('sent');
+      expect(ps.get(p.id)?.hmiState).toBe('delivered');
       expect(ps.recordHmiAck(p.id, VIN_A, 'SHOWN', T0 + 3)?.prompt).toMatchObject({ hmiState: 'shown', outcome: 'shown' });
       expect(ps.recordHmiAck(p.id, VIN_A, 'SHOWN', T0 + 4)).toBeUndefined();
       const acted = ps.recordHmiAck(p.id, VIN_A, 'ACTED', T0 + 5);
@@ -141,6 +149,10 @@ export function promptStoreSuite(name: string, make: () => Stores): void {
       const sent = openOne({ dedupKey: 'g', value: 9 }, VIN_A, T0);
       ps.markHmiSent(sent.id, T0 + 5);
       expect(ps.pendingHmi(VIN_A, T0 + 10).map((p) => p.id)).toEqual([urgent.id, high.id, low.id, lowLater.id]);
+      // with the unconfirmed: the sent one too, in the same order; a delivered one never
+      expect(ps.pendingHmi(VIN_A, T0 + 10, true).map((p) => p.id)).toEqual([urgent.id, sent.id, high.id, low.id, lowLater.id]);
+      ps.markHmiDelivered(sent.id, VIN_A, T0 + 6);
+      expect(ps.pendingHmi(VIN_A, T0 + 10, true).map((p) => p.id)).toEqual([urgent.id, high.id, low.id, lowLater.id]);
     });
 
     it('lists newest first with a keyset cursor that pages through everything once', () => {
@@ -181,6 +193,7 @@ export function promptStoreSuite(name: string, make: () => Stores): void {
       const a = openOne({ dedupKey: 'a' }, VIN_A, T0, 'D1');
       openOne({ dedupKey: 'b' }, VIN_B, T0, 'D2');
       ps.markHmiSent(a.id, T0 + 1);
+      ps.markHmiDelivered(a.id, VIN_A, T0 + 1);
       ps.acknowledge(a.id, 'x', undefined, T0 + 2);
       const all = ps.changesSince(0, undefined, 100);
       expect(all.map((c) => c.step)).toEqual(['created', 'created', 'delivered', 'acknowledged']);

@@ -68,6 +68,22 @@ export function vehicleStoreSuite(name: string, make: () => Stores): void {
       expect(vs.online(VIN_A)).toMatchObject({ online: false, since: new Date(T0 + HOUR).toISOString(), agentVersion: '1.2.0' });
     });
 
+    it('resetOnline takes every vehicle offline (since now for those online), keeping versions', () => {
+      vs.setOnline(VIN_A, true, { agentVersion: '1.2.0', configVersion: 3, at: T0 });
+      vs.setOnline(VIN_B, false, { agentVersion: '1.1.0', at: T0 + 1000 });
+      expect(vs.resetOnline(T0 + HOUR)).toBe(1);
+      expect(vs.online(VIN_A)).toEqual({
+        online: false,
+        since: new Date(T0 + HOUR).toISOString(),
+        agentVersion: '1.2.0',
+        configVersion: 3,
+      });
+      expect(vs.online(VIN_B)).toMatchObject({ online: false, since: new Date(T0 + 1000).toISOString(), agentVersion: '1.1.0' });
+      expect(vs.resetOnline(T0 + 2 * HOUR)).toBe(0);
+      vs.setOnline(VIN_A, true, { at: T0 + 3 * HOUR });
+      expect(vs.online(VIN_A)).toMatchObject({ online: true, since: new Date(T0 + 3 * HOUR).toISOString() });
+    });
+
     it('keeps the latest segments per vehicle', () => {
       expect(vs.segments(VIN_A)).toBeNull();
       vs.setSegments(VIN_A, { stage: 'new_owner', activity: 'active', maturity: 'novice' }, T0);

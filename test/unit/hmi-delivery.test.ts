@@ -1,11 +1,13 @@
 // HMI timing with the fleet clock: driving -> held -> parked -> delivered; quiet hours; urgent bypass;
-// daily cap, highest value first; offline vehicles wait; withdrawn prompts are never sent.
+// daily cap, highest value first; offline vehicles wait; withdrawn prompts are never sent; a prompt
+// is delivered only when the car confirms it, and re-sent on birth/subscribe until then.
 import { describe, expect, it } from 'vitest';
 import { decodeHmiPrompt } from '../../proto/codec.js';
 import type { Signals } from '../../proto/domain.js';
 import { VSS } from '../../proto/signals.js';
 import { HmiDelivery } from '../../ingest/prompts/hmi.js';
 import type { BrokerLink } from '../../ingest/inbound/topics.js';
+import type { PromptChange } from '../../ingest/store/ports.js';
 import { createMemoryStores } from '../../ingest/stores.js';
 import type { PromptDraft, PromptKind, RuleEvent } from '../../rules/types.js';
 
@@ -32,8 +34,10 @@ function setup(opts: { quiet?: { start: string; end: string }; cap?: number } = 
   let now = NOON_UTC;
   let latest: Signals = { [VSS.lowVoltageSystemState]: 'ON', [VSS.speed]: 50 };
   const sent: ReturnType<typeof decodeHmiPrompt>[] = [];
+  const changes: PromptChange[] = [];
   const link: BrokerLink = {
     kind: 'embedded',
+    confirmsDelivery: true,
     publish: async (topic, payload) => {
       expect(topic).toBe(`v1/vehicles/${VIN}/prompts`);
       sent.push(decodeHmiPrompt(payload));
@@ -49,7 +53,7 @@ function setup(opts: { quiet?: { start: string; end: string }; cap?: number } = 
     clock: { now: () => now },
     dailyCap: opts.cap ?? 3,
     latest: () => latest,
-    onChanges: () => {},
+    onChanges: (c) => changes.push(...c),
   });
   const open = (kind: PromptKind, key: string, extra: Partial<PromptDraft> = {}) => {
     const ev: RuleEvent = {
@@ -73,6 +77,7 @@ function setup(opts: { quiet?: { start: string; end: string }; cap?: number } = 
     stores,
     hmi,
     sent,
+    changes,
     open,
     setNow: (t: number) => (now = t),
     park: () => (latest = { [VSS.lowVoltageSystemState]: 'OFF', [VSS.speed]: 0 }),
@@ -170,5 +175,115 @@ describe('HMI delivery', () => {
     await Promise.all([t.hmi.deliver([VIN]), t.hmi.deliver([VIN]), t.hmi.deliver([VIN, VIN])]);
     expect(new Set(t.sent.map((p) => p.promptId)).size).toBe(t.sent.length);
     expect(t.sent).toHaveLength(3);
+  });
+
+  describe('confirmed delivery', () => {
+    const deliveredSteps = (t: ReturnType<typeof setup>) => t.changes.filter((c) => c.step === 'delivered');
+
+    it('published but not confirmed: still pending for delivery, no delivered step, not re-sent by an ordinary trigger', async () => {
+      const t = setup();
+      t.open('charging.critical_soc', 'u1', { urgent: true, severity: 'critical' });
+      await t.hmi.deliver([VIN]);
+      expect(t.sent).toHaveLength(1);
+      const p = t.stores.prompts.get(t.sent[0].promptId)!;
+      expect(p).toMatchObject({ status: 'open', hmiState: 'sent' });
+      expect(deliveredSteps(t)).toHaveLength(0);
+      expect(t.stores.prompts.pendingHmi(VIN, NOON_UTC, true).map((x) => x.id)).toEqual([p.id]);
+      await t.hmi.deliver([VIN]); // a telemetry step, a sweep
+      expect(t.sent).toHaveLength(1);
+    });
+
+    it('re-sent on the next birth / subscribe until confirmed; delivered on the PUBACK, one delivered step only', async () => {
+      const t = setup();
+      t.open('charging.critical_soc', 'u2', { urgent: true, severity: 'critical' });
+      await t.hmi.deliver([VIN]);
+      await t.hmi.deliver([VIN], { resend: true });
+      await t.hmi.deliver([VIN], { resend: true });
+      expect(t.sent.map((x) => x.promptId)).toEqual([t.sent[0].promptId, t.sent[0].promptId, t.sent[0].promptId]);
+      const id = t.sent[0].promptId;
+      t.hmi.confirmed(VIN, id);
+      t.hmi.confirmed(VIN, id); // a PUBACK of a re-send
+      expect(deliveredSteps(t).map((c) => c.promptId)).toEqual([id]);
+      expect(t.stores.prompts.get(id)).toMatchObject({ status: 'delivered', hmiState: 'delivered' });
+      await t.hmi.deliver([VIN], { resend: true });
+      expect(t.sent).toHaveLength(3); // confirmed: never sent again
+    });
+
+    it('a confirmation from another vehicle changes nothing', async () => {
+      const t = setup();
+      t.open('charging.critical_soc', 'u3', { urgent: true, severity: 'critical' });
+      await t.hmi.deliver([VIN]);
+      t.hmi.confirmed('LSVAU2180N2183295', t.sent[0].promptId);
+      expect(deliveredSteps(t)).toHaveLength(0);
+      expect(t.stores.prompts.get(t.sent[0].promptId)?.hmiState).toBe('sent');
+    });
+
+    it('a PUBACK before the publish is recorded as sent (loopback) still leaves it delivered', async () => {
+      const t = setup();
+      t.open('charging.critical_soc', 'u4', { urgent: true, severity: 'critical' });
+      const [p] = t.stores.prompts.pendingHmi(VIN, NOON_UTC);
+      t.hmi.confirmed(VIN, p.id);
+      expect(t.stores.prompts.markHmiSent(p.id, NOON_UTC)).toBeUndefined();
+      expect(t.stores.prompts.get(p.id)?.hmiState).toBe('delivered');
+      expect(deliveredSteps(t)).toHaveLength(1);
+    });
+
+    it('re-sends of unconfirmed prompts are not counted twice against the daily cap', async () => {
+      const t = setup({ cap: 2 });
+      t.park();
+      t.open('maintenance.overdue', 'c1', { value: 90 });
+      t.open('battery.low_voltage_12v', 'c2', { value: 50 });
+      t.open('usage.dormant_vehicle', 'c3', { value: 1 });
+      await t.hmi.deliver([VIN]);
+      expect(t.sent.map((p) => p.kind)).toEqual(['maintenance.overdue', 'battery.low_voltage_12v']);
+      // two births: both unconfirmed ones again, and the cap still has no room for the third
+      await t.hmi.deliver([VIN], { resend: true });
+      await t.hmi.deliver([VIN], { resend: true });
+      expect(t.sent.map((p) => p.kind)).toEqual([
+        'maintenance.overdue',
+        'battery.low_voltage_12v',
+        'maintenance.overdue',
+        'battery.low_voltage_12v',
+        'maintenance.overdue',
+        'battery.low_voltage_12v',
+      ]);
+      for (const p of t.sent.slice(0, 2)) t.hmi.confirmed(VIN, p.promptId);
+      await t.hmi.deliver([VIN], { resend: true });
+      expect(t.sent).toHaveLength(6); // confirmed, and the cap of 2 is used by them (not by 6 sends)
+      t.setNow(Date.parse('2026-03-03T12:00:00Z'));
+      await t.hmi.deliver([VIN]);
+      expect(t.sent.at(-1)?.kind).toBe('usage.dormant_vehicle');
+      expect(deliveredSteps(t).map((c) => c.prompt.kind)).toEqual(['maintenance.overdue', 'battery.low_voltage_12v']);
+    });
+
+    it('a re-send still waits for parked: an unconfirmed non-urgent prompt is not re-sent while driving', async () => {
+      const t = setup();
+      t.park();
+      t.open('maintenance.upcoming', 'r1');
+      await t.hmi.deliver([VIN]);
+      t.drive();
+      await t.hmi.deliver([VIN], { resend: true });
+      expect(t.sent).toHaveLength(1);
+      t.park();
+      await t.hmi.deliver([VIN], { resend: true });
+      expect(t.sent).toHaveLength(2);
+    });
+
+    it('a withdrawn unconfirmed prompt is never re-sent', async () => {
+      const t = setup();
+      t.park();
+      t.open('charging.low_soc', 'w1');
+      await t.hmi.deliver([VIN]);
+      t.stores.prompts.applyRuleEvents(
+        VIN,
+        [{ type: 'resolve', dedupKey: 'w1', ts: NOON_UTC, reason: 'charging' }],
+        () => ({ title: '', body: '', locale: 'en' }),
+        'd1',
+        NOON_UTC,
+      );
+      await t.hmi.deliver([VIN], { resend: true });
+      expect(t.sent).toHaveLength(1);
+      expect(t.stores.prompts.get(t.sent[0].promptId)?.hmiState).toBe('withdrawn');
+    });
   });
 });

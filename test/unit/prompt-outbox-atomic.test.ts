@@ -58,6 +58,7 @@ function wire(stores: Stores, now: () => number) {
   const sent: string[] = [];
   const link: BrokerLink = {
     kind: 'embedded',
+    confirmsDelivery: true,
     publish: async (_topic, payload) => void sent.push(decodeHmiPrompt(payload).promptId),
     ready: () => true,
     connectedClients: () => 1,
@@ -135,20 +136,20 @@ describe('prompt changes outside the rules commit: change and outbox rows all-or
     stores.close();
   });
 
-  it('HMI sent: a failing outbox leaves the prompt pending for the HMI, sent again once the outbox works', async () => {
+  it('HMI delivered (the car PUBACKed): a failing outbox records nothing and the prompt stays sent; recorded once it works', async () => {
+    await w.hmi.deliver([VIN_A]); // published: no change step yet, so no event
+    expect(w.sent).toEqual([promptId]);
     const before = footprint(stores, promptId);
+    expect(before.prompt).toMatchObject({ hmiState: 'sent', status: 'open' });
     w.fail.enqueue = true;
-    await expect(w.hmi.deliver([VIN_A])).rejects.toThrow('disk I/O error');
-    expect(w.sent).toEqual([promptId]); // published to the car, but not recorded: at least once
+    w.hmi.confirmed(VIN_A, promptId); // from the broker's PUBACK event: must not throw
     expect(footprint(stores, promptId)).toEqual(before);
-    expect(stores.prompts.get(promptId)).toMatchObject({ hmiState: 'pending', status: 'open' });
     expect(w.bus).toEqual([]);
 
     w.fail.enqueue = false;
-    await w.hmi.deliver([VIN_A]);
-    expect(w.sent).toEqual([promptId, promptId]);
+    w.hmi.confirmed(VIN_A, promptId);
     expect(footprint(stores, promptId)).toEqual({
-      prompt: expect.objectContaining({ hmiState: 'sent', status: 'delivered' }),
+      prompt: expect.objectContaining({ hmiState: 'delivered', status: 'delivered' }),
       changes: ['created', 'delivered'],
       events: ['com.odopulse.prompt.created', 'com.odopulse.prompt.delivered'],
     });
@@ -158,12 +159,13 @@ describe('prompt changes outside the rules commit: change and outbox rows all-or
 
   it('HMI ack: a failing outbox leaves the prompt as it was (the ack is dead-lettered with the reason), recorded once it works', async () => {
     await w.hmi.deliver([VIN_A]);
+    w.hmi.confirmed(VIN_A, promptId);
     const before = footprint(stores, promptId);
     const ack = Buffer.from(encodePromptAck({ promptId, outcome: 'ACTED', ts: now }));
     w.fail.enqueue = true;
     w.handlers.ack(VIN_A, ack, 'client');
     expect(footprint(stores, promptId)).toEqual(before);
-    expect(stores.prompts.get(promptId)?.hmiState).toBe('sent');
+    expect(stores.prompts.get(promptId)?.hmiState).toBe('delivered');
     expect(stores.deadLetters.list(10).map((d) => d.reason)).toEqual(['disk I/O error']);
     expect(w.bus.map((c) => c.step)).toEqual(['delivered']);
 

@@ -105,6 +105,7 @@ describe('HMI timing with a stored time zone that is not valid', () => {
       stores,
       link: {
         kind: 'embedded',
+        confirmsDelivery: true,
         publish: async (topic) => void sent.push(topic),
         ready: () => true,
         connectedClients: () => 1,

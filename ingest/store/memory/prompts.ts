@@ -54,9 +54,9 @@ export function memoryPromptRepo(db: MemDb): PromptRepo {
       const last = items[items.length - 1];
       return { items, nextCursor: all.length > f.limit && last ? encodeCursor(createdMs(last), last.id) : null };
     },
-    pendingHmi: (vin, now) =>
+    pendingHmi: (vin, now, unconfirmed) =>
       [...d().prompts.values()]
-        .filter((p) => isPendingHmi(p, vin, now))
+        .filter((p) => isPendingHmi(p, vin, now, unconfirmed))
         .sort(hmiOrder)
         .map(copy),
     expiring: (now) =>

@@ -42,6 +42,15 @@ export function memoryVehicleStore(db: MemDb): VehicleStore {
         configVersion: info.configVersion ?? prev?.configVersion ?? null,
       });
     },
+    resetOnline(now) {
+      let n = 0;
+      for (const [vin, s] of d().status) {
+        if (!s.online) continue;
+        d().status.set(vin, { ...s, online: false, sinceMs: now });
+        n++;
+      }
+      return n;
+    },
     online(vin) {
       const s = d().status.get(vin);
       if (!s) return { online: false, since: null, agentVersion: null, configVersion: null };

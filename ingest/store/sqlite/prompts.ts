@@ -69,6 +69,10 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
     pendingHmi: db.prepare<[string], { data: string }>(
       "SELECT data FROM prompts WHERE vin = ? AND hmi_state = 'pending' AND status NOT IN ('resolved', 'expired')",
     ),
+    // sent, not yet confirmed by the car (few: they wait for its next birth or subscribe; index on vin)
+    unconfirmedHmi: db.prepare<[string], { data: string }>(
+      "SELECT data FROM prompts WHERE vin = ? AND hmi_state = 'sent' AND status NOT IN ('resolved', 'expired')",
+    ),
     expiring: db.prepare<[number], { data: string }>(
       "SELECT data FROM prompts WHERE expires_ms IS NOT NULL AND expires_ms <= ? AND status NOT IN ('resolved', 'expired') ORDER BY expires_ms",
     ),
@@ -139,9 +143,8 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
       const last = items[items.length - 1];
       return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(Date.parse(last.createdAt), last.id) : null };
     },
-    pendingHmi(vin, now) {
-      return st.pendingHmi
-        .all(vin)
+    pendingHmi(vin, now, unconfirmed) {
+      return [...st.pendingHmi.all(vin), ...(unconfirmed ? st.unconfirmedHmi.all(vin) : [])]
         .map((r) => JSON.parse(r.data) as Prompt)
         .filter((p) => p.audience.includes('hmi') && (p.expiresAt === null || Date.parse(p.expiresAt) > now))
         .sort(hmiOrder);

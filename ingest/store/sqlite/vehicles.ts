@@ -37,6 +37,7 @@ export function sqliteVehicleStore(db: Db): VehicleStore {
       `INSERT INTO vehicle_status (vin, online, since_ms, agent_version, config_version) VALUES (@vin, @online, @since, @av, @cv)
        ON CONFLICT (vin) DO UPDATE SET online = excluded.online, since_ms = excluded.since_ms, agent_version = excluded.agent_version, config_version = excluded.config_version`,
     ),
+    resetOnline: db.prepare<[number]>('UPDATE vehicle_status SET online = 0, since_ms = ? WHERE online = 1'),
     segments: db.prepare<[string], { segments: string }>('SELECT segments FROM vehicle_segments WHERE vin = ?'),
     setSegments: db.prepare(
       `INSERT INTO vehicle_segments (vin, segments, at_ms) VALUES (?, ?, ?)
@@ -95,6 +96,9 @@ export function sqliteVehicleStore(db: Db): VehicleStore {
         av: info.agentVersion ?? prev?.agent_version ?? null,
         cv: info.configVersion ?? prev?.config_version ?? null,
       });
+    },
+    resetOnline(now) {
+      return st.resetOnline.run(now).changes;
     },
     online(vin) {
       const r = st.status.get(vin);

@@ -23,7 +23,9 @@ afterEach(async () => {
 function deadEvents() {
   const changes = [h.openPrompt(VIN_A, { key: 'k1' }), h.openPrompt(VIN_A, { key: 'k2' })];
   const rows = eventsForChanges(changes, [U1, U2]);
-  h.stores.outbox.enqueue(rows, T0);
+  // one after the other (oldest first is by creation time; ids are random)
+  h.stores.outbox.enqueue(rows.slice(0, 2), T0);
+  h.stores.outbox.enqueue(rows.slice(2), T0 + 1);
   const [a1, a2, b1] = rows;
   for (const r of [a1, a2, b1]) h.stores.outbox.markFailed(r.id, r.url, 'HTTP 410', T0 + 1000, { now: T0 + 500, dead: true });
   return { a: a1.id, b: b1.id };
@@ -59,7 +61,7 @@ describe('outbox routes', () => {
     expect(second.nextCursor).toBeNull();
     const pending = (await h.app.inject({ url: '/api/v1/outbox?state=pending' })).json();
     expect(pending.items.map((e: { id: string; url: string; state: string }) => [e.id, e.url, e.state])).toEqual([[b, U2, 'pending']]);
-    expect(pending.items[0].nextAttemptAt).toBe(new Date(T0).toISOString());
+    expect(pending.items[0].nextAttemptAt).toBe(new Date(T0 + 1).toISOString());
     expect((await h.app.inject({ url: '/api/v1/outbox?state=lost' })).statusCode).toBe(400);
     expect((await h.app.inject({ url: '/api/v1/outbox?cursor=nonsense' })).json().error).toBe('invalid_cursor');
   });
