@@ -317,7 +317,7 @@ describe('the shipped Mosquitto config (deploy/mosquitto)', () => {
       .replace(/^listener 1883$/m, `listener ${port} 127.0.0.1`)
       .replace(/^password_file .*$/m, `password_file ${join(dir, 'mq-passwd')}`)
       .replace(/^acl_file .*$/m, `acl_file ${join(PACKAGE_ROOT, 'deploy', 'mosquitto', 'acl')}`)
-      .replace(/^persistence true$/m, `persistence true\npersistence_location ${dir}/`);
+      .replace(/^persistence_location .*$/m, `persistence_location ${dir}/`);
     expect(conf).toContain(`listener ${port} 127.0.0.1`);
     writeFileSync(join(dir, 'mq.conf'), `user root\nlog_dest stderr\n${conf}`);
     writeFileSync(join(dir, 'mq-passwd'), '');

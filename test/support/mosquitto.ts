@@ -1,12 +1,15 @@
 // Start a real Mosquitto (/usr/sbin/mosquitto) on a temp dir and free loopback ports:
 // optional password file (mosquitto_passwd -b), ACL (each vehicle only under its own VIN, plus a
 // full-access `ingest` user), TLS with certificates made by openssl (server + one client cert
-// for mutual TLS). Persistence is on, so stop() + start() keeps persistent sessions.
+// for mutual TLS). Persistence is on, so stop() + start() keeps persistent sessions. Or, with
+// `shipped`, deploy/mosquitto/mosquitto.conf and acl as they are, only the listener, the file paths
+// and persistence_location rewritten for the temp dir.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../../proto/paths.js';
 import { freePort } from '../../tools/free-port.js';
 import { waitFor } from './wait.js';
 
@@ -16,6 +19,36 @@ export interface MosquittoOptions {
   /** Require a client certificate on the TLS listener (mutual TLS). */
   mtls?: boolean;
   passwords?: Record<string, string>;
+  /**
+   * Run the shipped deploy/mosquitto/mosquitto.conf (persistence, queue limits, hardening) and acl
+   * (ingest is `odopulse-ingest`); `passwords` is then required. acl/tls/mtls do not apply.
+   */
+  shipped?: boolean;
+}
+
+export const SHIPPED_MOSQUITTO_DIR = join(PACKAGE_ROOT, 'deploy', 'mosquitto');
+
+/**
+ * deploy/mosquitto/mosquitto.conf for a temp dir: the listener on a loopback port, the password
+ * file, the shipped acl by its path, persistence_location in `dir`. Each rewritten line must be in
+ * the shipped file exactly once (so the test notices when it changes). Added for the test: `user
+ * root` (as the other configs here: the tests run as root and Mosquitto would otherwise drop to a
+ * user that cannot write the temp dir), the log on stderr and its "information" lines (each
+ * autosave logs one: see saves()).
+ */
+export function shippedMosquittoConfig(dir: string, port: number, passwordFile: string): string[] {
+  const rewrite = new Map([
+    ['listener 1883', `listener ${port} 127.0.0.1`],
+    ['password_file /mosquitto/config/passwords', `password_file ${passwordFile}`],
+    ['acl_file /mosquitto/config/acl', `acl_file ${join(SHIPPED_MOSQUITTO_DIR, 'acl')}`],
+    ['persistence_location /mosquitto/data/', `persistence_location ${dir}/`],
+  ]);
+  const lines = readFileSync(join(SHIPPED_MOSQUITTO_DIR, 'mosquitto.conf'), 'utf8').split('\n');
+  for (const [from] of rewrite) {
+    const n = lines.filter((l) => l.trim() === from).length;
+    if (n !== 1) throw new Error(`deploy/mosquitto/mosquitto.conf: expected the line "${from}" once, found it ${n} times`);
+  }
+  return ['user root', ...lines.map((l) => rewrite.get(l.trim()) ?? l), 'log_dest stderr', 'log_type information'];
 }
 
 export interface MosquittoHandle {
@@ -32,11 +65,14 @@ export interface MosquittoHandle {
   /** Start again on the same ports and data (after stop() or kill9()). */
   start(): Promise<void>;
   stop(): Promise<void>;
-  kill9(): void;
+  /** SIGKILL (no save on exit); resolves once the process is gone. */
+  kill9(): Promise<void>;
   /** Stop and remove the temp dir (config, certificates, persistence). */
   dispose(): Promise<void>;
   /** Mosquitto's log so far (diagnostics). */
   log(): string;
+  /** How many times Mosquitto started saving its database so far (shipped config only: it logs each). */
+  saves(): number;
 }
 
 export { freePort };
@@ -117,50 +153,64 @@ export function makeCerts(dir: string): { ca: string; serverCert: string; server
 export async function startMosquitto(opts: MosquittoOptions = {}): Promise<MosquittoHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'mosquitto-'));
   const port = await freePort();
-  const tlsPort = opts.tls || opts.mtls ? await freePort() : undefined;
-  const lines = [
-    `user root`,
-    `persistence true`,
-    `persistence_location ${dir}/`,
-    `log_dest stderr`,
-    `log_type error`,
-    `log_type warning`,
-    `log_type notice`,
-    `max_queued_messages 100000`,
-    `listener ${port} 127.0.0.1`,
-  ];
+  const tlsPort = !opts.shipped && (opts.tls || opts.mtls) ? await freePort() : undefined;
   const auth = !!opts.passwords && Object.keys(opts.passwords).length > 0;
-  lines.push(`allow_anonymous ${auth ? 'false' : 'true'}`);
+  const pw = join(dir, 'passwd');
   if (auth) {
-    const pw = join(dir, 'passwd');
     writeFileSync(pw, '');
     for (const [user, pass] of Object.entries(opts.passwords!)) execFileSync('mosquitto_passwd', ['-b', pw, user, pass], { stdio: 'pipe' });
-    lines.push(`password_file ${pw}`);
   }
-  if (opts.acl) {
-    const acl = join(dir, 'acl');
-    writeFileSync(
-      acl,
-      [
-        '# ingest sees and sends everything',
-        'user ingest',
-        'topic readwrite #',
-        '',
-        '# a vehicle only under its own VIN (username = VIN)',
-        'pattern readwrite v1/vehicles/%u/#',
-        '',
-      ].join('\n'),
-    );
-    lines.push(`acl_file ${acl}`);
-  }
-  if (tlsPort) {
-    makeCerts(dir);
-    lines.push(`listener ${tlsPort} 127.0.0.1`, `cafile ${dir}/ca.crt`, `certfile ${dir}/server.crt`, `keyfile ${dir}/server.key`);
-    if (opts.mtls) lines.push('require_certificate true');
+  let lines: string[];
+  if (opts.shipped) {
+    if (!auth) throw new Error('startMosquitto({ shipped: true }) needs passwords (the shipped config refuses anonymous clients)');
+    lines = shippedMosquittoConfig(dir, port, pw);
+  } else {
+    lines = [
+      `user root`,
+      `persistence true`,
+      `persistence_location ${dir}/`,
+      `log_dest stderr`,
+      `log_type error`,
+      `log_type warning`,
+      `log_type notice`,
+      `max_queued_messages 100000`,
+      `listener ${port} 127.0.0.1`,
+      `allow_anonymous ${auth ? 'false' : 'true'}`,
+    ];
+    if (auth) lines.push(`password_file ${pw}`);
+    if (opts.acl) {
+      const acl = join(dir, 'acl');
+      writeFileSync(
+        acl,
+        [
+          '# ingest sees and sends everything',
+          'user ingest',
+          'topic readwrite #',
+          '',
+          '# a vehicle only under its own VIN (username = VIN)',
+          'pattern readwrite v1/vehicles/%u/#',
+          '',
+        ].join('\n'),
+      );
+      lines.push(`acl_file ${acl}`);
+    }
+    if (tlsPort) {
+      makeCerts(dir);
+      lines.push(`listener ${tlsPort} 127.0.0.1`, `cafile ${dir}/ca.crt`, `certfile ${dir}/server.crt`, `keyfile ${dir}/server.key`);
+      if (opts.mtls) lines.push('require_certificate true');
+    }
   }
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(conf, lines.join('\n') + '\n');
   const logPath = join(dir, 'mosquitto.log');
+
+  const log = () => {
+    try {
+      return readFileSync(logPath, 'utf8');
+    } catch {
+      return '';
+    }
+  };
 
   let proc: ChildProcess | undefined;
   const start = async () => {
@@ -208,16 +258,12 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     async stop() {
       await stopProc('SIGTERM');
     },
-    kill9() {
-      void stopProc('SIGKILL');
-    },
-    log: () => {
-      try {
-        return readFileSync(logPath, 'utf8');
-      } catch {
-        return '';
-      }
-    },
+    kill9: () => stopProc('SIGKILL'),
+    log,
+    saves: () =>
+      log()
+        .split('\n')
+        .filter((l) => l.includes('Saving in-memory database')).length,
     async dispose() {
       await stopProc('SIGTERM');
       rmSync(dir, { recursive: true, force: true });
