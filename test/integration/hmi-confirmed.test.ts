@@ -8,6 +8,7 @@ import { startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 import type { PromptJson, VehicleDetailJson } from '../support/api.js';
 import { apiGet, metric, promptsOf, putVehicle, startIngestProcess, type IngestProcess } from '../support/ingest.js';
 import { PROFILE } from '../support/scenario.js';
+import { readPromptStream } from '../support/sse.js';
 import { waitFor } from '../support/wait.js';
 
 const VIN = 'LSVAU2180N2183302';
@@ -80,34 +81,13 @@ const prompt = (id: string) => apiGet<PromptJson>(ingest, `/api/v1/prompts/${id}
 
 /** The change history (SSE replay from the start) until `until` holds of it. */
 async function changes(until: (steps: Array<{ step: string; promptId: string }>) => boolean) {
-  const ac = new AbortController();
-  const steps: Array<{ step: string; promptId: string }> = [];
-  const res = await fetch(`${ingest.api}/api/v1/stream`, { headers: { ...ingest.auth, 'last-event-id': '0' }, signal: ac.signal });
-  expect(res.status).toBe(200);
-  const reader = res.body!.getReader();
-  const dec = new TextDecoder();
-  let buf = '';
+  const stream = readPromptStream(`${ingest.api}/api/v1/stream`, { ...ingest.auth, 'last-event-id': '0' });
+  const steps = () => stream.events.map((e) => ({ step: e.step, promptId: e.prompt.id }));
   try {
-    const found = await waitFor(
-      async () => {
-        const { value } = await reader.read();
-        buf += dec.decode(value, { stream: true });
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const frame = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const data = frame.split('\n').find((l) => l.startsWith('data:'));
-          if (!frame.includes('event: prompt') || !data) continue;
-          const c = JSON.parse(data.slice(5)) as { step: string; prompt: { id: string } };
-          steps.push({ step: c.step, promptId: c.prompt.id });
-        }
-        return until(steps) ? steps : undefined;
-      },
-      { what: 'the change history', intervalMs: 10 },
-    );
+    const found = await waitFor(() => (until(steps()) ? steps() : undefined), { what: 'the change history', intervalMs: 10 });
     return found!;
   } finally {
-    ac.abort();
+    await stream.close();
   }
 }
 

@@ -5,10 +5,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sample } from '../../proto/domain.js';
 import { VSS } from '../../proto/signals.js';
-import type { PromptJson, PromptPageJson, StatsJson, VehicleDetailJson } from '../support/api.js';
+import type { PromptPageJson, StatsJson, VehicleDetailJson } from '../support/api.js';
 import { startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 import { apiGet, promptsOf, publishBatch, putVehicle, runBin, startIngestProcess, type IngestProcess } from '../support/ingest.js';
 import { PROFILE } from '../support/scenario.js';
+import { readPromptStream } from '../support/sse.js';
 import { waitFor } from '../support/wait.js';
 
 const V1 = 'LSVAU2180N2183501';
@@ -36,30 +37,15 @@ const parkedLow = (ts: number, soc: number): Sample => ({
   signals: { [VSS.soc]: soc, [VSS.speed]: 0, [VSS.lowVoltageSystemState]: 'OFF', [VSS.latitude]: 31.2304, [VSS.longitude]: 121.4737 },
 });
 
-/** A minimal SSE reader: every `prompt` event's data, as it arrives. */
+/** Every `prompt` event of this principal's stream, as it arrives. */
 function stream(token: string) {
-  const ac = new AbortController();
-  const events: PromptJson[] = [];
-  const done = (async () => {
-    const res = await fetch(`${ingest.api}/api/v1/stream`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal });
-    expect(res.status).toBe(200);
-    const reader = res.body!.getReader();
-    const dec = new TextDecoder();
-    let buf = '';
-    for (;;) {
-      const { value, done: end } = await reader.read();
-      if (end) return;
-      buf += dec.decode(value, { stream: true });
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const frame = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const data = frame.split('\n').find((l) => l.startsWith('data:'));
-        if (frame.includes('event: prompt') && data) events.push((JSON.parse(data.slice(5)) as { prompt: PromptJson }).prompt);
-      }
-    }
-  })().catch(() => undefined);
-  return { events, close: () => (ac.abort(), done) };
+  const r = readPromptStream(`${ingest.api}/api/v1/stream`, { authorization: `Bearer ${token}` });
+  return {
+    get events() {
+      return r.events.map((e) => e.prompt);
+    },
+    close: () => r.close(),
+  };
 }
 
 beforeAll(async () => {
