@@ -57,6 +57,17 @@ export const POSITION_SIGNALS: ReadonlySet<string> = new Set(
     .filter(([, s]) => 'sensitive' in s && s.sensitive === true)
     .map(([path]) => path),
 );
+
+export const hasPositionSignal = (values: Readonly<Record<string, unknown>>): boolean =>
+  Object.keys(values).some((k) => POSITION_SIGNALS.has(k));
+
+/** The same values without position signals (the record itself when it has none). */
+export function withoutPositionSignals<T>(values: Record<string, T>): Record<string, T> {
+  if (!hasPositionSignal(values)) return values;
+  const out: Record<string, T> = {};
+  for (const [k, v] of Object.entries(values)) if (!POSITION_SIGNALS.has(k)) out[k] = v;
+  return out;
+}
 export const SIGNAL_PATHS = Object.keys(SIGNALS) as ValueSignalPath[];
 
 /** The low-voltage system state counts as driving when ON or START (docs/domain.md#parked-and-driving). */

@@ -44,9 +44,8 @@ export function principalOfKey(k: ApiKeyRecord): Principal {
 export class Authenticator {
   constructor(private readonly deps: AuthenticatorDeps) {}
 
-  /** The key behind a token, if it is a live one. */
-  private liveKey(id: string, now: number): ApiKeyRecord {
-    const k = this.deps.keys.get(id);
+  /** The key, if it is a live one (`k` as read from the store). */
+  private live(k: ApiKeyRecord | undefined, now: number): ApiKeyRecord {
     if (!k) throw new AuthError('unknown API key');
     if (k.revokedAt !== null) throw new AuthError('API key revoked');
     if (k.expiresAt !== null && Date.parse(k.expiresAt) <= now) throw new AuthError('API key expired');
@@ -58,7 +57,7 @@ export class Authenticator {
     if (key) {
       const k = this.deps.keys.get(key.id);
       if (!k || !verifySecret(key.secret, k.secret)) throw new AuthError('unknown API key');
-      return { principal: principalOfKey(this.liveKey(key.id, this.deps.now())), keyId: key.id };
+      return { principal: principalOfKey(this.live(k, this.deps.now())), keyId: key.id };
     }
     if (!this.deps.oidc) throw new AuthError('not an API key (and OIDC is not configured)');
     try {
@@ -74,7 +73,8 @@ export class Authenticator {
     const now = this.deps.now();
     const s = this.deps.keys.getSession(sha256(cookie));
     if (!s || s.expiresAt <= now) throw new AuthError('session expired; sign in again');
-    if (s.keyId !== null) return { principal: principalOfKey(this.liveKey(s.keyId, now)), csrf: s.csrf, expiresAt: s.expiresAt };
+    if (s.keyId !== null)
+      return { principal: principalOfKey(this.live(this.deps.keys.get(s.keyId), now)), csrf: s.csrf, expiresAt: s.expiresAt };
     if (s.principal === null) throw new AuthError('session has no principal');
     const p = JSON.parse(s.principal) as Omit<Principal, 'permissions'> & { permissions: string[] };
     return { principal: { ...p, permissions: new Set(p.permissions) } as Principal, csrf: s.csrf, expiresAt: s.expiresAt };

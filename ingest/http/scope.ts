@@ -3,13 +3,11 @@
 // existence is not revealed); position signals need `location:read`; reads of a vehicle's
 // telemetry or position and every change are written to the audit trail.
 import type { FastifyRequest } from 'fastify';
-import { POSITION_SIGNALS } from '../../proto/signals.js';
+import { withoutPositionSignals } from '../../proto/signals.js';
 import { dealerScope, seesDealer, seesLocation, type Principal } from '../auth/principal.js';
 import type { AuditLog, Prompt, VehicleRecord, VehicleStore } from '../store/ports.js';
 import { principalOf } from './auth.js';
 import { notFound } from './errors.js';
-
-export { POSITION_SIGNALS };
 
 export function vehicleInScope(vehicles: Pick<VehicleStore, 'get'>, p: Principal, vin: string): VehicleRecord {
   const rec = vehicles.get(vin);
@@ -33,16 +31,13 @@ export function scopedDealers(p: Principal, dealerId: string | undefined): { dea
 
 /** Signals without position, unless the principal may read location. */
 export function visibleSignals<T>(p: Principal, signals: Record<string, T>): Record<string, T> {
-  if (seesLocation(p)) return signals;
-  const out: Record<string, T> = {};
-  for (const [k, v] of Object.entries(signals)) if (!POSITION_SIGNALS.has(k)) out[k] = v;
-  return out;
+  return seesLocation(p) ? signals : withoutPositionSignals(signals);
 }
 
 /** A prompt as this principal may see it: position-bearing evidence is dropped without location:read. */
 export function visiblePrompt(p: Principal, prompt: Prompt): Prompt {
-  if (seesLocation(p) || !Object.keys(prompt.evidence).some((k) => POSITION_SIGNALS.has(k))) return prompt;
-  return { ...prompt, evidence: visibleSignals(p, prompt.evidence) };
+  const evidence = visibleSignals(p, prompt.evidence);
+  return evidence === prompt.evidence ? prompt : { ...prompt, evidence };
 }
 
 export type Audit = (action: string, vin: string | null, detail?: Record<string, unknown>) => void;

@@ -1,6 +1,6 @@
 // Lifecycle events as CloudEvents 1.0 (structured JSON mode). The id is derived from the stored
 // change, so a retried or re-enqueued event keeps its id and the receiver can drop duplicates.
-import { POSITION_SIGNALS } from '../../proto/signals.js';
+import { hasPositionSignal, withoutPositionSignals } from '../../proto/signals.js';
 import type { Segments } from '../../rules/types.js';
 import type { Prompt, PromptChange } from '../store/ports.js';
 
@@ -56,12 +56,9 @@ function withoutPosition<T extends { evidence: Record<string, unknown> }>(
   d: T,
   purpose: string | undefined,
 ): T & { positionPurpose?: string } {
-  const keys = Object.keys(d.evidence).filter((k) => POSITION_SIGNALS.has(k));
-  if (keys.length === 0) return d;
+  if (!hasPositionSignal(d.evidence)) return d;
   if (purpose) return { ...d, positionPurpose: purpose };
-  const evidence = { ...d.evidence };
-  for (const k of keys) delete evidence[k];
-  return { ...d, evidence };
+  return { ...d, evidence: withoutPositionSignals(d.evidence) };
 }
 
 export function promptChangeEvent(

@@ -10,7 +10,8 @@ import type { ServiceRecord } from '../../../rules/types.js';
 import type { AuditLog, PromptStore, TelemetryStore, VehicleRecord, VehicleStore } from '../../store/ports.js';
 import { seesLocation } from '../../auth/principal.js';
 import { principalOf } from '../auth.js';
-import { auditFor, POSITION_SIGNALS, scopedDealers, vehicleInScope, visibleSignals } from '../scope.js';
+import { hasPositionSignal, POSITION_SIGNALS } from '../../../proto/signals.js';
+import { auditFor, scopedDealers, vehicleInScope, visibleSignals } from '../scope.js';
 import { badRequest, HttpError } from '../errors.js';
 import {
   ErrorSchema,
@@ -123,7 +124,7 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
       try {
         const l = await deps.telemetry.latest(rec.vin);
         if (l) latest = { ts: l.ts, at: new Date(l.ts).toISOString(), signals: visibleSignals(p, l.signals) };
-        const position = latest !== null && Object.keys(latest.signals).some((k) => POSITION_SIGNALS.has(k));
+        const position = latest !== null && hasPositionSignal(latest.signals);
         audit(req)('vehicle.read', rec.vin, { latest: l !== undefined, position });
       } catch (err) {
         // The profile is still useful while InfluxDB is down: say why the values are missing.
