@@ -119,6 +119,10 @@ export const PromptSchema = z.looseObject({
   title: z.string(),
   body: z.string(),
   locale: z.enum(LOCALES),
+  actions: z
+    .array(z.object({ id: z.string(), label: z.string() }))
+    .optional()
+    .describe("The prompt's actions besides dismiss, in its locale (the HMI offers these and dismiss)"),
   dedupKey: z.string(),
   evidence: z.record(z.string(), z.unknown()),
   createdAt: z.string(),

@@ -5,6 +5,7 @@
 // then it is `sent`, and sent again on the vehicle's next birth or prompts subscribe.
 import { encodeHmiPrompt } from '../../proto/codec.js';
 import { isParked } from '../../proto/signals.js';
+import { dismissAction } from '../../rules/i18n/index.js';
 import type { Locale, Signals, Vehicle } from '../../proto/domain.js';
 import type { FleetClock } from '../../rules/types.js';
 import type { Prompt, PromptChange } from '../store/ports.js';
@@ -71,18 +72,14 @@ export function inQuietHours(minutes: number, quiet: { start: string; end: strin
   return start < end ? minutes >= start && minutes < end : minutes >= start || minutes < end;
 }
 
-const ACTIONS: Record<string, Array<{ id: string; en: string; zh: string }>> = {
-  maintenance: [{ id: 'book_service', en: 'Book service', zh: '预约保养' }],
-  charging: [{ id: 'find_charger', en: 'Find a charger', zh: '查找充电站' }],
-  battery: [{ id: 'book_service', en: 'Book a check', zh: '预约检测' }],
-  fault: [{ id: 'call_dealer', en: 'Call my dealer', zh: '联系经销商' }],
-  usage: [],
-};
-
-export function hmiActions(kind: string, locale: Locale) {
-  const family = kind.split('.')[0];
-  const list = [...(ACTIONS[family] ?? []), { id: 'dismiss', en: 'Dismiss', zh: '忽略' }];
-  return list.map((a) => ({ id: a.id, label: locale === 'zh-CN' ? a.zh : a.en }));
+/**
+ * The buttons sent with a prompt: the prompt's own, rendered with its texts by the rules
+ * (rules/i18n, the one place they are defined), then dismiss unless the rule labelled its own
+ * (e.g. "Later"). A prompt stored before actions were kept has none of its own.
+ */
+export function hmiActions(p: Pick<Prompt, 'actions' | 'locale'>): Array<{ id: string; label: string }> {
+  const own = p.actions ?? [];
+  return own.some((a) => a.id === 'dismiss') ? [...own] : [...own, dismissAction(p.locale)];
 }
 
 export class HmiDelivery {
@@ -197,7 +194,7 @@ export class HmiDelivery {
       title: p.title,
       body: p.body,
       locale: p.locale,
-      actions: withdrawn ? [] : hmiActions(p.kind, p.locale),
+      actions: withdrawn ? [] : hmiActions(p),
       createdAt: Date.parse(p.createdAt),
       expiresAt: p.expiresAt ? Date.parse(p.expiresAt) : 0,
       withdrawn,

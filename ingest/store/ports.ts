@@ -38,6 +38,8 @@ export interface Prompt {
   title: string;
   body: string;
   locale: Locale;
+  /** Actions the car offers besides dismiss, as rendered with the texts (absent on prompts stored before they were kept). */
+  actions?: PromptAction[];
   dedupKey: string;
   evidence: Record<string, unknown>;
   createdAt: string;
@@ -96,6 +98,14 @@ export interface RenderedText {
   title: string;
   body: string;
   locale: Locale;
+  /** The prompt's own actions in its locale (rules/i18n): the one place HMI buttons come from. */
+  actions?: PromptAction[];
+}
+
+/** A button on the head unit: its id comes back in the car's ack (docs/contract.md#hmi-prompts). */
+export interface PromptAction {
+  id: string;
+  label: string;
 }
 
 /** Per-kind outcome counts (GET /api/v1/stats/prompts). */

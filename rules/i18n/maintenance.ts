@@ -37,7 +37,7 @@ const km = (v: unknown) => (typeof v === 'number' ? v.toLocaleString('en-US') : 
 const svc = (p: PromptParams, locale: Locale) =>
   p.service === 'first' ? (locale === 'zh-CN' ? '首次保养' : 'first service') : locale === 'zh-CN' ? '保养' : 'service';
 
-const book = { en: [{ id: 'book', label: 'Book a service' }], 'zh-CN': [{ id: 'book', label: '预约保养' }] };
+const book = { en: [{ id: 'book_service', label: 'Book a service' }], 'zh-CN': [{ id: 'book_service', label: '预约保养' }] };
 
 function upcoming(locale: Locale) {
   return (p: PromptParams): RenderedText =>

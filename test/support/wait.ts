@@ -23,7 +23,10 @@ class AttemptExpired extends Error {}
  * rejection counts as "not yet". At the deadline, reject with an error naming `what` and the last
  * value or error seen; an attempt still pending at the deadline fails too.
  */
-export async function waitFor<T>(fn: () => T | Promise<T>, opts: WaitForOptions = {}): Promise<T> {
+/** What a truthy result of `T` can be. */
+export type Truthy<T> = Exclude<T, null | undefined | false | 0 | ''>;
+
+export async function waitFor<T>(fn: () => T | Promise<T>, opts: WaitForOptions = {}): Promise<Truthy<T>> {
   const { timeoutMs = 30_000, intervalMs = 50, what = 'a condition' } = opts;
   const deadline = Date.now() + timeoutMs;
   let last = 'nothing (no attempt finished)';
@@ -37,7 +40,7 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: WaitForOptions 
         timer = setTimeout(() => reject(new AttemptExpired()), Math.max(0, left));
       });
       const v = await Promise.race([attempt, expired]);
-      if (v) return v;
+      if (v) return v as Truthy<T>;
       last = `value ${describeValue(v)}`;
     } catch (err) {
       if (err instanceof AttemptExpired)

@@ -10,6 +10,7 @@ import type { BrokerLink } from '../../ingest/inbound/topics.js';
 import type { PromptChange } from '../../ingest/store/ports.js';
 import { createMemoryStores } from '../../ingest/stores.js';
 import type { PromptDraft, PromptKind, RuleEvent } from '../../rules/types.js';
+import { renderPrompt } from '../../rules/i18n/index.js';
 
 const VIN = 'LSVAU2180N2183294';
 const NOON_UTC = Date.parse('2026-03-02T12:00:00Z');
@@ -71,7 +72,8 @@ function setup(opts: { quiet?: { start: string; end: string }; cap?: number } = 
         ...extra,
       },
     };
-    stores.prompts.applyRuleEvents(VIN, [ev], () => ({ title: kind, body: 'b', locale: 'en' }), 'd1', now);
+    // the rules' own texts and actions (rules/i18n), as the rules runner renders them
+    stores.prompts.applyRuleEvents(VIN, [ev], (d) => ({ ...renderPrompt(d, 'en'), title: kind, locale: 'en' }), 'd1', now);
   };
   return {
     stores,
@@ -96,6 +98,14 @@ describe('HMI delivery', () => {
     await t.hmi.deliver([VIN]);
     expect(t.sent.map((p) => p.kind)).toEqual(['maintenance.upcoming']);
     expect(t.sent[0].actions.map((a) => a.id)).toContain('book_service');
+  });
+
+  it("sends the prompt's own actions as the rules rendered them: critical SOC offers roadside assistance", async () => {
+    const t = setup();
+    t.open('charging.critical_soc', 'k-crit', { urgent: true, severity: 'critical', params: { soc: 4, rangeKm: 12 } });
+    await t.hmi.deliver([VIN]); // urgent: while driving too
+    expect(t.sent.map((p) => p.actions.map((a) => a.id))).toEqual([['find_charger', 'roadside', 'dismiss']]);
+    expect(t.sent[0].actions[1].label).toBe('Roadside assistance');
   });
 
   it('urgent prompts go at once, while driving and in quiet hours', async () => {

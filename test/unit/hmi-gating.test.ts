@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hmiActions, inQuietHours, localTime } from '../../ingest/prompts/hmi.js';
+import { renderPrompt } from '../../rules/i18n/index.js';
 import { isParked } from '../../proto/signals.js';
 import { VSS } from '../../proto/signals.js';
 
@@ -36,9 +37,20 @@ describe('HMI gating helpers', () => {
     expect(isParked({ [VSS.speed]: 12 })).toBe(false);
   });
 
-  it('actions are localised and always include dismiss', () => {
-    expect(hmiActions('maintenance.upcoming', 'en').map((a) => a.id)).toEqual(['book_service', 'dismiss']);
-    expect(hmiActions('charging.low_soc', 'zh-CN')[0].label).toBe('查找充电站');
-    expect(hmiActions('usage.dormant_vehicle', 'en')).toEqual([{ id: 'dismiss', label: 'Dismiss' }]);
+  it("actions are the prompt's own, as the rules rendered them, then dismiss in its locale", () => {
+    const critical = renderPrompt({ kind: 'charging.critical_soc', params: { rangeKm: 12 } }, 'en');
+    expect(hmiActions({ ...critical, locale: 'en' }).map((a) => a.id)).toEqual([...critical.actions.map((a) => a.id), 'dismiss']);
+    // critical SOC offers roadside assistance on the screen (it did not before actions came from the rules)
+    expect(critical.actions.map((a) => a.id)).toContain('roadside');
+    const zh = renderPrompt({ kind: 'charging.critical_soc', params: { rangeKm: 12, soc: 4 } }, 'zh-CN');
+    expect(hmiActions({ ...zh, locale: 'zh-CN' })).toEqual([...zh.actions, { id: 'dismiss', label: '忽略' }]);
+    // a rule that labels its own dismiss keeps its label, once
+    const own = [
+      { id: 'book_service', label: 'Book' },
+      { id: 'dismiss', label: 'Later' },
+    ];
+    expect(hmiActions({ locale: 'en', actions: own })).toEqual(own);
+    // a prompt stored before actions were kept: dismiss only
+    expect(hmiActions({ locale: 'en' })).toEqual([{ id: 'dismiss', label: 'Dismiss' }]);
   });
 });

@@ -32,12 +32,12 @@ describe('maintenance texts', () => {
     expect(en.body).toContain('1,000 km or 41 days');
     expect(en.body).toContain('5,000 km or on 2026-07-15');
     expect(en.body).toContain('engine oil change, oil filter, diagnose fault code P0A80, 12 V battery test');
-    expect(en.actions).toEqual([{ id: 'book', label: 'Book a service' }]);
+    expect(en.actions).toEqual([{ id: 'book_service', label: 'Book a service' }]);
     const zh = renderPrompt({ kind: 'maintenance.upcoming', params }, 'zh-CN');
     expect(zh.title).toBe('首次保养即将到期');
     expect(zh.body).toContain('1,000 公里或 41 天');
     expect(zh.body).toContain('更换机油、更换机油滤清器、故障码 P0A80 诊断');
-    expect(zh.actions).toEqual([{ id: 'book', label: '预约保养' }]);
+    expect(zh.actions).toEqual([{ id: 'book_service', label: '预约保养' }]);
   });
 
   it.each(LOCALES)('renders every step in %s with its own numbers', (locale) => {
