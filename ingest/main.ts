@@ -6,6 +6,8 @@ import { RulesPool } from '../rules/pool.js';
 import { createClock } from './clock.js';
 import { webhookUrls, type IngestConfig } from './config.js';
 import { Authenticator } from './auth/authenticate.js';
+import { CampaignDeliveries } from './campaigns/delivery.js';
+import { CampaignService } from './campaigns/service.js';
 import { createOidcVerifier } from './auth/oidc.js';
 import { buildApp } from './http/app.js';
 import { loadCredentials } from './inbound/credentials.js';
@@ -68,7 +70,18 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
 
   const urls = webhookUrls(cfg);
   const positionPurpose = cfg.ODOPULSE_EVENTS_POSITION_PURPOSE;
-  const rules = new RulesRunner({ pool, stores, clock, metrics, webhookUrls: urls, eventPositionPurpose: positionPurpose, log });
+  // campaign messages follow the segments in the rules commit and every prompt change of theirs in its own
+  const campaignDeliveries = new CampaignDeliveries({ stores, events: { urls, positionPurpose } });
+  const rules = new RulesRunner({
+    pool,
+    stores,
+    clock,
+    metrics,
+    webhookUrls: urls,
+    eventPositionPurpose: positionPurpose,
+    campaigns: campaignDeliveries,
+    log,
+  });
   const pipeline = new Pipeline({ journal, decoded, stores, telemetry, rules, clock, metrics, log });
   // Prompt changes outside the rules commit get their outbox rows in their own transaction: through
   // `recorder` (the API, expiry) or a store whose changing calls do it (HMI sent, HMI acks).
@@ -76,6 +89,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     transaction: (fn) => stores.transaction(fn),
     outbox: stores.outbox,
     eventsFor: (c) => eventsForChanges(c, { urls, positionPurpose }),
+    track: (c) => campaignDeliveries.track(c),
     clock,
   });
   const recording = recordingStores(stores, recorder);
@@ -167,6 +181,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     },
   });
   const out = new PromptFanout({ recorder, hmi, dispatcher, log });
+  const campaigns = new CampaignService({ stores, delivery: campaignDeliveries, clock, record: (fn, deliver) => out.record(fn, deliver) });
   late.fanout = out;
   late.hmi = hmi;
   // HMI delivery for a step's vehicles follows on 'processed', emitted right after for every vehicle of the step.
@@ -226,6 +241,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
       return { ok: checks.broker && checks.influxdb && checks.workers, checks };
     },
     metrics: { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
+    campaigns,
   });
 
   pipeline.start();
@@ -239,6 +255,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
       .then((changes) => {
         out.published(changes, false);
         out.record(() => stores.prompts.expire(clock.now()));
+        campaigns.sweep();
         out.deliver(rules.knownVins());
       })
       .catch((err: unknown) => log.error({ err }, 'sweep failed'))

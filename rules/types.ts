@@ -18,6 +18,8 @@ export const PROMPT_KINDS = [
   'usage.segment_changed',
   'usage.dormant_vehicle',
   'usage.utilisation',
+  /** A lifecycle campaign's message in the car (ingest/campaigns/, docs/domain.md#campaigns); not a detector's. */
+  'campaign.message',
 ] as const;
 export type PromptKind = (typeof PROMPT_KINDS)[number];
 

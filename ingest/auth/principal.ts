@@ -31,6 +31,10 @@ export const ACTIONS = [
   /** list dead lifecycle events and retry them (operator only) */
   'outbox:manage',
   'metrics:read',
+  /** lifecycle campaigns: list, read, stats (docs/contract.md#campaigns) */
+  'campaigns:read',
+  /** create, pause, resume, cancel campaigns (lifecycle and operator; never a dealer's roles) */
+  'campaigns:manage',
   'session',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -53,7 +57,17 @@ const GRANTS: Record<Role, ReadonlySet<Action>> = {
   dealer_admin: new Set<Action>([...ADVISOR, 'keys:manage', 'policy:write']),
   operator: new Set(ACTIONS),
   // the CRM: fleet-wide reads of prompts, vehicles and segments; never position (seesLocation)
-  lifecycle: new Set<Action>(['vehicles:read', 'telemetry:read', 'prompts:read', 'stats:read', 'stream:read', 'session']),
+  // and its campaigns into the car (docs/domain.md#campaigns)
+  lifecycle: new Set<Action>([
+    'vehicles:read',
+    'telemetry:read',
+    'prompts:read',
+    'stats:read',
+    'stream:read',
+    'campaigns:read',
+    'campaigns:manage',
+    'session',
+  ]),
   metrics: new Set<Action>(['metrics:read']),
 };
 

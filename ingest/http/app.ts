@@ -14,6 +14,7 @@ import type { Authenticator } from '../auth/authenticate.js';
 import { registerAuth } from './auth.js';
 import { HttpError, installErrorHandlers } from './errors.js';
 import { registerAccess } from './routes/access.js';
+import { registerCampaigns, type CampaignRoutesDeps } from './routes/campaigns.js';
 import { registerOps } from './routes/ops.js';
 import { registerOutbox } from './routes/outbox.js';
 import { registerPrompts } from './routes/prompts.js';
@@ -78,6 +79,8 @@ export interface AppDeps {
   closeGraceMs?: number;
   /** SSE tuning (tests shorten the heartbeat). */
   stream?: StreamOptions;
+  /** Lifecycle campaigns (ingest/campaigns/service.ts). */
+  campaigns: CampaignRoutesDeps['campaigns'];
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -151,6 +154,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'ops', description: 'Health and metrics' },
         { name: 'access', description: 'Sessions, API keys and the audit trail' },
         { name: 'outbox', description: 'Lifecycle events in the outbox: dead ones and their retry (operators)' },
+        { name: 'campaigns', description: 'Lifecycle campaigns into the car: audiences, messages, funnels (lifecycle, operators)' },
       ],
       components: {
         securitySchemes: {
@@ -167,6 +171,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerVehicles(app, { ...deps, maxHistoryPoints: limits.maxHistoryPoints });
   registerPrompts(app, { ...deps, maxStatsWindowMs: limits.maxStatsWindowDays * 86_400_000 });
   registerOutbox(app, deps);
+  registerCampaigns(app, deps);
   registerAccess(app, { ...deps, sessionTtlMs: limits.sessionTtlMs, secureCookies: limits.secureCookies });
   registerStream(app, deps.stores.prompts, deps.changes, deps.stream);
   await registerConsole(app, deps.console);

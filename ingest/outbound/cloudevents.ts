@@ -2,7 +2,7 @@
 // change, so a retried or re-enqueued event keeps its id and the receiver can drop duplicates.
 import { hasPositionSignal, withoutPositionSignals } from '../../proto/signals.js';
 import type { Segments } from '../../rules/types.js';
-import type { Prompt, PromptChange } from '../store/ports.js';
+import type { CampaignDelivery, DeliveryState, Prompt, PromptChange } from '../store/ports.js';
 
 export const CLOUDEVENTS_SOURCE = 'odopulse/ingest';
 export const CLOUDEVENTS_CONTENT_TYPE = 'application/cloudevents+json';
@@ -142,4 +142,36 @@ export function eventsForChanges(changes: PromptChange[], p: EventPolicy | strin
 export function eventsForSegmentChanges(changes: SegmentChange[], p: EventPolicy | string[]): OutboundEvent[] {
   const policy = asPolicy(p);
   return policy.urls.length === 0 ? [] : fanOut(changes.map(segmentChangeEvent), policy.urls);
+}
+
+/** `com.odopulse.campaign.<state>`: one per state change of a campaign delivery (docs/contract.md#cloudevents). */
+export const campaignEventType = (state: DeliveryState): string => `com.odopulse.campaign.${state}`;
+
+/** A campaign delivery's state change, caused by its prompt's change `seq` (the id's uniqueness). */
+export function campaignDeliveryEvent(
+  d: CampaignDelivery,
+  state: DeliveryState,
+  seq: number,
+  at: string,
+): CloudEvent<Omit<CampaignDelivery, 'targetedAt' | 'deliveredAt' | 'shownAt' | 'dismissedAt' | 'actedAt' | 'closedAt'> & { step: DeliveryState }> {
+  const { targetedAt: _t, deliveredAt: _d, shownAt: _s, dismissedAt: _x, actedAt: _a, closedAt: _c, ...rest } = d;
+  return {
+    specversion: '1.0',
+    id: `camp-${d.promptId}-${seq}`,
+    source: CLOUDEVENTS_SOURCE,
+    type: campaignEventType(state),
+    subject: d.vin,
+    time: at,
+    datacontenttype: 'application/json',
+    data: { ...rest, step: state },
+  };
+}
+
+/** Outbox rows for campaign delivery changes. */
+export function eventsForCampaignDeliveries(
+  changes: Array<{ delivery: CampaignDelivery; state: DeliveryState; seq: number; at: string }>,
+  p: EventPolicy | string[],
+): OutboundEvent[] {
+  const policy = asPolicy(p);
+  return policy.urls.length === 0 ? [] : fanOut(changes.map((c) => campaignDeliveryEvent(c.delivery, c.state, c.seq, c.at)), policy.urls);
 }

@@ -1,10 +1,10 @@
 // Bridge between the journal and the rules pool: groups readings per vehicle, runs the detectors,
 // and commits rule states, prompt changes, segments, charging sessions and outbox events in one
 // store transaction. All pool work is serialised, so a vehicle's readings are applied in order.
-import type { Reading, Signals } from '../../proto/domain.js';
+import type { Reading, Signals, Vehicle } from '../../proto/domain.js';
 import type { RulesPool } from '../../rules/pool.js';
 import { renderPrompt } from '../../rules/i18n/index.js';
-import type { EngineResult, RuleEvent, ServiceRecord, VehicleRuleState } from '../../rules/types.js';
+import type { EngineResult, RuleEvent, Segments, ServiceRecord, VehicleRuleState } from '../../rules/types.js';
 import type { IngestClock } from '../clock.js';
 import { eventsForChanges, eventsForSegmentChanges, segmentsChanged, type SegmentChange } from '../outbound/webhook.js';
 import type { JournalEntry } from '../journal/journal.js';
@@ -12,6 +12,17 @@ import type { Metrics } from '../metrics.js';
 import { readingsOf } from '../journal/readings.js';
 import type { Stores } from '../store/ports.js';
 import type { PromptChange } from '../store/ports.js';
+import type { OutboundEvent } from '../outbound/cloudevents.js';
+
+/**
+ * Lifecycle campaigns in the rules commit (ingest/campaigns/delivery.ts, docs/domain.md#campaign-targeting):
+ * a vehicle whose segments changed is targeted or withdrawn in the same transaction, and every
+ * prompt change of a campaign message moves its delivery row and writes its events.
+ */
+export interface CampaignHook {
+  onSegments(vin: string, profile: Vehicle | undefined, segments: Segments, now: number): PromptChange[];
+  track(changes: readonly PromptChange[]): OutboundEvent[];
+}
 
 export interface RulesRunnerDeps {
   pool: RulesPool;
@@ -21,6 +32,7 @@ export interface RulesRunnerDeps {
   webhookUrls: string[];
   /** Position in outbound events only for this stated purpose (docs/domain.md#privacy-and-retention). */
   eventPositionPurpose?: string;
+  campaigns?: CampaignHook;
   log: { warn(o: object, m?: string): void };
 }
 
@@ -146,12 +158,14 @@ export class RulesRunner {
         const state: VehicleRuleState = { ...r.state, journalId: item.journalId ?? this.cache.get(item.vin)?.journalId };
         states.push(state);
         const promptEvents: RuleEvent[] = [];
+        let segments: Segments | undefined;
         for (const ev of r.events) {
           if (ev.type === 'segments') {
             const prev = stores.vehicles.segments(item.vin);
             if (segmentsChanged(prev, ev.segments))
               segmentChanges.push({ vin: item.vin, from: prev, to: ev.segments, at: now, dealerId: profile?.dealerId ?? null });
             stores.vehicles.setSegments(item.vin, ev.segments, now);
+            segments = ev.segments;
           } else if (ev.type === 'charging_session') stores.vehicles.addChargingSession(ev.session);
           else promptEvents.push(ev);
         }
@@ -160,8 +174,11 @@ export class RulesRunner {
           const render = (d: Parameters<typeof renderPrompt>[0]) => ({ ...renderPrompt(d, locale), locale });
           changes.push(...stores.prompts.applyRuleEvents(item.vin, promptEvents, render, profile?.dealerId ?? null, now));
         }
+        if (segments && this.deps.campaigns) changes.push(...this.deps.campaigns.onSegments(item.vin, profile, segments, now));
       });
       stores.ruleStates.save(states);
+      const campaignEvents = this.deps.campaigns?.track(changes) ?? [];
+      if (campaignEvents.length) stores.outbox.enqueue(campaignEvents, now);
       if (webhookUrls.length && changes.length) stores.outbox.enqueue(eventsForChanges(changes, policy), now);
       if (webhookUrls.length && segmentChanges.length) stores.outbox.enqueue(eventsForSegmentChanges(segmentChanges, policy), now);
     });

@@ -82,6 +82,11 @@ export function hmiActions(p: Pick<Prompt, 'actions' | 'locale'>): Array<{ id: s
   return own.some((a) => a.id === 'dismiss') ? [...own] : [...own, dismissAction(p.locale)];
 }
 
+/** A campaign message whose campaign does not respect quiet hours (docs/domain.md#campaign-delivery); nothing else non-urgent. */
+export function ignoresQuietHours(p: Pick<Prompt, 'kind' | 'evidence'>): boolean {
+  return p.kind === 'campaign.message' && p.evidence.quietHoursRespected === false;
+}
+
 export class HmiDelivery {
   private readonly sentToday = new Map<string, { day: string; count: number }>();
   /** Per-vehicle delivery in progress: concurrent triggers queue behind it, so nothing is sent twice. */
@@ -119,11 +124,13 @@ export class HmiDelivery {
     if (again.length === 0 && rest.length === 0) return urgent;
     if (!isParked(this.deps.latest(vin))) return urgent;
     const local = localTime(now, this.zoneOf(vin, profile));
-    if (inQuietHours(local.minutes, profile?.quietHours ?? DEFAULT_QUIET)) return urgent;
+    // in quiet hours only what may ignore them: urgent prompts, campaigns created with quietHoursRespected false
+    const quiet = inQuietHours(local.minutes, profile?.quietHours ?? DEFAULT_QUIET);
+    const allowed = (p: Prompt) => !quiet || ignoresQuietHours(p);
     const used = this.sentToday.get(vin);
     const count = used && used.day === local.day ? used.count : 0;
     const room = Math.max(0, this.deps.dailyCap - count);
-    return [...urgent, ...again, ...rest.slice(0, room)];
+    return [...urgent, ...again.filter(allowed), ...rest.filter(allowed).slice(0, room)];
   }
 
   /**

@@ -12,6 +12,11 @@ export interface ChangeRecorderDeps {
   /** CloudEvents for these changes, one per webhook URL (none when no webhook is configured). */
   eventsFor(changes: PromptChange[]): Array<{ id: string; url: string; body: string }>;
   clock: { now(): number };
+  /**
+   * Other records that follow prompt changes in the same transaction, returning their outbox rows:
+   * campaign deliveries (ingest/campaigns/delivery.ts). Called whether or not a webhook is set.
+   */
+  track?(changes: PromptChange[]): Array<{ id: string; url: string; body: string }>;
 }
 
 export class ChangeRecorder {
@@ -23,11 +28,11 @@ export class ChangeRecorder {
    * business, after this returns (i.e. after the commit, unless called inside an outer transaction).
    */
   commit(fn: () => PromptChange[]): PromptChange[] {
-    const { transaction, outbox, eventsFor, clock } = this.deps;
+    const { transaction, outbox, eventsFor, clock, track } = this.deps;
     return transaction(() => {
       const changes = fn();
       if (changes.length) {
-        const events = eventsFor(changes);
+        const events = [...eventsFor(changes), ...(track?.(changes) ?? [])];
         if (events.length) outbox.enqueue(events, clock.now());
       }
       return changes;

@@ -6,6 +6,8 @@ import { sqliteDeadLetterStore, sqliteOutbox, sqliteRuleStateStore } from './sql
 import { sqlitePromptRepo } from './sqlite/prompts.js';
 import { sqliteVehicleStore } from './sqlite/vehicles.js';
 import { sqliteAuditLog, sqliteKeyStore } from './sqlite/auth.js';
+import { sqliteCampaignStore } from './sqlite/campaigns.js';
+import { memoryCampaignStore } from './memory/campaigns.js';
 import { memoryAuditLog, memoryKeyStore } from './memory/auth.js';
 import { MemDb } from './memory/state.js';
 import { memoryPromptRepo } from './memory/prompts.js';
@@ -33,6 +35,7 @@ export function openSqliteBackend(dataDir: string): StoreBackend {
     outbox: sqliteOutbox(db),
     keys: sqliteKeyStore(db),
     audit: sqliteAuditLog(db),
+    campaigns: sqliteCampaignStore(db),
     transaction,
     prune: (olderThan) =>
       transaction(() => ({
@@ -63,6 +66,7 @@ export function createMemoryBackend(): StoreBackend {
     outbox: memoryOutbox(mem),
     keys: memoryKeyStore(mem),
     audit: memoryAuditLog(mem),
+    campaigns: memoryCampaignStore(mem),
     transaction,
     prune(olderThan) {
       const d = mem.data;

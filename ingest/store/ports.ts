@@ -12,8 +12,10 @@ import type {
   VehicleRuleState,
 } from '../../rules/types.js';
 import type { AuditLog, KeyStore } from './access-ports.js';
+import type { CampaignStore } from './campaign-ports.js';
 
 export * from './access-ports.js';
+export * from './campaign-ports.js';
 
 export const PROMPT_STATUSES = ['open', 'delivered', 'acknowledged', 'resolved', 'expired'] as const;
 export type PromptStatus = (typeof PROMPT_STATUSES)[number];
@@ -337,6 +339,8 @@ export interface Stores {
   outbox: Outbox;
   keys: KeyStore;
   audit: AuditLog;
+  /** Lifecycle campaigns and their deliveries (docs/domain.md#campaigns). */
+  campaigns: CampaignStore;
   /** Run fn atomically: if it throws, nothing it wrote stays. Nested calls join the outer one. */
   transaction<T>(fn: () => T): T;
   /**

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStores } from '../../ingest/stores.js';
 import { SCHEMA_VERSION } from '../../ingest/store/sqlite/db.js';
 import { authStoreSuite } from '../ports/auth-store.suite.js';
+import { campaignStoreSuite } from '../ports/campaign-store.suite.js';
 import { outboxSuite } from '../ports/outbox.suite.js';
 import { promptStoreSuite } from '../ports/prompt-store.suite.js';
 import { storesSuite } from '../ports/stores.suite.js';
@@ -24,6 +25,7 @@ vehicleStoreSuite('sqlite', fresh);
 outboxSuite('sqlite', fresh);
 storesSuite('sqlite', fresh);
 authStoreSuite('sqlite', fresh);
+campaignStoreSuite('sqlite', fresh);
 
 describe('SQLite stores on disk', () => {
   it('keeps everything across close and reopen, and the dedup key stays closed', () => {
@@ -78,6 +80,7 @@ describe('SQLite stores on disk', () => {
     // Back to the version-3 outbox (migration 1's table and indexes), with one delivered and one pending row.
     const db = new Database(join(dir, 'odopulse.db'));
     db.exec(`
+      DROP TABLE campaign_deliveries; DROP TABLE campaigns;
       DROP INDEX outbox_state_list;
       ALTER TABLE outbox DROP COLUMN state; ALTER TABLE outbox DROP COLUMN first_failed_ms; ALTER TABLE outbox DROP COLUMN dead_ms;
       CREATE INDEX outbox_due ON outbox (next_attempt_ms) WHERE delivered_ms IS NULL;

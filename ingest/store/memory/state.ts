@@ -2,7 +2,7 @@
 // when the work inside throws (the same all-or-nothing the SQLite stores give).
 import type { VehicleProfile } from '../../../proto/domain.js';
 import type { ChargingSession, Segments, ServiceRecord } from '../../../rules/types.js';
-import type { ApiKeyRecord, ConsoleSession, OutboxEvent, Prompt, PromptChange, SecretHash } from '../ports.js';
+import type { ApiKeyRecord, Campaign, CampaignDelivery, ConsoleSession, OutboxEvent, Prompt, PromptChange, SecretHash } from '../ports.js';
 
 export interface MemData {
   prompts: Map<string, Prompt>;
@@ -30,6 +30,9 @@ export interface MemData {
     detail: Record<string, unknown> | null;
   }>;
   auditSeq: number;
+  campaigns: Map<string, Campaign>;
+  /** Keyed `campaignId \n vin \n occurrence`. */
+  deliveries: Map<string, CampaignDelivery>;
 }
 
 export function emptyData(): MemData {
@@ -51,6 +54,8 @@ export function emptyData(): MemData {
     sessions: new Map(),
     audit: [],
     auditSeq: 0,
+    campaigns: new Map(),
+    deliveries: new Map(),
   };
 }
 

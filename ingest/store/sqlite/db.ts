@@ -178,6 +178,28 @@ const MIGRATIONS: string[] = [
   -- due (pending, oldest first), listings and counts by state; dead rows never slow down due.
   CREATE INDEX outbox_state_list ON outbox (state, created_ms, id, url);
   `,
+  // 5: lifecycle campaigns (docs/domain.md#campaigns) and one delivery row per (campaign, vehicle,
+  // occurrence): the frequency cap and the funnel, durable across restarts.
+  `
+  CREATE TABLE campaigns (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    data TEXT NOT NULL
+  );
+  CREATE INDEX campaigns_created ON campaigns (created_ms DESC, id DESC);
+  CREATE INDEX campaigns_state ON campaigns (state, created_ms);
+  CREATE TABLE campaign_deliveries (
+    campaign_id TEXT NOT NULL,
+    vin TEXT NOT NULL,
+    occurrence INTEGER NOT NULL,
+    prompt_id TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, vin, occurrence)
+  );
+  CREATE INDEX campaign_deliveries_live ON campaign_deliveries (campaign_id) WHERE state IN ('targeted', 'delivered');
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

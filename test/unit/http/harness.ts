@@ -15,6 +15,8 @@ import { createApiKey } from '../../../ingest/auth/keys.js';
 import type { OidcVerifier } from '../../../ingest/auth/oidc.js';
 import type { Permission, Role } from '../../../ingest/store/ports.js';
 import type { InjectOptions } from 'fastify';
+import { CampaignDeliveries } from '../../../ingest/campaigns/delivery.js';
+import { CampaignService } from '../../../ingest/campaigns/service.js';
 
 export const T0 = Date.parse('2026-03-01T08:00:00Z');
 export const VIN_A = 'LSVAU2180N2183294';
@@ -82,13 +84,18 @@ export async function makeHarness(over: Partial<AppDeps> = {}, o: { oidc?: OidcV
       published.push(c);
       for (const l of [...listeners]) l(c);
     },
-    /** Like PromptFanout.record without an outbox: one transaction, then published. */
+    /** Like PromptFanout.record without an outbox: one transaction (campaign rows follow), then published. */
     record(fn: () => PromptChange[]) {
-      const made = stores.transaction(fn);
+      const made = stores.transaction(() => {
+        const c = fn();
+        campaignDeliveries.track(c);
+        return c;
+      });
       for (const c of made) changes.publish(c);
       return made;
     },
   };
+  const campaignDeliveries = new CampaignDeliveries({ stores, events: { urls: [] } });
   const h = {} as Harness;
   h.serviceCalls = [];
   h.profileChanges = [];
@@ -119,6 +126,7 @@ export async function makeHarness(over: Partial<AppDeps> = {}, o: { oidc?: OidcV
       contentType: 'text/plain; version=0.0.4; charset=utf-8',
       render: async () => '# HELP odopulse_up Up.\n# TYPE odopulse_up gauge\nodopulse_up 1\n',
     },
+    campaigns: new CampaignService({ stores, delivery: campaignDeliveries, clock, record: (fn) => changes.record(fn) }),
     ...over,
   };
   const app = await buildApp(deps);
