@@ -8,7 +8,10 @@ import type { Campaign, CampaignDelivery, CampaignState, DeliveryState, Rendered
 import { iso } from '../store/paging.js';
 
 /** What a client sends (POST /api/v1/campaigns), already validated; times as epoch ms. */
-export type CampaignInput = Pick<Campaign, 'name' | 'audience' | 'message' | 'actions' | 'priority' | 'frequencyCap' | 'quietHoursRespected'> & {
+export type CampaignInput = Pick<
+  Campaign,
+  'name' | 'audience' | 'message' | 'actions' | 'priority' | 'frequencyCap' | 'quietHoursRespected'
+> & {
   startsAt: number;
   endsAt: number;
 };

@@ -66,7 +66,8 @@ export class CampaignService {
     do {
       const page = vehicles.list({ limit: 1000, cursor });
       for (const v of page.items) {
-        if (input.message[v.locale] === undefined && matchesProfile(input.audience, v.vin, v)) missing.set(v.locale, (missing.get(v.locale) ?? 0) + 1);
+        if (input.message[v.locale] === undefined && matchesProfile(input.audience, v.vin, v))
+          missing.set(v.locale, (missing.get(v.locale) ?? 0) + 1);
       }
       cursor = page.nextCursor ?? undefined;
     } while (cursor);

@@ -22,7 +22,12 @@ export function matchesProfile(a: CampaignAudience, vin: string, profile: Vehicl
 }
 
 /** In the audience now: the profile matches and the current segments are in every listed tier. A vehicle without segments yet is in no audience. */
-export function matchesAudience(a: CampaignAudience, vin: string, profile: Vehicle | undefined, segments: Segments | null | undefined): boolean {
+export function matchesAudience(
+  a: CampaignAudience,
+  vin: string,
+  profile: Vehicle | undefined,
+  segments: Segments | null | undefined,
+): boolean {
   if (!segments || !matchesProfile(a, vin, profile)) return false;
   return allows(a.stage, segments.stage) && allows(a.activity, segments.activity) && allows(a.maturity, segments.maturity);
 }

@@ -5,16 +5,14 @@ import { LOCALES, POWERTRAINS, VEHICLE_TYPES, VinSchema } from '../../proto/doma
 import { CAMPAIGN_STATES, SEGMENT_VALUES } from '../store/ports.js';
 
 /** An ISO 8601 time (with a zone) or epoch ms, as epoch ms. */
-const Instant = z
-  .union([z.string().max(40), z.number().int()])
-  .transform((v, ctx) => {
-    const ms = typeof v === 'number' ? v : /(Z|[+-]\d{2}:?\d{2})$/.test(v) ? Date.parse(v) : NaN;
-    if (!Number.isFinite(ms)) {
-      ctx.addIssue({ code: 'custom', message: 'expected an ISO 8601 time with a zone (e.g. 2026-03-01T08:00:00Z) or epoch ms' });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const Instant = z.union([z.string().max(40), z.number().int()]).transform((v, ctx) => {
+  const ms = typeof v === 'number' ? v : /(Z|[+-]\d{2}:?\d{2})$/.test(v) ? Date.parse(v) : NaN;
+  if (!Number.isFinite(ms)) {
+    ctx.addIssue({ code: 'custom', message: 'expected an ISO 8601 time with a zone (e.g. 2026-03-01T08:00:00Z) or epoch ms' });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 const list = <T extends z.ZodTypeAny>(t: T, max = 100) => z.array(t).max(max).optional();
 const Id = z.string().min(1).max(64);
@@ -63,10 +61,12 @@ export const CampaignBody = z
     if (b.endsAt <= b.startsAt) ctx.addIssue({ code: 'custom', path: ['endsAt'], message: 'must be after startsAt' });
     const ids = new Set<string>();
     b.actions.forEach((a, i) => {
-      if (ids.has(a.id) || a.id === 'dismiss') ctx.addIssue({ code: 'custom', path: ['actions', i, 'id'], message: `duplicate or reserved id ${a.id}` });
+      if (ids.has(a.id) || a.id === 'dismiss')
+        ctx.addIssue({ code: 'custom', path: ['actions', i, 'id'], message: `duplicate or reserved id ${a.id}` });
       ids.add(a.id);
       for (const l of LOCALES) {
-        if (b.message[l] && !a.label[l]) ctx.addIssue({ code: 'custom', path: ['actions', i, 'label', l], message: `the message has ${l}: the label needs it too` });
+        if (b.message[l] && !a.label[l])
+          ctx.addIssue({ code: 'custom', path: ['actions', i, 'label', l], message: `the message has ${l}: the label needs it too` });
       }
     });
   });
@@ -118,4 +118,3 @@ export const CampaignStatsSchema = z.object({
   totals: FunnelSchema,
   segments: z.array(FunnelSchema.extend({ stage: z.string(), activity: z.string(), maturity: z.string() })),
 });
-

@@ -153,7 +153,9 @@ export function campaignDeliveryEvent(
   state: DeliveryState,
   seq: number,
   at: string,
-): CloudEvent<Omit<CampaignDelivery, 'targetedAt' | 'deliveredAt' | 'shownAt' | 'dismissedAt' | 'actedAt' | 'closedAt'> & { step: DeliveryState }> {
+): CloudEvent<
+  Omit<CampaignDelivery, 'targetedAt' | 'deliveredAt' | 'shownAt' | 'dismissedAt' | 'actedAt' | 'closedAt'> & { step: DeliveryState }
+> {
   const { targetedAt: _t, deliveredAt: _d, shownAt: _s, dismissedAt: _x, actedAt: _a, closedAt: _c, ...rest } = d;
   return {
     specversion: '1.0',
@@ -173,5 +175,10 @@ export function eventsForCampaignDeliveries(
   p: EventPolicy | string[],
 ): OutboundEvent[] {
   const policy = asPolicy(p);
-  return policy.urls.length === 0 ? [] : fanOut(changes.map((c) => campaignDeliveryEvent(c.delivery, c.state, c.seq, c.at)), policy.urls);
+  return policy.urls.length === 0
+    ? []
+    : fanOut(
+        changes.map((c) => campaignDeliveryEvent(c.delivery, c.state, c.seq, c.at)),
+        policy.urls,
+      );
 }

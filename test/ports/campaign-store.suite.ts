@@ -64,7 +64,9 @@ export function campaignStoreSuite(name: string, make: () => Stores): void {
 
     it('lists newest first in pages, and by state oldest first', () => {
       for (let i = 1; i <= 5; i++) {
-        stores.campaigns.insert(campaign({ id: `c_${i}`, createdAt: new Date(T0 + i * 1000).toISOString(), state: i % 2 ? 'active' : 'paused' }));
+        stores.campaigns.insert(
+          campaign({ id: `c_${i}`, createdAt: new Date(T0 + i * 1000).toISOString(), state: i % 2 ? 'active' : 'paused' }),
+        );
       }
       const first = stores.campaigns.list({ limit: 2 });
       expect(first.items.map((c) => c.id)).toEqual(['c_5', 'c_4']);
@@ -89,7 +91,13 @@ export function campaignStoreSuite(name: string, make: () => Stores): void {
       expect(stores.campaigns.live('c_1').map((d) => d.promptId)).toEqual(['p_1', 'p_2']);
       stores.campaigns.updateDelivery({ ...delivery(), state: 'acted', deliveredAt: T0, shownAt: T0, actedAt: T0 });
       expect(stores.campaigns.live('c_1').map((d) => d.promptId)).toEqual(['p_2']);
-      expect(stores.campaigns.deliveryByPrompt('p_1')).toEqual({ ...delivery(), state: 'acted', deliveredAt: T0, shownAt: T0, actedAt: T0 });
+      expect(stores.campaigns.deliveryByPrompt('p_1')).toEqual({
+        ...delivery(),
+        state: 'acted',
+        deliveredAt: T0,
+        shownAt: T0,
+        actedAt: T0,
+      });
       expect(stores.campaigns.deliveries('c_other')).toEqual([]);
     });
 

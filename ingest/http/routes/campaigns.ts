@@ -27,7 +27,6 @@ export interface CampaignRoutesDeps {
   stores: { audit: AuditLog };
 }
 
-
 export function registerCampaigns(app: FastifyInstance, deps: CampaignRoutesDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { campaigns } = deps;
@@ -57,7 +56,10 @@ export function registerCampaigns(app: FastifyInstance, deps: CampaignRoutesDeps
           locale: m.locale,
           vehicles: m.vehicles,
         }));
-        throw new HttpError(400, 'validation', `invalid body: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, { in: 'body', issues });
+        throw new HttpError(400, 'validation', `invalid body: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, {
+          in: 'body',
+          issues,
+        });
       }
       const audit = auditFor(deps.stores.audit, req, Date.now);
       const c = campaigns.create(req.body, who(req), (x) => audit('campaign.created', null, { campaignId: x.id, name: x.name }));
@@ -68,7 +70,12 @@ export function registerCampaigns(app: FastifyInstance, deps: CampaignRoutesDeps
   r.get(
     '/api/v1/campaigns',
     {
-      schema: { summary: 'Campaigns, newest first, with live counts', tags: ['campaigns'], querystring: CampaignListQuery, response: { 200: CampaignPage, 400: ErrorSchema } },
+      schema: {
+        summary: 'Campaigns, newest first, with live counts',
+        tags: ['campaigns'],
+        querystring: CampaignListQuery,
+        response: { 200: CampaignPage, 400: ErrorSchema },
+      },
       config: { auth: 'campaigns:read' },
     },
     async (req) => {
@@ -80,7 +87,12 @@ export function registerCampaigns(app: FastifyInstance, deps: CampaignRoutesDeps
   r.get(
     '/api/v1/campaigns/:id',
     {
-      schema: { summary: 'One campaign with its live counts', tags: ['campaigns'], params: IdParams, response: { 200: CampaignSchema, 404: ErrorSchema } },
+      schema: {
+        summary: 'One campaign with its live counts',
+        tags: ['campaigns'],
+        params: IdParams,
+        response: { 200: CampaignSchema, 404: ErrorSchema },
+      },
       config: { auth: 'campaigns:read' },
     },
     async (req) => {

@@ -55,7 +55,13 @@ export function memoryCampaignStore(db: MemDb): CampaignStore {
       const x = [...d().deliveries.values()].find((y) => y.promptId === promptId);
       return x && copy(x);
     },
-    deliveries: (campaignId, vin) => sorted(campaignId).filter((x) => vin === undefined || x.vin === vin).map(copy),
-    live: (campaignId) => sorted(campaignId).filter((x) => LIVE.has(x.state)).map(copy),
+    deliveries: (campaignId, vin) =>
+      sorted(campaignId)
+        .filter((x) => vin === undefined || x.vin === vin)
+        .map(copy),
+    live: (campaignId) =>
+      sorted(campaignId)
+        .filter((x) => LIVE.has(x.state))
+        .map(copy),
   };
 }
