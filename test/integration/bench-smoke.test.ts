@@ -23,3 +23,13 @@ it('prints the end-to-end figures beside the machine ceilings', async () => {
   expect(r.e2e.connections.connected).toBe(r.e2e.connections.target);
   expect(r.e2e.memory.ingestRssMb.length).toBeGreaterThan(0);
 }, 600_000);
+
+it('prints the rules figures in quick mode too (measured rounds after the warm-up)', async () => {
+  const out = await runBin(['bench', 'rules', '--quick']);
+  expect(out.code, out.stderr).toBe(0);
+  const r = JSON.parse(out.stdout);
+  expect(r.rules.measuredReadings).toBeGreaterThan(0);
+  expect(r.rules.pool.readingsPerSecond).toBeGreaterThan(0);
+  expect(r.rules.inThread.readingsPerSecond).toBeGreaterThan(0);
+  expect(r.rules.sameEvents).toBe(true);
+}, 300_000);
