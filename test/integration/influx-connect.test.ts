@@ -114,4 +114,17 @@ describe('connectInflux', () => {
     await c.flush();
     expect(await c.availability()).toEqual({ ok: true });
   });
+
+  it('a server that stops answering makes availability say so promptly instead of hanging /healthz', async () => {
+    const fake = await startInflux2Fake();
+    open.push(fake);
+    const c = connect({ log: memoryLog(), url: fake.url });
+    await waitFor(() => c.connected, { what: 'the connection' });
+    fake.holdPing = true;
+    const hung = await c.availability();
+    expect(hung.ok).toBe(false);
+    expect(hung.error).toMatch(/^not reachable since \S+Z: no answer to GET \/ping within 2000 ms$/);
+    fake.holdPing = false;
+    await waitFor(async () => (await c.availability()).ok, { what: 'InfluxDB answering again' });
+  });
 });

@@ -17,6 +17,8 @@ export interface Influx2Fake {
   readonly writes: Array<{ lines: string[]; status: number }>;
   /** Decide the answer to a write request (undefined: accept, 204). */
   answer: (lines: string[]) => FakeAnswer | undefined;
+  /** Leave /ping unanswered (a hung server). */
+  holdPing: boolean;
   close(): Promise<void>;
 }
 
@@ -45,6 +47,7 @@ export async function startInflux2Fake(port = 0): Promise<Influx2Fake> {
     stored: [] as string[],
     writes: [] as Array<{ lines: string[]; status: number }>,
     answer: (() => undefined) as Influx2Fake['answer'],
+    holdPing: false,
   };
   const server: Server = createServer((req, res) => {
     let body = '';
@@ -52,6 +55,7 @@ export async function startInflux2Fake(port = 0): Promise<Influx2Fake> {
     req.on('data', (c: string) => (body += c));
     req.on('end', () => {
       if (req.url === '/ping') {
+        if (fake.holdPing) return;
         res.writeHead(204, { 'X-Influxdb-Version': 'v2.7.11' }).end();
       } else if (req.method === 'POST' && req.url?.startsWith('/api/v2/write')) {
         const lines = body.split('\n').filter((l) => l !== '');

@@ -57,6 +57,8 @@ export function isLoopback(url: string): boolean {
 /** Every attempt is logged while the failure is new; after that, one line a minute says it goes on. */
 const LOUD_ATTEMPTS = 5;
 const QUIET_LOG_EVERY_MS = 60_000;
+/** /healthz must answer quickly even when InfluxDB hangs (a frozen server keeps the socket open). */
+const PROBE_TIMEOUT_MS = 2000;
 
 const iso = (t: number): string => new Date(t).toISOString();
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err)) || 'no answer';
@@ -191,7 +193,13 @@ class ConnectingInfluxStore implements InfluxConnection {
 
   async availability(): Promise<InfluxAvailability> {
     if (!this.store) return { ok: false, error: this.unavailable().message.replace(/^InfluxDB /, '') };
-    const pingError = await this.store.probe();
+    let timer: NodeJS.Timeout | undefined;
+    const pingError = await Promise.race([
+      this.store.probe(),
+      new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve(`no answer to GET /ping within ${PROBE_TIMEOUT_MS} ms`), PROBE_TIMEOUT_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
     if (pingError !== null) {
       this.pingFailing ??= { since: Date.now(), error: pingError };
       this.pingFailing.error = pingError;
