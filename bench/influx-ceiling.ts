@@ -7,6 +7,7 @@ import { splitBucket } from '../ingest/store/influx/transport.js';
 import type { Reading } from '../proto/domain.js';
 import { VSS } from '../proto/signals.js';
 import type { InfluxQLResponse } from '../ingest/store/influx/store.js';
+import { drivingSample } from './load.js';
 
 export interface InfluxCeilingOptions {
   url: string;
@@ -27,21 +28,16 @@ function vinOf(i: number): string {
   return `BENCH${String(i).padStart(12, '0')}`;
 }
 
-/** Reading i: a driving sample of vehicle i % vehicles, one per second per vehicle. */
+/**
+ * Reading i: vehicle i % vehicles, one per second per vehicle, with exactly the signals of the
+ * end-to-end load's sample (bench/load.ts drivingSample), so the two ceilings and the end-to-end
+ * figure count the same readings.
+ */
 function reading(i: number, vehicles: number, offsetMs: number): Reading {
   const v = i % vehicles;
   const step = Math.floor(i / vehicles);
-  return {
-    vin: vinOf(v),
-    ts: BASE_TS + offsetMs + step * 1000,
-    signals: {
-      [VSS.speed]: 40 + (step % 60),
-      [VSS.odometer]: 10_000 + v + step * 0.01,
-      [VSS.soc]: 80 - (step % 50) * 0.5,
-      [VSS.lowVoltageSystemState]: 'ON',
-      [VSS.isCharging]: false,
-    },
-  };
+  const s = drivingSample(BASE_TS + offsetMs + step * 1000, v + step, 80 - (step % 50) * 0.5);
+  return { vin: vinOf(v), ts: s.ts, signals: s.signals };
 }
 
 const tags = (vin: string): Record<string, string> => ({ model: 'Bench EV', powertrain: 'BEV', dealer: `D-${vin.slice(-2)}` });
@@ -145,7 +141,7 @@ export async function benchInfluxCeiling(opts: InfluxCeilingOptions): Promise<In
     lines,
     batch,
     vehicles,
-    fieldsPerLine: 5,
+    fieldsPerLine: Object.keys(drivingSample(0, 0).signals).length,
     raw: rawOut,
     rawConcurrent: raw2Out,
     writeApi: gzOut,

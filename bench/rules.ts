@@ -134,6 +134,9 @@ function eventCount(results: (EngineResult | undefined)[]): number {
 export async function benchRules(opts: BenchRulesOptions): Promise<object> {
   const config = opts.config ?? DEFAULT_RULES_CONFIG;
   const batch = Math.max(1, Math.min(opts.batch ?? 100, opts.readingsPerVehicle));
+  // the first round is warm-up, not measured: without a second one every figure would be empty
+  if (opts.readingsPerVehicle < 2 * batch)
+    throw new Error(`rules bench: readingsPerVehicle (${opts.readingsPerVehicle}) must be at least twice the batch (${batch})`);
   const fleet = makeFleet(opts.vehicles, opts.seed ?? 42);
   const engine = createEngine(config);
   const pool = new RulesPool({ threads: opts.threads, config });

@@ -15,7 +15,7 @@ import { registerAuth } from './auth.js';
 import { HttpError, installErrorHandlers } from './errors.js';
 import { registerAccess } from './routes/access.js';
 import { registerCampaigns, type CampaignRoutesDeps } from './routes/campaigns.js';
-import { registerOps } from './routes/ops.js';
+import { registerOps, type OpsDeps } from './routes/ops.js';
 import { registerOutbox } from './routes/outbox.js';
 import { registerPrompts } from './routes/prompts.js';
 import { registerVehicles } from './routes/vehicles.js';
@@ -69,7 +69,7 @@ export interface AppDeps {
   publishPolicy?(vin: string, policy: SamplingPolicy): Promise<void>;
   /** A profile was created or changed (rules reload the vehicle). */
   onProfileChanged?(vin: string): void;
-  health(): Promise<{ ok: boolean; checks: Record<string, boolean | string> }>;
+  health: OpsDeps['health'];
   metrics: { contentType: string; render(): Promise<string> };
   clock: { now(): number };
   /** false (default), fastify logger options, or a pino logger instance to share. */

@@ -2,6 +2,7 @@
 // what was wrong; only our own failures become a 500 (logged, without internals in the body).
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
+import { TelemetryUnavailableError } from '../store/telemetry-errors.js';
 
 export class HttpError extends Error {
   constructor(
@@ -42,6 +43,11 @@ export function installErrorHandlers(app: FastifyInstance): void {
       });
     }
     if (err.name === 'InvalidCursorError') return send(reply, 400, { error: 'invalid_cursor', message: err.message, details: null });
+    // InfluxDB not connected or not answering: the caller may try again, nothing is wrong with the request
+    if (err instanceof TelemetryUnavailableError) {
+      req.log.warn({ err: err.message }, 'telemetry unavailable');
+      return send(reply, 503, { error: 'telemetry_unavailable', message: err.message, details: null });
+    }
     if (isResponseSerializationError(err)) {
       req.log.error({ err, issues: err.cause.issues }, 'response does not match its schema');
       return send(reply, 500, { error: 'internal', message: 'internal error', details: null });

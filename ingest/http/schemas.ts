@@ -218,7 +218,14 @@ export const StatsResponse = z.object({
   ),
 });
 
-export const HealthResponse = z.object({ ok: z.boolean(), checks: z.record(z.string(), z.union([z.boolean(), z.string()])) });
+export const HEALTH_STATUSES = ['ok', 'degraded', 'down'] as const;
+export type HealthStatus = (typeof HEALTH_STATUSES)[number];
+/** docs/contract.md#health: `degraded` (200) still takes telemetry into the journal; `down` (503) does not. */
+export const HealthResponse = z.object({
+  ok: z.boolean(),
+  status: z.enum(HEALTH_STATUSES),
+  checks: z.record(z.string(), z.union([z.boolean(), z.string()])),
+});
 
 /** One outbox row (docs/contract.md#retries): the CloudEvent's type and subject, never its data. */
 export const OutboxEventSchema = z.object({

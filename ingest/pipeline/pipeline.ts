@@ -10,6 +10,8 @@ import { TelemetryInputError } from '../store/influx/schema.js';
 import type { Metrics } from '../metrics.js';
 import type { IngestClock } from '../clock.js';
 import type { PromptChange, Stores, TelemetryStore } from '../store/ports.js';
+import { TelemetryRefusedError } from '../store/telemetry-errors.js';
+import { deadLetterRefused, writeAroundRefusals, type EntryReading } from './influx-refusals.js';
 import type { RulesRunner } from './rules-runner.js';
 
 export interface PipelineDeps {
@@ -26,6 +28,8 @@ export interface PipelineDeps {
 }
 
 const INFLUX_LINES_PER_FLUSH = 25_000;
+
+type Tags = (vin: string) => Record<string, string>;
 
 /** The oldest entries holding about `limit` readings (at least one entry), decoded once. */
 function takeByReadings(pending: JournalEntry[], limit: number): { entries: JournalEntry[]; readings: Reading[] } {
@@ -61,6 +65,12 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
     this.wakeRules?.();
     // after a failed write the InfluxDB loop keeps its backoff: new telemetry is no reason to retry sooner
     if (this.influxBackoffMs === 0) this.wakeInflux?.();
+  }
+
+  /** InfluxDB is back (connected): write the journal now instead of waiting out the backoff. */
+  retryInfluxNow(): void {
+    this.influxBackoffMs = 0;
+    this.wakeInflux?.();
   }
 
   start(): void {
@@ -126,7 +136,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
   }
 
   private async influxStep(): Promise<boolean> {
-    const { journal, telemetry, stores, metrics } = this.deps;
+    const { journal, stores, metrics } = this.deps;
     // One flush per at most INFLUX_LINES_PER_FLUSH lines: the WriteApi has no back-pressure of its
     // own, and a flood of concurrent requests makes influxd time out (then everything is retried).
     const { entries, readings } = takeByReadings(
@@ -138,15 +148,11 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
       const v = stores.vehicles.get(vin);
       return v ? { model: v.model, powertrain: v.powertrain, dealer: v.dealerId } : {};
     };
+    let written: number;
     try {
-      await telemetry.write(readings, tags);
-      await telemetry.flush();
+      written = await this.writeChunk(entries, readings, tags);
     } catch (err) {
-      if (err instanceof TelemetryInputError) {
-        // A batch the store refuses would be refused forever: dead-letter it, keep the others.
-        await this.writeOneByOne(entries, tags);
-        return true;
-      }
+      // an outage (no answer, 5xx, 429, credentials, not connected yet): everything stays in the journal
       metrics.influxErrors.inc();
       this.influxBackoffMs = Math.min(30_000, Math.max(1000, this.influxBackoffMs * 2));
       this.deps.log.warn({ err: (err as Error).message, retryInMs: this.influxBackoffMs }, 'InfluxDB write failed; kept in the journal');
@@ -155,19 +161,54 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
     this.influxBackoffMs = 0;
     journal.markInfluxDone(entries.map((e) => e.id));
     this.deps.decoded.done('influx', entries);
-    metrics.influxWritten.inc(readings.length);
+    metrics.influxWritten.inc(written);
     this.updateLag();
     return true;
   }
 
-  private async writeOneByOne(entries: JournalEntry[], tags: (vin: string) => Record<string, string>): Promise<void> {
+  /** Write and flush a chunk; resolves with the readings InfluxDB took, rejects only on an outage. */
+  private async writeChunk(entries: JournalEntry[], readings: Reading[], tags: Tags): Promise<number> {
+    const { telemetry } = this.deps;
+    try {
+      await telemetry.write(readings, tags);
+      await telemetry.flush();
+      return readings.length;
+    } catch (err) {
+      // A batch the store refuses would be refused forever: dead-letter it, keep the others.
+      if (err instanceof TelemetryInputError) return this.writeOneByOne(entries, tags);
+      if (err instanceof TelemetryRefusedError) return this.writeAround(entries, tags, err);
+      throw err;
+    }
+  }
+
+  /** InfluxDB refused points of the chunk: narrow them down, dead-letter them, write the rest. */
+  private async writeAround(entries: JournalEntry[], tags: Tags, err: TelemetryRefusedError): Promise<number> {
+    const items: EntryReading[] = entries.flatMap((entry) => (entry.readings ?? readingsOf(entry)).map((reading) => ({ entry, reading })));
+    const { written, refused } = await writeAroundRefusals(this.deps.telemetry, items, tags, err);
+    if (refused.length > 0) {
+      const letters = deadLetterRefused(this.deps.stores, this.deps.metrics, refused);
+      this.deps.log.warn(
+        {
+          refused: refused.length,
+          written,
+          deadLetters: letters,
+          vins: [...new Set(refused.map((r) => r.entry.vin))].slice(0, 10),
+          reason: refused[0].message,
+        },
+        'InfluxDB refused readings as input; dead-lettered, the rest written',
+      );
+    }
+    return written;
+  }
+
+  private async writeOneByOne(entries: JournalEntry[], tags: Tags): Promise<number> {
     const { journal, telemetry, stores, metrics } = this.deps;
-    let written = 0;
+    const kept: JournalEntry[] = [];
     for (const e of entries) {
       const readings = e.readings ?? readingsOf(e);
       try {
         await telemetry.write(readings, tags);
-        written += readings.length;
+        kept.push(e);
       } catch (err) {
         if (!(err instanceof TelemetryInputError)) throw err;
         // Done with for good at once: should InfluxDB fail later in this step, the retry must not
@@ -186,12 +227,13 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
         metrics.deadLetters.inc({ reason: 'influx_refused' });
       }
     }
-    await telemetry.flush();
-    journal.markInfluxDone(entries.map((e) => e.id));
-    this.deps.decoded.done('influx', entries);
-    this.influxBackoffMs = 0;
-    metrics.influxWritten.inc(written);
-    this.updateLag();
+    try {
+      await telemetry.flush();
+    } catch (err) {
+      if (err instanceof TelemetryRefusedError) return this.writeAround(kept, tags, err);
+      throw err;
+    }
+    return kept.reduce((n, e) => n + (e.readings ?? readingsOf(e)).length, 0);
   }
 
   private updateLag() {

@@ -104,7 +104,7 @@ export interface RenderedText {
   actions?: PromptAction[];
 }
 
-/** A button on the head unit: its id comes back in the car's ack (docs/contract.md#hmi-prompts). */
+/** A button on the head unit: its id comes back in the car's ack (docs/contract.md#hmi-prompt). */
 export interface PromptAction {
   id: string;
   label: string;

@@ -13,7 +13,7 @@ const TABLES: TextTable[] = [maintenanceTexts, chargingTexts, batteryTexts, faul
 const BY_KIND = new Map<string, NonNullable<TextTable[PromptKind]>>();
 for (const t of TABLES) for (const [k, v] of Object.entries(t)) if (v) BY_KIND.set(k, v);
 
-/** The car always offers this besides a prompt's own actions (docs/contract.md#hmi-prompts). */
+/** The car always offers this besides a prompt's own actions (docs/contract.md#hmi-prompt). */
 export function dismissAction(locale: Locale): { id: 'dismiss'; label: string } {
   return { id: 'dismiss', label: locale === 'zh-CN' ? '忽略' : 'Dismiss' };
 }

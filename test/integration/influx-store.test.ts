@@ -7,6 +7,7 @@ import {
   createInfluxTelemetryStore,
   InfluxConfigError,
   TelemetryFlushError,
+  TelemetryRefusedError,
   type InfluxTelemetryStoreOptions,
 } from '../../ingest/store/influx/store.js';
 import { quoteString } from '../../ingest/store/influx/schema.js';
@@ -106,7 +107,7 @@ describe('InfluxDB store on influxd 1.6.7', () => {
       expect(await store.count({ vin: VIN, signal: VSS.speed, from: T0, to: T0 + 60_000 })).toBe(12);
       const q = proxy.seen.find((r) => r.url.startsWith('/query'));
       expect(q?.headers.authorization).toMatch(/^Basic /);
-      expect(store.stats()).toEqual({ acceptedLines: 12, failedLines: 0, retentionDroppedLines: 0 });
+      expect(store.stats()).toEqual({ acceptedLines: 12, failedLines: 0, refusedLines: 0 });
       await store.close();
     } finally {
       await proxy.close();
@@ -145,7 +146,7 @@ describe('InfluxDB store on influxd 1.6.7', () => {
     }
   });
 
-  it('writes to a database/retention-policy bucket; points older than the policy settle without failing', async () => {
+  it('writes to a database/retention-policy bucket; points older than the policy are refused with the server reason', async () => {
     const db = await freshDb();
     await influxQuery(influxd.url, db, `CREATE RETENTION POLICY "week" ON "${db}" DURATION 7d REPLICATION 1`);
     const store = await createInfluxTelemetryStore(storeOpts(`${db}/week`));
@@ -157,10 +158,16 @@ describe('InfluxDB store on influxd 1.6.7', () => {
     expect(await countIn(db)).toBe(0);
     expect(await store.count({ vin: VIN, signal: VSS.speed, from: recent, to: recent + 60_000 })).toBe(3);
     expect((await store.latest(VIN))?.ts).toBe(recent + 2000);
-    // a year old: influxd answers 400 "points beyond retention policy"; re-writing could never help
+    // a year old: influxd answers 400 "points beyond retention policy"; re-writing could never help,
+    // so it is a refusal (the pipeline dead-letters such points), not a failure to retry
     await store.write(speeds(2, recent - 365 * 86_400_000), noTags);
-    await store.flush();
-    expect(store.stats()).toEqual({ acceptedLines: 3, failedLines: 0, retentionDroppedLines: 2 });
+    const refused = await store.flush().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(TelemetryRefusedError);
+    expect((refused as TelemetryRefusedError).serverMessage).toBe('partial write: points beyond retention policy dropped=2');
+    expect(store.stats()).toEqual({ acceptedLines: 3, failedLines: 0, refusedLines: 2 });
     expect(await countIn(db, `"${db}"."week"."telemetry"`)).toBe(3);
     await store.close();
   });

@@ -1,10 +1,17 @@
 // Operations: liveness/readiness, Prometheus metrics and the generated OpenAPI document.
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { HealthResponse } from '../schemas.js';
+import { HealthResponse, type HealthStatus } from '../schemas.js';
+
+/** What the service says about itself; without `status`, `ok` decides between ok and down. */
+export interface HealthReport {
+  ok: boolean;
+  status?: HealthStatus;
+  checks: Record<string, boolean | string>;
+}
 
 export interface OpsDeps {
-  health(): Promise<{ ok: boolean; checks: Record<string, boolean | string> }>;
+  health(): Promise<HealthReport>;
   metrics: { contentType: string; render(): Promise<string> };
 }
 
@@ -15,24 +22,26 @@ export function registerOps(app: FastifyInstance, deps: OpsDeps): void {
     '/healthz',
     {
       schema: {
-        summary: 'Liveness plus broker / InfluxDB / workers readiness',
+        summary: 'Liveness plus broker / InfluxDB / workers readiness: ok, degraded (InfluxDB away; 200) or down (503)',
         tags: ['ops'],
         response: { 200: HealthResponse, 503: HealthResponse },
       },
       config: { auth: 'public' },
     },
     async (req, reply) => {
-      let h: { ok: boolean; checks: Record<string, boolean | string> };
+      let h: HealthReport;
       try {
         h = await deps.health();
       } catch (err) {
         req.log.error({ err }, 'health check failed');
-        h = { ok: false, checks: { health: err instanceof Error ? err.message : String(err) } };
+        h = { ok: false, status: 'down', checks: { health: err instanceof Error ? err.message : String(err) } };
       }
+      // degraded is still 200: ingest takes telemetry into its journal, a load balancer keeps it
+      const status = h.status ?? (h.ok ? 'ok' : 'down');
       return reply
-        .code(h.ok ? 200 : 503)
+        .code(status === 'down' ? 503 : 200)
         .header('cache-control', 'no-store')
-        .send(h);
+        .send({ ok: status === 'ok', status, checks: h.checks });
     },
   );
 

@@ -13,6 +13,7 @@ import { principalOf } from '../auth.js';
 import { hasPositionSignal, POSITION_SIGNALS } from '../../../proto/signals.js';
 import { auditFor, scopedDealers, vehicleInScope, visibleSignals } from '../scope.js';
 import { badRequest, HttpError } from '../errors.js';
+import { TelemetryUnavailableError } from '../../store/telemetry-errors.js';
 import {
   ErrorSchema,
   ServiceRecordBody,
@@ -182,8 +183,10 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
         // The store rejects queries it will not run (e.g. too many buckets): the caller's to fix.
         if (err instanceof Error && err.name === 'TelemetryInputError')
           throw badRequest(err.message, { from, to, everyMs: everyMs ?? null });
+        // InfluxDB not connected or not answering: its own words (503 in errors.ts)
+        if (err instanceof TelemetryUnavailableError) throw err;
         req.log.error({ err }, 'telemetry history failed');
-        throw new HttpError(503, 'telemetry_unavailable', 'the telemetry store did not answer; try again later', null);
+        throw new HttpError(503, 'telemetry_unavailable', 'InfluxDB did not answer the telemetry query; try again later', null);
       }
     },
   );

@@ -5,6 +5,7 @@
 import { InfluxDB, setLogger, type Logger, type Transport } from '@influxdata/influxdb-client';
 import type { Reading } from '../../../proto/domain.js';
 import type { TelemetryStore } from '../ports.js';
+import { TelemetryUnavailableError } from '../telemetry-errors.js';
 import {
   assertRange,
   assertSignal,
@@ -24,11 +25,12 @@ import {
   v1AuthHeader,
   type InfluxApiVersion,
 } from './transport.js';
-import { TrackedWriter } from './writer.js';
+import { TrackedWriter, type WriterOptions } from './writer.js';
 
 export { TelemetryFlushError } from './writer.js';
 export { TelemetryInputError } from './schema.js';
 export { InfluxConfigError } from './transport.js';
+export { TelemetryRefusedError, TelemetryUnavailableError } from '../telemetry-errors.js';
 
 export interface InfluxTelemetryStoreOptions {
   url: string;
@@ -73,7 +75,8 @@ export interface InfluxQLSeries {
 export interface TelemetryWriteStats {
   acceptedLines: number;
   failedLines: number;
-  retentionDroppedLines: number;
+  /** Lines of requests refused as input (field type conflict, beyond retention, unparsable...). */
+  refusedLines: number;
 }
 
 export interface InfluxTelemetryStore extends TelemetryStore {
@@ -82,8 +85,10 @@ export interface InfluxTelemetryStore extends TelemetryStore {
   readonly serverVersion: string | null;
   /** Run read-only InfluxQL against the telemetry database (one result per statement). */
   query(influxql: string): Promise<Array<{ series: InfluxQLSeries[] }>>;
-  /** Lines accepted / failed / refused as older than the retention policy, since start (metrics). */
+  /** Lines accepted / failed / refused as input, since start (metrics). */
   stats(): TelemetryWriteStats;
+  /** GET /ping: null when InfluxDB answers, else why not. */
+  probe(): Promise<string | null>;
   /** The transport every request goes through (the v1 adapter on 1.x). */
   readonly transport: Transport;
 }
@@ -94,7 +99,19 @@ function intOption(name: string, v: number | undefined, dflt: number, min: numbe
   return v;
 }
 
-export async function createInfluxTelemetryStore(opts: InfluxTelemetryStoreOptions): Promise<InfluxTelemetryStore> {
+/** Options checked without asking the server: what start-up refuses at once (InfluxConfigError). */
+export interface CheckedInfluxOptions {
+  url: string;
+  token: string;
+  timeout: number;
+  mode: 'auto' | InfluxApiVersion;
+  db: string;
+  rp: string | undefined;
+  writer: WriterOptions;
+}
+
+/** Every check that needs no server: the URL, the bucket, the numbers, an explicit API version and its token. */
+export function checkInfluxOptions(opts: InfluxTelemetryStoreOptions): CheckedInfluxOptions {
   let base: URL;
   try {
     base = new URL(opts.url);
@@ -103,9 +120,7 @@ export async function createInfluxTelemetryStore(opts: InfluxTelemetryStoreOptio
   }
   if (base.protocol !== 'http:' && base.protocol !== 'https:')
     throw new InfluxConfigError(`INFLUX_URL must be http:// or https://, got ${opts.url}`);
-  const url = opts.url.replace(/\/+$/, '');
-  const timeout = intOption('timeoutMs', opts.timeoutMs, 10_000, 100, 600_000);
-  const writerOpts = {
+  const writer: WriterOptions = {
     org: opts.org,
     bucket: opts.bucket,
     batchSize: intOption('batchSize', opts.batchSize, 5000, 1, 100_000),
@@ -115,37 +130,60 @@ export async function createInfluxTelemetryStore(opts: InfluxTelemetryStoreOptio
     flushTimeoutMs: intOption('flushTimeoutMs', opts.flushTimeoutMs, 60_000, 100, 3_600_000),
     gzipThreshold: intOption('gzipThreshold', opts.gzipThreshold, 1000, 0, Number.MAX_SAFE_INTEGER),
   };
-  if (opts.logger) setLogger(opts.logger);
+  const mode = opts.apiVersion ?? 'auto';
+  if (mode !== 'auto' && mode !== 'v1' && mode !== 'v2') {
+    throw new InfluxConfigError(`the InfluxDB API version must be auto, v1 or v2, got ${String(mode)}`);
+  }
+  if (mode === 'v1') v1AuthHeader(opts.token);
   const { db, rp } = splitBucket(opts.bucket);
+  return {
+    url: opts.url.replace(/\/+$/, ''),
+    token: opts.token,
+    timeout: intOption('timeoutMs', opts.timeoutMs, 10_000, 100, 600_000),
+    mode,
+    db,
+    rp,
+    writer,
+  };
+}
 
+/**
+ * The store on a server that answers: the version from GET /ping unless configured. Rejects with
+ * the transport's error while the server cannot be reached, InfluxConfigError when what it answers
+ * cannot be used (no or an unknown version, a token 1.x cannot take).
+ */
+export async function openInfluxStore(c: CheckedInfluxOptions): Promise<InfluxTelemetryStore> {
   let apiVersion: InfluxApiVersion;
   let serverVersion: string | null = null;
-  const mode = opts.apiVersion ?? 'auto';
-  if (mode === 'auto') {
-    try {
-      ({ apiVersion, serverVersion } = await detectInfluxVersion(new InfluxDB({ url, timeout }).transport));
-    } catch (err) {
-      if (err instanceof InfluxConfigError) throw err;
-      throw new InfluxConfigError(
-        `cannot detect the InfluxDB version at ${url} (GET /ping: ${(err as Error).message}); is it running? Or set the API version explicitly`,
-      );
-    }
-  } else if (mode === 'v1' || mode === 'v2') {
-    apiVersion = mode;
+  if (c.mode === 'auto') {
+    ({ apiVersion, serverVersion } = await detectInfluxVersion(new InfluxDB({ url: c.url, timeout: c.timeout }).transport));
   } else {
-    throw new InfluxConfigError(`apiVersion must be auto, v1 or v2, got ${String(mode)}`);
+    apiVersion = c.mode;
   }
-
   let influx: InfluxDB;
   if (apiVersion === 'v1') {
     // the inner transport gets no token: on 1.x the credentials travel as Basic auth instead
-    const transport = new InfluxV1Transport(new InfluxDB({ url, timeout }).transport, v1AuthHeader(opts.token));
-    influx = new InfluxDB({ url, transport });
+    const transport = new InfluxV1Transport(new InfluxDB({ url: c.url, timeout: c.timeout }).transport, v1AuthHeader(c.token));
+    influx = new InfluxDB({ url: c.url, transport });
   } else {
-    influx = new InfluxDB({ url, token: opts.token || undefined, timeout });
+    influx = new InfluxDB({ url: c.url, token: c.token || undefined, timeout: c.timeout });
   }
-  const writer = new TrackedWriter(influx, writerOpts);
-  return new InfluxStore(influx, writer, apiVersion, serverVersion, db, rp);
+  const writer = new TrackedWriter(influx, c.writer);
+  return new InfluxStore(influx, writer, apiVersion, serverVersion, c.db, c.rp);
+}
+
+/** Check, then open at once: for tools and tests that need InfluxDB now (ingest uses connect.ts). */
+export async function createInfluxTelemetryStore(opts: InfluxTelemetryStoreOptions): Promise<InfluxTelemetryStore> {
+  const checked = checkInfluxOptions(opts);
+  if (opts.logger) setLogger(opts.logger);
+  try {
+    return await openInfluxStore(checked);
+  } catch (err) {
+    if (err instanceof InfluxConfigError) throw err;
+    throw new InfluxConfigError(
+      `cannot detect the InfluxDB version at ${checked.url} (GET /ping: ${(err as Error).message}); is it running? Or set the API version explicitly`,
+    );
+  }
 }
 
 class InfluxStore implements InfluxTelemetryStore {
@@ -181,17 +219,23 @@ class InfluxStore implements InfluxTelemetryStore {
     return {
       acceptedLines: this.writer.acceptedLines,
       failedLines: this.writer.failedLines,
-      retentionDroppedLines: this.writer.retentionDroppedLines,
+      refusedLines: this.writer.refusedLines,
     };
   }
 
   async query(influxql: string): Promise<Array<{ series: InfluxQLSeries[] }>> {
     if (this.closed) throw new Error('telemetry store is closed');
     const params = new URLSearchParams({ db: this.db, q: influxql, epoch: 'ms' });
-    const json = (await this.influx.transport.request(`/query?${params.toString()}`, '', {
-      method: 'GET',
-      headers: { accept: 'application/json' },
-    })) as InfluxQLResponse | null;
+    let json: InfluxQLResponse | null;
+    try {
+      json = (await this.influx.transport.request(`/query?${params.toString()}`, '', {
+        method: 'GET',
+        headers: { accept: 'application/json' },
+      })) as InfluxQLResponse | null;
+    } catch (err) {
+      // no answer, or an HTTP error (down, overloaded, credentials): the HTTP API says 503
+      throw new TelemetryUnavailableError(`InfluxDB did not answer the query: ${(err as Error).message}`, { cause: err });
+    }
     if (!json || !Array.isArray(json.results)) throw new Error(`InfluxDB query failed: ${json?.error ?? 'no results in the answer'}`);
     return json.results.map((r) => {
       if (r.error) throw new Error(`InfluxDB query failed: ${r.error}`);
@@ -254,11 +298,15 @@ class InfluxStore implements InfluxTelemetryStore {
   }
 
   async ping(): Promise<boolean> {
+    return (await this.probe()) === null;
+  }
+
+  async probe(): Promise<string | null> {
     try {
       await this.influx.transport.request('/ping', '', { method: 'GET' });
-      return true;
-    } catch {
-      return false;
+      return null;
+    } catch (err) {
+      return (err instanceof Error ? err.message : String(err)) || 'no answer';
     }
   }
 

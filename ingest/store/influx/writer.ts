@@ -8,7 +8,13 @@
 // waits until every line of the sealed one is accepted or any is lost. Line accounting uses the
 // client's callbacks: writeSuccess, writeFailed (final or retried, decided as the client does in
 // WriteApiImpl.sendBatch, @influxdata/influxdb-client 1.35) and writeRetrySkipped.
+//
+// A request InfluxDB answers but refuses as input (a field type conflict, a point beyond the
+// retention policy, an unparsable timestamp, a body too large) is not an outage: retrying it can
+// never help, so it is settled at once and reported by flush() as a TelemetryRefusedError with the
+// server's reason and the lines, for the caller to write around (pipeline/influx-refusals.ts).
 import { HttpError, type InfluxDB, type WriteApi } from '@influxdata/influxdb-client';
+import { TelemetryRefusedError, type TelemetryRefusal } from '../telemetry-errors.js';
 
 export interface WriterOptions {
   org: string;
@@ -42,23 +48,58 @@ interface Generation {
   outstanding: number;
   failedLines: number;
   errors: string[];
+  /** Requests the server refused as input (settled: not retried, not failed). */
+  refusals: TelemetryRefusal[];
   waiters: Array<() => void>;
 }
 
+/** What the server said: 1.x `{"error": ...}`, 2.x `{"code", "message"}`, or the body as it came. */
+export function serverMessage(err: HttpError): string {
+  let json: unknown = err.json;
+  if (json === undefined && err.body) {
+    try {
+      json = JSON.parse(err.body);
+    } catch {
+      // not JSON: the body itself is the message
+    }
+  }
+  const j = (typeof json === 'object' && json !== null ? json : {}) as { error?: unknown; message?: unknown };
+  const m = typeof j.error === 'string' ? j.error : typeof j.message === 'string' ? j.message : (err.body ?? err.message);
+  return String(m || `${err.statusCode} ${err.statusMessage ?? ''}`)
+    .trim()
+    .slice(0, 1000);
+}
+
 function describe(err: unknown): string {
-  if (err instanceof HttpError) return `HTTP ${err.statusCode}: ${err.message}`.slice(0, 500);
+  if (err instanceof HttpError) {
+    // not input errors but the set-up: say which setting to look at
+    const hint =
+      err.statusCode === 401 || err.statusCode === 403
+        ? ' (InfluxDB refused the credentials: check INFLUX_TOKEN)'
+        : err.statusCode === 404
+          ? ' (check INFLUX_ORG and INFLUX_BUCKET: does the database or bucket exist?)'
+          : '';
+    return `HTTP ${err.statusCode}: ${serverMessage(err)}${hint}`.slice(0, 600);
+  }
   return (err instanceof Error ? err.message : String(err)).slice(0, 500);
 }
 
+/** Statuses with which InfluxDB refuses what was sent rather than failing to take it. */
+const REFUSAL_STATUSES = new Set([400, 413, 422]);
+/** 400s about the request, not its points (database, precision, credentials): the set-up's fault, kept as failures. */
+const REQUEST_LEVEL = /database is required|database not found|bucket .*not found|organization .*not found|invalid precision|authoriz/i;
+
 /**
- * InfluxDB refuses points older than the retention policy (1.x: 400 "partial write: points beyond
- * retention policy dropped=N"). That is the server's policy, not a fault: a re-write can never
- * succeed, so these lines count as settled (and are counted) instead of failing every flush.
+ * A request refused as input: 1.x 400 `partial write: field type conflict ...`, `partial write:
+ * points beyond retention policy dropped=N`, `unable to parse '...': bad timestamp` / `time outside
+ * range`; 2.x 422 `failure writing points to database: partial write: ...`, 400 `partial write has
+ * occurred, errors encountered on line(s): ...`; 413 too large. 401, 403, 404, 429 and 5xx are not.
  */
-function isRetentionDrop(error: Error): boolean {
-  if (!(error instanceof HttpError) || (error.statusCode !== 400 && error.statusCode !== 422)) return false;
-  const msg = String(error.json?.error ?? error.json?.message ?? error.body ?? '').trim();
-  return /^partial write: points beyond retention policy dropped=\d+$/.test(msg);
+export function refusalOf(error: Error): { status: number; message: string } | undefined {
+  if (!(error instanceof HttpError) || !REFUSAL_STATUSES.has(error.statusCode)) return undefined;
+  const message = serverMessage(error);
+  if (error.statusCode === 400 && REQUEST_LEVEL.test(message)) return undefined;
+  return { status: error.statusCode, message };
 }
 
 /** Mirrors the client's retry decision: will these lines be tried again? */
@@ -76,8 +117,12 @@ export class TrackedWriter {
   acceptedLines = 0;
   /** Lines InfluxDB did not take (metrics; each was reported by a rejected flush). */
   failedLines = 0;
-  /** Lines in batches the server refused as older than its retention policy (settled, not retried). */
-  retentionDroppedLines = 0;
+  /**
+   * Lines of requests the server refused as input (settled, not retried; each reported by a
+   * TelemetryRefusedError). Counts lines sent, so a line refused again while the caller narrows a
+   * refused batch down counts again; the refused points themselves are the dead letters.
+   */
+  refusedLines = 0;
 
   constructor(
     private readonly influx: InfluxDB,
@@ -87,7 +132,15 @@ export class TrackedWriter {
   }
 
   private newGeneration(): Generation {
-    const gen: Generation = { api: undefined as unknown as WriteApi, written: 0, outstanding: 0, failedLines: 0, errors: [], waiters: [] };
+    const gen: Generation = {
+      api: undefined as unknown as WriteApi,
+      written: 0,
+      outstanding: 0,
+      failedLines: 0,
+      errors: [],
+      refusals: [],
+      waiters: [],
+    };
     const wake = (): void => {
       const ws = gen.waiters.splice(0);
       for (const w of ws) w();
@@ -111,11 +164,13 @@ export class TrackedWriter {
         wake();
       },
       writeFailed: (error, lines, attempt) => {
-        if (isRetentionDrop(error)) {
+        const refused = refusalOf(error);
+        if (refused) {
           gen.outstanding -= lines.length;
-          this.retentionDroppedLines += lines.length;
+          gen.refusals.push({ ...refused, lines });
+          this.refusedLines += lines.length;
           wake();
-          // a resolved promise tells the client the batch is settled: no retry, no error
+          // a resolved promise tells the client the batch is settled: no retry, no error logged
           return Promise.resolve();
         }
         if (isFinalFailure(error, attempt, maxRetries)) fail(lines.length, describe(error));
@@ -198,11 +253,15 @@ export class TrackedWriter {
         // sends the buffer and retries the retry buffer now, without waiting for backoff
         await gen.api.flush(true);
         if (gen.failedLines > 0) throw unconfirmed(gen.errors.join('; '));
-        if (gen.outstanding <= 0) return;
+        if (gen.outstanding <= 0) {
+          // everything answered; an outage above outranks refusals (the caller retries it all)
+          if (gen.refusals.length > 0) throw new TelemetryRefusedError(gen.refusals);
+          return;
+        }
         // batches sent earlier are still in flight: wait for their outcome, then go round again
         if (!(await progressed)) throw unconfirmed(`no answer within ${this.opts.flushTimeoutMs} ms`);
       } catch (err) {
-        throw err instanceof TelemetryFlushError ? err : unconfirmed(describe(err), err);
+        throw err instanceof TelemetryFlushError || err instanceof TelemetryRefusedError ? err : unconfirmed(describe(err), err);
       } finally {
         clearTimeout(timer);
         gen.waiters.length = 0;

@@ -1,7 +1,7 @@
 // Load for the fault cases: vehicles publishing telemetry at QoS 1 with a window of unacknowledged
 // batches, as the agent's uplink does, and re-sending every unacknowledged batch after a reconnect
 // (at least once). A batch counts as produced once the broker PUBACKed it: from then on ingest owns
-// it (docs/contract.md#telemetry), and the ledger expects it in InfluxDB.
+// it (docs/contract.md#telemetry-batch), and the ledger expects it in InfluxDB.
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Ledger } from './ledger.js';
 

@@ -4,6 +4,7 @@
 // `authorization` header or `noAuth: true`; `h.keyFor()` makes keys of other roles.
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppDeps } from '../../../ingest/http/app.js';
+import type { HealthReport } from '../../../ingest/http/routes/ops.js';
 import { createMemoryStores } from '../../../ingest/stores.js';
 import type { Stores } from '../../../ingest/store/ports.js';
 import { MemoryTelemetryStore } from '../../../ingest/store/memory/telemetry.js';
@@ -49,7 +50,7 @@ export interface Harness {
   /** `{ authorization: 'Bearer <operator key>' }`, for fetch against a listening app. */
   authHeader: { authorization: string };
   keyFor(role: Role, dealers?: string[], permissions?: Permission[]): string;
-  health: { ok: boolean; checks: Record<string, boolean | string> } | Error;
+  health: HealthReport | Error;
   register(vin: string, dealerId?: string): void;
   /** Open a prompt the way the pipeline does (store + publish) and return its change. */
   openPrompt(

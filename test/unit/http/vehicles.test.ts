@@ -1,6 +1,7 @@
 // Ops and vehicle routes through app.inject over the in-memory stores.
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { TelemetryUnavailableError } from '../../../ingest/store/telemetry-errors.js';
 import { VSS } from '../../../proto/signals.js';
 import { makeHarness, profile, T0, VIN_A, VIN_B, VIN_C, type Harness } from './harness.js';
 
@@ -15,20 +16,35 @@ afterEach(async () => {
 const HOUR = 3_600_000;
 
 describe('ops', () => {
-  it('GET /healthz answers 200 when ready and 503 with the failing checks when not', async () => {
+  it('GET /healthz answers 200 when ready, 200 degraded with the reason, and 503 with the failing checks when down', async () => {
     const ok = await h.app.inject('/healthz');
     expect(ok.statusCode).toBe(200);
-    expect(ok.json()).toEqual({ ok: true, checks: { broker: true, influx: true, workers: true } });
+    expect(ok.json()).toEqual({ ok: true, status: 'ok', checks: { broker: true, influx: true, workers: true } });
+
+    // InfluxDB away: telemetry is still journalled, so a load balancer keeps this instance
+    h.health = {
+      ok: false,
+      status: 'degraded',
+      checks: { broker: true, influxdb: false, influxdbError: 'not reachable since 2026-03-01T08:00:00.000Z: ECONNREFUSED', workers: true },
+    };
+    const degraded = await h.app.inject('/healthz');
+    expect(degraded.statusCode).toBe(200);
+    expect(degraded.json()).toMatchObject({
+      ok: false,
+      status: 'degraded',
+      checks: { influxdb: false, influxdbError: /^not reachable since/ },
+    });
 
     h.health = { ok: false, checks: { broker: true, influx: 'connection refused', workers: true } };
     const down = await h.app.inject('/healthz');
     expect(down.statusCode).toBe(503);
+    expect(down.json().status).toBe('down');
     expect(down.json().checks.influx).toBe('connection refused');
 
     h.health = new Error('probe crashed');
     const crashed = await h.app.inject('/healthz');
     expect(crashed.statusCode).toBe(503);
-    expect(crashed.json()).toEqual({ ok: false, checks: { health: 'probe crashed' } });
+    expect(crashed.json()).toEqual({ ok: false, status: 'down', checks: { health: 'probe crashed' } });
   });
 
   it('GET /metrics returns the Prometheus text with its content type', async () => {
@@ -237,6 +253,19 @@ describe('GET /api/v1/vehicles/:vin/telemetry', () => {
     const down = await h.app.inject(`${base}?signal=${VSS.soc}`);
     expect(down.statusCode).toBe(503);
     expect(down.json().error).toBe('telemetry_unavailable');
+  });
+
+  it('InfluxDB not connected: 503 JSON naming InfluxDB and why; the vehicle view says it in latestError', async () => {
+    const why = 'InfluxDB not reachable since 2026-03-01T08:00:00.000Z: connect ECONNREFUSED 127.0.0.1:8086';
+    vi.spyOn(h.telemetry, 'history').mockRejectedValue(new TelemetryUnavailableError(why));
+    vi.spyOn(h.telemetry, 'latest').mockRejectedValue(new TelemetryUnavailableError(why));
+    const res = await h.app.inject(`/api/v1/vehicles/${VIN_A}/telemetry?signal=${VSS.soc}`);
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['content-type']).toContain('application/json');
+    expect(res.json()).toEqual({ error: 'telemetry_unavailable', message: why, details: null });
+    const view = await h.app.inject(`/api/v1/vehicles/${VIN_A}`);
+    expect(view.statusCode).toBe(200);
+    expect(view.json()).toMatchObject({ latest: null, latestError: why });
   });
 });
 
