@@ -19,6 +19,8 @@ const CONSOLE_FILES: Record<string, string> = {
   'vehicle.js': 'text/javascript; charset=utf-8',
   'signin.js': 'text/javascript; charset=utf-8',
   'alerts.js': 'text/javascript; charset=utf-8',
+  'campaigns.js': 'text/javascript; charset=utf-8',
+  'campaigns-i18n.js': 'text/javascript; charset=utf-8',
 };
 const UPLOT_FILES: Record<string, string> = {
   'uPlot.iife.min.js': 'text/javascript; charset=utf-8',

@@ -180,6 +180,7 @@
     if (live && !old) state.fresh.add(p.id);
     renderAlerts();
     window.OdoVehicle.onPrompt(p);
+    window.OdoCampaigns.onPrompt(p);
   }
 
   function connectStream() {
@@ -211,6 +212,7 @@
     es.addEventListener('prompt', (ev) => {
       const change = JSON.parse(ev.data);
       if (inScope(change.prompt)) upsert(change.prompt, change.step === 'created');
+      else window.OdoCampaigns.onPrompt(change.prompt);
     });
   }
 
@@ -303,10 +305,14 @@
 
   function route() {
     const m = /^#\/vehicle\/([A-HJ-NPR-Z0-9]{17})$/.exec(location.hash);
-    $('view-alerts').hidden = !!m;
+    const c = /^#\/campaigns(?:\/(c_[0-9a-f]{16}))?$/.exec(location.hash);
+    $('view-alerts').hidden = !!m || !!c;
     $('view-vehicle').hidden = !m;
+    $('view-campaigns').hidden = !c;
     if (m) window.OdoVehicle.show(m[1]);
     else window.OdoVehicle.hide();
+    if (c) window.OdoCampaigns.show(c[1] || null);
+    else window.OdoCampaigns.hide();
   }
 
   function setLang(lang) {
@@ -316,6 +322,7 @@
     renderDealerPicker();
     renderAlerts();
     window.OdoVehicle.rerender();
+    window.OdoCampaigns.rerender();
   }
 
   function wire() {
@@ -379,6 +386,7 @@
   /** Signed in: load what this principal may see and go live. */
   async function enter() {
     $('view-alerts').hidden = false;
+    window.OdoCampaigns.renderNav();
     renderAlerts();
     try {
       await loadVehicles();
@@ -391,6 +399,7 @@
 
   async function start() {
     window.OdoVehicle.init({ h, api, t, age, fmtTime, alertItem, toast, state });
+    window.OdoCampaigns.init({ h, api, t, toast, state });
     applyStaticText();
     wire();
     const params = new URLSearchParams(location.search);
