@@ -93,6 +93,7 @@ program
   .option('--connections <mode>', 'per-vehicle | multiplex', 'per-vehicle')
   .option('--sample-every <ms>', 'simulated sampling interval (ms)')
   .option('--replay-dir <dir>', "also write each vehicle's readings as replay JSONL files here")
+  .option('--hmi', 'a head unit per vehicle (VIN:hmi) that confirms prompts and answers campaign messages by persona')
   .option('--no-progress', 'no progress display')
   .action(async (opts) => {
     try {

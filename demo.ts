@@ -36,17 +36,81 @@ async function ensureV1Database(url: string, bucket: string): Promise<void> {
  * to the console, printed below, and one for the simulator. Keys are stored hashed, so a key
  * printed by an earlier run cannot be shown again; nothing ships with a default password.
  */
-function demoKeys(dataDir: string): { operator: string; simulator: string } {
+function demoKeys(dataDir: string): { operator: string; simulator: string; lifecycle: string } {
   const backend = openSqliteBackend(dataDir);
   try {
     const now = Date.now();
     for (const k of backend.keys.list()) if (k.createdBy === 'demo' && k.revokedAt === null) backend.keys.revoke(k.id, now);
-    const make = (name: string, permissions: Array<'location:read'>) =>
-      createApiKey(backend.keys, { name, role: 'operator', dealers: [], permissions, expiresAt: null, createdBy: 'demo' }, now).token;
-    return { operator: make('demo operator', ['location:read']), simulator: make('demo simulator', []) };
+    const make = (name: string, permissions: Array<'location:read'>, role: 'operator' | 'lifecycle' = 'operator') =>
+      createApiKey(backend.keys, { name, role, dealers: [], permissions, expiresAt: null, createdBy: 'demo' }, now).token;
+    return {
+      operator: make('demo operator', ['location:read']),
+      simulator: make('demo simulator', []),
+      lifecycle: make('demo CRM', [], 'lifecycle'),
+    };
   } finally {
     backend.close();
   }
+}
+
+const DAY = 86_400_000;
+
+/**
+ * The two example campaigns of the seeds' playbook (docs/domain.md#campaigns), created by the CRM's
+ * key as the lifecycle system would: a new-owner camp for novices and a wake-up for dormant owners.
+ * They run a simulated year from now; the fleet's head units answer them (simulator/hmi.ts).
+ */
+async function demoCampaigns(api: string, key: string): Promise<string[]> {
+  const now = Date.now();
+  const window = { startsAt: new Date(now - DAY).toISOString(), endsAt: new Date(now + 400 * DAY).toISOString() };
+  const campaigns = [
+    {
+      name: 'New-owner camp',
+      audience: { stage: ['new_owner', 'break_in'], maturity: ['novice'] },
+      message: {
+        'zh-CN': { title: '新车主训练营', body: '本周六上午在您的经销店：用车、充电与智能功能一次讲清，还有免费检测。' },
+        en: {
+          title: 'New-owner camp',
+          body: 'Saturday morning at your dealer: driving, charging and smart features explained, with a free check.',
+        },
+      },
+      actions: [{ id: 'join', label: { 'zh-CN': '报名参加', en: 'Sign up' } }],
+      priority: 6,
+      ...window,
+    },
+    {
+      name: 'Dormant-owner wake-up',
+      audience: { activity: ['dormant'] },
+      message: {
+        'zh-CN': { title: '好久不见', body: '您的爱车已经休息一段时间了。预约一次免费检测，12V 蓄电池和轮胎一起查。' },
+        en: { title: 'We miss you', body: 'Your car has been resting for a while. Book a free check: 12 V battery and tyres included.' },
+      },
+      actions: [{ id: 'book_service', label: { 'zh-CN': '预约检测', en: 'Book a check' } }],
+      priority: 4,
+      frequencyCap: { perVehicle: 2, perDays: 30 },
+      ...window,
+    },
+  ];
+  const headers = { authorization: `Bearer ${key}` };
+  // a data dir kept from an earlier run has them already (running or paused): not twice
+  const listed = await fetch(`${api}/api/v1/campaigns?limit=500`, { headers });
+  const existing = listed.ok ? ((await listed.json()) as { items: Array<{ name: string; status: string }> }).items : [];
+  const live = new Set(existing.filter((c) => !['cancelled', 'ended'].includes(c.status)).map((c) => c.name));
+  const made: string[] = [];
+  for (const c of campaigns) {
+    if (live.has(c.name)) {
+      made.push(c.name);
+      continue;
+    }
+    const r = await fetch(`${api}/api/v1/campaigns`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify(c),
+    });
+    if (r.ok) made.push(c.name);
+    else process.stderr.write(`demo: campaign ${c.name} refused: ${r.status} ${await r.text()}\n`);
+  }
+  return made;
 }
 
 export async function runDemo(
@@ -66,10 +130,12 @@ export async function runDemo(
   const keys = demoKeys(cfg.ODOPULSE_DATA_DIR);
   const ingest = await startIngest(cfg);
   const api = `http://127.0.0.1:${ingest.httpPort}`;
+  const campaigns = await demoCampaigns(api, keys.lifecycle);
   process.stdout.write(
     `\nodopulse demo\n  console   http://localhost:${ingest.httpPort}/\n  sign in   ${keys.operator}\n            (an operator key, made for this run; more: odopulse keys create --role advisor --dealer DLR-SH-001)\n` +
       `  API       curl -H 'Authorization: Bearer <key>' ${api}/api/v1/prompts\n  OpenAPI   ${api}/openapi.json\n  MQTT      mqtt://localhost:${ingest.mqttPort}\n` +
-      `  fleet     ${opts.vehicles} simulated vehicles, ${opts.speedup}x time\n  Ctrl-C to stop.\n\n`,
+      `  fleet     ${opts.vehicles} simulated vehicles, ${opts.speedup}x time, head units answering campaign messages\n` +
+      `  campaigns ${campaigns.join(', ') || 'none'} (console: Campaigns; CRM key ${keys.lifecycle})\n  Ctrl-C to stop.\n\n`,
   );
   const ac = new AbortController();
   const sim = runSimulate({
@@ -81,6 +147,7 @@ export async function runDemo(
     api,
     apiKey: keys.simulator,
     connections: 'per-vehicle',
+    hmi: true,
     progress: false,
     signal: ac.signal,
   }).catch((err: unknown) => process.stderr.write(`demo: simulator stopped: ${(err as Error).message}\n`));

@@ -14,6 +14,7 @@ export interface SimulateCliFlags {
   replayDir?: string;
   progress?: boolean;
   start?: string;
+  hmi?: boolean;
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -54,6 +55,7 @@ export async function runSimulateCli(flags: SimulateCliFlags, signal?: AbortSign
     writeReplayDir: flags.replayDir,
     progress: flags.progress ?? true,
     start,
+    hmi: flags.hmi ?? false,
     signal,
   });
   // Some errors are normal over a long run (a reconnect); nothing delivered at all is a failure.

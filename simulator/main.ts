@@ -9,6 +9,7 @@ import { createFleetClock } from './clock.js';
 import { createFleet, createFleetVehicleModel } from './fleet.js';
 import type { ServiceVisit } from './history.js';
 import type { Snapshot } from './vehicle-model.js';
+import { startHmiClients, type HmiClients } from './hmi.js';
 import { createPublisher, SharedConnectionRefused, type ConnectionMode, type Publisher } from './publisher.js';
 import { createApiClient, runBounded, type ApiClient } from './registry.js';
 import { formatReplayLine, ReplayWriter, simulateToReplay } from './replay.js';
@@ -49,6 +50,11 @@ export interface SimulateOptions {
   prefix?: string;
   /** Do not print the summary or warnings. */
   quiet?: boolean;
+  /**
+   * Also run a head unit per vehicle (`VIN:hmi`) that confirms prompts and shows, dismisses or acts
+   * on campaign messages as the owner's persona would (simulator/hmi.ts). Needs a broker.
+   */
+  hmi?: boolean;
   signal?: AbortSignal;
 }
 
@@ -164,6 +170,20 @@ export async function runSimulate(opts: SimulateOptions): Promise<Summary> {
       publisher = await connect(connectionMode);
     }
   }
+  const archetypes = new Map(fleet.vehicles.map((v) => [v.vin, v.persona.archetype]));
+  const hmi: HmiClients | undefined =
+    opts.hmi && opts.broker
+      ? startHmiClients({
+          broker: opts.broker,
+          vins,
+          archetypeOf: (vin) => archetypes.get(vin) ?? 'commuter',
+          seed: opts.seed,
+          prefix: opts.prefix,
+          password: opts.password,
+          now: () => clockNow(),
+          onError,
+        })
+      : undefined;
   const writer = opts.writeReplayDir ? new ReplayWriter(opts.writeReplayDir) : undefined;
   await writer?.init(vins);
 
@@ -305,6 +325,7 @@ export async function runSimulate(opts: SimulateOptions): Promise<Summary> {
     }
     await publisher.close(10_000);
   }
+  await hmi?.close();
   await writer?.flush();
   const drainUntil = Date.now() + 10_000;
   while ((servicePosting > 0 || serviceQueue.length > 0) && Date.now() < drainUntil) {
