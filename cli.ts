@@ -124,16 +124,25 @@ program
 addIngestOptions(
   program
     .command('backtest')
-    .description('replay stored history from InfluxDB through a rule configuration and compare with the one in force')
-    .requiredOption('--config <file>', 'rule configuration to try')
+    .description(
+      'replay stored history from InfluxDB through a rule configuration and compare with the one in force; or, with --audience, count when a campaign audience would have reached each vehicle',
+    )
+    .option('--config <file>', 'rule configuration to try')
+    .option('--audience <file>', 'a campaign audience (or a whole campaign body) as JSON: first reaches per day instead')
     .requiredOption('--from <iso>', 'start of the history window')
     .requiredOption('--to <iso>', 'end of the history window')
     .option('--vin <vin>', 'only this vehicle'),
 ).action(async (opts) => {
   try {
     const cfg = loadIngestConfig(process.env, flagsToSettings(opts));
-    const { runBacktestCli } = await import('./tools/backtest.js');
-    process.exitCode = await runBacktestCli(cfg, opts);
+    if (opts.audience) {
+      const { runAudienceBacktestCli } = await import('./tools/backtest-audience.js');
+      process.exitCode = await runAudienceBacktestCli(cfg, { ...opts, audience: opts.audience as string });
+    } else {
+      if (!opts.config) throw new Error('backtest needs --config FILE (a rule configuration) or --audience FILE (a campaign audience)');
+      const { runBacktestCli } = await import('./tools/backtest.js');
+      process.exitCode = await runBacktestCli(cfg, { ...opts, config: opts.config as string });
+    }
   } catch (err) {
     fail(err);
   }

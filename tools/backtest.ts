@@ -7,7 +7,7 @@ import type { Reading } from '../proto/domain.js';
 import { SIGNAL_PATHS, VSS } from '../proto/signals.js';
 import { parseRulesConfig, type RulesConfig } from '../rules/config.js';
 import { createEngine, type Engine } from '../rules/engine.js';
-import type { PromptKind, ServiceRecord, VehicleRuleState } from '../rules/types.js';
+import type { PromptKind, Segments, ServiceRecord, VehicleRuleState } from '../rules/types.js';
 import { runItem, type LaneItem } from '../rules/worker.js';
 import type { IngestConfig } from '../ingest/config.js';
 import { loadRulesConfigFile } from '../ingest/pipeline/rules-config.js';
@@ -61,6 +61,8 @@ function recordTime(rec: ServiceRecord): number {
 export function replayVehicle(
   engine: Engine,
   v: { vin: string; profile: ReturnType<VehicleStore['get']>; readings: Reading[]; serviceRecords?: ServiceRecord[]; to: number },
+  /** Each change of the vehicle's segments, at the time the rules found it (audience backtests). */
+  onSegments?: (segments: Segments, at: number) => void,
 ): BacktestPrompt[] {
   const { vin, profile, readings, to } = v;
   const records = (v.serviceRecords ?? [])
@@ -77,6 +79,7 @@ export function replayVehicle(
     const res = runItem(engine, { vin, profile, state, ...work }, clock);
     state = res.state;
     for (const e of res.events) {
+      if (e.type === 'segments') onSegments?.(e.segments, at);
       if (e.type === 'resolve') open.delete(e.dedupKey);
       else if (e.type === 'open' && !open.has(e.prompt.dedupKey)) {
         open.add(e.prompt.dedupKey);
@@ -167,10 +170,16 @@ export async function runBacktest(
   return run;
 }
 
-export async function runBacktestCli(cfg: IngestConfig, opts: { config: string; from: string; to: string; vin?: string }): Promise<number> {
+/** The backtest's window from the command line: ISO times, from before to. */
+export function parseWindow(opts: { from: string; to: string }): { from: number; to: number } {
   const from = Date.parse(opts.from);
   const to = Date.parse(opts.to);
   if (Number.isNaN(from) || Number.isNaN(to) || from >= to) throw new Error('--from and --to must be ISO times with from < to');
+  return { from, to };
+}
+
+export async function runBacktestCli(cfg: IngestConfig, opts: { config: string; from: string; to: string; vin?: string }): Promise<number> {
+  const { from, to } = parseWindow(opts);
   const parsed = parseRulesConfig(readFileSync(opts.config, 'utf8'));
   if (!parsed.ok) throw new Error(`rule configuration ${opts.config}: ${parsed.error}`);
   const inForce = loadRulesConfigFile(cfg.ODOPULSE_RULES_CONFIG);
@@ -201,7 +210,7 @@ export async function runBacktestCli(cfg: IngestConfig, opts: { config: string; 
   }
 }
 
-function allVins(vehicles: VehicleStore): string[] {
+export function allVins(vehicles: VehicleStore): string[] {
   const out: string[] = [];
   let cursor: string | undefined;
   do {
