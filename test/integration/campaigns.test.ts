@@ -2,11 +2,15 @@
 // (docs/domain.md#campaigns): a campaign for activity=dormant reaches exactly the dormant vehicles
 // of a mixed fleet, each in its locale, only outside quiet hours, once; HMI acks move the funnel;
 // the frequency cap holds across an ingest restart; cancel withdraws what the owners have not seen.
+import http from 'node:http';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeHmiPrompt, encodeAgentStatus, encodePromptAck, encodeTelemetryBatch } from '../../proto/codec.js';
 import type { HmiPrompt, Locale } from '../../proto/domain.js';
 import { VSS } from '../../proto/signals.js';
+import type { CloudEvent } from '../../ingest/outbound/cloudevents.js';
+import { verifySignature } from '../../ingest/outbound/webhook.js';
+import { freePort } from '../support/ports.js';
 import { startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 import type { PromptJson, VehicleDetailJson } from '../support/api.js';
 import { apiGet, apiRequest, promptsOf, putVehicle, startIngestProcess, type IngestProcess } from '../support/ingest.js';
@@ -25,6 +29,16 @@ type Key = keyof typeof FLEET;
 
 let influx: InfluxdHandle;
 let ingest: IngestProcess;
+let hooks: http.Server;
+const SECRET = 'campaign-hook-secret';
+/** CloudEvents the lifecycle system received (signature checked), by id. */
+const events = new Map<string, CloudEvent<{ campaignId?: string; vin?: string; occurrence?: number; step?: string }>>();
+const campaignEvents = (vin: string) =>
+  [...events.values()]
+    .filter((e) => e.type.startsWith('com.odopulse.campaign.') && e.subject === vin)
+    // in the order the changes were stored: the change sequence ends the id (camp-<prompt id>-<seq>)
+    .sort((a, b) => Number(a.id.split('-').at(-1)) - Number(b.id.split('-').at(-1)))
+    .map((e) => `${e.data.occurrence}:${e.type.slice('com.odopulse.campaign.'.length)}`);
 const cars = new Map<Key, { client: MqttClient; received: HmiPrompt[] }>();
 let seq = 0;
 
@@ -89,12 +103,28 @@ const stats = (id: string) =>
 
 beforeAll(async () => {
   influx = await startInfluxd({ database: 'campaigns' });
+  const hookPort = await freePort();
+  hooks = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      if (verifySignature(SECRET, req.headers as Record<string, string>, body, 300)) {
+        const e = JSON.parse(body) as CloudEvent<{ campaignId?: string }>;
+        events.set(e.id, e);
+      }
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => hooks.listen(hookPort, '127.0.0.1', () => r()));
   // a generous daily cap: the dormant-vehicle tip and maintenance prompts must not crowd the campaign out here
   ingest = await startIngestProcess({
     INFLUX_URL: influx.url,
     INFLUX_BUCKET: 'campaigns',
     ODOPULSE_HMI_DAILY_CAP: '20',
     ODOPULSE_SWEEP_MS: '500',
+    ODOPULSE_WEBHOOK_URL: `http://127.0.0.1:${hookPort}/events`,
+    ODOPULSE_WEBHOOK_SECRET: SECRET,
+    ODOPULSE_WEBHOOK_MAX_BACKOFF_MS: '300',
   });
   const deliveryDate = new Date(Date.now() - 200 * DAY).toISOString().slice(0, 10);
   for (const [key, v] of Object.entries(FLEET) as Array<[Key, (typeof FLEET)[Key]]>) {
@@ -126,6 +156,7 @@ afterAll(async () => {
   for (const c of cars.values()) c.client.end(true);
   await ingest?.stop('SIGKILL');
   await influx?.stop();
+  await new Promise((r) => hooks?.close(r));
 });
 
 describe('campaigns end to end (embedded broker)', () => {
@@ -220,5 +251,24 @@ describe('campaigns end to end (embedded broker)', () => {
     expect(campaignPrompts('DQ').filter((p) => !p.withdrawn)).toEqual([]);
     expect((await promptsFor('D_EN'))[0]).toMatchObject({ hmiState: 'acted', outcome: 'acted' });
     expect((await apiRequest(ingest, 'POST', `/api/v1/campaigns/${id}/resume`)).status).toBe(409);
+  });
+
+  it('every state change of a delivery reached the lifecycle system as a signed com.odopulse.campaign.* event', async () => {
+    await waitFor(() => campaignEvents(FLEET.D_ZH.vin).includes('2:withdrawn') && campaignEvents(FLEET.DQ.vin).includes('2:withdrawn'), {
+      what: 'the withdrawal events',
+    });
+    expect(campaignEvents(FLEET.D_EN.vin)).toEqual(['1:targeted', '1:delivered', '1:shown', '1:acted']);
+    expect(campaignEvents(FLEET.D_ZH.vin)).toEqual([
+      '1:targeted',
+      '1:delivered',
+      '1:withdrawn',
+      '2:targeted',
+      '2:delivered',
+      '2:withdrawn',
+    ]);
+    expect(campaignEvents(FLEET.DQ.vin)).toEqual(['1:targeted', '1:withdrawn', '2:targeted', '2:withdrawn']);
+    expect(campaignEvents(FLEET.A_EN.vin)).toEqual([]);
+    const acted = [...events.values()].find((e) => e.type === 'com.odopulse.campaign.acted')!;
+    expect(acted.data).toMatchObject({ campaignId: id, vin: FLEET.D_EN.vin, occurrence: 1, step: 'acted', locale: 'en' });
   });
 });
