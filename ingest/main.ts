@@ -230,6 +230,13 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
       out.published(changes);
       return id;
     },
+    onProfileChanged: (vin) => {
+      try {
+        campaigns.onProfileChanged(vin);
+      } catch (err) {
+        log.error({ err, vin }, 'campaign targeting after a profile change failed; the next segment change retries it');
+      }
+    },
     publishPolicy: (vin, policy) =>
       link.publish(topicFor(cfg.ODOPULSE_MQTT_PREFIX, vin, 'config'), encodeAgentConfig(policy), { qos: 1, retain: true }),
     health: async () => {

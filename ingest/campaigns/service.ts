@@ -112,6 +112,20 @@ export class CampaignService {
     return done ? this.get(id) : undefined;
   }
 
+  /**
+   * A vehicle's profile was created or changed (PUT /api/v1/vehicles/{vin}): its model, dealer,
+   * locale or type may put it into an audience or out of one, with the segments it has now.
+   */
+  onProfileChanged(vin: string): PromptChange[] {
+    const now = this.deps.clock.now();
+    const { campaigns, vehicles } = this.deps.stores;
+    return this.deps.record(() => {
+      const profile = vehicles.get(vin);
+      const segments = vehicles.segments(vin);
+      return campaigns.inState('active').flatMap((c) => this.deps.delivery.evaluate(c, vin, profile, segments, now));
+    }, true);
+  }
+
   /** The sweep: campaigns whose startsAt has come get their pass; capped ones their due repeats. */
   sweep(): PromptChange[] {
     const now = this.deps.clock.now();

@@ -175,6 +175,19 @@ describe('campaign targeting through the stores', () => {
     expect(t.service.get(c.id)!.counts).toMatchObject({ delivered: 1, withdrawn: 0 });
   });
 
+  it('a profile change moves a vehicle into an audience or out of it, with the segments it has', () => {
+    const t = setup();
+    t.segmentsChange(VINS[0], dormant);
+    const c = t.service.create(t.input({ audience: { activity: ['dormant'], dealerId: ['D2'] } }), 'crm', () => {});
+    expect(c.counts.targeted).toBe(0);
+    const moved = (dealerId: string) => ({ ...t.stores.vehicles.get(VINS[0])!, dealerId });
+    t.stores.vehicles.upsert(VINS[0], moved('D2'), NOON);
+    expect(t.service.onProfileChanged(VINS[0]).map((x) => x.step)).toEqual(['created']);
+    t.stores.vehicles.upsert(VINS[0], moved('D1'), NOON);
+    expect(t.service.onProfileChanged(VINS[0]).map((x) => x.step)).toEqual(['withdrawn']);
+    expect(t.service.onProfileChanged(VINS[1])).toEqual([]); // no segments yet: in no audience
+  });
+
   it('before startsAt nothing; the sweep launches it at startsAt; after endsAt nothing', () => {
     const t = setup();
     t.segmentsChange(VINS[0], dormant);
