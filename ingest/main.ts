@@ -45,7 +45,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   // broker replays each vehicle's retained birth): every vehicle is online again at its birth.
   const wasOnline = stores.vehicles.resetOnline(Date.now());
   if (wasOnline > 0) log.info({ vehicles: wasOnline }, 'vehicles marked offline until their birth message');
-  const journal = new Journal(cfg.ODOPULSE_DATA_DIR);
+  const journal = new Journal(cfg.ODOPULSE_DATA_DIR, { log: log.child({ part: 'journal' }) });
   const decoded = new DecodedCache();
   // Start-up does not wait for InfluxDB (docs/architecture.md#start-up): bad settings throw here,
   // the connection is made in the background; once made, the InfluxDB loop writes the journal at once.
