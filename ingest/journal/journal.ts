@@ -211,11 +211,11 @@ export class Journal {
     } catch (err) {
       this.sequenceCache.clear(); // rolled back: it may be ahead of the table
       this.rollback();
-      const e = this.storage.failed(err, batch.length);
+      const e = this.storage.failed(err, 'append', batch.length);
       for (const p of batch) p.reject(e);
       return;
     }
-    this.storage.wrote();
+    this.storage.wrote('append');
     for (const [vin, t] of touched) this.sequenceCache.set(vin, t.row);
     for (let i = 0; i < batch.length; i++) {
       if (results[i].result === 'duplicate') this.duplicates++;
@@ -275,11 +275,11 @@ export class Journal {
 
   /** Throws a StorageWriteError if the write fails (the entries stay pending; retried by the loop). */
   markInfluxDone(ids: number[]): void {
-    if (ids.length > 0) this.write(() => this.db.transaction(() => ids.forEach((id) => this.stmts.markInflux.run(id)))());
+    if (ids.length > 0) this.write('influx_done', () => this.db.transaction(() => ids.forEach((id) => this.stmts.markInflux.run(id)))());
   }
 
   markRulesDone(ids: number[]): void {
-    if (ids.length > 0) this.write(() => this.db.transaction(() => ids.forEach((id) => this.stmts.markRules.run(id)))());
+    if (ids.length > 0) this.write('rules_done', () => this.db.transaction(() => ids.forEach((id) => this.stmts.markRules.run(id)))());
   }
 
   /** Whether the last write worked (docs/architecture.md#disk-full); what /healthz and the logs report. */
@@ -292,15 +292,15 @@ export class Journal {
     return this.storage.writable;
   }
 
-  private write<T>(fn: () => T): T {
+  private write<T>(what: string, fn: () => T): T {
     let r: T;
     try {
       r = fn();
     } catch (err) {
       this.rollback();
-      throw this.storage.failed(err, 0);
+      throw this.storage.failed(err, what, 0);
     }
-    this.storage.wrote();
+    this.storage.wrote(what);
     return r;
   }
 
@@ -323,7 +323,7 @@ export class Journal {
    * forget the marks of boots with nothing pruned for PRUNED_MARK_KEEP_MS before `before`.
    */
   prune(before: number): number {
-    return this.write(() => this.pruneTx(before));
+    return this.write('prune', () => this.pruneTx(before));
   }
 
   private pruneTx(before: number): number {

@@ -35,8 +35,8 @@ export class StorageStateTracker {
     return this.s.writable;
   }
 
-  /** A write failed (`appends`: the batches its commit carried); the error to reject them with. */
-  failed(err: unknown, appends: number): StorageWriteError {
+  /** A write (`what`: append, influx_done, rules_done, prune) failed; `appends`: the batches its commit carried. The error to reject them with. */
+  failed(err: unknown, what: string, appends: number): StorageWriteError {
     const e = asStorageWriteError('journal', err);
     const was = this.s;
     this.s = {
@@ -49,20 +49,20 @@ export class StorageStateTracker {
     if (was.writable) {
       this.failedBefore = was.failedAppends;
       this.log?.error(
-        { reason: e.reason, code: e.code, err: this.s.error },
+        { reason: e.reason, code: e.code, err: this.s.error, write: what },
         'journal not writable: telemetry is refused (no PUBACK) until a write succeeds',
       );
     }
     return e;
   }
 
-  /** A write succeeded. */
-  wrote(): void {
+  /** A write (`what`) succeeded. */
+  wrote(what: string): void {
     const was = this.s;
     if (was.writable) return;
     this.s = { writable: true, since: Date.now(), failedAppends: was.failedAppends };
     this.log?.warn(
-      { unwritableMs: this.s.since - was.since, failedAppends: was.failedAppends - this.failedBefore },
+      { unwritableMs: this.s.since - was.since, failedAppends: was.failedAppends - this.failedBefore, write: what },
       'journal writable again: telemetry accepted',
     );
   }
