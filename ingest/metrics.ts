@@ -78,6 +78,12 @@ export function createMetrics(sources: MetricSources = {}) {
       labelNames: ['family'] as const,
       registers: [registry],
     }),
+    loopErrors: new Counter({
+      name: 'odopulse_loop_errors_total',
+      help: 'Failures of a background loop or timer, logged and retried (pipeline rules/influx, sweep, prune, HMI delivery/withdraw)',
+      labelNames: ['loop'] as const,
+      registers: [registry],
+    }),
     hmiSent: new Counter({
       name: 'odopulse_hmi_prompts_sent_total',
       help: 'Prompts published to the HMI topic',

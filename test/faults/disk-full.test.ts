@@ -117,8 +117,16 @@ describe.skipIf(noTmpfs !== null)(`disk full on the data dir (${noTmpfs ?? 'tmpf
     expect(ackedB, 'acknowledged while the disk was full').toBe(ackedA);
     // ingest is up and serves reads
     expect(ingest.proc.exitCode).toBeNull();
-    const health = await fetch(`${ingest.api}/healthz`);
-    expect([200, 503]).toContain(health.status);
+    // /healthz says down (503: take it out of a load balancer) and why
+    const health = await waitFor(
+      async () => {
+        const r = await fetch(`${ingest.api}/healthz`);
+        const body = (await r.json()) as { status: string; checks: Record<string, unknown> };
+        return r.status === 503 && body.checks.journalWritable === false ? body : undefined;
+      },
+      { what: '/healthz down with journalWritable false', timeoutMs: 30_000, intervalMs: 200 },
+    );
+    expect(String(health.checks.journalError)).toMatch(/^not writable since .*: full: /);
     const listed = await apiGet<VehiclePageJson>(ingest, '/api/v1/vehicles?limit=50');
     expect(listed.items).toBeDefined();
     expect((await promptsOf(ingest, VINS[0])).some((p) => p.dedupKey.includes(FIRST_DTC))).toBe(true);
