@@ -128,7 +128,8 @@ describe('HMI offline across an ingest kill -9', () => {
     await car.report(3, ['P0A80', 'P0A7F', 'U0100']);
     const pb = await dtcPrompt('U0100', 'pending');
 
-    // kill -9: the broker's sessions and the retained birth die with the process
+    // kill -9 with the fleet well under way: the broker's sessions and the retained birth die with the process
+    await waitFor(() => ledger.acked.size >= 500, { what: '500 batches of the load acknowledged' });
     await ingest.stop('SIGKILL');
     car.client.end(true);
     ingest = await restartIngest(ingest);
@@ -142,7 +143,9 @@ describe('HMI offline across an ingest kill -9', () => {
     await dtcPrompt('U0100', 'sent');
     expect(await prompt(pa.id)).toMatchObject({ status: 'open', hmiState: 'sent' });
 
-    // then the head unit: its subscribe re-sends what it has not confirmed
+    // then the head unit, once the fleet is back too: its subscribe re-sends what it has not confirmed
+    const resumed = ledger.acked.size + 300;
+    await waitFor(() => ledger.acked.size >= resumed, { what: 'the load acknowledged again after the restart' });
     head = await hmi();
     await delivered(pa.id);
     await delivered(pb.id);
