@@ -29,6 +29,11 @@ export const BIN = join(PACKAGE_ROOT, 'bin', 'odopulse.js');
 export async function startIngestProcess(
   env: Record<string, string>,
   reuse?: { dataDir: string; httpPort: number; mqttPort: number; token?: string },
+  /**
+   * When to return: `ok` (default) once /healthz says everything is up, InfluxDB connected too;
+   * `serving` as soon as it answers 200 (degraded included: serving without InfluxDB).
+   */
+  opts: { ready?: 'ok' | 'serving' } = {},
 ): Promise<IngestProcess> {
   const dataDir = reuse?.dataDir ?? mkdtempSync(join(tmpdir(), 'odopulse-ingest-'));
   const token = reuse?.token ?? keysCreate(dataDir, { role: 'operator', name: 'test operator', permission: ['location:read'] }).at(-1)!;
@@ -55,7 +60,8 @@ export async function startIngestProcess(
     if (proc.exitCode !== null) throw new Error(`ingest exited with ${proc.exitCode}:\n${out}`);
     try {
       const r = await fetch(`${api}/healthz`);
-      if (r.ok) break;
+      const status = r.ok ? ((await r.json()) as { status?: string }).status : undefined;
+      if (r.ok && (opts.ready === 'serving' || status === 'ok')) break;
     } catch {
       /* not listening yet */
     }

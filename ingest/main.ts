@@ -47,7 +47,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   // broker replays each vehicle's retained birth): every vehicle is online again at its birth.
   const wasOnline = stores.vehicles.resetOnline(Date.now());
   if (wasOnline > 0) log.info({ vehicles: wasOnline }, 'vehicles marked offline until their birth message');
-  const journal = new Journal(cfg.ODOPULSE_DATA_DIR);
+  const journal = new Journal(cfg.ODOPULSE_DATA_DIR, { log: log.child({ part: 'journal' }) });
   const decoded = new DecodedCache();
   // Start-up does not wait for InfluxDB (docs/architecture.md#start-up): bad settings throw here,
   // the connection is made in the background; once made, the InfluxDB loop writes the journal at once.
@@ -183,7 +183,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
       log.warn({ vin, timeZone: tz }, 'stored profile has an unknown time zone; HMI timing uses the locale default');
     },
   });
-  const out = new PromptFanout({ recorder, hmi, dispatcher, log });
+  const out = new PromptFanout({ recorder, hmi, dispatcher, log, onError: (loop) => metrics.loopErrors.inc({ loop }) });
   const campaigns = new CampaignService({ stores, delivery: campaignDeliveries, clock, record: (fn, deliver) => out.record(fn, deliver) });
   late.fanout = out;
   late.hmi = hmi;
@@ -245,8 +245,15 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
         pool.ping(clock.now()),
       ]);
       const lag = journal.lag();
+      const storage = journal.storageState();
       const checks = {
         broker: link.ready(),
+        journalWritable: storage.writable,
+        ...(storage.writable
+          ? {}
+          : {
+              journalError: `not writable since ${new Date(storage.since).toISOString()}: ${storage.reason ?? 'other'}: ${storage.error ?? ''}`,
+            }),
         influxdb: influx.ok,
         ...(influx.error ? { influxdbError: influx.error } : {}),
         workers,
@@ -255,8 +262,9 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
         rulesLaneFallbacks: String(pool.failures),
       };
       // docs/contract.md#health: without InfluxDB telemetry is still journalled (degraded, 200);
-      // without the broker or the rules workers ingest cannot do its job (down, 503)
-      const status = !checks.broker || !workers ? 'down' : influx.ok ? 'ok' : 'degraded';
+      // without the broker, a writable journal (disk full: publishes refused) or the rules workers
+      // ingest cannot do its job (down, 503)
+      const status = !checks.broker || !workers || !storage.writable ? 'down' : influx.ok ? 'ok' : 'degraded';
       return { ok: status === 'ok', status, checks };
     },
     metrics: { contentType: metrics.registry.contentType, render: () => metrics.registry.metrics() },
@@ -277,7 +285,10 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
         campaigns.sweep();
         out.deliver(rules.knownVins());
       })
-      .catch((err: unknown) => log.error({ err }, 'sweep failed'))
+      .catch((err: unknown) => {
+        metrics.loopErrors.inc({ loop: 'sweep' });
+        log.error({ err }, 'sweep failed; retried at the next interval');
+      })
       .finally(() => (sweeping = false));
   }, cfg.ODOPULSE_SWEEP_MS);
   const prune = setInterval(() => {
@@ -286,6 +297,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
       stores.keys.pruneSessions(Date.now());
       journal.prune(Date.now() - 3 * DAY);
     } catch (err) {
+      metrics.loopErrors.inc({ loop: 'prune' });
       log.error({ err }, 'prune failed; retried at the next interval');
     }
   }, 6 * 3600_000);

@@ -32,6 +32,19 @@ export function createMetrics(sources: MetricSources = {}) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    // docs/architecture.md#disk-full
+    journalWriteFailures: new Counter({
+      name: 'odopulse_journal_write_failures_total',
+      help: 'Telemetry batches refused (no PUBACK; the vehicle sends them again) because the journal could not be written, by reason: full, io, other',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    deadLetterWriteFailures: new Counter({
+      name: 'odopulse_dead_letter_write_failures_total',
+      help: 'Payloads for the dead-letter store that could not be written, by reason (telemetry and prompt acks refused, no PUBACK; status lost if already acknowledged)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     seqGaps: new Counter({
       name: 'odopulse_seq_gaps_total',
       help: 'Telemetry seqs found missing within one boot id (a batch skipped ahead), counted when found',
@@ -63,6 +76,12 @@ export function createMetrics(sources: MetricSources = {}) {
       name: 'odopulse_detector_failures_total',
       help: 'Exceptions in detectors (isolated), by family',
       labelNames: ['family'] as const,
+      registers: [registry],
+    }),
+    loopErrors: new Counter({
+      name: 'odopulse_loop_errors_total',
+      help: 'Failures of a background loop or timer, logged and retried (pipeline rules/influx, sweep, prune, HMI delivery/withdraw)',
+      labelNames: ['loop'] as const,
       registers: [registry],
     }),
     hmiSent: new Counter({

@@ -112,6 +112,15 @@ export async function startEmbeddedBroker(
         return callback(new Error(`not authorised to publish retained on ${packet.topic}`));
       }
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+      // Refusing a publish (docs/architecture.md#disk-full): aedes runs authorizePublish, then
+      // enqueuePublish, which is where the QoS 1 PUBACK is written (node_modules/aedes/lib/handlers/publish.js:
+      // runSeries, `case 1: write(client, new PubAck(packet)...)`); an error here ends the series before
+      // it, and reaches the client's nextBatch(err) (lib/client.js:66-68) -> 'error' -> _onError, which
+      // destroys the connection (client.js:172-180). aedes speaks MQTT 3.1/3.1.1 only
+      // (lib/handlers/connect.js:65), so there is no PUBACK reason code (MQTT 5 0x97/0x80) to send, and
+      // closing is what MQTT 3.1.1 allows a server that does not accept a PUBLISH [MQTT-3.3.5-2]. The
+      // vehicle sees no PUBACK and a closed connection, reconnects, and re-sends what is unacknowledged
+      // (its session's in-flight messages, [MQTT-4.4.0-1]).
       if (t.channel === 'telemetry') {
         handlers.telemetry(t.vin, payload, client.id).then(
           () => callback(null),
@@ -119,7 +128,13 @@ export async function startEmbeddedBroker(
         );
         return;
       }
-      if (t.channel === 'prompts/ack') handlers.ack(t.vin, payload, client.id);
+      if (t.channel === 'prompts/ack') {
+        try {
+          handlers.ack(t.vin, payload, client.id);
+        } catch (err) {
+          return callback(err as Error); // neither stored nor dead-lettered: refused, the head unit re-sends it
+        }
+      }
       // status is handled on 'publish' so that wills (published by the broker itself) are seen too
       callback(null);
     },
@@ -167,7 +182,11 @@ export async function startEmbeddedBroker(
     if (t?.channel !== 'status') return;
     // a will carries the publishing client; a retained replay of our own publish would not reach here
     if (client && usernames.get(client) !== t.vin) return;
-    handlers.status(t.vin, Buffer.from(packet.payload as Buffer), client?.id ?? null);
+    try {
+      handlers.status(t.vin, Buffer.from(packet.payload as Buffer), client?.id ?? null);
+    } catch {
+      // neither stored nor dead-lettered (a full disk; counted): already PUBACKed, the next birth or will tells again
+    }
   });
 
   // The PUBACK: persistence.outgoingClearMessageId gets the PUBACK packet and resolves to what it

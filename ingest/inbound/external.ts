@@ -29,6 +29,7 @@
 import mqtt, { type IClientOptions, type IPublishPacket } from 'mqtt';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
+import { StorageWriteError } from '../store/storage-errors.js';
 import { parseTopic, type BrokerLink, type InboundHandlers } from './topics.js';
 
 export interface ExternalBrokerOptions {
@@ -175,7 +176,8 @@ export async function connectExternalBroker(opts: ExternalBrokerOptions, handler
         if (current()) stream.write(pubackBytes(messageId));
       },
       (err) => {
-        opts.onError?.(err);
+        // a write refused by full storage is logged by the journal once per change of state, not here per message
+        if (!(err instanceof StorageWriteError)) opts.onError?.(err);
         // Unacknowledged, it would hold one of the broker's in-flight slots until a reconnect, and only
         // a reconnect makes the broker send it again (MQTT 5 §4.4): reconnect now (the stream's close
         // makes MQTT.js reconnect, client.js 239-250). Later messages of this connection are then not

@@ -1,15 +1,18 @@
 // What ingest does with each inbound MQTT message, for either broker adapter (embedded.ts,
 // external.ts): decode and validate, journal telemetry (the broker PUBACKs once the promise
 // resolves), dead-letter what is invalid with its reason (docs/contract.md#dead-letters).
+// What cannot be stored (a full disk: docs/architecture.md#disk-full) is refused, never acknowledged:
+// the handler rejects (telemetry) or throws (status, acks) a StorageWriteError.
 import { CodecError, decodeAgentStatus, decodePromptAck, decodeTelemetryBatch, encodeTelemetryBatch } from '../../proto/codec.js';
 import type { Sample, TelemetryBatch } from '../../proto/domain.js';
 import type { IngestClock } from '../clock.js';
 import { INGEST_SETTINGS } from '../config.js';
 import type { DecodedCache } from '../journal/decoded-cache.js';
-import type { Journal } from '../journal/journal.js';
+import type { AppendOutcome, BatchToAppend, Journal } from '../journal/journal.js';
 import { readingsOfBatch } from '../journal/readings.js';
 import type { Metrics } from '../metrics.js';
 import type { PromptChange, Stores, VehicleSequence } from '../store/ports.js';
+import { asStorageWriteError, StorageWriteError } from '../store/storage-errors.js';
 import type { InboundHandlers } from './topics.js';
 
 export interface InboundDeps {
@@ -20,6 +23,8 @@ export interface InboundDeps {
   clock: IngestClock;
   /** ODOPULSE_MAX_CLOCK_SKEW_S and ODOPULSE_TELEMETRY_RETENTION_DAYS; unset = their defaults. */
   limits?: { maxClockSkewS?: number; telemetryRetentionDays?: number };
+  /** How long a batch the journal could not write waits before its one retry (default STORAGE_RETRY_MS). */
+  storageRetryMs?: number;
   /** New telemetry is in the journal: wake the loops that read it. */
   onJournalled(): void;
   /** A vehicle's birth message arrived (deliver its pending prompts, re-send the unconfirmed). */
@@ -37,6 +42,12 @@ export type TimeRejection = 'future_timestamp' | 'too_old';
 const DAY_MS = 86_400_000;
 /** How often the vehicles' sequence view (GET /api/v1/vehicles/{vin} `sequence`) is written. */
 const SEQUENCE_FLUSH_MS = 1000;
+/**
+ * A batch the journal could not write is tried once more after this long before it is refused: a
+ * short outage costs the vehicle a late PUBACK instead of a reconnect, and a long one paces each
+ * vehicle's refusals (and so its reconnects, docs/architecture.md#disk-full) to about one a second.
+ */
+export const STORAGE_RETRY_MS = 1000;
 const iso = (t: number) => (Number.isFinite(t) ? new Date(t).toISOString() : String(t));
 
 /**
@@ -60,11 +71,39 @@ export function screenSamples(samples: Sample[], horizon: number, oldest: number
 export function createInboundHandlers(deps: InboundDeps): InboundHandlers & { flushSequences(): void } {
   const skewMs = (deps.limits?.maxClockSkewS ?? INGEST_SETTINGS.ODOPULSE_MAX_CLOCK_SKEW_S[1]) * 1000;
   const retentionDays = deps.limits?.telemetryRetentionDays ?? INGEST_SETTINGS.ODOPULSE_TELEMETRY_RETENTION_DAYS[1];
+  const retryMs = deps.storageRetryMs ?? STORAGE_RETRY_MS;
+
+  /** Store a dead letter, or throw a StorageWriteError (counted): then nothing has the payload, so it must not be acknowledged. */
+  function addDeadLetter(d: Parameters<Stores['deadLetters']['add']>[0]): void {
+    try {
+      deps.stores.deadLetters.add(d);
+    } catch (err) {
+      const e = asStorageWriteError('dead_letters', err);
+      deps.metrics.deadLetterWriteFailures.inc({ reason: e.reason });
+      throw e;
+    }
+  }
 
   function deadLetter(channel: string, vin: string, clientId: string | null, err: unknown, payload: Buffer) {
     const reason = err instanceof CodecError ? err.failure : 'error';
-    deps.stores.deadLetters.add({ topic: `${channel}/${vin}`, clientId, reason: (err as Error).message, payload, at: Date.now() });
+    addDeadLetter({ topic: `${channel}/${vin}`, clientId, reason: (err as Error).message, payload, at: Date.now() });
     deps.metrics.deadLetters.inc({ reason });
+  }
+
+  /** Journal a batch; a failed write is retried once after `retryMs`, then refused (counted). */
+  async function journalBatch(b: BatchToAppend): Promise<AppendOutcome> {
+    try {
+      return await deps.journal.appendBatch(b);
+    } catch (err) {
+      if (!(err instanceof StorageWriteError)) throw err;
+    }
+    await new Promise((r) => setTimeout(r, retryMs).unref());
+    try {
+      return await deps.journal.appendBatch(b);
+    } catch (err) {
+      if (err instanceof StorageWriteError) deps.metrics.journalWriteFailures.inc({ reason: err.reason });
+      throw err;
+    }
   }
 
   // The journal keeps each vehicle's sequence exactly, in its commit; the vehicle store holds a view
@@ -98,7 +137,7 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers & { fl
       reason === 'future_timestamp'
         ? `more than ODOPULSE_MAX_CLOCK_SKEW_S (${skewMs / 1000} s) ahead of ${deps.clock.mode === 'wall' ? 'their arrival' : 'the fleet clock, at its pace'}: newest ${iso(Math.max(...times))}, limit ${iso(limit)}`
         : `older than ODOPULSE_TELEMETRY_RETENTION_DAYS (${retentionDays} d): oldest ${iso(Math.min(...times))}, limit ${iso(limit)}`;
-    deps.stores.deadLetters.add({
+    addDeadLetter({
       topic: `telemetry/${batch.vin}`,
       clientId,
       reason: `${reason}: ${samples.length} of ${batch.samples.length} samples of seq ${batch.seq} (boot ${batch.bootId}) ${what}`,
@@ -111,7 +150,7 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers & { fl
   return {
     flushSequences,
     telemetry: async (vin, payload, clientId) => {
-      const { metrics, stores, journal, clock } = deps;
+      const { metrics, journal, clock } = deps;
       const arrival = Date.now();
       let batch;
       try {
@@ -120,7 +159,7 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers & { fl
       } catch (err) {
         // dead-lettered and acknowledged: a refused batch would come back forever
         const reason = err instanceof CodecError ? err.failure : 'malformed';
-        stores.deadLetters.add({ topic: `telemetry/${vin}`, clientId, reason: (err as Error).message, payload, at: arrival });
+        addDeadLetter({ topic: `telemetry/${vin}`, clientId, reason: (err as Error).message, payload, at: arrival });
         metrics.deadLetters.inc({ reason });
         metrics.batches.inc({ result: 'dead_letter' });
         return;
@@ -142,7 +181,7 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers & { fl
         }
         journalled = good.length > 0 ? encodeTelemetryBatch({ ...batch, samples: good }) : null;
       }
-      const out = await journal.appendBatch({ vin, bootId: batch.bootId, seq: batch.seq, payload: journalled, receivedAt: arrival });
+      const out = await journalBatch({ vin, bootId: batch.bootId, seq: batch.seq, payload: journalled, receivedAt: arrival });
       metrics.batches.inc({ result: out.result === 'new' && good.length === 0 ? 'dead_letter' : out.result });
       if (out.result !== 'new') return;
       if (out.missingAdded > 0) metrics.seqGaps.inc(out.missingAdded);

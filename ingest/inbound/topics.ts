@@ -25,8 +25,12 @@ export function parseTopic(prefix: string, topic: string): { vin: string; channe
 
 /** Handlers the pipeline gives a broker adapter. */
 export interface InboundHandlers {
-  /** Resolves once the batch is safe (journalled or dead-lettered): only then may the broker PUBACK. */
+  /**
+   * Resolves once the batch is safe (journalled or dead-lettered): only then may the broker PUBACK.
+   * Rejects (a StorageWriteError when storage is full, docs/architecture.md#disk-full) if it is not.
+   */
   telemetry(vin: string, payload: Buffer, clientId: string | null): Promise<void>;
+  /** Status and acks throw (a StorageWriteError) only when neither the message nor its dead letter could be stored. */
   status(vin: string, payload: Buffer, clientId: string | null): void;
   ack(vin: string, payload: Buffer, clientId: string | null): void;
   /**

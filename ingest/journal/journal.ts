@@ -2,12 +2,18 @@
 // Group commit: appends arriving within a few milliseconds share one transaction, i.e. one fsync,
 // and their acks are released together (docs/architecture.md#guarantees; ~230 µs per fsync on these machines).
 // Dedup key (vin, boot id, seq): a new boot id is a new sequence space (docs/contract.md#telemetry-batch).
+// A commit that fails (a full disk: SQLITE_FULL, an I/O error) is rolled back and rejects its appends
+// with a StorageWriteError, so none of them is acknowledged; the next commit simply tries again, and
+// storageState() says whether the last write worked (docs/architecture.md#disk-full).
 import { Database } from '../store/sqlite/driver.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Reading } from '../../proto/domain.js';
 import { migrateJournal } from './schema.js';
 import { advanceSequence, sequenceView, type SequenceRow, type SequenceView } from './sequence.js';
+import { StorageStateTracker, type JournalStorageState, type StorageLog } from './storage-state.js';
+
+export type { JournalStorageState } from './storage-state.js';
 
 export interface JournalEntry {
   id: number;
@@ -41,6 +47,13 @@ export interface BatchToAppend {
   /** null: nothing of the batch is kept (every sample dead-lettered): journalled as done, for dedup and gaps. */
   payload: Uint8Array | null;
   receivedAt: number;
+}
+
+export interface JournalOptions {
+  /** How long appends wait for others to share their commit (default 2 ms). */
+  groupCommitMs?: number;
+  /** Told once per change of state (not writable, writable again), never per batch. */
+  log?: StorageLog;
 }
 
 /** What a caller already holds of an entry (the pipeline's decoded batches). */
@@ -101,11 +114,15 @@ export class Journal {
   duplicates = 0;
   /** The sequences table as committed, per VIN seen since the start (fleet-sized). */
   private readonly sequenceCache = new Map<string, SequenceRow>();
+  private readonly groupCommitMs: number;
+  private readonly storage: StorageStateTracker;
+  private closed = false;
 
-  constructor(
-    dataDir: string,
-    private readonly groupCommitMs = 2,
-  ) {
+  /** `opts` as a number: groupCommitMs. */
+  constructor(dataDir: string, opts: JournalOptions | number = {}) {
+    const o = typeof opts === 'number' ? { groupCommitMs: opts } : opts;
+    this.groupCommitMs = o.groupCommitMs ?? 2;
+    this.storage = new StorageStateTracker(o.log);
     mkdirSync(dataDir, { recursive: true });
     this.db = new Database(join(dataDir, 'journal.db'));
     this.db.pragma('journal_mode = WAL');
@@ -144,6 +161,7 @@ export class Journal {
 
   /** append, with what the batch told about the vehicle's sequence. */
   appendBatch(b: BatchToAppend): Promise<AppendOutcome> {
+    if (this.closed) return Promise.reject(new Error('journal closed'));
     return new Promise((resolve, reject) => {
       const p = b.payload;
       this.queue.push({
@@ -192,9 +210,12 @@ export class Journal {
       })();
     } catch (err) {
       this.sequenceCache.clear(); // rolled back: it may be ahead of the table
-      for (const p of batch) p.reject(err as Error);
+      this.rollback();
+      const e = this.storage.failed(err, 'append', batch.length);
+      for (const p of batch) p.reject(e);
       return;
     }
+    this.storage.wrote('append');
     for (const [vin, t] of touched) this.sequenceCache.set(vin, t.row);
     for (let i = 0; i < batch.length; i++) {
       if (results[i].result === 'duplicate') this.duplicates++;
@@ -252,12 +273,45 @@ export class Journal {
     });
   }
 
+  /** Throws a StorageWriteError if the write fails (the entries stay pending; retried by the loop). */
   markInfluxDone(ids: number[]): void {
-    this.db.transaction(() => ids.forEach((id) => this.stmts.markInflux.run(id)))();
+    if (ids.length > 0) this.write('influx_done', () => this.db.transaction(() => ids.forEach((id) => this.stmts.markInflux.run(id)))());
   }
 
   markRulesDone(ids: number[]): void {
-    this.db.transaction(() => ids.forEach((id) => this.stmts.markRules.run(id)))();
+    if (ids.length > 0) this.write('rules_done', () => this.db.transaction(() => ids.forEach((id) => this.stmts.markRules.run(id)))());
+  }
+
+  /** Whether the last write worked (docs/architecture.md#disk-full); what /healthz and the logs report. */
+  storageState(): Readonly<JournalStorageState> {
+    return this.storage.state;
+  }
+
+  /** storageState().writable */
+  journalWritable(): boolean {
+    return this.storage.writable;
+  }
+
+  private write<T>(what: string, fn: () => T): T {
+    let r: T;
+    try {
+      r = fn();
+    } catch (err) {
+      this.rollback();
+      throw this.storage.failed(err, what, 0);
+    }
+    this.storage.wrote(what);
+    return r;
+  }
+
+  /** Nothing of a failed write stays open (better-sqlite3 rolls back; after SQLITE_FULL SQLite may already have). */
+  private rollback(): void {
+    if (!this.db.inTransaction) return;
+    try {
+      this.db.exec('ROLLBACK');
+    } catch {
+      // already rolled back
+    }
   }
 
   lag(): { total: number; influx: number; rules: number } {
@@ -269,6 +323,10 @@ export class Journal {
    * forget the marks of boots with nothing pruned for PRUNED_MARK_KEEP_MS before `before`.
    */
   prune(before: number): number {
+    return this.write('prune', () => this.pruneTx(before));
+  }
+
+  private pruneTx(before: number): number {
     return this.db.transaction(() => {
       this.db
         .prepare(
@@ -284,6 +342,8 @@ export class Journal {
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.commit();
     this.db.close();

@@ -105,6 +105,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
       try {
         more = await step();
       } catch (err) {
+        this.deps.metrics.loopErrors.inc({ loop: `pipeline_${name}` });
         this.deps.log.error({ err, loop: name }, 'pipeline step failed; retrying');
         await sleep(1000);
       }

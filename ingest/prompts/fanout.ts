@@ -12,6 +12,8 @@ export interface FanoutDeps {
   hmi: { deliver(vins: Iterable<string>, opts?: { resend?: boolean }): Promise<void>; withdraw(p: Prompt): Promise<void> };
   dispatcher: { kick(): void } | null;
   log: { warn(o: object, m?: string): void };
+  /** A failed HMI deliver or withdraw (logged, retried later), counted by kind. */
+  onError?(what: 'hmi_delivery' | 'hmi_withdraw'): void;
 }
 
 export class PromptFanout {
@@ -36,9 +38,10 @@ export class PromptFanout {
     for (const c of changes) {
       this.bus.emit('change', c);
       if (c.prompt.hmiState === 'withdrawn' && (c.step === 'withdrawn' || c.step === 'resolved')) {
-        this.deps.hmi
-          .withdraw(c.prompt)
-          .catch((err: unknown) => this.deps.log.warn({ err: String(err), promptId: c.prompt.id }, 'HMI withdraw failed'));
+        this.deps.hmi.withdraw(c.prompt).catch((err: unknown) => {
+          this.deps.onError?.('hmi_withdraw');
+          this.deps.log.warn({ err: String(err), promptId: c.prompt.id }, 'HMI withdraw failed');
+        });
       }
     }
     if (deliver && changes.length) this.deliver(new Set(changes.map((c) => c.vin)));
@@ -62,8 +65,9 @@ export class PromptFanout {
    * (birth, prompts subscribe): also the prompts sent but not yet confirmed by the car.
    */
   deliver(vins: Iterable<string>, opts: { resend?: boolean } = {}): void {
-    this.deps.hmi
-      .deliver(vins, opts)
-      .catch((err: unknown) => this.deps.log.warn({ err: (err as Error).message }, 'HMI delivery failed; retried on the next sweep'));
+    this.deps.hmi.deliver(vins, opts).catch((err: unknown) => {
+      this.deps.onError?.('hmi_delivery');
+      this.deps.log.warn({ err: (err as Error).message }, 'HMI delivery failed; retried on the next sweep');
+    });
   }
 }

@@ -39,8 +39,10 @@ async function health(): Promise<{ code: number; body: Health }> {
 
 describe('ingest start-up without InfluxDB', () => {
   it('journals and serves while InfluxDB is down, and writes the journal once it is up', { timeout: 180_000 }, async () => {
-    // startIngestProcess returns once /healthz answers 200: degraded is 200
-    ingest = await startIngestProcess({ INFLUX_URL: influx.url, INFLUX_BUCKET: DB, ODOPULSE_CLOCK: 'event' });
+    // returns once /healthz answers 200: degraded is 200
+    ingest = await startIngestProcess({ INFLUX_URL: influx.url, INFLUX_BUCKET: DB, ODOPULSE_CLOCK: 'event' }, undefined, {
+      ready: 'serving',
+    });
     const degraded = await health();
     expect(degraded.code).toBe(200);
     expect(degraded.body).toMatchObject({ ok: false, status: 'degraded', checks: { broker: true, influxdb: false, workers: true } });
