@@ -25,6 +25,8 @@ export interface CampaignRoutesDeps {
     command(id: string, cmd: 'pause' | 'resume' | 'cancel', audit: (c: Campaign) => void): View | undefined;
   };
   stores: { audit: AuditLog };
+  /** The fleet clock: a campaign must end after now. */
+  clock: { now(): number };
 }
 
 export function registerCampaigns(app: FastifyInstance, deps: CampaignRoutesDeps): void {
@@ -47,6 +49,14 @@ export function registerCampaigns(app: FastifyInstance, deps: CampaignRoutesDeps
       config: { auth: 'campaigns:manage' },
     },
     async (req, reply) => {
+      if (req.body.endsAt <= deps.clock.now()) {
+        const issue = {
+          path: '/endsAt',
+          code: 'in_the_past',
+          message: `must be after now (${new Date(deps.clock.now()).toISOString()}, the fleet clock)`,
+        };
+        throw new HttpError(400, 'validation', `invalid body: ${issue.path} ${issue.message}`, { in: 'body', issues: [issue] });
+      }
       const missing = campaigns.missingLocales(req.body);
       if (missing.length) {
         const issues = missing.map((m) => ({

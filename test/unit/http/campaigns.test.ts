@@ -70,6 +70,8 @@ describe('campaign API', () => {
       [{ actions: [{ id: 'dismiss', label: { en: 'x', 'zh-CN': 'x' } }] }, '/actions/0/id'],
       [{ priority: 11 }, '/priority'],
       [{ frequencyCap: { perVehicle: 0, perDays: 7 } }, '/frequencyCap/perVehicle'],
+      // over before it could start: refused rather than stored as ended
+      [{ startsAt: new Date(T0 - 3 * DAY).toISOString(), endsAt: new Date(T0).toISOString() }, '/endsAt'],
     ];
     for (const [over, path] of cases) {
       const res = await post('/api/v1/campaigns', body(over));
