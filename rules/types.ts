@@ -3,7 +3,8 @@
 // No I/O, no Date.now(): time is the reading's own timestamp (event time) or the fleet clock.
 import type { Locale, Reading, Severity, Signals, Vehicle } from '../proto/domain.js';
 
-export const PROMPT_KINDS = [
+/** The kinds the detectors open, each with its texts in rules/i18n. */
+export const RULE_PROMPT_KINDS = [
   'maintenance.upcoming',
   'maintenance.due',
   'maintenance.overdue',
@@ -18,9 +19,9 @@ export const PROMPT_KINDS = [
   'usage.segment_changed',
   'usage.dormant_vehicle',
   'usage.utilisation',
-  /** A lifecycle campaign's message in the car (ingest/campaigns/, docs/domain.md#campaigns); not a detector's. */
-  'campaign.message',
 ] as const;
+/** Every kind: the rules' and a lifecycle campaign's message in the car, whose texts are the campaign's (ingest/campaigns/, docs/domain.md#campaigns). */
+export const PROMPT_KINDS = [...RULE_PROMPT_KINDS, 'campaign.message'] as const;
 export type PromptKind = (typeof PROMPT_KINDS)[number];
 
 export const AUDIENCES = ['hmi', 'advisor', 'lifecycle'] as const;

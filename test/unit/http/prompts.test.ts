@@ -260,6 +260,13 @@ describe('OpenAPI and console files', () => {
         'GET /api/v1/audit',
         'GET /api/v1/outbox',
         'POST /api/v1/outbox/{id}/retry',
+        'POST /api/v1/campaigns',
+        'GET /api/v1/campaigns',
+        'GET /api/v1/campaigns/{id}',
+        'GET /api/v1/campaigns/{id}/stats',
+        'POST /api/v1/campaigns/{id}/pause',
+        'POST /api/v1/campaigns/{id}/resume',
+        'POST /api/v1/campaigns/{id}/cancel',
       ].sort(),
     );
     const put = doc.paths['/api/v1/vehicles/{vin}'].put;

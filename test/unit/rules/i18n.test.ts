@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LOCALES } from '../../../proto/domain.js';
 import { renderPrompt } from '../../../rules/i18n/index.js';
-import { PROMPT_KINDS, type PromptDraft } from '../../../rules/types.js';
+import { RULE_PROMPT_KINDS, type PromptDraft } from '../../../rules/types.js';
 
 // Params as the detectors produce them, per kind family (extra keys are harmless).
 const PARAMS: PromptDraft['params'] = {
@@ -41,7 +41,7 @@ const PARAMS: PromptDraft['params'] = {
 };
 
 describe('renderPrompt', () => {
-  for (const kind of PROMPT_KINDS) {
+  for (const kind of RULE_PROMPT_KINDS) {
     for (const locale of LOCALES) {
       it(`${kind} renders non-empty in ${locale}`, () => {
         const out = renderPrompt({ kind, params: PARAMS }, locale);
