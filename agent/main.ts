@@ -4,15 +4,14 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
-import { CodecError, encodeTelemetryBatch } from '../proto/codec.js';
-import { formatZodError, type Sample } from '../proto/domain.js';
+import { CodecError, encodeTelemetryBatch } from '../proto/codec-core.js';
+import type { Sample } from '../proto/domain.js';
 import { PACKAGE_VERSION } from '../proto/paths.js';
 import { AgentOptionsSchema, defaultSpoolDir, type AgentOptions, type ResolvedAgentOptions } from './options.js';
 import { DEFAULT_POLICY, PolicyStore } from './policy.js';
 import { ReplayCheckpoint } from './replay-checkpoint.js';
 import { Sampler } from './sampler.js';
-import { ReplaySource } from './sources/replay.js';
+import type { ReplaySource } from './sources/replay.js';
 import type { SignalSource } from './sources/source.js';
 import { Spool } from './spool.js';
 import { Uplink } from './uplink.js';
@@ -50,15 +49,17 @@ function readSecret(path: string | undefined, what: string): Buffer | undefined 
   }
 }
 
-// Kuksa (gRPC) and the simulator are loaded only when used: they cost ~15 MB of RSS in a
-// process that targets < 60 MB.
+// Each source is loaded only when used: Kuksa brings gRPC (~15 MB of RSS in a process that targets
+// < 60 MB), the replay reader zod (the replay-line schema), the simulated one the vehicle model.
+type Source = SignalSource & { lineOf?: ReplaySource['lineOf'] };
 async function makeSource(
   o: ResolvedAgentOptions,
   sampler: () => Sampler,
   log: (m: string) => void,
   resumeAfterLine: number,
-): Promise<SignalSource> {
+): Promise<Source> {
   if (o.replay !== undefined) {
+    const { ReplaySource } = await import('./sources/replay.js');
     if (resumeAfterLine > 0) log(`replay: resuming ${o.replay} after line ${resumeAfterLine} (earlier lines are already spooled)`);
     return new ReplaySource({
       file: o.replay,
@@ -93,7 +94,7 @@ export async function runAgent(input: AgentOptions, signal?: AbortSignal, deps: 
   const parsed = AgentOptionsSchema.safeParse(input);
   const log = deps.log ?? ((m: string) => process.stderr.write(`[agent ${input?.vin ?? '?'}] ${m}\n`));
   if (!parsed.success) {
-    log(`invalid options: ${formatZodError(parsed.error as z.ZodError)}`);
+    log(`invalid options: ${parsed.error.message}`);
     return EXIT_BAD_CONFIG;
   }
   const o = parsed.data;
@@ -168,7 +169,7 @@ export async function runAgent(input: AgentOptions, signal?: AbortSignal, deps: 
 
   let storeFailed = false;
   let statusTimer: NodeJS.Timeout | undefined;
-  let source: SignalSource | undefined;
+  let source: Source | undefined;
   const sampler = new Sampler({
     mode,
     policy,
@@ -176,7 +177,7 @@ export async function runAgent(input: AgentOptions, signal?: AbortSignal, deps: 
     batchMaxDelayMs: o.batchMaxDelayMs,
     onBatch: async (batch: Sample[]) => {
       for (const samples of splitToFit(o.vin, batch)) {
-        const line = source instanceof ReplaySource ? source.lineOf.get(samples[samples.length - 1]) : undefined;
+        const line = source?.lineOf?.get(samples[samples.length - 1]);
         await spool.append(bootId, samples, line);
       }
       const drops = spool.stats().droppedTotal;

@@ -1,14 +1,15 @@
 // The sampling policy: a local default, replaced at run time by the versioned policy the cloud
 // publishes (retained) on `${prefix}/vehicles/${vin}/config`. An invalid policy is counted,
 // logged and ignored: the last good one stays in force.
-import { CodecError, decodeAgentConfig } from '../proto/codec.js';
-import { SamplingPolicySchema, formatZodError, type SamplingPolicy } from '../proto/domain.js';
+import { CodecError, decodeAgentConfig } from '../proto/codec-core.js';
+import { checkSamplingPolicy, parseSamplingPolicy } from '../proto/checks.js';
+import type { SamplingPolicy } from '../proto/domain.js';
 import { VSS } from '../proto/signals.js';
 import { readFileSync } from 'node:fs';
 import { writeFileDurable } from './spool-format.js';
 
 /** Local default (version 0): what the agent samples before the cloud has said anything. */
-export const DEFAULT_POLICY: SamplingPolicy = SamplingPolicySchema.parse({
+export const DEFAULT_POLICY: SamplingPolicy = parseSamplingPolicy({
   version: 0,
   signals: [
     { path: VSS.odometer, periodMs: 60_000, deadband: 1 },
@@ -57,9 +58,9 @@ export class PolicyStore {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log(`policy: ignoring unreadable ${persistPath}: ${(err as Error).message}`);
       return;
     }
-    const r = SamplingPolicySchema.safeParse(raw);
+    const r = checkSamplingPolicy(raw);
     if (r.success) this.current = r.data;
-    else log(`policy: ignoring invalid ${persistPath}: ${formatZodError(r.error)}`);
+    else log(`policy: ignoring invalid ${persistPath}: ${r.error.message}`);
   }
 
   get policy(): SamplingPolicy {
@@ -83,8 +84,8 @@ export class PolicyStore {
 
   /** Apply an already-decoded policy (validated again here: callers may build it by hand). */
   apply(candidate: unknown): boolean {
-    const r = SamplingPolicySchema.safeParse(candidate);
-    if (!r.success) return this.reject(formatZodError(r.error));
+    const r = checkSamplingPolicy(candidate);
+    if (!r.success) return this.reject(r.error.message);
     const next = r.data;
     if (new Set(next.signals.map((s) => s.path)).size !== next.signals.length) return this.reject('a signal path appears twice');
     if (JSON.stringify(next) === JSON.stringify(this.current)) return true; // retained re-delivery

@@ -2,9 +2,10 @@
 // TLS / mutual TLS, jittered exponential reconnect, birth/death status, the retained config
 // subscription, and the in-order, rate-limited flush of the spool. A spooled batch is acked in
 // the spool only from mqtt.js's publish callback, i.e. after the broker's PUBACK.
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { encodeAgentStatus, encodeTelemetryBatch } from '../proto/codec.js';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { encodeAgentStatus, encodeTelemetryBatch } from '../proto/codec-core.js';
 import type { AgentStatus } from '../proto/domain.js';
+import { connectMqtt } from './mqtt-connect.js';
 import type { Spool } from './spool.js';
 
 export interface UplinkOptions {
@@ -89,8 +90,10 @@ export class Uplink {
       ...(o.cert ? { cert: o.cert } : {}),
       ...(o.key ? { key: o.key } : {}),
       rejectUnauthorized: true,
+      // mqtt-packet otherwise pre-builds 65,536 two-byte Buffers (one per packet id / length), ~6 MB of heap.
+      writeCache: false,
     };
-    const client = mqtt.connect(o.brokerUrl, opts);
+    const client = connectMqtt(o.brokerUrl, opts);
     this.client = client;
     client.on('connect', () => {
       this.attempt = 0;

@@ -1,11 +1,23 @@
 // Typed domain objects that cross the system's edges, validated with zod. The codec turns
 // protobuf bytes into these; the replay reader turns JSONL into these; nothing else parses.
 import { z } from 'zod';
+import {
+  DTC_MESSAGE,
+  DTC_PATTERN,
+  MAX_SAMPLES_PER_BATCH,
+  POWERTRAINS,
+  TRIGGER_KINDS,
+  VIN_MESSAGE,
+  VIN_PATTERN,
+  type SamplingPolicyShape,
+} from './checks.js';
 import { SIGNALS, VSS, type ValueSignalPath } from './signals.js';
 
+export { MAX_SAMPLES_PER_BATCH, POWERTRAINS, TRIGGER_KINDS };
+
 /** ISO 3779 VIN: 17 characters, no I, O or Q. */
-export const VinSchema = z.string().regex(/^[A-HJ-NPR-Z0-9]{17}$/, 'VIN must be 17 characters A-Z/0-9 without I, O, Q');
-export const DtcSchema = z.string().regex(/^[PCBU][0-3][0-9A-F]{3}$/, 'DTC must be an SAE J2012 code such as P0A80');
+export const VinSchema = z.string().regex(VIN_PATTERN, VIN_MESSAGE);
+export const DtcSchema = z.string().regex(DTC_PATTERN, DTC_MESSAGE);
 
 export type SignalValue = number | boolean | string;
 export type Signals = Partial<Record<ValueSignalPath, SignalValue>>;
@@ -35,8 +47,6 @@ export const SampleSchema = z.object({
   dtcs: z.array(DtcSchema).max(64).optional(),
 });
 export type Sample = z.infer<typeof SampleSchema>;
-
-export const MAX_SAMPLES_PER_BATCH = 1000;
 
 export const TelemetryBatchSchema = z.object({
   vin: VinSchema,
@@ -97,7 +107,6 @@ export const PromptAckSchema = z.object({
 });
 export type PromptAck = z.infer<typeof PromptAckSchema>;
 
-export const TRIGGER_KINDS = ['new_dtc', 'ignition_off', 'soc_below'] as const;
 export const SamplingPolicySchema = z.object({
   version: z.number().int().min(0),
   signals: z
@@ -116,8 +125,10 @@ export const SamplingPolicySchema = z.object({
   locationPrecisionDeg: z.number().min(0).max(1).default(0.01),
 });
 export type SamplingPolicy = z.infer<typeof SamplingPolicySchema>;
+// The vehicle side checks policies by hand (checks.ts): the two must describe the same shape.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _policyShapesAgree: Same<SamplingPolicy, SamplingPolicyShape> = true;
 
-export const POWERTRAINS = ['BEV', 'PHEV', 'ICE'] as const;
 export type Powertrain = (typeof POWERTRAINS)[number];
 export const VEHICLE_TYPES = ['passenger', 'commercial'] as const;
 

@@ -5,7 +5,8 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { join } from 'node:path';
-import { DtcSchema, type Sample, type SignalValue, type Signals } from '../../proto/domain.js';
+import { isDtc } from '../../proto/checks.js';
+import type { Sample, SignalValue, Signals } from '../../proto/domain.js';
 import { PACKAGE_ROOT } from '../../proto/paths.js';
 import { SIGNALS, SIGNAL_PATHS, VSS, type ValueSignalPath } from '../../proto/signals.js';
 import type { SignalSource } from './source.js';
@@ -72,7 +73,7 @@ export function entriesToSample(entries: Record<string, KuksaDatapoint>, now: nu
     ts = Math.max(ts, tsOf(dp, now));
     if (path === VSS.dtcList) {
       const codes = Array.isArray(v) ? v : [String(v)];
-      dtcs = codes.filter((c) => DtcSchema.safeParse(c).success);
+      dtcs = codes.filter((c) => isDtc(c));
       if (dtcs.length !== codes.length)
         onBad(`${path}: ignored codes that are not SAE J2012: ${codes.filter((c) => !dtcs!.includes(c)).join(', ')}`);
       continue;

@@ -2,7 +2,8 @@
 // `createVehicleModel({vin, seed, powertrain, startTs}).step(dtMs) -> {ts, signals, dtcs}`),
 // stepping it every `stepMs` of model time, paced at `speed` x real time (0 = flat out).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SignalsSchema, type Powertrain, type Sample, type SignalValue } from '../../proto/domain.js';
+import { checkSignals } from '../../proto/checks.js';
+import type { Powertrain, Sample, SignalValue, Signals } from '../../proto/domain.js';
 import { createVehicleModel } from '../../simulator/vehicle-model.js';
 import type { SignalSource } from './source.js';
 
@@ -56,7 +57,7 @@ export class SimulatedSource implements SignalSource {
       this.steps++;
       if (out.reporting === false) break; // the simulated telematics unit is gone ('lost' vehicle)
       const signals = Object.fromEntries(Object.entries(out.signals).filter(([, v]) => v !== undefined));
-      const parsed = SignalsSchema.safeParse(signals);
+      const parsed = checkSignals<Signals>(signals);
       if (parsed.success) onSample({ ts: out.ts, signals: parsed.data, ...(out.dtcs ? { dtcs: out.dtcs } : {}) });
       const due = this.o.speed > 0 ? t0 + (this.steps * this.o.stepMs) / this.o.speed : 0;
       const wait = due - Date.now();

@@ -61,7 +61,8 @@ export class FleetLoad {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const left = this.runs.reduce((n, r) => n + r.unacked.size, 0);
-        reject(new Error(`${left} batches still unacknowledged after ${timeoutMs} ms`));
+        const why = this.lastConnectError ? `; last refused connect: ${this.lastConnectError}` : '';
+        reject(new Error(`${left} batches still unacknowledged after ${timeoutMs} ms${why}`));
       }, timeoutMs);
     });
     try {
@@ -83,8 +84,12 @@ export class FleetLoad {
     });
   }
 
+  /** The last refused connect and how many there were (a broker that is down, or a VIN it refuses). */
+  lastConnectError: string | undefined;
+  connectErrors = 0;
+
   private async connect(r: VehicleRun): Promise<MqttClient> {
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       try {
         const c = await mqtt.connectAsync(this.o.url(), {
           clientId: r.vin,
@@ -95,7 +100,11 @@ export class FleetLoad {
         });
         r.connects++;
         return c;
-      } catch {
+      } catch (err) {
+        this.connectErrors++;
+        this.lastConnectError = `${r.vin}: ${(err as Error).message}`;
+        // a refusal that never ends is a mistake in the case (e.g. a VIN the broker refuses), not a fault
+        if (attempt === 300) console.warn(`fault load: ${this.lastConnectError} (still refused after ${attempt} attempts)`);
         await this.wait(200);
       }
     }
