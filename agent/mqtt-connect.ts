@@ -3,7 +3,8 @@
 // connect, the WebSocket transport (`ws`) and SOCKS proxy support (`socks`, `ip-address`): about 40
 // modules the agent never uses. A SOCKS proxy (MQTTJS_SOCKS_PROXY) is still honoured: then the full
 // mqtt.js is loaded and does the connecting.
-import { createRequire } from 'node:module';
+import { Module, createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { isIP, createConnection } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { IClientOptions, MqttClient } from 'mqtt';
@@ -14,6 +15,32 @@ type MqttClientClass = new (streamBuilder: (client: MqttClient) => NodeJS.ReadWr
 
 const SECURE = new Set(['mqtts', 'tls', 'ssl']);
 const PLAIN = new Set(['mqtt', 'tcp']);
+
+/**
+ * mqtt.js's keep-alive timer (build/lib/get-timer.js) requires worker-timers at load: Web Worker
+ * timers for browsers, ~28 modules with @babel/runtime, which it never uses on Node (timerVariant
+ * 'auto' takes the native timers there). Put the native timers in its place in the module cache,
+ * so that none of it is loaded; should anything call them, they are the timers it would get anyway.
+ */
+function nativeWorkerTimers(): void {
+  let id: string;
+  try {
+    id = require.resolve('worker-timers', { paths: [dirname(require.resolve('mqtt/lib/client'))] });
+  } catch {
+    return; // mqtt.js no longer depends on it
+  }
+  if (require.cache[id]) return;
+  const m = new Module(id);
+  m.filename = id;
+  m.loaded = true;
+  m.exports = {
+    setInterval: (fn: () => void, ms: number) => setInterval(fn, ms),
+    clearInterval: (t: NodeJS.Timeout) => clearInterval(t),
+    setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+    clearTimeout: (t: NodeJS.Timeout) => clearTimeout(t),
+  };
+  require.cache[id] = m;
+}
 
 /** What `mqtt.connect(url, opts)` makes of a broker URL, for the protocols the agent accepts. */
 export function brokerEndpoint(brokerUrl: string): { secure: boolean; host: string; port: number; username?: string; password?: string } {
@@ -43,6 +70,7 @@ export function connectMqtt(brokerUrl: string, opts: IClientOptions): MqttClient
   if (ep.username !== undefined) o.username = ep.username;
   if (ep.password !== undefined) o.password = ep.password;
   if (o.clean === false && !o.clientId) throw new Error('Missing clientId for unclean clients');
+  nativeWorkerTimers();
   const { default: Client } = require('mqtt/lib/client') as { default: MqttClientClass };
   const client = new Client((c) => (secure ? tlsStream(c, o) : createConnection({ host: ep.host, port: ep.port })), o);
   client.on('error', () => {}); // as mqtt.connect: errors are reported to the caller's own listener
