@@ -2,9 +2,15 @@
 // The databroker first sends the current values, then changes. A databroker whose VSS tree
 // lacks some paths answers NOT_FOUND for the whole subscription: we then subscribe path by
 // path and log the missing ones. Broken streams are re-opened with a growing delay.
+// The messages are (de)serialised by the static module generated from proto/kuksa/val/v2/
+// (proto/gen/kuksa.js) with the conversion @grpc/proto-loader would apply, so the agent neither
+// loads proto-loader and the full protobufjs nor parses .proto files at start.
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type { IConversionOptions } from 'protobufjs';
+import type * as ProtoLoader from '@grpc/proto-loader';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { kuksa as kuksaPb } from '../../proto/gen/kuksa.js';
 import { isDtc } from '../../proto/checks.js';
 import type { Sample, SignalValue, Signals } from '../../proto/domain.js';
 import { PACKAGE_ROOT } from '../../proto/paths.js';
@@ -30,17 +36,48 @@ export interface KuksaSourceOptions {
   log?: (msg: string) => void;
 }
 
+/** How messages become objects, as @grpc/proto-loader is asked to (loadKuksaPackage) and the static client does. */
+export const KUKSA_CONVERSION = { keepCase: false, longs: String, enums: String, defaults: false, oneofs: true } as const;
+
+/** The package from the .proto files via @grpc/proto-loader (loaded only here: tests and tools serve it, e.g. a fake databroker). */
 export function loadKuksaPackage(): grpc.GrpcObject {
-  const def = protoLoader.loadSync(KUKSA_PROTO_FILE, {
-    includeDirs: [KUKSA_PROTO_DIR],
-    keepCase: false,
-    longs: String,
-    enums: String,
-    defaults: false,
-    oneofs: true,
-  });
+  const protoLoader = createRequire(import.meta.url)('@grpc/proto-loader') as typeof ProtoLoader;
+  const def = protoLoader.loadSync(KUKSA_PROTO_FILE, { includeDirs: [KUKSA_PROTO_DIR], ...KUKSA_CONVERSION });
   return grpc.loadPackageDefinition(def);
 }
+
+interface StaticMessage<M> {
+  encode(m: M): { finish(): Uint8Array };
+  decode(b: Uint8Array): M;
+  fromObject(o: Record<string, unknown>): M;
+  toObject(m: M, o: IConversionOptions): Record<string, unknown>;
+}
+// proto-loader's serialize / deserialize: encode(fromObject(obj)) and toObject(decode(bytes), options)
+const serialize =
+  <M>(T: StaticMessage<M>) =>
+  (obj: object) =>
+    Buffer.from(T.encode(T.fromObject(obj as Record<string, unknown>)).finish());
+const deserialize =
+  <M>(T: StaticMessage<M>) =>
+  (bytes: Buffer) =>
+    T.toObject(T.decode(bytes), KUKSA_CONVERSION);
+const v2 = kuksaPb.val.v2;
+
+/** The VAL client for the one call the source makes (Subscribe), from the generated static module. */
+export const KuksaValClient = grpc.makeGenericClientConstructor(
+  {
+    Subscribe: {
+      path: '/kuksa.val.v2.VAL/Subscribe',
+      requestStream: false,
+      responseStream: true,
+      requestSerialize: serialize(v2.SubscribeRequest as StaticMessage<unknown>),
+      requestDeserialize: deserialize(v2.SubscribeRequest as StaticMessage<unknown>),
+      responseSerialize: serialize(v2.SubscribeResponse as StaticMessage<unknown>),
+      responseDeserialize: deserialize(v2.SubscribeResponse as StaticMessage<unknown>),
+    },
+  },
+  'kuksa.val.v2.VAL',
+);
 
 interface KuksaDatapoint {
   timestamp?: { seconds?: string | number; nanos?: number };
@@ -121,9 +158,8 @@ export class KuksaSource implements SignalSource {
   }
 
   async start(onSample: (s: Sample) => void): Promise<void> {
-    const pkg = loadKuksaPackage() as unknown as { kuksa: { val: { v2: { VAL: grpc.ServiceClientConstructor } } } };
     const creds = this.o.ca ? grpc.credentials.createSsl(this.o.ca) : grpc.credentials.createInsecure();
-    this.client = new pkg.kuksa.val.v2.VAL(this.o.address, creds) as unknown as ValClient;
+    this.client = new KuksaValClient(this.o.address, creds) as unknown as ValClient;
     this.subscribe([...(this.o.paths ?? KUKSA_DEFAULT_PATHS)], onSample, 0, true);
   }
 
