@@ -1,12 +1,17 @@
 // The one `odopulse` command line. Each subcommand validates its settings and hands over to its part.
 import { Command, Option } from 'commander';
-import { ConfigError, flagName, flagsToSettings, INGEST_SETTINGS, loadIngestConfig } from './ingest/config.js';
 import { PACKAGE_VERSION } from './proto/paths.js';
+
+// The ingest settings (and zod with them) are loaded only for the commands that take them as flags
+// (`ingest`, `demo`): the agent runs on the car, where every module is memory (agent/README.md#resource-use).
+const ingestConfig = ['ingest', 'demo'].includes(process.argv[2]) ? await import('./ingest/config.js') : undefined;
 
 const program = new Command('odopulse').version(PACKAGE_VERSION).description('odopulse connected-car telematics');
 
 function addIngestOptions(cmd: Command): Command {
-  for (const [name, [, def, help]] of Object.entries(INGEST_SETTINGS)) {
+  if (!ingestConfig) return cmd;
+  const { flagName } = ingestConfig;
+  for (const [name, [, def, help]] of Object.entries(ingestConfig.INGEST_SETTINGS)) {
     cmd.addOption(
       new Option(`${flagName(name)} <value>`, `${help} [env ${name}${def === undefined ? '' : `, default ${JSON.stringify(def)}`}]`),
     );
@@ -16,7 +21,8 @@ function addIngestOptions(cmd: Command): Command {
 
 function fail(err: unknown): never {
   process.stderr.write(`odopulse: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(err instanceof ConfigError ? 2 : 1);
+  // ConfigError (ingest/config.ts) by name: that module is loaded only for the commands using it
+  process.exit(err instanceof Error && err.name === 'ConfigError' ? 2 : 1);
 }
 
 function onSignals(stop: () => Promise<unknown>) {
@@ -37,6 +43,7 @@ addIngestOptions(
   program.command('ingest').description('run the ingest service: broker, pipeline, rules, prompts, HTTP API and console'),
 ).action(async (opts) => {
   try {
+    const { loadIngestConfig, flagsToSettings } = ingestConfig ?? (await import('./ingest/config.js'));
     const cfg = loadIngestConfig(process.env, flagsToSettings(opts));
     const { startIngest } = await import('./ingest/main.js');
     const h = await startIngest(cfg);
@@ -134,6 +141,7 @@ addIngestOptions(
     .option('--vin <vin>', 'only this vehicle'),
 ).action(async (opts) => {
   try {
+    const { loadIngestConfig, flagsToSettings } = ingestConfig ?? (await import('./ingest/config.js'));
     const cfg = loadIngestConfig(process.env, flagsToSettings(opts));
     if (opts.audience) {
       const { runAudienceBacktestCli } = await import('./tools/backtest-audience.js');
@@ -196,6 +204,7 @@ addIngestOptions(
 ).action(async (opts) => {
   try {
     const { runDemo } = await import('./demo.js');
+    const { flagsToSettings } = ingestConfig ?? (await import('./ingest/config.js'));
     await runDemo(opts, flagsToSettings(opts), onSignals);
   } catch (err) {
     fail(err);

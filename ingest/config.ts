@@ -177,7 +177,9 @@ export function flagsToSettings(opts: Record<string, unknown>): Record<string, s
   return out;
 }
 
-export class ConfigError extends Error {}
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
 
 /**
  * Merge flags over the environment over defaults and validate. A bad value throws a ConfigError
