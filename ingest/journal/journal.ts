@@ -117,6 +117,13 @@ export class Journal {
   private readonly groupCommitMs: number;
   private readonly storage: StorageStateTracker;
   private closed = false;
+  /**
+   * Entries in all and still to do per loop: counted once at open, then kept by each committed
+   * write (this process owns the journal), so lag() costs nothing on every loop step and /healthz.
+   */
+  private readonly counts: { total: number; influx: number; rules: number };
+  /** Inserted by the commit under way (applied to `counts` only once it commits). */
+  private inserted = { total: 0, pending: 0 };
 
   /** `opts` as a number: groupCommitMs. */
   constructor(dataDir: string, opts: JournalOptions | number = {}) {
@@ -146,12 +153,14 @@ export class Journal {
       influxPending: db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE influx_done = 0 AND id > ? ORDER BY id LIMIT ?`),
       rulesPending: db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE rules_done = 0 AND id > ? ORDER BY id LIMIT ?`),
       payload: db.prepare<[number], { payload: Buffer }>('SELECT payload FROM entries WHERE id = ?'),
-      markInflux: db.prepare('UPDATE entries SET influx_done = 1 WHERE id = ?'),
-      markRules: db.prepare('UPDATE entries SET rules_done = 1 WHERE id = ?'),
+      // `AND … = 0`: a mark that changes a row is one fewer to do (the counts below)
+      markInflux: db.prepare('UPDATE entries SET influx_done = 1 WHERE id = ? AND influx_done = 0'),
+      markRules: db.prepare('UPDATE entries SET rules_done = 1 WHERE id = ? AND rules_done = 0'),
       counts: db.prepare<[], { total: number; influx: number; rules: number }>(
         'SELECT count(*) AS total, coalesce(sum(influx_done = 0), 0) AS influx, coalesce(sum(rules_done = 0), 0) AS rules FROM entries',
       ),
     };
+    this.counts = { ...this.stmts.counts.get()! };
   }
 
   /** Resolves once the batch is durable (fsynced), or known as a duplicate. */
@@ -201,6 +210,7 @@ export class Journal {
     if (batch.length === 0) return;
     let results: AppendOutcome[];
     const touched = new Map<string, { row: SequenceRow; at: number }>();
+    this.inserted = { total: 0, pending: 0 };
     try {
       results = this.db.transaction(() => {
         const out = batch.map((p) => this.insert(p, touched));
@@ -216,6 +226,9 @@ export class Journal {
       return;
     }
     this.storage.wrote('append');
+    this.counts.total += this.inserted.total;
+    this.counts.influx += this.inserted.pending;
+    this.counts.rules += this.inserted.pending;
     for (const [vin, t] of touched) this.sequenceCache.set(vin, t.row);
     for (let i = 0; i < batch.length; i++) {
       if (results[i].result === 'duplicate') this.duplicates++;
@@ -230,6 +243,8 @@ export class Journal {
     if (hw && p.seq <= hw.max_seq) return DUPLICATE;
     const done = p.payload ? 0 : 1;
     if (stmts.insert.run(p.vin, p.bootId, p.seq, p.receivedAt, p.payload ?? NOTHING, done, done).changes !== 1) return DUPLICATE;
+    this.inserted.total++;
+    if (!done) this.inserted.pending++;
     const step = advanceSequence(touched.get(p.vin)?.row ?? this.storedSequence(p.vin), p.bootId, p.seq);
     if (step.changed) touched.set(p.vin, { row: step.row, at: p.receivedAt });
     return { result: 'new', sequence: sequenceView(step.row), missingAdded: step.missingAdded, filled: step.filled };
@@ -275,11 +290,16 @@ export class Journal {
 
   /** Throws a StorageWriteError if the write fails (the entries stay pending; retried by the loop). */
   markInfluxDone(ids: number[]): void {
-    if (ids.length > 0) this.write('influx_done', () => this.db.transaction(() => ids.forEach((id) => this.stmts.markInflux.run(id)))());
+    if (ids.length > 0) this.counts.influx -= this.write('influx_done', () => this.markAll(this.stmts.markInflux, ids));
   }
 
   markRulesDone(ids: number[]): void {
-    if (ids.length > 0) this.write('rules_done', () => this.db.transaction(() => ids.forEach((id) => this.stmts.markRules.run(id)))());
+    if (ids.length > 0) this.counts.rules -= this.write('rules_done', () => this.markAll(this.stmts.markRules, ids));
+  }
+
+  /** Rows changed (marked now, not before), in one transaction. */
+  private markAll(stmt: { run(id: number): { changes: number } }, ids: number[]): number {
+    return this.db.transaction(() => ids.reduce((n, id) => n + stmt.run(id).changes, 0))();
   }
 
   /** Whether the last write worked (docs/architecture.md#disk-full); what /healthz and the logs report. */
@@ -315,7 +335,7 @@ export class Journal {
   }
 
   lag(): { total: number; influx: number; rules: number } {
-    return this.stmts.counts.get()!;
+    return { ...this.counts };
   }
 
   /**
@@ -323,7 +343,9 @@ export class Journal {
    * forget the marks of boots with nothing pruned for PRUNED_MARK_KEEP_MS before `before`.
    */
   prune(before: number): number {
-    return this.write('prune', () => this.pruneTx(before));
+    const removed = this.write('prune', () => this.pruneTx(before));
+    this.counts.total -= removed; // only entries done by both loops are pruned
+    return removed;
   }
 
   private pruneTx(before: number): number {
