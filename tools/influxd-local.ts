@@ -21,7 +21,8 @@ export interface InfluxdHandle {
   resume(): Promise<void>;
 }
 
-function config(dir: string, httpPort: number, rpcPort: number): string {
+/** The influxd.conf of a launcher-started influxd (also used by the fault suite's own launcher). */
+export function influxdConfig(dir: string, httpPort: number, rpcPort: number): string {
   // Only what differs from the defaults: everything in the temp dir, loopback only, quiet, no
   // _internal monitor database (it would add writes and skew counts).
   return `reporting-disabled = true
@@ -95,7 +96,7 @@ export async function startLocalInfluxd(opts: { database?: string; dataDir?: str
   const httpPort = await freePort();
   const rpcPort = await freePort();
   const cfgPath = join(dir, 'influxd.conf');
-  await writeFile(cfgPath, config(dir, httpPort, rpcPort));
+  await writeFile(cfgPath, influxdConfig(dir, httpPort, rpcPort));
   const url = `http://127.0.0.1:${httpPort}`;
   const database = opts.database ?? 'odopulse_test';
   let proc: ChildProcess | undefined;

@@ -118,9 +118,12 @@ describe('lifecycle webhooks', () => {
       expect(e.subject).toBe(VIN);
       expect(e.id).toMatch(/\S/);
     }
-    // ids are stable across retries: every accepted id was first refused with the same id
+    // ids are stable across retries: every event refused while the receiver was down is accepted
+    // under the same id (each in its own backoff: waited for, not assumed done with the others)
     const refusedBeforeUp = new Set(attempts.slice(0, 5));
-    expect([...refusedBeforeUp].every((id) => accepted.has(id))).toBe(true);
+    await waitFor(() => [...refusedBeforeUp].every((id) => accepted.has(id)), {
+      what: 'every id refused while the receiver was down, accepted under that id',
+    });
     // each event accepted once per id (the receiver may see retries, never a new id for the same change)
     expect(created().length).toBe(new Set(created()).size);
   });

@@ -1,13 +1,13 @@
 // An influxd 1.x for outage cases, with its process in hand: SIGKILL it and start a new one on the
 // same data dir and port (what a crashed and restarted InfluxDB looks like to ingest), or freeze it
 // with SIGSTOP and thaw it with SIGCONT. tools/influxd-local.ts (the product's launcher) stops only
-// with SIGTERM and keeps its process to itself; the configuration here is the same minimal one.
+// with SIGTERM and keeps its process to itself; the configuration is the launcher's.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../../tools/free-port.js';
-import { influxQuery, INFLUXD_BIN } from '../../../tools/influxd-local.js';
+import { influxdConfig as config, influxQuery, INFLUXD_BIN } from '../../../tools/influxd-local.js';
 
 export interface InfluxdProcess {
   url: string;
@@ -26,31 +26,6 @@ export interface InfluxdProcess {
   /** Kill it and remove its directory. */
   remove(): Promise<void>;
 }
-
-const config = (dir: string, httpPort: number, rpcPort: number) => `reporting-disabled = true
-bind-address = "127.0.0.1:${rpcPort}"
-[meta]
-  dir = "${join(dir, 'meta')}"
-  logging-enabled = false
-[data]
-  dir = "${join(dir, 'data')}"
-  wal-dir = "${join(dir, 'wal')}"
-  query-log-enabled = false
-  trace-logging-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:${httpPort}"
-  log-enabled = false
-  suppress-write-log = true
-  pprof-enabled = false
-[logging]
-  level = "warn"
-  suppress-logo = true
-[continuous_queries]
-  enabled = false
-`;
 
 export async function startInfluxdProcess(o: { database: string }): Promise<InfluxdProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'odopulse-faults-influxd-'));
