@@ -14,6 +14,7 @@ interface Asset {
 
 const CONSOLE_FILES: Record<string, string> = {
   'app.js': 'text/javascript; charset=utf-8',
+  'dom.js': 'text/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
   'i18n.js': 'text/javascript; charset=utf-8',
   'vehicle.js': 'text/javascript; charset=utf-8',

@@ -8,22 +8,7 @@
   const I18N = window.OdoI18n;
   const SEVERITY_RANK = { critical: 0, warning: 1, info: 2 };
   const ACTIVE = ['open', 'delivered', 'acknowledged'];
-  const store = {
-    get: (k, d) => {
-      try {
-        return localStorage.getItem('odopulse.' + k) ?? d;
-      } catch {
-        return d;
-      }
-    },
-    set: (k, v) => {
-      try {
-        localStorage.setItem('odopulse.' + k, v);
-      } catch {
-        /* private mode: keep in memory only */
-      }
-    },
-  };
+  const { h, store } = window.OdoDom;
   const state = {
     lang: store.get('lang', String(window.navigator.language || 'en').startsWith('zh') ? 'zh-CN' : 'en'),
     dealer: store.get('dealer', null),
@@ -40,20 +25,6 @@
   };
   const $ = (id) => document.getElementById(id);
   const t = (k, p) => I18N.t(state.lang, k, p);
-
-  /** Tiny DOM builder: h('li', {class: 'x', 'data-testid': 'y', onclick: fn}, child...). */
-  function h(tag, attrs, ...children) {
-    const el = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === undefined || v === null || v === false) continue;
-      if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-      else if (k === 'text') el.textContent = v;
-      else el.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const c of children.flat(Infinity))
-      if (c !== null && c !== undefined && c !== false) el.append(c instanceof window.Node ? c : String(c));
-    return el;
-  }
 
   async function api(path, opts) {
     const init = { method: (opts && opts.method) || 'GET', headers: {}, credentials: 'same-origin' };
