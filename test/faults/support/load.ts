@@ -5,6 +5,9 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Ledger } from './ledger.js';
 
+/** No PUBACK on a connection for this long while batches wait: drop it and re-send on a new one. */
+const STALL_MS = 10_000;
+
 export interface FleetLoadOptions {
   /** Where to connect; asked again at every (re)connect. */
   url: () => string;
@@ -26,6 +29,8 @@ interface VehicleRun {
   next: number;
   unacked: Set<number>;
   connects: number;
+  /** PUBACKs received (any connection). */
+  acks: number;
 }
 
 export class FleetLoad {
@@ -35,7 +40,7 @@ export class FleetLoad {
   private readonly wakers = new Set<() => void>();
 
   constructor(private readonly o: FleetLoadOptions) {
-    this.runs = o.vins.map((vin) => ({ vin, next: o.firstSeq ?? 1, unacked: new Set(), connects: 0 }));
+    this.runs = o.vins.map((vin) => ({ vin, next: o.firstSeq ?? 1, unacked: new Set(), connects: 0, acks: 0 }));
   }
 
   start(): this {
@@ -87,6 +92,12 @@ export class FleetLoad {
   /** The last refused connect and how many there were (a broker that is down, or a VIN it refuses). */
   lastConnectError: string | undefined;
   connectErrors = 0;
+  /**
+   * Connections dropped by the load because nothing was acknowledged on them for STALL_MS while
+   * batches were waiting (then re-sent on a new one). Reported in the cases' notes: a non-zero
+   * count is a finding about ingest (a publish neither acknowledged nor refused), not a loss.
+   */
+  stalls = 0;
 
   private async connect(r: VehicleRun): Promise<MqttClient> {
     for (let attempt = 1; ; attempt++) {
@@ -127,6 +138,7 @@ export class FleetLoad {
       const send = (seq: number) => {
         c.publishAsync(topic, ledger.batch(r.vin, boot, seq), { qos: 1 }).then(
           () => {
+            r.acks++;
             if (r.unacked.delete(seq)) ledger.acked.add(ledger.key(r.vin, boot, seq));
             for (const w of this.wakers) w();
           },
@@ -136,8 +148,17 @@ export class FleetLoad {
       // everything not acknowledged goes again, in order (duplicates are the broker's to drop)
       for (const seq of [...r.unacked].sort((a, b) => a - b)) send(seq);
       let last = 0;
+      let progressAt = Date.now();
+      let seenAcks = r.acks;
       while (open && (!this.stopping || r.unacked.size > 0)) {
         const now = Date.now();
+        if (r.acks !== seenAcks || r.unacked.size === 0) progressAt = now;
+        seenAcks = r.acks;
+        if (r.unacked.size > 0 && now - progressAt > STALL_MS) {
+          this.stalls++;
+          console.warn(`fault load: ${r.vin}: no PUBACK for ${STALL_MS} ms with ${r.unacked.size} batches waiting; reconnecting`);
+          break;
+        }
         if (!this.stopping && r.unacked.size < window && now - last >= gapMs) {
           const seq = r.next++;
           r.unacked.add(seq);
