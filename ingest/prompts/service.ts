@@ -18,15 +18,15 @@ import * as M from './model.js';
 export class PromptService implements PromptStore {
   constructor(private readonly repo: PromptRepo) {}
 
-  private commit(t: M.Transition): PromptChange | undefined {
+  private async commit(t: M.Transition): Promise<PromptChange | undefined> {
     if (!t) return undefined;
-    this.repo.update(t.prompt);
+    await this.repo.update(t.prompt);
     return this.record(t.prompt, t.step, t.at, t.by);
   }
 
-  private record(p: Prompt, step: M.Step, at: number, by: string | null): PromptChange {
+  private async record(p: Prompt, step: M.Step, at: number, by: string | null): Promise<PromptChange> {
     const c: Omit<PromptChange, 'seq'> = { promptId: p.id, vin: p.vin, dealerId: p.dealerId, step, at: iso(at), by, prompt: p };
-    const seq = this.repo.appendChange(c);
+    const seq = await this.repo.appendChange(c);
     return { seq, ...c };
   }
 
@@ -36,18 +36,18 @@ export class PromptService implements PromptStore {
     render: (d: PromptDraft) => RenderedText,
     dealerId: string | null,
     now: number,
-  ): PromptChange[] {
-    return this.repo.tx(() => {
+  ): Promise<PromptChange[]> {
+    return this.repo.tx(async () => {
       const out: PromptChange[] = [];
       for (const ev of events) {
         if (ev.type === 'open') {
-          if (this.repo.findOpen(vin, ev.prompt.dedupKey)) continue; // a situation prompts once
+          if (await this.repo.findOpen(vin, ev.prompt.dedupKey)) continue; // a situation prompts once
           const p = M.promptFromDraft(ev.prompt, render(ev.prompt), vin, dealerId, now);
-          this.repo.insert(p);
-          out.push(this.record(p, 'created', now, 'system'));
+          await this.repo.insert(p);
+          out.push(await this.record(p, 'created', now, 'system'));
         } else if (ev.type === 'resolve') {
-          const open = this.repo.findOpen(vin, ev.dedupKey);
-          const c = open && this.commit(M.resolveBySystem(open, ev.reason, now));
+          const open = await this.repo.findOpen(vin, ev.dedupKey);
+          const c = open && (await this.commit(M.resolveBySystem(open, ev.reason, now)));
           if (c) out.push(c);
         }
         // charging_session and segments events belong to the vehicle store, not here.
@@ -56,71 +56,71 @@ export class PromptService implements PromptStore {
     });
   }
 
-  get(id: string): Prompt | undefined {
+  get(id: string): Promise<Prompt | undefined> {
     return this.repo.get(id);
   }
 
-  list(filter: PromptFilter): { items: Prompt[]; nextCursor: string | null } {
+  async list(filter: PromptFilter): Promise<{ items: Prompt[]; nextCursor: string | null }> {
     if (filter.cursor !== undefined) decodeCursor(filter.cursor); // validate before querying
     return this.repo.list({ ...filter, limit: clampLimit(filter.limit) });
   }
 
-  pendingHmi(vin: string, now: number, unconfirmed = false): Prompt[] {
+  pendingHmi(vin: string, now: number, unconfirmed = false): Promise<Prompt[]> {
     return this.repo.pendingHmi(vin, now, unconfirmed);
   }
 
-  private step(id: string, f: (p: Prompt) => M.Transition): PromptChange | undefined {
-    return this.repo.tx(() => {
-      const p = this.repo.get(id);
+  private step(id: string, f: (p: Prompt) => M.Transition): Promise<PromptChange | undefined> {
+    return this.repo.tx(async () => {
+      const p = await this.repo.get(id);
       return p ? this.commit(f(p)) : undefined;
     });
   }
 
-  markHmiSent(id: string, now: number): Prompt | undefined {
-    return this.repo.tx(() => {
-      const p = this.repo.get(id);
+  markHmiSent(id: string, now: number): Promise<Prompt | undefined> {
+    return this.repo.tx(async () => {
+      const p = await this.repo.get(id);
       const next = p && M.markHmiSent(p, now);
-      if (next) this.repo.update(next);
+      if (next) await this.repo.update(next);
       return next;
     });
   }
 
-  markHmiDelivered(id: string, vin: string, now: number): PromptChange | undefined {
+  markHmiDelivered(id: string, vin: string, now: number): Promise<PromptChange | undefined> {
     return this.step(id, (p) => M.markHmiDelivered(p, vin, now));
   }
 
-  recordHmiAck(id: string, vin: string, outcome: AckOutcome, at: number): PromptChange | undefined {
+  recordHmiAck(id: string, vin: string, outcome: AckOutcome, at: number): Promise<PromptChange | undefined> {
     return this.step(id, (p) => M.recordHmiAck(p, vin, outcome, at));
   }
 
-  acknowledge(id: string, by: string, note: string | undefined, now: number): PromptChange | undefined {
+  acknowledge(id: string, by: string, note: string | undefined, now: number): Promise<PromptChange | undefined> {
     return this.step(id, (p) => M.acknowledge(p, by, note, now));
   }
 
-  resolve(id: string, by: string, outcome: ResolveOutcome, note: string | undefined, now: number): PromptChange | undefined {
+  resolve(id: string, by: string, outcome: ResolveOutcome, note: string | undefined, now: number): Promise<PromptChange | undefined> {
     return this.step(id, (p) => M.resolveByAdvisor(p, by, outcome, note, now));
   }
 
-  expire(now: number): PromptChange[] {
-    return this.repo.tx(() => {
+  expire(now: number): Promise<PromptChange[]> {
+    return this.repo.tx(async () => {
       const out: PromptChange[] = [];
-      for (const p of this.repo.expiring(now)) {
-        const c = this.commit(M.expire(p, now));
+      for (const p of await this.repo.expiring(now)) {
+        const c = await this.commit(M.expire(p, now));
         if (c) out.push(c);
       }
       return out;
     });
   }
 
-  changesSince(seq: number, dealers: DealerSelector, limit: number): PromptChange[] {
+  changesSince(seq: number, dealers: DealerSelector, limit: number): Promise<PromptChange[]> {
     return this.repo.changesSince(Number.isFinite(seq) ? seq : 0, dealers, clampLimit(limit));
   }
 
-  lastChangeSeq(): number {
+  lastChangeSeq(): Promise<number> {
     return this.repo.lastChangeSeq();
   }
 
-  stats(from: number, to: number, dealers?: DealerSelector): M.StatsRow[] {
-    return M.aggregateStats(this.repo.stepsBetween(from, to, dealers));
+  async stats(from: number, to: number, dealers?: DealerSelector): Promise<M.StatsRow[]> {
+    return M.aggregateStats(await this.repo.stepsBetween(from, to, dealers));
   }
 }

@@ -38,16 +38,16 @@ export interface ConsoleSession {
 }
 
 export interface KeyStore {
-  create(rec: Omit<ApiKeyRecord, 'createdAt' | 'revokedAt'>, secret: SecretHash, now: number): ApiKeyRecord;
-  get(id: string): (ApiKeyRecord & { secret: SecretHash }) | undefined;
-  list(): ApiKeyRecord[];
+  create(rec: Omit<ApiKeyRecord, 'createdAt' | 'revokedAt'>, secret: SecretHash, now: number): Promise<ApiKeyRecord>;
+  get(id: string): Promise<(ApiKeyRecord & { secret: SecretHash }) | undefined>;
+  list(): Promise<ApiKeyRecord[]>;
   /** false when no such key or already revoked. */
-  revoke(id: string, now: number): boolean;
-  createSession(s: ConsoleSession): void;
-  getSession(idHash: Buffer): ConsoleSession | undefined;
-  deleteSession(idHash: Buffer): void;
+  revoke(id: string, now: number): Promise<boolean>;
+  createSession(s: ConsoleSession): Promise<void>;
+  getSession(idHash: Buffer): Promise<ConsoleSession | undefined>;
+  deleteSession(idHash: Buffer): Promise<void>;
   /** Sessions past their expiry are deleted; returns how many. */
-  pruneSessions(now: number): number;
+  pruneSessions(now: number): Promise<number>;
 }
 
 export interface AuditEntry {
@@ -78,7 +78,7 @@ export interface AuditLog {
     vin: string | null;
     requestId: string;
     detail?: Record<string, unknown>;
-  }): void;
+  }): Promise<void>;
   /** Newest first. */
-  query(f: AuditFilter): AuditEntry[];
+  query(f: AuditFilter): Promise<AuditEntry[]>;
 }

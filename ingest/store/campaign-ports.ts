@@ -87,18 +87,18 @@ export interface CampaignDelivery {
 }
 
 export interface CampaignStore {
-  insert(c: Campaign): void;
-  update(c: Campaign): void;
-  get(id: string): Campaign | undefined;
+  insert(c: Campaign): Promise<void>;
+  update(c: Campaign): Promise<void>;
+  get(id: string): Promise<Campaign | undefined>;
   /** Newest first, keyset-paged ((createdAt, id) descending). */
-  list(q: { limit: number; cursor?: string }): { items: Campaign[]; nextCursor: string | null };
+  list(q: { limit: number; cursor?: string }): Promise<{ items: Campaign[]; nextCursor: string | null }>;
   /** Campaigns in a state (the running ones: 'active'), oldest first. */
-  inState(state: CampaignState): Campaign[];
-  addDelivery(d: CampaignDelivery): void;
-  updateDelivery(d: CampaignDelivery): void;
-  deliveryByPrompt(promptId: string): CampaignDelivery | undefined;
+  inState(state: CampaignState): Promise<Campaign[]>;
+  addDelivery(d: CampaignDelivery): Promise<void>;
+  updateDelivery(d: CampaignDelivery): Promise<void>;
+  deliveryByPrompt(promptId: string): Promise<CampaignDelivery | undefined>;
   /** One campaign's deliveries, by vin and occurrence; only one vehicle's with `vin`. */
-  deliveries(campaignId: string, vin?: string): CampaignDelivery[];
+  deliveries(campaignId: string, vin?: string): Promise<CampaignDelivery[]>;
   /** Deliveries whose message may still reach the car or is on it (targeted, delivered). */
-  live(campaignId: string): CampaignDelivery[];
+  live(campaignId: string): Promise<CampaignDelivery[]>;
 }

@@ -1,6 +1,7 @@
 // The store backends: SQLite (one machine) and memory (unit tests). Both run the shared suites in
 // test/ports/. ingest/stores.ts puts the prompt lifecycle (prompts/service.ts) on top.
 import type { StoreBackend } from './ports.js';
+import { asyncBackend } from './sync-backend.js';
 import { openDb } from './sqlite/db.js';
 import { sqliteDeadLetterStore, sqliteOutbox, sqliteRuleStateStore } from './sqlite/misc.js';
 import { sqlitePromptRepo } from './sqlite/prompts.js';
@@ -17,6 +18,10 @@ import { memoryDeadLetterStore, memoryOutbox, memoryRuleStateStore } from './mem
 export function openSqliteBackend(dataDir: string): StoreBackend {
   const db = openDb(dataDir);
   const transaction = <T>(fn: () => T): T => db.transaction(fn)();
+  // Explicit steps for the async gate; better-sqlite3's own transactions inside become savepoints.
+  const begin = db.prepare('BEGIN IMMEDIATE');
+  const commit = db.prepare('COMMIT');
+  const rollback = db.prepare('ROLLBACK');
   const pruneStmts = {
     changes: db.prepare(
       "DELETE FROM prompt_changes WHERE prompt_id IN (SELECT id FROM prompts WHERE status IN ('resolved', 'expired') AND updated_ms < ?)",
@@ -27,8 +32,8 @@ export function openSqliteBackend(dataDir: string): StoreBackend {
     deadLetters: db.prepare('DELETE FROM dead_letters WHERE at_ms < ?'),
     audit: db.prepare('DELETE FROM audit WHERE at_ms < ?'),
   };
-  return {
-    promptRepo: sqlitePromptRepo(db, transaction),
+  return asyncBackend({
+    promptRepo: sqlitePromptRepo(db),
     vehicles: sqliteVehicleStore(db),
     ruleStates: sqliteRuleStateStore(db),
     deadLetters: sqliteDeadLetterStore(db),
@@ -36,7 +41,11 @@ export function openSqliteBackend(dataDir: string): StoreBackend {
     keys: sqliteKeyStore(db),
     audit: sqliteAuditLog(db),
     campaigns: sqliteCampaignStore(db),
-    transaction,
+    begin: () => begin.run(),
+    commit: () => commit.run(),
+    rollback: () => {
+      if (db.inTransaction) rollback.run();
+    },
     prune: (olderThan) =>
       transaction(() => ({
         promptChanges: pruneStmts.changes.run(olderThan).changes,
@@ -48,17 +57,13 @@ export function openSqliteBackend(dataDir: string): StoreBackend {
     close: () => {
       if (db.open) db.close();
     },
-  };
+  });
 }
 
 export function createMemoryBackend(): StoreBackend {
   const mem = new MemDb();
   let closed = false;
-  const transaction = <T>(fn: () => T): T => {
-    if (closed) throw new Error('stores are closed');
-    return mem.transaction(fn);
-  };
-  return {
+  return asyncBackend({
     promptRepo: memoryPromptRepo(mem),
     vehicles: memoryVehicleStore(mem),
     ruleStates: memoryRuleStateStore(mem),
@@ -67,7 +72,12 @@ export function createMemoryBackend(): StoreBackend {
     keys: memoryKeyStore(mem),
     audit: memoryAuditLog(mem),
     campaigns: memoryCampaignStore(mem),
-    transaction,
+    begin: () => {
+      if (closed) throw new Error('stores are closed');
+      mem.begin();
+    },
+    commit: () => mem.commit(),
+    rollback: () => mem.rollback(),
     prune(olderThan) {
       const d = mem.data;
       const gone = new Set<string>();
@@ -99,5 +109,5 @@ export function createMemoryBackend(): StoreBackend {
     close: () => {
       closed = true;
     },
-  };
+  });
 }

@@ -135,28 +135,28 @@ export interface PromptStore {
     render: (d: PromptDraft) => RenderedText,
     dealerId: string | null,
     now: number,
-  ): PromptChange[];
-  get(id: string): Prompt | undefined;
-  list(filter: PromptFilter): { items: Prompt[]; nextCursor: string | null };
+  ): Promise<PromptChange[]>;
+  get(id: string): Promise<Prompt | undefined>;
+  list(filter: PromptFilter): Promise<{ items: Prompt[]; nextCursor: string | null }>;
   /**
    * Prompts for the HMI that are not yet sent (with `unconfirmed`: also those sent but not yet
    * confirmed by the car), not withdrawn and not expired.
    */
-  pendingHmi(vin: string, now: number, unconfirmed?: boolean): Prompt[];
+  pendingHmi(vin: string, now: number, unconfirmed?: boolean): Promise<Prompt[]>;
   /** Published to the car (hmiState sent): no change step; the car has not confirmed it yet. */
-  markHmiSent(id: string, now: number): Prompt | undefined;
+  markHmiSent(id: string, now: number): Promise<Prompt | undefined>;
   /** The car has the prompt (PUBACK from its client, or any HMI ack): the one 'delivered' step. */
-  markHmiDelivered(id: string, vin: string, now: number): PromptChange | undefined;
-  recordHmiAck(id: string, vin: string, outcome: AckOutcome, at: number): PromptChange | undefined;
-  acknowledge(id: string, by: string, note: string | undefined, now: number): PromptChange | undefined;
-  resolve(id: string, by: string, outcome: ResolveOutcome, note: string | undefined, now: number): PromptChange | undefined;
+  markHmiDelivered(id: string, vin: string, now: number): Promise<PromptChange | undefined>;
+  recordHmiAck(id: string, vin: string, outcome: AckOutcome, at: number): Promise<PromptChange | undefined>;
+  acknowledge(id: string, by: string, note: string | undefined, now: number): Promise<PromptChange | undefined>;
+  resolve(id: string, by: string, outcome: ResolveOutcome, note: string | undefined, now: number): Promise<PromptChange | undefined>;
   /** Expire prompts whose expiresAt has passed. */
-  expire(now: number): PromptChange[];
-  changesSince(seq: number, dealers: DealerSelector, limit: number): PromptChange[];
+  expire(now: number): Promise<PromptChange[]>;
+  changesSince(seq: number, dealers: DealerSelector, limit: number): Promise<PromptChange[]>;
   /** The newest change's sequence (0 when none). */
-  lastChangeSeq(): number;
+  lastChangeSeq(): Promise<number>;
   /** Per-kind counts of path steps in [from, to): delivered, shown, acted, booked, ... */
-  stats(from: number, to: number, dealers?: DealerSelector): StatsRow[];
+  stats(from: number, to: number, dealers?: DealerSelector): Promise<StatsRow[]>;
 }
 
 export interface VehicleRecord extends Vehicle {
@@ -165,31 +165,31 @@ export interface VehicleRecord extends Vehicle {
 }
 
 export interface VehicleStore {
-  upsert(vin: string, profile: VehicleProfile, now: number): VehicleRecord;
-  get(vin: string): VehicleRecord | undefined;
+  upsert(vin: string, profile: VehicleProfile, now: number): Promise<VehicleRecord>;
+  get(vin: string): Promise<VehicleRecord | undefined>;
   /** `dealerIds`: only vehicles of these dealers (a principal's scope); an empty list matches nothing. */
-  list(filter: { dealerId?: string; dealerIds?: readonly string[]; limit: number; cursor?: string }): {
+  list(filter: { dealerId?: string; dealerIds?: readonly string[]; limit: number; cursor?: string }): Promise<{
     items: VehicleRecord[];
     nextCursor: string | null;
-  };
-  setOnline(vin: string, online: boolean, info: { agentVersion?: string; configVersion?: number; at: number }): void;
-  online(vin: string): { online: boolean; since: string | null; agentVersion: string | null; configVersion: number | null };
+  }>;
+  setOnline(vin: string, online: boolean, info: { agentVersion?: string; configVersion?: number; at: number }): Promise<void>;
+  online(vin: string): Promise<{ online: boolean; since: string | null; agentVersion: string | null; configVersion: number | null }>;
   /**
    * Every vehicle offline (since `now` for those that were online), at start-up: the embedded
    * broker's clients are gone with the process, and each vehicle is online again at its birth.
    * Returns how many were online.
    */
-  resetOnline(now: number): number;
-  setSegments(vin: string, segments: Segments, at: number): void;
-  segments(vin: string): Segments | null;
-  addServiceRecord(vin: string, rec: ServiceRecord, now: number): number;
-  serviceRecords(vin: string): Array<ServiceRecord & { id: number }>;
-  addChargingSession(s: ChargingSession): void;
-  chargingSessions(vin: string, from: number, to: number): ChargingSession[];
+  resetOnline(now: number): Promise<number>;
+  setSegments(vin: string, segments: Segments, at: number): Promise<void>;
+  segments(vin: string): Promise<Segments | null>;
+  addServiceRecord(vin: string, rec: ServiceRecord, now: number): Promise<number>;
+  serviceRecords(vin: string): Promise<Array<ServiceRecord & { id: number }>>;
+  addChargingSession(s: ChargingSession): Promise<void>;
+  chargingSessions(vin: string, from: number, to: number): Promise<ChargingSession[]>;
   /** Record vehicles' telemetry sequence state (a view of the journal's, written in one go). */
-  setSequences(list: ReadonlyArray<VehicleSequence & { vin: string }>, at: number): void;
+  setSequences(list: ReadonlyArray<VehicleSequence & { vin: string }>, at: number): Promise<void>;
   /** The vehicle's telemetry sequence state as last recorded; null before its first batch. */
-  sequence(vin: string): VehicleSequence | null;
+  sequence(vin: string): Promise<VehicleSequence | null>;
 }
 
 /**
@@ -204,30 +204,30 @@ export interface VehicleSequence {
 }
 
 export interface RuleStateStore {
-  load(vin: string): VehicleRuleState | undefined;
-  save(states: VehicleRuleState[]): void;
-  all(): Iterable<VehicleRuleState>;
+  load(vin: string): Promise<VehicleRuleState | undefined>;
+  save(states: VehicleRuleState[]): Promise<void>;
+  all(): Promise<VehicleRuleState[]>;
 }
 
 /** What a backend stores of prompts; prompts/service.ts puts the prompt lifecycle on top. */
 export interface PromptRepo {
   /** Run fn atomically (nested calls join the outer transaction). */
-  tx<T>(fn: () => T): T;
-  get(id: string): Prompt | undefined;
+  tx<T>(fn: () => Promise<T>): Promise<T>;
+  get(id: string): Promise<Prompt | undefined>;
   /** The prompt of this vehicle whose dedupKey is open (not resolved/expired), if any. */
-  findOpen(vin: string, dedupKey: string): Prompt | undefined;
-  insert(p: Prompt): void;
-  update(p: Prompt): void;
+  findOpen(vin: string, dedupKey: string): Promise<Prompt | undefined>;
+  insert(p: Prompt): Promise<void>;
+  update(p: Prompt): Promise<void>;
   /** Append a change; returns its sequence number (global, increasing, never reused). */
-  appendChange(c: Omit<PromptChange, 'seq'>): number;
-  list(filter: PromptFilter): { items: Prompt[]; nextCursor: string | null };
-  pendingHmi(vin: string, now: number, unconfirmed?: boolean): Prompt[];
+  appendChange(c: Omit<PromptChange, 'seq'>): Promise<number>;
+  list(filter: PromptFilter): Promise<{ items: Prompt[]; nextCursor: string | null }>;
+  pendingHmi(vin: string, now: number, unconfirmed?: boolean): Promise<Prompt[]>;
   /** Open prompts whose expiresAt <= now. */
-  expiring(now: number): Prompt[];
-  changesSince(seq: number, dealers: DealerSelector, limit: number): PromptChange[];
+  expiring(now: number): Promise<Prompt[]>;
+  changesSince(seq: number, dealers: DealerSelector, limit: number): Promise<PromptChange[]>;
   /** The newest change's sequence (0 when none). */
-  lastChangeSeq(): number;
-  stepsBetween(from: number, to: number, dealers?: DealerSelector): Iterable<StepRow>;
+  lastChangeSeq(): Promise<number>;
+  stepsBetween(from: number, to: number, dealers?: DealerSelector): Promise<StepRow[]>;
 }
 
 /** Telemetry history (InfluxDB). Writes go through the official client's WriteApi. */
@@ -260,9 +260,9 @@ export interface DeadLetter {
 }
 
 export interface DeadLetterStore {
-  add(d: { topic: string; clientId: string | null; reason: string; payload: Uint8Array; at: number }): void;
-  list(limit: number): DeadLetter[];
-  count(): number;
+  add(d: { topic: string; clientId: string | null; reason: string; payload: Uint8Array; at: number }): Promise<void>;
+  list(limit: number): Promise<DeadLetter[]>;
+  count(): Promise<number>;
 }
 
 /** `pending` (to send), `dead` (given up: not sent, kept until an operator retries it), `delivered` (a 2xx arrived). */
@@ -288,35 +288,35 @@ export interface OutboxEvent {
 }
 
 export interface Outbox {
-  enqueue(events: Array<{ id: string; url: string; body: string }>, now: number): void;
+  enqueue(events: Array<{ id: string; url: string; body: string }>, now: number): Promise<void>;
   /**
    * Pending events to try now, oldest first: never-tried ones always (the enqueuer may run on an
    * accelerated fleet clock), retried ones once their nextAttemptAt (dispatcher's clock) passed.
    */
-  due(now: number, limit: number): OutboxEvent[];
+  due(now: number, limit: number): Promise<OutboxEvent[]>;
   /** A 2xx arrived: the event is delivered (whether pending or dead). */
-  markDelivered(id: string, url: string, now: number): void;
+  markDelivered(id: string, url: string, now: number): Promise<void>;
   /**
    * A failed attempt of a pending event: attempts + 1, lastError kept, next try at nextAttemptAt.
    * `now` (the dispatcher's clock, default nextAttemptAt) starts the give-up window on the first
    * failure (firstFailedAt); `dead`: this was the last attempt, the event becomes dead instead.
    */
-  markFailed(id: string, url: string, error: string, nextAttemptAt: number, o?: { now?: number; dead?: boolean }): void;
+  markFailed(id: string, url: string, error: string, nextAttemptAt: number, o?: { now?: number; dead?: boolean }): Promise<void>;
   /**
    * An operator's retry: dead events of this id (one URL, or every URL when `url` is null) go back
    * to pending, due at `now`, attempts and lastError kept, a new give-up window from their next
    * failure. Returns the rows moved (none when nothing matching is dead).
    */
-  retry(id: string, url: string | null, now: number): OutboxEvent[];
+  retry(id: string, url: string | null, now: number): Promise<OutboxEvent[]>;
   /** Events in one state, oldest first (createdAt, id, url), keyset-paged. */
-  list(q: { state: OutboxState; limit: number; cursor?: string }): { items: OutboxEvent[]; nextCursor: string | null };
+  list(q: { state: OutboxState; limit: number; cursor?: string }): Promise<{ items: OutboxEvent[]; nextCursor: string | null }>;
   /** = count('pending') */
-  pending(): number;
-  count(state: OutboxState): number;
+  pending(): Promise<number>;
+  count(state: OutboxState): Promise<number>;
   /** When the next pending event is due (0 = one was never tried; null = none): lets a dispatcher sleep until then. */
-  nextDueAt(): number | null;
+  nextDueAt(): Promise<number | null>;
   /** One row, for inspection (tests, ops). */
-  get(id: string, url: string): OutboxEvent | undefined;
+  get(id: string, url: string): Promise<OutboxEvent | undefined>;
 }
 
 export interface PruneResult {
@@ -342,15 +342,15 @@ export interface Stores {
   /** Lifecycle campaigns and their deliveries (docs/domain.md#campaigns). */
   campaigns: CampaignStore;
   /** Run fn atomically: if it throws, nothing it wrote stays. Nested calls join the outer one. */
-  transaction<T>(fn: () => T): T;
+  transaction<T>(fn: () => Promise<T>): Promise<T>;
   /**
    * Retention (docs/domain.md#privacy-and-retention): delete delivered outbox events, resolved or
    * expired prompts (with their change history), dead letters and audit entries older than
    * `olderThan` (epoch ms). Expired console sessions go by `keys.pruneSessions`.
    * Undelivered events (pending or dead) and open prompts are kept whatever their age.
    */
-  prune(olderThan: number): PruneResult;
-  close(): void;
+  prune(olderThan: number): Promise<PruneResult>;
+  close(): Promise<void>;
 }
 
 /** A backend: everything of Stores but the prompt lifecycle, which ingest/stores.ts adds on top. */

@@ -1,9 +1,10 @@
 // In-memory API keys, console sessions and audit trail for unit tests (same suite as SQLite).
 import type { ApiKeyRecord, AuditEntry, AuditLog, ConsoleSession, KeyStore, SecretHash } from '../ports.js';
+import type { SyncOf } from '../sync-backend.js';
 import { iso } from '../paging.js';
 import { copy, type MemDb } from './state.js';
 
-export function memoryKeyStore(db: MemDb): KeyStore {
+export function memoryKeyStore(db: MemDb): SyncOf<KeyStore> {
   const sessionKey = (b: Buffer) => b.toString('hex');
   return {
     create(rec, secret, now) {
@@ -52,7 +53,7 @@ export function memoryKeyStore(db: MemDb): KeyStore {
   };
 }
 
-export function memoryAuditLog(db: MemDb): AuditLog {
+export function memoryAuditLog(db: MemDb): SyncOf<AuditLog> {
   return {
     record(e) {
       db.data.audit.push({

@@ -1,11 +1,12 @@
 // In-memory CampaignStore for unit tests (the same shared suite as SQLite).
 import type { CampaignStore } from '../ports.js';
+import type { SyncOf } from '../sync-backend.js';
 import { clampLimit, decodeCursor, encodeCursor } from '../paging.js';
 import { copy, type MemDb } from './state.js';
 
 const LIVE = new Set(['targeted', 'delivered']);
 
-export function memoryCampaignStore(db: MemDb): CampaignStore {
+export function memoryCampaignStore(db: MemDb): SyncOf<CampaignStore> {
   const d = () => db.data;
   const key = (campaignId: string, vin: string, occurrence: number) => `${campaignId}\n${vin}\n${occurrence}`;
   const sorted = (campaignId: string) =>

@@ -1,10 +1,11 @@
 // In-memory rule states, dead letters and outbox for unit tests.
 import type { VehicleRuleState } from '../../../rules/types.js';
 import type { DeadLetterStore, Outbox, OutboxEvent, OutboxState, RuleStateStore } from '../ports.js';
+import type { SyncOf } from '../sync-backend.js';
 import { byKey, clampLimit, decodeOutboxCursor, iso, pageOf } from '../paging.js';
 import { copy, type MemDb } from './state.js';
 
-export function memoryRuleStateStore(db: MemDb): RuleStateStore {
+export function memoryRuleStateStore(db: MemDb): SyncOf<RuleStateStore> {
   return {
     load(vin) {
       const s = db.data.ruleStates.get(vin);
@@ -18,7 +19,7 @@ export function memoryRuleStateStore(db: MemDb): RuleStateStore {
   };
 }
 
-export function memoryDeadLetterStore(db: MemDb): DeadLetterStore {
+export function memoryDeadLetterStore(db: MemDb): SyncOf<DeadLetterStore> {
   return {
     add(d) {
       db.data.deadLetters.push({
@@ -48,7 +49,7 @@ export function memoryDeadLetterStore(db: MemDb): DeadLetterStore {
 
 const key = (id: string, url: string): string => `${id}\n${url}`;
 
-export function memoryOutbox(db: MemDb): Outbox {
+export function memoryOutbox(db: MemDb): SyncOf<Outbox> {
   const inState = (state: OutboxState): OutboxEvent[] => [...db.data.outbox.values()].filter((e) => e.state === state);
   const revive = (e: OutboxEvent, now: number): OutboxEvent => {
     e.state = 'pending';

@@ -1,5 +1,6 @@
 // In-memory prompt storage for unit tests; the path logic is shared (ingest/prompts/service.ts).
 import type { Prompt, PromptFilter, PromptRepo } from '../ports.js';
+import type { SyncOf } from '../sync-backend.js';
 import { decodeCursor, encodeCursor } from '../paging.js';
 import { hmiOrder, isOpen, isPendingHmi } from '../prompt-queries.js';
 import { copy, type MemDb } from './state.js';
@@ -11,10 +12,9 @@ function newestFirst(a: Prompt, b: Prompt): number {
   return createdMs(b) - createdMs(a) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 }
 
-export function memoryPromptRepo(db: MemDb): PromptRepo {
+export function memoryPromptRepo(db: MemDb): SyncOf<Omit<PromptRepo, 'tx'>> {
   const d = () => db.data;
   return {
-    tx: (fn) => db.transaction(fn),
     get: (id) => {
       const p = d().prompts.get(id);
       return p && copy(p);

@@ -67,6 +67,25 @@ export class MemDb {
    * Nested calls join the outer one and only the outermost snapshots (a copy of everything: fine
    * for tests, which is what this store is for).
    */
+  private snapshot: MemData | null = null;
+
+  /** The async gate's explicit transaction (one at a time): a snapshot to put back on rollback. */
+  begin(): void {
+    this.snapshot = structuredClone(this.data);
+    this.depth++;
+  }
+
+  commit(): void {
+    this.snapshot = null;
+    this.depth--;
+  }
+
+  rollback(): void {
+    if (this.snapshot) this.data = this.snapshot;
+    this.snapshot = null;
+    this.depth--;
+  }
+
   transaction<T>(fn: () => T): T {
     if (this.depth > 0) return fn();
     const snapshot = structuredClone(this.data);

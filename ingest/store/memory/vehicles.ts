@@ -1,9 +1,10 @@
 // In-memory VehicleStore for unit tests (same behaviour as the SQLite one; shared suite).
 import type { VehicleRecord, VehicleSequence, VehicleStore } from '../ports.js';
+import type { SyncOf } from '../sync-backend.js';
 import { clampLimit, decodeKeyCursor, encodeKeyCursor, iso } from '../paging.js';
 import { copy, type MemDb } from './state.js';
 
-export function memoryVehicleStore(db: MemDb): VehicleStore {
+export function memoryVehicleStore(db: MemDb): SyncOf<VehicleStore> {
   const d = () => db.data;
   const record = (vin: string): VehicleRecord | undefined => {
     const v = d().vehicles.get(vin);

@@ -1,5 +1,6 @@
 // SQLite API keys, console sessions and the audit trail (docs/contract.md#access-control).
 import type { ApiKeyRecord, AuditEntry, AuditLog, KeyStore, Permission, Role } from '../ports.js';
+import type { SyncOf } from '../sync-backend.js';
 import { iso } from '../paging.js';
 import type { Db } from './db.js';
 
@@ -29,7 +30,7 @@ const toKey = (r: KeyRow): ApiKeyRecord => ({
   revokedAt: r.revoked_ms === null ? null : iso(r.revoked_ms),
 });
 
-export function sqliteKeyStore(db: Db): KeyStore {
+export function sqliteKeyStore(db: Db): SyncOf<KeyStore> {
   const insert = db.prepare(
     'INSERT INTO api_keys (id, name, role, dealers, permissions, salt, hash, created_ms, created_by, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
@@ -80,7 +81,7 @@ export function sqliteKeyStore(db: Db): KeyStore {
   };
 }
 
-export function sqliteAuditLog(db: Db): AuditLog {
+export function sqliteAuditLog(db: Db): SyncOf<AuditLog> {
   const insert = db.prepare('INSERT INTO audit (at_ms, principal, action, vin, request_id, detail) VALUES (?, ?, ?, ?, ?, ?)');
   return {
     record: (e) => void insert.run(e.at, e.principal, e.action, e.vin, e.requestId, e.detail ? JSON.stringify(e.detail) : null),

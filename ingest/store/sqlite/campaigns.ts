@@ -1,10 +1,11 @@
 // SQLite CampaignStore: campaigns and their deliveries (docs/domain.md#campaigns), each row's
 // whole record as JSON beside the columns it is looked up by.
 import type { Campaign, CampaignDelivery, CampaignState, CampaignStore } from '../ports.js';
+import type { SyncOf } from '../sync-backend.js';
 import { clampLimit, decodeCursor, encodeCursor } from '../paging.js';
 import type { Db } from './db.js';
 
-export function sqliteCampaignStore(db: Db): CampaignStore {
+export function sqliteCampaignStore(db: Db): SyncOf<CampaignStore> {
   const st = {
     insert: db.prepare('INSERT INTO campaigns (id, state, created_ms, data) VALUES (@id, @state, @created, @data)'),
     update: db.prepare('UPDATE campaigns SET state = @state, data = @data WHERE id = @id'),

@@ -1,10 +1,11 @@
 // SQLite rule states, dead letters and the webhook outbox.
 import type { VehicleRuleState } from '../../../rules/types.js';
 import type { DeadLetter, DeadLetterStore, Outbox, OutboxEvent, OutboxState, RuleStateStore } from '../ports.js';
+import type { SyncOf } from '../sync-backend.js';
 import { byKey, clampLimit, decodeOutboxCursor, iso, pageOf } from '../paging.js';
 import type { Db } from './db.js';
 
-export function sqliteRuleStateStore(db: Db): RuleStateStore {
+export function sqliteRuleStateStore(db: Db): SyncOf<RuleStateStore> {
   const get = db.prepare<[string], { state: string }>('SELECT state FROM rule_states WHERE vin = ?');
   const put = db.prepare('INSERT INTO rule_states (vin, state) VALUES (?, ?) ON CONFLICT (vin) DO UPDATE SET state = excluded.state');
   const all = db.prepare<[], { state: string }>('SELECT state FROM rule_states ORDER BY vin');
@@ -22,7 +23,7 @@ export function sqliteRuleStateStore(db: Db): RuleStateStore {
   };
 }
 
-export function sqliteDeadLetterStore(db: Db): DeadLetterStore {
+export function sqliteDeadLetterStore(db: Db): SyncOf<DeadLetterStore> {
   const add = db.prepare('INSERT INTO dead_letters (at_ms, topic, client_id, reason, payload) VALUES (?, ?, ?, ?, ?)');
   const list = db.prepare<
     [number],
@@ -72,7 +73,7 @@ const toEvent = (r: OutboxRow): OutboxEvent => ({
   deadAt: r.dead_ms,
 });
 
-export function sqliteOutbox(db: Db): Outbox {
+export function sqliteOutbox(db: Db): SyncOf<Outbox> {
   // (id, url) is the primary key: enqueueing the same event again (a retried batch) is a no-op.
   const enqueue = db.prepare('INSERT OR IGNORE INTO outbox (id, url, body, next_attempt_ms, created_ms) VALUES (?, ?, ?, ?, ?)');
   const enqueueAll = db.transaction((events: Array<{ id: string; url: string; body: string }>, now: number) => {

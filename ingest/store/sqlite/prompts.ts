@@ -1,6 +1,7 @@
 // SQLite storage for prompts and their change log. The full prompt is kept as JSON (`data`);
 // the columns beside it exist for indexes and filters.
 import type { Prompt, PromptChange, PromptFilter, PromptRepo, StepRow } from '../ports.js';
+import type { SyncOf } from '../sync-backend.js';
 import { decodeCursor, encodeCursor } from '../paging.js';
 import { hmiOrder } from '../prompt-queries.js';
 import type { Db } from './db.js';
@@ -48,7 +49,7 @@ function columns(p: Prompt) {
   };
 }
 
-export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo {
+export function sqlitePromptRepo(db: Db): SyncOf<Omit<PromptRepo, 'tx'>> {
   const st = {
     get: db.prepare<[string], { data: string }>('SELECT data FROM prompts WHERE id = ?'),
     findOpen: db.prepare<[string, string], { data: string }>(
@@ -94,7 +95,6 @@ export function sqlitePromptRepo(db: Db, tx: <T>(fn: () => T) => T): PromptRepo 
   const listCache = new Map<string, ReturnType<typeof db.prepare<[Record<string, unknown>], { data: string }>>>();
 
   return {
-    tx,
     get: (id) => parse(st.get.get(id)),
     findOpen: (vin, key) => parse(st.findOpen.get(vin, key)),
     insert: (p) => void st.insert.run(columns(p)),

@@ -2,6 +2,7 @@
 import type { VehicleProfile } from '../../../proto/domain.js';
 import type { ChargingSession, Segments, ServiceRecord } from '../../../rules/types.js';
 import type { VehicleRecord, VehicleSequence, VehicleStore } from '../ports.js';
+import type { SyncOf } from '../sync-backend.js';
 import { clampLimit, decodeKeyCursor, encodeKeyCursor, iso } from '../paging.js';
 import type { Db } from './db.js';
 
@@ -19,7 +20,7 @@ const toRecord = (r: VehicleRow): VehicleRecord => ({
   updatedAt: iso(r.updated_ms),
 });
 
-export function sqliteVehicleStore(db: Db): VehicleStore {
+export function sqliteVehicleStore(db: Db): SyncOf<VehicleStore> {
   const st = {
     get: db.prepare<[string], VehicleRow>('SELECT * FROM vehicles WHERE vin = ?'),
     list: db.prepare<[{ dealer: string | null; scope: string | null; after: string; lim: number }], VehicleRow>(
