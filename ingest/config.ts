@@ -1,6 +1,6 @@
 // Ingest configuration: every setting is an environment variable with a matching CLI flag
 // (docs/contract.md#settings), validated with zod at start-up.
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -148,6 +148,42 @@ export const INGEST_SETTINGS = {
     365,
     'resolved prompts, delivered outbox events and dead letters are pruned after this',
   ],
+  ODOPULSE_NATS_URL: [
+    optionalString.pipe(
+      z
+        .string()
+        .regex(/^(nats|tls):\/\/[^,\s]+(,\s*(nats|tls):\/\/[^,\s]+)*$/, 'must be nats:// (or tls://) URLs, comma-separated')
+        .optional(),
+    ),
+    undefined,
+    'NATS servers, comma-separated: set = cluster mode, telemetry journalled in JetStream (docs/architecture.md#cluster-mode); needs ODOPULSE_DATABASE_URL',
+  ],
+  ODOPULSE_DATABASE_URL: [
+    optionalString.pipe(
+      z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
+        .optional(),
+    ),
+    undefined,
+    'PostgreSQL for the shared state (prompts, vehicles, rule states, outbox, keys, audit); unset = SQLite in ODOPULSE_DATA_DIR',
+  ],
+  ODOPULSE_INSTANCE_ID: [
+    optionalString.pipe(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, dot, dash, underscore; at most 64')
+        .optional(),
+    ),
+    undefined,
+    "this instance's name in the cluster; unset = host name and process id",
+  ],
+  ODOPULSE_PARTITIONS: [
+    z.coerce.number().int().min(1).max(1024),
+    64,
+    'telemetry partitions by VIN (cluster mode): each is consumed by one instance at a time; fixed for the life of a cluster',
+  ],
+  ODOPULSE_NATS_REPLICAS: [z.coerce.number().int().min(1).max(5), 3, 'replicas of the JetStream telemetry stream (cluster mode)'],
   ODOPULSE_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'log level'],
 } as const satisfies Record<string, readonly [z.ZodType, unknown, string]>;
 
@@ -210,8 +246,29 @@ export function loadIngestConfig(env: NodeJS.ProcessEnv, flags: Record<string, s
   }
   if (Boolean(cfg.ODOPULSE_MQTT_TLS_CERT) !== Boolean(cfg.ODOPULSE_MQTT_TLS_KEY))
     problems.push('ODOPULSE_MQTT_TLS_CERT / ODOPULSE_MQTT_TLS_KEY: set both or neither');
+  if (cfg.ODOPULSE_NATS_URL && !cfg.ODOPULSE_DATABASE_URL)
+    problems.push(
+      'ODOPULSE_DATABASE_URL (--database-url): required when ODOPULSE_NATS_URL is set (cluster mode shares its state in PostgreSQL)',
+    );
   if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return cfg;
+}
+
+/** This instance's name in the cluster (ODOPULSE_INSTANCE_ID, else host name and pid). */
+export function instanceId(cfg: Pick<IngestConfig, 'ODOPULSE_INSTANCE_ID'>): string {
+  return (
+    cfg.ODOPULSE_INSTANCE_ID ??
+    `${hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .slice(0, 48)}-${process.pid}`
+  );
+}
+
+export function natsServers(cfg: Pick<IngestConfig, 'ODOPULSE_NATS_URL'>): string[] {
+  return (cfg.ODOPULSE_NATS_URL ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 export function webhookUrls(cfg: Pick<IngestConfig, 'ODOPULSE_WEBHOOK_URL'>): string[] {
