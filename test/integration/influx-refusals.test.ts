@@ -150,10 +150,10 @@ describe('the writer on influxd 1.6.7', () => {
 });
 
 describe('the pipeline on influxd 1.6.7', () => {
-  function startOn(db: string, store: Awaited<ReturnType<typeof createInfluxTelemetryStore>>, clock = createClock('event')) {
+  async function startOn(db: string, store: Awaited<ReturnType<typeof createInfluxTelemetryStore>>, clock = createClock('event')) {
     const stores = createMemoryStores();
-    stores.vehicles.upsert(VIN_A, bev(), T0);
-    stores.vehicles.upsert(VIN_B, bev(), T0);
+    await stores.vehicles.upsert(VIN_A, bev(), T0);
+    await stores.vehicles.upsert(VIN_B, bev(), T0);
     // the app's own too-old screen off: influxd's retention policy is what refuses here
     const i = startIngestParts({ dir: tempDir(dirs), stores, telemetry: store, pool, clock, limits: { telemetryRetentionDays: 0 } });
     running.push(i);
@@ -165,7 +165,7 @@ describe('the pipeline on influxd 1.6.7', () => {
     // someone else made Vehicle.Speed a boolean in this shard
     await postLines(db, [`telemetry,vin=OTHER Vehicle.Speed=true ${T0 - 3_600_000}`]);
     const store = await createInfluxTelemetryStore({ url: influxd.url, token: '', org: 'o', bucket: db, logger: quiet });
-    const i = startOn(db, store);
+    const i = await startOn(db, store);
     const soc = (m: number, speed?: number): Sample => ({
       ts: T0 + m * MIN,
       signals: speed === undefined ? { [VSS.soc]: 60 - m } : { [VSS.soc]: 60 - m, [VSS.speed]: speed },
@@ -178,7 +178,7 @@ describe('the pipeline on influxd 1.6.7', () => {
     await waitFor(() => i.journal.lag().influx === 0, { what: 'the chunk to be done' });
     expect(await count(db, VSS.soc)).toBe(13 - 3);
     expect(await count(db, VSS.soc, ` WHERE "vin" = '${VIN_B}'`)).toBe(3);
-    const dead = i.stores.deadLetters.list(10);
+    const dead = await i.stores.deadLetters.list(10);
     expect(dead).toHaveLength(2);
     for (const d of dead) {
       expect(d.reason).toMatch(
@@ -194,13 +194,13 @@ describe('the pipeline on influxd 1.6.7', () => {
     await i.send(VIN_A, 3, [soc(20), soc(21)]);
     await waitFor(async () => i.journal.lag().influx === 0 && (await count(db, VSS.soc)) === 12, { what: 'the next chunk in InfluxDB' });
     expect(await counterValue(i.metrics.influxErrors)).toBe(0);
-    expect(i.stores.deadLetters.count()).toBe(2);
+    expect(await i.stores.deadLetters.count()).toBe(2);
   });
 
   it('retention: points older than a 1 h policy are dead-lettered, the recent ones of the same chunk written', async () => {
     const db = await freshDb('1h');
     const store = await createInfluxTelemetryStore({ url: influxd.url, token: '', org: 'o', bucket: db, logger: quiet });
-    const i = startOn(db, store, createClock('wall'));
+    const i = await startOn(db, store, createClock('wall'));
     const now = Math.floor(Date.now() / 1000) * 1000;
     const at = (ts: number, soc: number): Sample => ({ ts, signals: { [VSS.soc]: soc } });
     const old = now - 3 * 86_400_000;
@@ -210,7 +210,7 @@ describe('the pipeline on influxd 1.6.7', () => {
 
     await waitFor(() => i.journal.lag().influx === 0, { what: 'the chunk to be done' });
     expect(await count(db, VSS.soc)).toBe(3);
-    const dead = i.stores.deadLetters.list(10);
+    const dead = await i.stores.deadLetters.list(10);
     expect(dead).toHaveLength(1);
     expect(dead[0].topic).toBe(`telemetry/${VIN_A}`);
     expect(dead[0].reason).toMatch(/^influx: partial write: points beyond retention policy dropped=1 \(HTTP 400; 2 sample\(s\) of seq 1/);

@@ -132,8 +132,8 @@ describe('the pipeline on InfluxDB 2.x', () => {
     fake.answer = refuseMarked;
     const telemetry = await store();
     const stores = createMemoryStores();
-    stores.vehicles.upsert(VIN_A, bev(), T0);
-    stores.vehicles.upsert(VIN_B, bev(), T0);
+    await stores.vehicles.upsert(VIN_A, bev(), T0);
+    await stores.vehicles.upsert(VIN_B, bev(), T0);
     const i = startIngestParts({ dir: tempDir(dirs), stores, telemetry, pool, clock: createClock('event') });
     running.push(i);
     const samples = (from: number, marks: Record<number, number> = {}): Sample[] =>
@@ -150,7 +150,7 @@ describe('the pipeline on InfluxDB 2.x', () => {
     expect(fake.stored).toHaveLength(15);
     expect([...stored].every((t) => t % 1000 === 0)).toBe(true);
 
-    const dead = stores.deadLetters.list(10);
+    const dead = await stores.deadLetters.list(10);
     const reasons = dead.map((d) => d.reason).sort();
     expect(reasons).toHaveLength(3);
     expect(reasons[0]).toMatch(

@@ -28,41 +28,41 @@ authStoreSuite('sqlite', fresh);
 campaignStoreSuite('sqlite', fresh);
 
 describe('SQLite stores on disk', () => {
-  it('keeps everything across close and reopen, and the dedup key stays closed', () => {
+  it('keeps everything across close and reopen, and the dedup key stays closed', async () => {
     const dir = join(root, 'reopen');
     const a = openSqliteStores(dir);
-    const [created] = a.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0);
-    a.prompts.markHmiSent(created.promptId, T0 + 1);
-    a.prompts.markHmiDelivered(created.promptId, VIN_A, T0 + 1);
-    a.vehicles.upsert(
+    const [created] = await a.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0);
+    await a.prompts.markHmiSent(created.promptId, T0 + 1);
+    await a.prompts.markHmiDelivered(created.promptId, VIN_A, T0 + 1);
+    await a.vehicles.upsert(
       VIN_A,
       { model: 'M', powertrain: 'BEV', deliveryDate: '2026-01-01', dealerId: 'D1', locale: 'en', vehicleType: 'passenger' },
       T0,
     );
-    a.ruleStates.save([{ vin: VIN_A, lastTs: T0, latest: {}, latestTs: T0, activeDtcs: [], families: {} }]);
-    a.outbox.enqueue([{ id: 'e1', url: 'http://x/', body: '{}' }], T0);
-    a.deadLetters.add({ topic: 't', clientId: null, reason: 'r', payload: new Uint8Array([1, 2]), at: T0 });
-    const seqBefore = a.prompts.changesSince(0, undefined, 10).at(-1)!.seq;
-    a.close();
+    await a.ruleStates.save([{ vin: VIN_A, lastTs: T0, latest: {}, latestTs: T0, activeDtcs: [], families: {} }]);
+    await a.outbox.enqueue([{ id: 'e1', url: 'http://x/', body: '{}' }], T0);
+    await a.deadLetters.add({ topic: 't', clientId: null, reason: 'r', payload: new Uint8Array([1, 2]), at: T0 });
+    const seqBefore = (await a.prompts.changesSince(0, undefined, 10)).at(-1)!.seq;
+    await a.close();
 
     const b = openSqliteStores(dir);
     try {
-      expect(b.prompts.get(created.promptId)).toMatchObject({ status: 'delivered', hmiState: 'delivered' });
-      expect(b.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0 + 2)).toEqual([]); // survives restarts without repeats
-      expect(b.vehicles.get(VIN_A)?.model).toBe('M');
-      expect(b.ruleStates.load(VIN_A)?.lastTs).toBe(T0);
-      expect(b.outbox.due(T0, 10).map((e) => e.id)).toEqual(['e1']);
-      expect(b.deadLetters.count()).toBe(1);
-      const [next] = b.prompts.applyRuleEvents(VIN_A, [open({ dedupKey: 'k2' })], render, 'D1', T0 + 3);
+      expect(await b.prompts.get(created.promptId)).toMatchObject({ status: 'delivered', hmiState: 'delivered' });
+      expect(await b.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0 + 2)).toEqual([]); // survives restarts without repeats
+      expect((await b.vehicles.get(VIN_A))?.model).toBe('M');
+      expect((await b.ruleStates.load(VIN_A))?.lastTs).toBe(T0);
+      expect((await b.outbox.due(T0, 10)).map((e) => e.id)).toEqual(['e1']);
+      expect(await b.deadLetters.count()).toBe(1);
+      const [next] = await b.prompts.applyRuleEvents(VIN_A, [open({ dedupKey: 'k2' })], render, 'D1', T0 + 3);
       expect(next.seq).toBeGreaterThan(seqBefore);
     } finally {
-      b.close();
+      await b.close();
     }
   });
 
-  it('uses WAL, full sync and records the schema version', () => {
+  it('uses WAL, full sync and records the schema version', async () => {
     const dir = join(root, 'pragmas');
-    openSqliteStores(dir).close();
+    await openSqliteStores(dir).close();
     const db = new Database(join(dir, 'odopulse.db'), { readonly: true });
     try {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
@@ -71,12 +71,12 @@ describe('SQLite stores on disk', () => {
       db.close();
     }
     // Reopening an up-to-date file runs no migration again (it would fail on CREATE TABLE).
-    openSqliteStores(dir).close();
+    await openSqliteStores(dir).close();
   });
 
-  it('migration 4 gives a version-3 outbox its states: delivered rows delivered, the rest pending; due and listings use the new indexes', () => {
+  it('migration 4 gives a version-3 outbox its states: delivered rows delivered, the rest pending; due and listings use the new indexes', async () => {
     const dir = join(root, 'outbox-v3');
-    openSqliteStores(dir).close();
+    await openSqliteStores(dir).close();
     // Back to the version-3 outbox (migration 1's table and indexes), with one delivered and one pending row.
     const db = new Database(join(dir, 'odopulse.db'));
     db.exec(`
@@ -93,17 +93,17 @@ describe('SQLite stores on disk', () => {
 
     const s = openSqliteStores(dir);
     try {
-      expect(s.outbox.get('sent', 'http://x/')).toMatchObject({ state: 'delivered', deliveredAt: T0 + 5 });
-      expect(s.outbox.get('failing', 'http://x/')).toMatchObject({
+      expect(await s.outbox.get('sent', 'http://x/')).toMatchObject({ state: 'delivered', deliveredAt: T0 + 5 });
+      expect(await s.outbox.get('failing', 'http://x/')).toMatchObject({
         state: 'pending',
         attempts: 7,
         lastError: 'HTTP 503',
         firstFailedAt: null,
       });
-      expect(s.outbox.pending()).toBe(1);
-      expect(s.outbox.due(T0 + 60_000, 10).map((e) => e.id)).toEqual(['failing']);
+      expect(await s.outbox.pending()).toBe(1);
+      expect((await s.outbox.due(T0 + 60_000, 10)).map((e) => e.id)).toEqual(['failing']);
     } finally {
-      s.close();
+      await s.close();
     }
     const check = new Database(join(dir, 'odopulse.db'), { readonly: true });
     try {
@@ -131,20 +131,20 @@ describe('SQLite stores on disk', () => {
     }
   });
 
-  it('refuses a file from a newer schema with a clear message', () => {
+  it('refuses a file from a newer schema with a clear message', async () => {
     const dir = join(root, 'newer');
-    openSqliteStores(dir).close();
+    await openSqliteStores(dir).close();
     const db = new Database(join(dir, 'odopulse.db'));
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
     expect(() => openSqliteStores(dir)).toThrow(/newer than this build knows/);
   });
 
-  it('the open-dedup index rejects a second open prompt for the same situation even outside the store logic', () => {
+  it('the open-dedup index rejects a second open prompt for the same situation even outside the store logic', async () => {
     const dir = join(root, 'index');
     const s = openSqliteStores(dir);
-    s.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0);
-    s.close();
+    await s.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0);
+    await s.close();
     const db = new Database(join(dir, 'odopulse.db'));
     try {
       const row = db.prepare('SELECT * FROM prompts').get() as Record<string, unknown>;

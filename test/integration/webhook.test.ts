@@ -57,20 +57,20 @@ afterEach(async () => {
 });
 
 /** Some real prompt changes for two vehicles. */
-function makeChanges(stores: Stores, count: number) {
+async function makeChanges(stores: Stores, count: number) {
   const changes = [];
   for (let i = 0; i < count; i++) {
     const vin = i % 2 ? VIN_B : VIN_A;
-    changes.push(...stores.prompts.applyRuleEvents(vin, [open({ dedupKey: `k${i}` })], render, 'D1', T0 + i));
+    changes.push(...(await stores.prompts.applyRuleEvents(vin, [open({ dedupKey: `k${i}` })], render, 'D1', T0 + i)));
   }
   return changes;
 }
 
 describe('CloudEvents for the lifecycle system', () => {
-  it('builds one event per change and URL with stable ids, types and subject', () => {
+  it('builds one event per change and URL with stable ids, types and subject', async () => {
     const stores = createMemoryStores();
-    const [created] = stores.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0);
-    const [withdrawn] = stores.prompts.applyRuleEvents(VIN_A, [resolveEv('charging.low_soc')], render, 'D1', T0 + 1);
+    const [created] = await stores.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0);
+    const [withdrawn] = await stores.prompts.applyRuleEvents(VIN_A, [resolveEv('charging.low_soc')], render, 'D1', T0 + 1);
     const urls = ['http://a/', 'http://b/'];
     const rows = eventsForChanges([created, withdrawn], urls);
     expect(rows.map((r) => r.url)).toEqual(['http://a/', 'http://b/', 'http://a/', 'http://b/']);
@@ -140,9 +140,9 @@ describe('WebhookDispatcher', () => {
     const rx = await receiver((n) => (n <= FAILURES ? 500 : 200));
     cleanups.push(rx.close);
     const stores = createMemoryStores();
-    const changes = makeChanges(stores, 5);
+    const changes = await makeChanges(stores, 5);
     const rows = eventsForChanges(changes, [rx.url]);
-    stores.outbox.enqueue(rows, Date.now());
+    await stores.outbox.enqueue(rows, Date.now());
     const errors: string[] = [];
     const d = new WebhookDispatcher({
       outbox: stores.outbox,
@@ -155,7 +155,7 @@ describe('WebhookDispatcher', () => {
     });
     cleanups.push(() => d.stop());
     d.start();
-    await waitFor(() => stores.outbox.pending() === 0, { what: 'the outbox drained', intervalMs: 10 });
+    await waitFor(async () => (await stores.outbox.pending()) === 0, { what: 'the outbox drained', intervalMs: 10 });
 
     expect(d.delivered).toBe(rows.length);
     expect(d.failed).toBe(FAILURES);
@@ -172,7 +172,7 @@ describe('WebhookDispatcher', () => {
     }
     const retried = rx.got.filter((r) => r.status === 500).map((r) => r.headers['webhook-id']);
     for (const id of retried) expect(ok.some((r) => r.headers['webhook-id'] === id)).toBe(true);
-    expect(stores.outbox.get(rows[0].id, rx.url)?.deliveredAt).not.toBeNull();
+    expect((await stores.outbox.get(rows[0].id, rx.url))?.deliveredAt).not.toBeNull();
   });
 
   it('loses nothing when stopped mid-way: a new dispatcher on the reopened SQLite outbox finishes the job', async () => {
@@ -181,8 +181,8 @@ describe('WebhookDispatcher', () => {
     const rx = await receiver((n) => (n === holdAt ? null : 200));
     cleanups.push(rx.close);
     let stores = openSqliteStores(dir);
-    const rows = eventsForChanges(makeChanges(stores, 12), [rx.url]);
-    stores.outbox.enqueue(rows, Date.now());
+    const rows = eventsForChanges(await makeChanges(stores, 12), [rx.url]);
+    await stores.outbox.enqueue(rows, Date.now());
 
     const d1 = new WebhookDispatcher({ outbox: stores.outbox, secret: SECRET, concurrency: 1, baseBackoffMs: 5, maxBackoffMs: 40 });
     d1.start();
@@ -191,17 +191,17 @@ describe('WebhookDispatcher', () => {
     holdAt = -1;
     const heldId = rows[4].id;
     expect(d1.delivered).toBe(4);
-    expect(stores.outbox.pending()).toBe(rows.length - 4);
-    stores.close();
+    expect(await stores.outbox.pending()).toBe(rows.length - 4);
+    await stores.close();
 
     stores = openSqliteStores(dir);
     cleanups.push(() => stores.close());
-    expect(stores.outbox.pending()).toBe(rows.length - 4);
+    expect(await stores.outbox.pending()).toBe(rows.length - 4);
     const d2 = new WebhookDispatcher({ outbox: stores.outbox, secret: SECRET, concurrency: 3, baseBackoffMs: 5, maxBackoffMs: 40 });
     cleanups.push(() => d2.stop());
     d2.start();
     d2.kick();
-    await waitFor(() => stores.outbox.pending() === 0, { what: 'the outbox drained', intervalMs: 10 });
+    await waitFor(async () => (await stores.outbox.pending()) === 0, { what: 'the outbox drained', intervalMs: 10 });
 
     expect(d2.delivered).toBe(rows.length - 4);
     const okIds = rx.got.filter((r) => r.status === 200).map((r) => r.headers['webhook-id'] as string);
@@ -221,7 +221,7 @@ describe('WebhookDispatcher', () => {
     let failDue = true;
     const outbox = {
       ...stores.outbox,
-      due: (now: number, limit: number) => {
+      due: async (now: number, limit: number) => {
         if (failDue) {
           failDue = false;
           throw new Error('disk I/O error');
@@ -235,9 +235,9 @@ describe('WebhookDispatcher', () => {
     await waitFor(() => errors.length === 1, { what: 'the storage error reported', intervalMs: 10 });
     expect(errors[0].message).toBe('disk I/O error');
     // Enqueued on a fleet clock a year ahead of the wall clock: still sent at once.
-    stores.outbox.enqueue(eventsForChanges(makeChanges(stores, 2), [rx.url]), Date.now() + 365 * 86_400_000);
+    await stores.outbox.enqueue(eventsForChanges(await makeChanges(stores, 2), [rx.url]), Date.now() + 365 * 86_400_000);
     d.kick();
-    await waitFor(() => stores.outbox.pending() === 0, { what: 'the outbox drained', intervalMs: 10 });
+    await waitFor(async () => (await stores.outbox.pending()) === 0, { what: 'the outbox drained', intervalMs: 10 });
     expect(d.delivered).toBe(2);
   });
 
@@ -251,8 +251,8 @@ describe('WebhookDispatcher', () => {
       seen.push((init?.headers as Record<string, string>)['webhook-id']);
       return new Response(null, { status: answer });
     }) as typeof fetch;
-    const [row] = eventsForChanges(makeChanges(stores, 1), ['http://lifecycle.invalid/hook']);
-    stores.outbox.enqueue([row], now);
+    const [row] = eventsForChanges(await makeChanges(stores, 1), ['http://lifecycle.invalid/hook']);
+    await stores.outbox.enqueue([row], now);
     const d = new WebhookDispatcher({
       outbox: stores.outbox,
       secret: SECRET,
@@ -265,8 +265,11 @@ describe('WebhookDispatcher', () => {
     cleanups.push(() => d.stop());
     d.start();
     for (let attempt = 1; attempt <= 6; attempt++) {
-      await waitFor(() => stores.outbox.get(row.id, row.url)!.attempts === attempt, { what: `attempt ${attempt}`, intervalMs: 10 });
-      const e = stores.outbox.get(row.id, row.url)!;
+      await waitFor(async () => (await stores.outbox.get(row.id, row.url))!.attempts === attempt, {
+        what: `attempt ${attempt}`,
+        intervalMs: 10,
+      });
+      const e = (await stores.outbox.get(row.id, row.url))!;
       const ceiling = Math.min(8000, 1000 * 2 ** (attempt - 1));
       expect(e.nextAttemptAt - now).toBeGreaterThanOrEqual(ceiling / 2);
       expect(e.nextAttemptAt - now).toBeLessThanOrEqual(ceiling);
@@ -275,7 +278,7 @@ describe('WebhookDispatcher', () => {
       now = e.nextAttemptAt; // time passes only when the test says so
       d.kick();
     }
-    await waitFor(() => stores.outbox.pending() === 0, { what: 'the outbox drained', intervalMs: 10 });
+    await waitFor(async () => (await stores.outbox.pending()) === 0, { what: 'the outbox drained', intervalMs: 10 });
     expect(seen).toEqual(Array(7).fill(row.id));
     expect(d.failed).toBe(6);
     expect(d.delivered).toBe(1);
