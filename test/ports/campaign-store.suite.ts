@@ -44,72 +44,74 @@ export function delivery(over: Partial<CampaignDelivery> = {}): CampaignDelivery
   };
 }
 
-export function campaignStoreSuite(name: string, make: () => Stores): void {
+export function campaignStoreSuite(name: string, make: () => Stores | Promise<Stores>): void {
   describe(`CampaignStore (${name})`, () => {
     let stores: Stores;
-    beforeEach(() => {
-      stores = make();
+    beforeEach(async () => {
+      stores = await make();
     });
-    afterEach(() => stores.close());
+    afterEach(async () => {
+      await stores.close();
+    });
 
-    it('stores a campaign as given and updates it; an unknown id is undefined', () => {
+    it('stores a campaign as given and updates it; an unknown id is undefined', async () => {
       const c = campaign();
-      stores.campaigns.insert(c);
-      expect(stores.campaigns.get('c_1')).toEqual(c);
-      stores.campaigns.update({ ...c, state: 'paused', launchedAt: c.createdAt });
-      expect(stores.campaigns.get('c_1')).toMatchObject({ state: 'paused', launchedAt: c.createdAt });
-      expect(stores.campaigns.get('c_nope')).toBeUndefined();
-      expect(() => stores.campaigns.insert(c)).toThrow();
+      await stores.campaigns.insert(c);
+      expect(await stores.campaigns.get('c_1')).toEqual(c);
+      await stores.campaigns.update({ ...c, state: 'paused', launchedAt: c.createdAt });
+      expect(await stores.campaigns.get('c_1')).toMatchObject({ state: 'paused', launchedAt: c.createdAt });
+      expect(await stores.campaigns.get('c_nope')).toBeUndefined();
+      await expect(stores.campaigns.insert(c)).rejects.toThrow();
     });
 
-    it('lists newest first in pages, and by state oldest first', () => {
+    it('lists newest first in pages, and by state oldest first', async () => {
       for (let i = 1; i <= 5; i++) {
-        stores.campaigns.insert(
+        await stores.campaigns.insert(
           campaign({ id: `c_${i}`, createdAt: new Date(T0 + i * 1000).toISOString(), state: i % 2 ? 'active' : 'paused' }),
         );
       }
-      const first = stores.campaigns.list({ limit: 2 });
+      const first = await stores.campaigns.list({ limit: 2 });
       expect(first.items.map((c) => c.id)).toEqual(['c_5', 'c_4']);
-      const second = stores.campaigns.list({ limit: 2, cursor: first.nextCursor! });
+      const second = await stores.campaigns.list({ limit: 2, cursor: first.nextCursor! });
       expect(second.items.map((c) => c.id)).toEqual(['c_3', 'c_2']);
-      const third = stores.campaigns.list({ limit: 2, cursor: second.nextCursor! });
+      const third = await stores.campaigns.list({ limit: 2, cursor: second.nextCursor! });
       expect(third).toEqual({ items: [expect.objectContaining({ id: 'c_1' })], nextCursor: null });
-      expect(stores.campaigns.inState('active').map((c) => c.id)).toEqual(['c_1', 'c_3', 'c_5']);
-      expect(stores.campaigns.inState('cancelled')).toEqual([]);
+      expect((await stores.campaigns.inState('active')).map((c) => c.id)).toEqual(['c_1', 'c_3', 'c_5']);
+      expect(await stores.campaigns.inState('cancelled')).toEqual([]);
     });
 
-    it('keeps deliveries per (campaign, vin, occurrence): by prompt, per vehicle, live ones', () => {
-      stores.campaigns.insert(campaign());
-      stores.campaigns.addDelivery(delivery());
-      stores.campaigns.addDelivery(delivery({ vin: VIN_B, promptId: 'p_2', state: 'delivered', deliveredAt: T0 + 1 }));
-      stores.campaigns.addDelivery(delivery({ occurrence: 2, promptId: 'p_3', state: 'withdrawn', closedAt: T0 + 2 }));
-      expect(() => stores.campaigns.addDelivery(delivery({ promptId: 'p_9' }))).toThrow();
-      expect(stores.campaigns.deliveryByPrompt('p_2')).toMatchObject({ vin: VIN_B, state: 'delivered', deliveredAt: T0 + 1 });
-      expect(stores.campaigns.deliveryByPrompt('p_x')).toBeUndefined();
-      expect(stores.campaigns.deliveries('c_1', VIN_A).map((d) => d.occurrence)).toEqual([1, 2]);
-      expect(stores.campaigns.deliveries('c_1').map((d) => d.promptId)).toEqual(['p_1', 'p_3', 'p_2']);
-      expect(stores.campaigns.live('c_1').map((d) => d.promptId)).toEqual(['p_1', 'p_2']);
-      stores.campaigns.updateDelivery({ ...delivery(), state: 'acted', deliveredAt: T0, shownAt: T0, actedAt: T0 });
-      expect(stores.campaigns.live('c_1').map((d) => d.promptId)).toEqual(['p_2']);
-      expect(stores.campaigns.deliveryByPrompt('p_1')).toEqual({
+    it('keeps deliveries per (campaign, vin, occurrence): by prompt, per vehicle, live ones', async () => {
+      await stores.campaigns.insert(campaign());
+      await stores.campaigns.addDelivery(delivery());
+      await stores.campaigns.addDelivery(delivery({ vin: VIN_B, promptId: 'p_2', state: 'delivered', deliveredAt: T0 + 1 }));
+      await stores.campaigns.addDelivery(delivery({ occurrence: 2, promptId: 'p_3', state: 'withdrawn', closedAt: T0 + 2 }));
+      await expect(stores.campaigns.addDelivery(delivery({ promptId: 'p_9' }))).rejects.toThrow();
+      expect(await stores.campaigns.deliveryByPrompt('p_2')).toMatchObject({ vin: VIN_B, state: 'delivered', deliveredAt: T0 + 1 });
+      expect(await stores.campaigns.deliveryByPrompt('p_x')).toBeUndefined();
+      expect((await stores.campaigns.deliveries('c_1', VIN_A)).map((d) => d.occurrence)).toEqual([1, 2]);
+      expect((await stores.campaigns.deliveries('c_1')).map((d) => d.promptId)).toEqual(['p_1', 'p_3', 'p_2']);
+      expect((await stores.campaigns.live('c_1')).map((d) => d.promptId)).toEqual(['p_1', 'p_2']);
+      await stores.campaigns.updateDelivery({ ...delivery(), state: 'acted', deliveredAt: T0, shownAt: T0, actedAt: T0 });
+      expect((await stores.campaigns.live('c_1')).map((d) => d.promptId)).toEqual(['p_2']);
+      expect(await stores.campaigns.deliveryByPrompt('p_1')).toEqual({
         ...delivery(),
         state: 'acted',
         deliveredAt: T0,
         shownAt: T0,
         actedAt: T0,
       });
-      expect(stores.campaigns.deliveries('c_other')).toEqual([]);
+      expect(await stores.campaigns.deliveries('c_other')).toEqual([]);
     });
 
-    it('rolls a delivery back with the transaction it was written in', () => {
-      stores.campaigns.insert(campaign());
-      expect(() =>
-        stores.transaction(() => {
-          stores.campaigns.addDelivery(delivery());
+    it('rolls a delivery back with the transaction it was written in', async () => {
+      await stores.campaigns.insert(campaign());
+      await expect(
+        stores.transaction(async () => {
+          await stores.campaigns.addDelivery(delivery());
           throw new Error('boom');
         }),
-      ).toThrow('boom');
-      expect(stores.campaigns.deliveries('c_1')).toEqual([]);
+      ).rejects.toThrow('boom');
+      expect(await stores.campaigns.deliveries('c_1')).toEqual([]);
     });
   });
 }
