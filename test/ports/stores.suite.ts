@@ -117,6 +117,27 @@ export function storesSuite(name: string, make: () => Stores | Promise<Stores>):
       expect(await stores.deadLetters.count()).toBe(1);
     });
 
+    it('two callers each in their own transaction at once: one rolling back takes nothing of the other', async () => {
+      const wroteX = latch();
+      const goOn = latch();
+      const a = stores.transaction(async () => {
+        await stores.deadLetters.add(letter('X'));
+        wroteX.release();
+        await goOn.promise;
+        throw new Error('A failed');
+      });
+      const b = stores.transaction(async () => {
+        await stores.deadLetters.add(letter('Y'));
+        return (await stores.deadLetters.list(10)).map((d) => d.topic);
+      });
+      await wroteX.promise;
+      await settle();
+      goOn.release();
+      await expect(a).rejects.toThrow('A failed');
+      expect(await b).toEqual(['Y']); // B saw its own write only
+      expect((await stores.deadLetters.list(10)).map((d) => d.topic)).toEqual(['Y']);
+    });
+
     it('a nested transaction joins the outer one: its error, propagated, rolls back everything', async () => {
       await expect(
         stores.transaction(async () => {
