@@ -18,8 +18,11 @@ export interface CampaignServiceDeps {
    * campaign rows `fn` writes), then published; `deliver`: HMI delivery for their vehicles
    * (PromptFanout.record).
    */
-  record(fn: () => PromptChange[], deliver: boolean): PromptChange[];
+  record(fn: () => Promise<PromptChange[]>, deliver: boolean): Promise<PromptChange[]>;
 }
+
+/** Writes the audit entry of a campaign change, inside its transaction. */
+export type CampaignAudit = (c: Campaign) => Promise<void> | void;
 
 /** A campaign as the API shows it: its status at the fleet clock and its live funnel. */
 export type CampaignView = Campaign & { status: CampaignStatus; counts: Funnel };
@@ -34,24 +37,27 @@ export interface CampaignStats {
 export class CampaignService {
   constructor(private readonly deps: CampaignServiceDeps) {}
 
-  view(c: Campaign): CampaignView {
-    return { ...c, status: statusAt(c, this.deps.clock.now()), counts: funnelOf(this.deps.stores.campaigns.deliveries(c.id)) };
+  async view(c: Campaign): Promise<CampaignView> {
+    const status = statusAt(c, this.deps.clock.now());
+    return { ...c, status, counts: funnelOf(await this.deps.stores.campaigns.deliveries(c.id)) };
   }
 
-  get(id: string): CampaignView | undefined {
-    const c = this.deps.stores.campaigns.get(id);
+  async get(id: string): Promise<CampaignView | undefined> {
+    const c = await this.deps.stores.campaigns.get(id);
     return c && this.view(c);
   }
 
-  list(q: { limit: number; cursor?: string }): { items: CampaignView[]; nextCursor: string | null } {
-    const page = this.deps.stores.campaigns.list(q);
-    return { items: page.items.map((c) => this.view(c)), nextCursor: page.nextCursor };
+  async list(q: { limit: number; cursor?: string }): Promise<{ items: CampaignView[]; nextCursor: string | null }> {
+    const page = await this.deps.stores.campaigns.list(q);
+    const items: CampaignView[] = [];
+    for (const c of page.items) items.push(await this.view(c));
+    return { items, nextCursor: page.nextCursor };
   }
 
-  stats(id: string): CampaignStats | undefined {
-    const c = this.deps.stores.campaigns.get(id);
+  async stats(id: string): Promise<CampaignStats | undefined> {
+    const c = await this.deps.stores.campaigns.get(id);
     if (!c) return undefined;
-    const ds = this.deps.stores.campaigns.deliveries(id);
+    const ds = await this.deps.stores.campaigns.deliveries(id);
     return { campaignId: id, status: statusAt(c, this.deps.clock.now()), totals: funnelOf(ds), segments: funnelBySegment(ds) };
   }
 
@@ -59,12 +65,12 @@ export class CampaignService {
    * Locales of registered vehicles the audience may reach (its profile fields match; segments
    * change, so any of them may enter) that the message lacks, with how many vehicles use each.
    */
-  missingLocales(input: Pick<CampaignInput, 'audience' | 'message'>): Array<{ locale: Locale; vehicles: number }> {
+  async missingLocales(input: Pick<CampaignInput, 'audience' | 'message'>): Promise<Array<{ locale: Locale; vehicles: number }>> {
     const { vehicles } = this.deps.stores;
     const missing = new Map<Locale, number>();
     let cursor: string | undefined;
     do {
-      const page = vehicles.list({ limit: 1000, cursor });
+      const page = await vehicles.list({ limit: 1000, cursor });
       for (const v of page.items) {
         if (input.message[v.locale] === undefined && matchesProfile(input.audience, v.vin, v))
           missing.set(v.locale, (missing.get(v.locale) ?? 0) + 1);
@@ -75,17 +81,17 @@ export class CampaignService {
   }
 
   /** A new campaign; running at once if startsAt has passed (one pass over the fleet), else launched by the sweep. */
-  create(input: CampaignInput, by: string, audit: (c: Campaign) => void): CampaignView {
+  async create(input: CampaignInput, by: string, audit: CampaignAudit): Promise<CampaignView> {
     const now = this.deps.clock.now();
     let made: Campaign | undefined;
-    this.deps.record(() => {
+    await this.deps.record(async () => {
       const c = newCampaign(input, by, now);
-      this.deps.stores.campaigns.insert(c);
-      audit(c);
+      await this.deps.stores.campaigns.insert(c);
+      await audit(c);
       made = c;
       return this.launchIfDue(c, now);
     }, true);
-    return this.view(this.deps.stores.campaigns.get(made!.id)!);
+    return this.view((await this.deps.stores.campaigns.get(made!.id))!);
   }
 
   /**
@@ -93,16 +99,16 @@ export class CampaignService {
    * pass (a vehicle whose message was withdrawn unseen gets a new one); cancel: for good, and the
    * messages the owners have not seen (on the car or not) are withdrawn. Undefined: not allowed now.
    */
-  command(id: string, cmd: CampaignCommand, audit: (c: Campaign) => void): CampaignView | undefined {
+  async command(id: string, cmd: CampaignCommand, audit: CampaignAudit): Promise<CampaignView | undefined> {
     const now = this.deps.clock.now();
     let done = false;
-    this.deps.record(() => {
-      const c = this.deps.stores.campaigns.get(id);
+    await this.deps.record(async () => {
+      const c = await this.deps.stores.campaigns.get(id);
       const state = c && commandTarget(c, cmd, now);
       if (!c || !state) return [];
       const next: Campaign = { ...c, state, updatedAt: iso(now) };
-      this.deps.stores.campaigns.update(next);
-      audit(next);
+      await this.deps.stores.campaigns.update(next);
+      await audit(next);
       done = true;
       const { delivery } = this.deps;
       if (cmd === 'pause') return delivery.withdrawAll(next, 'unshown', 'paused', now);
@@ -116,32 +122,34 @@ export class CampaignService {
    * A vehicle's profile was created or changed (PUT /api/v1/vehicles/{vin}): its model, dealer,
    * locale or type may put it into an audience or out of one, with the segments it has now.
    */
-  onProfileChanged(vin: string): PromptChange[] {
+  onProfileChanged(vin: string): Promise<PromptChange[]> {
     const now = this.deps.clock.now();
     const { campaigns, vehicles } = this.deps.stores;
-    return this.deps.record(() => {
-      const profile = vehicles.get(vin);
-      const segments = vehicles.segments(vin);
-      return campaigns.inState('active').flatMap((c) => this.deps.delivery.evaluate(c, vin, profile, segments, now));
+    return this.deps.record(async () => {
+      const profile = await vehicles.get(vin);
+      const segments = await vehicles.segments(vin);
+      const out: PromptChange[] = [];
+      for (const c of await campaigns.inState('active')) out.push(...(await this.deps.delivery.evaluate(c, vin, profile, segments, now)));
+      return out;
     }, true);
   }
 
   /** The sweep: campaigns whose startsAt has come get their pass; capped ones their due repeats. */
-  sweep(): PromptChange[] {
+  sweep(): Promise<PromptChange[]> {
     const now = this.deps.clock.now();
-    return this.deps.record(() => {
+    return this.deps.record(async () => {
       const out: PromptChange[] = [];
-      for (const c of this.deps.stores.campaigns.inState('active')) {
+      for (const c of await this.deps.stores.campaigns.inState('active')) {
         if (statusAt(c, now) !== 'active') continue;
-        out.push(...(c.launchedAt === null ? this.launchIfDue(c, now) : this.deps.delivery.repeat(c, now)));
+        out.push(...(c.launchedAt === null ? await this.launchIfDue(c, now) : await this.deps.delivery.repeat(c, now)));
       }
       return out;
     }, true);
   }
 
-  private launchIfDue(c: Campaign, now: number): PromptChange[] {
+  private async launchIfDue(c: Campaign, now: number): Promise<PromptChange[]> {
     if (statusAt(c, now) !== 'active') return [];
-    this.deps.stores.campaigns.update({ ...c, launchedAt: iso(now) });
+    await this.deps.stores.campaigns.update({ ...c, launchedAt: iso(now) });
     return this.deps.delivery.pass(c, now);
   }
 }

@@ -54,8 +54,8 @@ export class PromptFanout {
    * If `fn` or the outbox write throws, nothing stays, nothing is published, and this throws.
    * Not to be called inside another transaction (it would publish before that one commits).
    */
-  record(fn: () => PromptChange[], deliver = false): PromptChange[] {
-    const changes = this.deps.recorder.commit(fn);
+  async record(fn: () => Promise<PromptChange[]>, deliver = false): Promise<PromptChange[]> {
+    const changes = await this.deps.recorder.commit(fn);
     if (changes.length) this.published(changes, deliver);
     return changes;
   }

@@ -113,10 +113,10 @@ export class HmiDelivery {
    * confirmed by the car; a non-urgent one was counted against the daily cap when first sent, so it
    * takes no room again (it still waits for parked and outside quiet hours).
    */
-  selectable(vin: string, profile: Vehicle | undefined, resend = false): Prompt[] {
+  async selectable(vin: string, profile: Vehicle | undefined, resend = false): Promise<Prompt[]> {
     const { stores, clock } = this.deps;
     const now = clock.now();
-    const pending = stores.prompts.pendingHmi(vin, now, resend);
+    const pending = await stores.prompts.pendingHmi(vin, now, resend);
     if (pending.length === 0) return [];
     const urgent = pending.filter((p) => p.urgent);
     const again = pending.filter((p) => !p.urgent && p.hmiState === 'sent');
@@ -152,14 +152,14 @@ export class HmiDelivery {
 
   private async deliverOne(vin: string, resend: boolean): Promise<void> {
     const { stores, link, prefix, clock } = this.deps;
-    if (!stores.vehicles.online(vin).online) return;
-    const profile = stores.vehicles.get(vin);
-    for (const p of this.selectable(vin, profile, resend)) {
+    if (!(await stores.vehicles.online(vin)).online) return;
+    const profile = await stores.vehicles.get(vin);
+    for (const p of await this.selectable(vin, profile, resend)) {
       const now = clock.now();
       await link.publish(topicFor(prefix, vin, 'prompts'), this.encode(p, false), { qos: 1 });
       // No change step here: 'delivered' is recorded when the car confirms (confirmed()). The
       // PUBACK may even come first (loopback): then the prompt is no longer pending and stays delivered.
-      stores.prompts.markHmiSent(p.id, now);
+      await stores.prompts.markHmiSent(p.id, now);
       if (!p.urgent && p.hmiState === 'pending') {
         // counted once, at the first send: a re-send of an unconfirmed prompt is not a new prompt
         const day = localTime(now, this.zoneOf(vin, profile)).day;
@@ -173,12 +173,13 @@ export class HmiDelivery {
   /**
    * The car has this prompt: its client PUBACKed it (embedded broker), or the head unit acked it
    * (any outcome; the only confirmation through an external broker). Records the one 'delivered'
-   * step; a later confirmation of the same prompt changes nothing.
+   * step; a later confirmation of the same prompt changes nothing. A failure to record it does not
+   * reject (it goes to onConfirmFailed), so the broker's event may leave the promise unawaited.
    */
-  confirmed(vin: string, promptId: string): void {
+  async confirmed(vin: string, promptId: string): Promise<void> {
     let change;
     try {
-      change = this.deps.stores.prompts.markHmiDelivered(promptId, vin, this.deps.clock.now());
+      change = await this.deps.stores.prompts.markHmiDelivered(promptId, vin, this.deps.clock.now());
     } catch (err) {
       // called from the broker's PUBACK event: never throw there. The prompt stays 'sent' and is
       // sent again at the vehicle's next birth or subscribe (at least once).

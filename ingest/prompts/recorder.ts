@@ -7,7 +7,7 @@ import type { Outbox, PromptChange, PromptStore, Stores } from '../store/ports.j
 
 export interface ChangeRecorderDeps {
   /** Stores.transaction: nested calls join the outer one. */
-  transaction<T>(fn: () => T): T;
+  transaction<T>(fn: () => Promise<T>): Promise<T>;
   outbox: Pick<Outbox, 'enqueue'>;
   /** CloudEvents for these changes, one per webhook URL (none when no webhook is configured). */
   eventsFor(changes: PromptChange[]): Array<{ id: string; url: string; body: string }>;
@@ -16,7 +16,7 @@ export interface ChangeRecorderDeps {
    * Other records that follow prompt changes in the same transaction, returning their outbox rows:
    * campaign deliveries (ingest/campaigns/delivery.ts). Called whether or not a webhook is set.
    */
-  track?(changes: PromptChange[]): Array<{ id: string; url: string; body: string }>;
+  track?(changes: PromptChange[]): Promise<Array<{ id: string; url: string; body: string }>>;
 }
 
 export class ChangeRecorder {
@@ -27,13 +27,13 @@ export class ChangeRecorder {
    * transaction; if either throws, nothing of it stays and this throws. Publishing is the caller's
    * business, after this returns (i.e. after the commit, unless called inside an outer transaction).
    */
-  commit(fn: () => PromptChange[]): PromptChange[] {
+  commit(fn: () => Promise<PromptChange[]>): Promise<PromptChange[]> {
     const { transaction, outbox, eventsFor, clock, track } = this.deps;
-    return transaction(() => {
-      const changes = fn();
+    return transaction(async () => {
+      const changes = await fn();
       if (changes.length) {
-        const events = [...eventsFor(changes), ...(track?.(changes) ?? [])];
-        if (events.length) outbox.enqueue(events, clock.now());
+        const events = [...eventsFor(changes), ...((await track?.(changes)) ?? [])];
+        if (events.length) await outbox.enqueue(events, clock.now());
       }
       return changes;
     });
@@ -47,11 +47,13 @@ export class ChangeRecorder {
  * only publishes (PromptFanout.published). Reads pass straight through.
  */
 export function transactionalPrompts(prompts: PromptStore, recorder: Pick<ChangeRecorder, 'commit'>): PromptStore {
-  const one = (f: () => PromptChange | undefined): PromptChange | undefined =>
-    recorder.commit(() => {
-      const c = f();
+  const one = async (f: () => Promise<PromptChange | undefined>): Promise<PromptChange | undefined> => {
+    const changes = await recorder.commit(async () => {
+      const c = await f();
       return c ? [c] : [];
-    })[0];
+    });
+    return changes[0];
+  };
   return {
     applyRuleEvents: (vin, events, render, dealerId, now) =>
       recorder.commit(() => prompts.applyRuleEvents(vin, events, render, dealerId, now)),
