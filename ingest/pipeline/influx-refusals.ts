@@ -75,13 +75,13 @@ export async function writeAroundRefusals(
  * Written before the caller marks the entries done, so a crash in between repeats a dead letter at
  * worst and never loses one.
  */
-export function deadLetterRefused(stores: Stores, metrics: Metrics, refused: RefusedReading[]): number {
+export async function deadLetterRefused(stores: Stores, metrics: Metrics, refused: RefusedReading[]): Promise<number> {
   const groups = new Map<string, RefusedReading[]>();
   for (const r of refused) {
     const k = `${r.entry.id}\u0000${r.status}\u0000${r.message}`;
     (groups.get(k) ?? groups.set(k, []).get(k)!).push(r);
   }
-  stores.transaction(() => {
+  await stores.transaction(async () => {
     for (const rs of groups.values()) {
       const { entry, status, message } = rs[0];
       const samples = rs.map(({ reading: r }) =>
@@ -95,7 +95,7 @@ export function deadLetterRefused(stores: Stores, metrics: Metrics, refused: Ref
         payload = entry.payload;
       }
       const when = rs.map((r) => new Date(r.reading.ts).toISOString());
-      stores.deadLetters.add({
+      await stores.deadLetters.add({
         topic: `telemetry/${entry.vin}`,
         clientId: null,
         reason: `influx: ${message} (HTTP ${status}; ${rs.length} sample(s) of seq ${entry.seq}, boot ${entry.bootId || '-'}: ${when.slice(0, 3).join(', ')}${when.length > 3 ? ', ...' : ''})`,

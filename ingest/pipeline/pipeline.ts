@@ -145,8 +145,12 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
       INFLUX_LINES_PER_FLUSH,
     );
     if (entries.length === 0) return false;
+    // the writer asks for tags synchronously: look the chunk's vehicles up once, before writing
+    const vins = [...new Set(entries.map((e) => e.vin))];
+    const profiles = await Promise.all(vins.map((vin) => stores.vehicles.get(vin)));
+    const byVin = new Map(vins.map((vin, i) => [vin, profiles[i]]));
     const tags = (vin: string): Record<string, string> => {
-      const v = stores.vehicles.get(vin);
+      const v = byVin.get(vin);
       return v ? { model: v.model, powertrain: v.powertrain, dealer: v.dealerId } : {};
     };
     let written: number;
@@ -187,7 +191,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
     const items: EntryReading[] = entries.flatMap((entry) => (entry.readings ?? readingsOf(entry)).map((reading) => ({ entry, reading })));
     const { written, refused } = await writeAroundRefusals(this.deps.telemetry, items, tags, err);
     if (refused.length > 0) {
-      const letters = deadLetterRefused(this.deps.stores, this.deps.metrics, refused);
+      const letters = await deadLetterRefused(this.deps.stores, this.deps.metrics, refused);
       this.deps.log.warn(
         {
           refused: refused.length,
@@ -214,8 +218,8 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
         if (!(err instanceof TelemetryInputError)) throw err;
         // Done with for good at once: should InfluxDB fail later in this step, the retry must not
         // dead-letter this entry a second time.
-        stores.transaction(() => {
-          stores.deadLetters.add({
+        await stores.transaction(async () => {
+          await stores.deadLetters.add({
             topic: `telemetry/${e.vin}`,
             clientId: null,
             reason: `influx: ${err.message}`,

@@ -20,8 +20,8 @@ import type { OutboundEvent } from '../outbound/cloudevents.js';
  * prompt change of a campaign message moves its delivery row and writes its events.
  */
 export interface CampaignHook {
-  onSegments(vin: string, profile: Vehicle | undefined, segments: Segments, now: number): PromptChange[];
-  track(changes: readonly PromptChange[]): OutboundEvent[];
+  onSegments(vin: string, profile: Vehicle | undefined, segments: Segments, now: number): Promise<PromptChange[]>;
+  track(changes: readonly PromptChange[]): Promise<OutboundEvent[]>;
 }
 
 export interface RulesRunnerDeps {
@@ -46,12 +46,22 @@ interface Item {
   journalId?: number;
 }
 
+type Profile = Awaited<ReturnType<Stores['vehicles']['get']>>;
+
 export class RulesRunner {
   private readonly cache = new Map<string, VehicleRuleState>();
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly deps: RulesRunnerDeps) {
-    for (const s of deps.stores.ruleStates.all()) this.cache.set(s.vin, s);
+  /** A runner with the stored rule states loaded (its cache must hold them before the first run). */
+  static async open(deps: RulesRunnerDeps): Promise<RulesRunner> {
+    return new RulesRunner(deps, await deps.stores.ruleStates.all());
+  }
+
+  private constructor(
+    private readonly deps: RulesRunnerDeps,
+    states: readonly VehicleRuleState[],
+  ) {
+    for (const s of states) this.cache.set(s.vin, s);
   }
 
   latest(vin: string): Signals | undefined {
@@ -105,7 +115,7 @@ export class RulesRunner {
       const vins = new Set(this.cache.keys());
       let cursor: string | undefined;
       do {
-        const page = this.deps.stores.vehicles.list({ limit: 1000, cursor });
+        const page = await this.deps.stores.vehicles.list({ limit: 1000, cursor });
         for (const v of page.items) vins.add(v.vin);
         cursor = page.nextCursor ?? undefined;
       } while (cursor);
@@ -127,7 +137,7 @@ export class RulesRunner {
   private async run(items: Item[]): Promise<PromptChange[]> {
     if (items.length === 0) return [];
     const { pool, stores, clock } = this.deps;
-    const profiles = items.map((it) => stores.vehicles.get(it.vin));
+    const profiles = await Promise.all(items.map((it) => stores.vehicles.get(it.vin)));
     const results = await pool.run(
       items.map((it, i) => ({
         vin: it.vin,
@@ -142,18 +152,22 @@ export class RulesRunner {
     return this.commit(items, profiles, results);
   }
 
-  private commit(items: Item[], profiles: Array<ReturnType<Stores['vehicles']['get']>>, results: EngineResult[]): PromptChange[] {
+  private async commit(items: Item[], profiles: Profile[], results: EngineResult[]): Promise<PromptChange[]> {
     const { stores, metrics, clock, webhookUrls } = this.deps;
     const policy = { urls: webhookUrls, positionPurpose: this.deps.eventPositionPurpose };
     const now = clock.now();
     const states: VehicleRuleState[] = [];
     const changes: PromptChange[] = [];
     const segmentChanges: SegmentChange[] = [];
-    stores.transaction(() => {
-      results.forEach((r, i) => {
+    // one transaction, its writes in the order they were made synchronously before (change seqs follow it)
+    await stores.transaction(async () => {
+      for (const [i, r] of results.entries()) {
         const item = items[i];
-        if (item.storeRecords && item.serviceRecords)
-          item.storeRecords(item.serviceRecords.map((rec) => stores.vehicles.addServiceRecord(item.vin, rec, now)));
+        if (item.storeRecords && item.serviceRecords) {
+          const ids: number[] = [];
+          for (const rec of item.serviceRecords) ids.push(await stores.vehicles.addServiceRecord(item.vin, rec, now));
+          item.storeRecords(ids);
+        }
         const profile = profiles[i];
         const state: VehicleRuleState = { ...r.state, journalId: item.journalId ?? this.cache.get(item.vin)?.journalId };
         states.push(state);
@@ -161,26 +175,26 @@ export class RulesRunner {
         let segments: Segments | undefined;
         for (const ev of r.events) {
           if (ev.type === 'segments') {
-            const prev = stores.vehicles.segments(item.vin);
+            const prev = await stores.vehicles.segments(item.vin);
             if (segmentsChanged(prev, ev.segments))
               segmentChanges.push({ vin: item.vin, from: prev, to: ev.segments, at: now, dealerId: profile?.dealerId ?? null });
-            stores.vehicles.setSegments(item.vin, ev.segments, now);
+            await stores.vehicles.setSegments(item.vin, ev.segments, now);
             segments = ev.segments;
-          } else if (ev.type === 'charging_session') stores.vehicles.addChargingSession(ev.session);
+          } else if (ev.type === 'charging_session') await stores.vehicles.addChargingSession(ev.session);
           else promptEvents.push(ev);
         }
         if (promptEvents.length) {
           const locale = profile?.locale ?? 'en';
           const render = (d: Parameters<typeof renderPrompt>[0]) => ({ ...renderPrompt(d, locale), locale });
-          changes.push(...stores.prompts.applyRuleEvents(item.vin, promptEvents, render, profile?.dealerId ?? null, now));
+          changes.push(...(await stores.prompts.applyRuleEvents(item.vin, promptEvents, render, profile?.dealerId ?? null, now)));
         }
-        if (segments && this.deps.campaigns) changes.push(...this.deps.campaigns.onSegments(item.vin, profile, segments, now));
-      });
-      stores.ruleStates.save(states);
-      const campaignEvents = this.deps.campaigns?.track(changes) ?? [];
-      if (campaignEvents.length) stores.outbox.enqueue(campaignEvents, now);
-      if (webhookUrls.length && changes.length) stores.outbox.enqueue(eventsForChanges(changes, policy), now);
-      if (webhookUrls.length && segmentChanges.length) stores.outbox.enqueue(eventsForSegmentChanges(segmentChanges, policy), now);
+        if (segments && this.deps.campaigns) changes.push(...(await this.deps.campaigns.onSegments(item.vin, profile, segments, now)));
+      }
+      await stores.ruleStates.save(states);
+      const campaignEvents = (await this.deps.campaigns?.track(changes)) ?? [];
+      if (campaignEvents.length) await stores.outbox.enqueue(campaignEvents, now);
+      if (webhookUrls.length && changes.length) await stores.outbox.enqueue(eventsForChanges(changes, policy), now);
+      if (webhookUrls.length && segmentChanges.length) await stores.outbox.enqueue(eventsForSegmentChanges(segmentChanges, policy), now);
     });
     // counted once committed: a rolled-back step is retried and would count its failures twice
     for (const r of results) for (const f of r.failures) metrics.detectorFailures.inc({ family: f.family });
