@@ -36,20 +36,20 @@ async function ensureV1Database(url: string, bucket: string): Promise<void> {
  * to the console, printed below, and one for the simulator. Keys are stored hashed, so a key
  * printed by an earlier run cannot be shown again; nothing ships with a default password.
  */
-function demoKeys(dataDir: string): { operator: string; simulator: string; lifecycle: string } {
+async function demoKeys(dataDir: string): Promise<{ operator: string; simulator: string; lifecycle: string }> {
   const backend = openSqliteBackend(dataDir);
   try {
     const now = Date.now();
-    for (const k of backend.keys.list()) if (k.createdBy === 'demo' && k.revokedAt === null) backend.keys.revoke(k.id, now);
-    const make = (name: string, permissions: Array<'location:read'>, role: 'operator' | 'lifecycle' = 'operator') =>
-      createApiKey(backend.keys, { name, role, dealers: [], permissions, expiresAt: null, createdBy: 'demo' }, now).token;
+    for (const k of await backend.keys.list()) if (k.createdBy === 'demo' && k.revokedAt === null) await backend.keys.revoke(k.id, now);
+    const make = async (name: string, permissions: Array<'location:read'>, role: 'operator' | 'lifecycle' = 'operator') =>
+      (await createApiKey(backend.keys, { name, role, dealers: [], permissions, expiresAt: null, createdBy: 'demo' }, now)).token;
     return {
-      operator: make('demo operator', ['location:read']),
-      simulator: make('demo simulator', []),
-      lifecycle: make('demo CRM', [], 'lifecycle'),
+      operator: await make('demo operator', ['location:read']),
+      simulator: await make('demo simulator', []),
+      lifecycle: await make('demo CRM', [], 'lifecycle'),
     };
   } finally {
-    backend.close();
+    await backend.close();
   }
 }
 
@@ -127,7 +127,7 @@ export async function runDemo(
     process.stdout.write(`demo: started influxd at ${influx.url} (data in ${join(cfg.ODOPULSE_DATA_DIR, 'influxdb')})\n`);
     cfg = loadIngestConfig(env, { ...flags, INFLUX_URL: influx.url });
   } else if (!env.INFLUX_TOKEN) await ensureV1Database(cfg.INFLUX_URL, cfg.INFLUX_BUCKET);
-  const keys = demoKeys(cfg.ODOPULSE_DATA_DIR);
+  const keys = await demoKeys(cfg.ODOPULSE_DATA_DIR);
   const ingest = await startIngest(cfg);
   const api = `http://127.0.0.1:${ingest.httpPort}`;
   const campaigns = await demoCampaigns(api, keys.lifecycle);

@@ -28,7 +28,7 @@ async function brokerCeiling(vehicles: number, batches: number, samplesPerBatch:
   const port = await freePort();
   const link = await startEmbeddedBroker(
     { prefix: 'v1', host: '127.0.0.1', port },
-    { telemetry: async () => {}, status: () => {}, ack: () => {} },
+    { telemetry: async () => {}, status: async () => {}, ack: async () => {} },
   );
   const vins = Array.from({ length: vehicles }, (_, i) => benchVin(i, 'LCAP'));
   const clients = await connectVehicles(`mqtt://127.0.0.1:${port}`, vins);

@@ -36,7 +36,8 @@ export async function startIngestProcess(
   opts: { ready?: 'ok' | 'serving' } = {},
 ): Promise<IngestProcess> {
   const dataDir = reuse?.dataDir ?? mkdtempSync(join(tmpdir(), 'odopulse-ingest-'));
-  const token = reuse?.token ?? keysCreate(dataDir, { role: 'operator', name: 'test operator', permission: ['location:read'] }).at(-1)!;
+  const token =
+    reuse?.token ?? (await keysCreate(dataDir, { role: 'operator', name: 'test operator', permission: ['location:read'] })).at(-1)!;
   const httpPort = reuse?.httpPort ?? (await freePort());
   const mqttPort = reuse?.mqttPort ?? (await freePort());
   const fullEnv: Record<string, string> = {

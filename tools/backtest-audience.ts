@@ -48,16 +48,17 @@ export async function runAudienceBacktest(
   opts: { rules: RulesConfig; audience: CampaignAudience; from: number; to: number; vin?: string },
 ): Promise<AudienceBacktest> {
   const engine = createEngine(opts.rules);
-  const vins = opts.vin ? [opts.vin] : allVins(stores.vehicles);
+  const vins = opts.vin ? [opts.vin] : await allVins(stores.vehicles);
   const reached: AudienceReach[] = [];
   let withHistory = 0;
   for (const vin of vins) {
     const readings = await loadHistory(telemetry, vin, opts.from, opts.to);
     if (readings.length === 0) continue;
     withHistory++;
-    const profile = stores.vehicles.get(vin);
+    const profile = await stores.vehicles.get(vin);
+    const serviceRecords = await stores.vehicles.serviceRecords(vin);
     let first: AudienceReach | undefined;
-    replayVehicle(engine, { vin, profile, readings, serviceRecords: stores.vehicles.serviceRecords(vin), to: opts.to }, (segments, at) => {
+    replayVehicle(engine, { vin, profile, readings, serviceRecords, to: opts.to }, (segments, at) => {
       if (!first && at >= opts.from && at < opts.to && matchesAudience(opts.audience, vin, profile, segments))
         first = { vin, at, segments };
     });
@@ -108,6 +109,6 @@ export async function runAudienceBacktestCli(
     return 0;
   } finally {
     await telemetry.close();
-    stores.close();
+    await stores.close();
   }
 }

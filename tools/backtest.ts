@@ -60,7 +60,7 @@ function recordTime(rec: ServiceRecord): number {
  */
 export function replayVehicle(
   engine: Engine,
-  v: { vin: string; profile: ReturnType<VehicleStore['get']>; readings: Reading[]; serviceRecords?: ServiceRecord[]; to: number },
+  v: { vin: string; profile: Awaited<ReturnType<VehicleStore['get']>>; readings: Reading[]; serviceRecords?: ServiceRecord[]; to: number },
   /** Each change of the vehicle's segments, at the time the rules found it (audience backtests). */
   onSegments?: (segments: Segments, at: number) => void,
 ): BacktestPrompt[] {
@@ -158,12 +158,18 @@ export async function runBacktest(
 ): Promise<BacktestRun> {
   const candidate = createEngine(opts.candidate);
   const inForce = createEngine(opts.inForce);
-  const vins = opts.vin ? [opts.vin] : allVins(stores.vehicles);
+  const vins = opts.vin ? [opts.vin] : await allVins(stores.vehicles);
   const run: BacktestRun = { vehicles: vins.length, candidate: [], inForce: [] };
   for (const vin of vins) {
     const readings = await loadHistory(telemetry, vin, opts.from, opts.to);
     if (readings.length === 0) continue;
-    const v = { vin, profile: stores.vehicles.get(vin), readings, serviceRecords: stores.vehicles.serviceRecords(vin), to: opts.to };
+    const v = {
+      vin,
+      profile: await stores.vehicles.get(vin),
+      readings,
+      serviceRecords: await stores.vehicles.serviceRecords(vin),
+      to: opts.to,
+    };
     run.candidate.push(...replayVehicle(candidate, v));
     run.inForce.push(...replayVehicle(inForce, v));
   }
@@ -206,15 +212,15 @@ export async function runBacktestCli(cfg: IngestConfig, opts: { config: string; 
     return 0;
   } finally {
     await telemetry.close();
-    stores.close();
+    await stores.close();
   }
 }
 
-export function allVins(vehicles: VehicleStore): string[] {
+export async function allVins(vehicles: VehicleStore): Promise<string[]> {
   const out: string[] = [];
   let cursor: string | undefined;
   do {
-    const page = vehicles.list({ limit: 1000, cursor });
+    const page = await vehicles.list({ limit: 1000, cursor });
     out.push(...page.items.map((v) => v.vin));
     cursor = page.nextCursor ?? undefined;
   } while (cursor);

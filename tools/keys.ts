@@ -20,7 +20,7 @@ function openKeys(dataDir: string) {
 }
 
 /** Returns the lines to print; the key itself is the last one. */
-export function keysCreate(dataDir: string, o: KeysCreateOptions, now = Date.now()): string[] {
+export async function keysCreate(dataDir: string, o: KeysCreateOptions, now = Date.now()): Promise<string[]> {
   if (!(ROLES as readonly string[]).includes(o.role)) throw new KeysCliError(`--role must be one of ${ROLES.join(', ')}`);
   const permissions = o.permission ?? [];
   for (const p of permissions)
@@ -32,7 +32,7 @@ export function keysCreate(dataDir: string, o: KeysCreateOptions, now = Date.now
   }
   const s = openKeys(dataDir);
   try {
-    const { record, token } = createApiKey(
+    const { record, token } = await createApiKey(
       s.keys,
       {
         name: o.name ?? `${o.role} key`,
@@ -44,7 +44,7 @@ export function keysCreate(dataDir: string, o: KeysCreateOptions, now = Date.now
       },
       now,
     );
-    s.audit.record({
+    await s.audit.record({
       at: now,
       principal: 'cli',
       action: 'key.created',
@@ -61,37 +61,35 @@ export function keysCreate(dataDir: string, o: KeysCreateOptions, now = Date.now
     if (err instanceof KeyRequestError) throw new KeysCliError(err.message);
     throw err;
   } finally {
-    s.close();
+    await s.close();
   }
 }
 
-export function keysList(dataDir: string): string[] {
+export async function keysList(dataDir: string): Promise<string[]> {
   const s = openKeys(dataDir);
   try {
-    return s.keys
-      .list()
-      .map((k) =>
-        [
-          k.id,
-          k.role,
-          k.dealers.join(',') || '-',
-          k.permissions.join(',') || '-',
-          k.revokedAt ? `revoked ${k.revokedAt}` : k.expiresAt ? `expires ${k.expiresAt}` : 'active',
-          JSON.stringify(k.name),
-        ].join('\t'),
-      );
+    return (await s.keys.list()).map((k) =>
+      [
+        k.id,
+        k.role,
+        k.dealers.join(',') || '-',
+        k.permissions.join(',') || '-',
+        k.revokedAt ? `revoked ${k.revokedAt}` : k.expiresAt ? `expires ${k.expiresAt}` : 'active',
+        JSON.stringify(k.name),
+      ].join('\t'),
+    );
   } finally {
-    s.close();
+    await s.close();
   }
 }
 
-export function keysRevoke(dataDir: string, id: string, now = Date.now()): string[] {
+export async function keysRevoke(dataDir: string, id: string, now = Date.now()): Promise<string[]> {
   const s = openKeys(dataDir);
   try {
-    if (!s.keys.revoke(id, now)) throw new KeysCliError(`no active key ${id}`);
-    s.audit.record({ at: now, principal: 'cli', action: 'key.revoked', vin: null, requestId: 'cli', detail: { keyId: id } });
+    if (!(await s.keys.revoke(id, now))) throw new KeysCliError(`no active key ${id}`);
+    await s.audit.record({ at: now, principal: 'cli', action: 'key.revoked', vin: null, requestId: 'cli', detail: { keyId: id } });
     return [`revoked key ${id}`];
   } finally {
-    s.close();
+    await s.close();
   }
 }
