@@ -159,7 +159,7 @@ export class RulesRunner {
     const states: VehicleRuleState[] = [];
     const changes: PromptChange[] = [];
     const segmentChanges: SegmentChange[] = [];
-    // one transaction, its writes in the order they were made synchronously before (change seqs follow it)
+    // one transaction; its writes one after another in this order (the change seqs follow it)
     await stores.transaction(async () => {
       for (const [i, r] of results.entries()) {
         const item = items[i];
