@@ -55,7 +55,7 @@ export class Authenticator {
   async bearer(token: string): Promise<{ principal: Principal; keyId: string | null }> {
     const key = parseKey(token);
     if (key) {
-      const k = this.deps.keys.get(key.id);
+      const k = await this.deps.keys.get(key.id);
       if (!k || !verifySecret(key.secret, k.secret)) throw new AuthError('unknown API key');
       return { principal: principalOfKey(this.live(k, this.deps.now())), keyId: key.id };
     }
@@ -69,25 +69,29 @@ export class Authenticator {
   }
 
   /** A console session: the key it was opened with must still be live. */
-  session(cookie: string): SessionPrincipal {
+  async session(cookie: string): Promise<SessionPrincipal> {
     const now = this.deps.now();
-    const s = this.deps.keys.getSession(sha256(cookie));
+    const s = await this.deps.keys.getSession(sha256(cookie));
     if (!s || s.expiresAt <= now) throw new AuthError('session expired; sign in again');
     if (s.keyId !== null)
-      return { principal: principalOfKey(this.live(this.deps.keys.get(s.keyId), now)), csrf: s.csrf, expiresAt: s.expiresAt };
+      return { principal: principalOfKey(this.live(await this.deps.keys.get(s.keyId), now)), csrf: s.csrf, expiresAt: s.expiresAt };
     if (s.principal === null) throw new AuthError('session has no principal');
     const p = JSON.parse(s.principal) as Omit<Principal, 'permissions'> & { permissions: string[] };
     return { principal: { ...p, permissions: new Set(p.permissions) } as Principal, csrf: s.csrf, expiresAt: s.expiresAt };
   }
 
   /** Opens a session for a principal that signed in with a bearer credential. */
-  openSession(principal: Principal, keyId: string | null, ttlMs: number): { cookie: string; csrf: string; expiresAt: number } {
+  async openSession(
+    principal: Principal,
+    keyId: string | null,
+    ttlMs: number,
+  ): Promise<{ cookie: string; csrf: string; expiresAt: number }> {
     const now = this.deps.now();
     const cookie = randomBytes(32).toString('base64url');
     const csrf = randomBytes(24).toString('base64url');
     // a session opened with a token ends when the token would have (its claims are not re-checked)
     const expiresAt = Math.min(now + ttlMs, principal.expiresAt ?? Infinity);
-    this.deps.keys.createSession({
+    await this.deps.keys.createSession({
       idHash: sha256(cookie),
       keyId,
       principal: keyId === null ? JSON.stringify({ ...principal, permissions: [...principal.permissions] }) : null,
@@ -98,7 +102,7 @@ export class Authenticator {
     return { cookie, csrf, expiresAt };
   }
 
-  closeSession(cookie: string): void {
-    this.deps.keys.deleteSession(sha256(cookie));
+  async closeSession(cookie: string): Promise<void> {
+    await this.deps.keys.deleteSession(sha256(cookie));
   }
 }

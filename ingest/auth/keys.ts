@@ -53,7 +53,7 @@ export interface NewKey {
 }
 
 /** Create a key; the token is returned once and never stored. */
-export function createApiKey(store: KeyStore, k: NewKey, now: number): { record: ApiKeyRecord; token: string } {
+export async function createApiKey(store: KeyStore, k: NewKey, now: number): Promise<{ record: ApiKeyRecord; token: string }> {
   const scoped = DEALER_SCOPED_ROLES.includes(k.role);
   if (scoped && k.dealers.length === 0) throw new KeyRequestError(`role ${k.role} needs at least one dealer (--dealer ID)`);
   if (!scoped && k.dealers.length > 0) throw new KeyRequestError(`role ${k.role} is fleet-wide: it takes no dealer`);
@@ -62,12 +62,12 @@ export function createApiKey(store: KeyStore, k: NewKey, now: number): { record:
     throw new KeyRequestError('the lifecycle role never reads location');
   for (let attempt = 0; ; attempt++) {
     const id = base32(randomBytes(12), 12);
-    if (store.get(id)) {
+    if (await store.get(id)) {
       if (attempt > 5) throw new Error('could not find a free key id');
       continue;
     }
     const secret = randomBytes(32).toString('base64url');
-    const record = store.create(
+    const record = await store.create(
       {
         id,
         name: k.name,

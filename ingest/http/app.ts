@@ -60,7 +60,10 @@ export interface AppDeps {
    * itself (acknowledge, resolve) in one transaction with their outbox rows, then publishes them to
    * every subscriber, other consoles included (PromptFanout.record).
    */
-  changes: { subscribe(fn: (c: PromptChange) => void): () => void; record?(fn: () => PromptChange[]): PromptChange[] };
+  changes: {
+    subscribe(fn: (c: PromptChange) => void): () => void;
+    record?(fn: () => Promise<PromptChange[]>): Promise<PromptChange[]>;
+  };
   /** The webhook dispatcher, when one runs: a retried outbox event wakes it (`now`: its clock, default wall time). */
   dispatcher?: { now?(): number; kick(): void };
   /** Store a service visit and reset the maintenance schedule (rules), atomically; returns its id. */

@@ -92,7 +92,7 @@ export async function registerAuth(app: FastifyInstance, opts: AuthPluginOptions
       } else {
         const cookie = req.cookies[SESSION_COOKIE];
         if (!cookie) throw unauthorized(reply, 'sign in: Authorization: Bearer <API key or token>, or a console session');
-        const s = opts.authenticator.session(cookie);
+        const s = await opts.authenticator.session(cookie);
         // SameSite=Strict already keeps other sites' requests from carrying the cookie; the token
         // header is the second line (docs/contract.md#console-sessions).
         if (!SAFE_METHODS.has(req.method) && req.headers[CSRF_HEADER] !== s.csrf) {

@@ -9,14 +9,14 @@ import type { AuditLog, Prompt, VehicleRecord, VehicleStore } from '../store/por
 import { principalOf } from './auth.js';
 import { notFound } from './errors.js';
 
-export function vehicleInScope(vehicles: Pick<VehicleStore, 'get'>, p: Principal, vin: string): VehicleRecord {
-  const rec = vehicles.get(vin);
+export async function vehicleInScope(vehicles: Pick<VehicleStore, 'get'>, p: Principal, vin: string): Promise<VehicleRecord> {
+  const rec = await vehicles.get(vin);
   if (!rec || !seesDealer(p, rec.dealerId)) throw notFound('vehicle', vin);
   return rec;
 }
 
-export function promptInScope(get: (id: string) => Prompt | undefined, p: Principal, id: string): Prompt {
-  const prompt = get(id);
+export async function promptInScope(get: (id: string) => Promise<Prompt | undefined>, p: Principal, id: string): Promise<Prompt> {
+  const prompt = await get(id);
   if (!prompt || !seesDealer(p, prompt.dealerId)) throw notFound('prompt', id);
   return prompt;
 }
@@ -40,7 +40,7 @@ export function visiblePrompt(p: Principal, prompt: Prompt): Prompt {
   return evidence === prompt.evidence ? prompt : { ...prompt, evidence };
 }
 
-export type Audit = (action: string, vin: string | null, detail?: Record<string, unknown>) => void;
+export type Audit = (action: string, vin: string | null, detail?: Record<string, unknown>) => Promise<void>;
 
 /** The audit writer for one request: principal, time and request id filled in. */
 export function auditFor(log: AuditLog, req: FastifyRequest, now: () => number): Audit {

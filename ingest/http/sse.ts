@@ -78,7 +78,8 @@ export function registerStream(app: FastifyInstance, prompts: PromptStore, feed:
         },
       },
     },
-    (req, reply) => {
+    // async: the replay reads the store; a hijacked reply's result is not sent by fastify
+    async (req, reply) => {
       const principal = principalOf(req);
       const lastSeq = parseLastEventId(req.headers['last-event-id'] ?? req.query.lastEventId);
       const dealerId = req.query.dealerId;
@@ -144,11 +145,11 @@ export function registerStream(app: FastifyInstance, prompts: PromptStore, feed:
         if (lastSeq !== undefined) {
           // Behind the retained log (pruned changes) or too far behind to page on the event loop:
           // say so and go live; the client reloads its lists from the API (docs/contract.md#sse-stream).
-          const first = prompts.changesSince(lastSeq, undefined, 1)[0];
+          const first = (await prompts.changesSince(lastSeq, undefined, 1))[0];
           let reset = first !== undefined && first.seq > lastSeq + 1 ? 'behind_retained_log' : null;
           let replayed = 0;
           while (!reset && !closed) {
-            const page = prompts.changesSince(lastSent, selector, REPLAY_PAGE);
+            const page = await prompts.changesSince(lastSent, selector, REPLAY_PAGE);
             if (replayed + page.length > maxReplay) {
               reset = 'too_far_behind';
               break;
@@ -158,13 +159,14 @@ export function registerStream(app: FastifyInstance, prompts: PromptStore, feed:
             if (page.length < REPLAY_PAGE) break;
           }
           if (reset && !closed) {
-            lastSent = Math.max(lastSent, prompts.lastChangeSeq());
+            lastSent = Math.max(lastSent, await prompts.lastChangeSeq());
             res.write(`id: ${lastSent}\nevent: reset\ndata: ${JSON.stringify({ reason: reset, seq: lastSent })}\n\n`);
           }
         }
       } catch (err) {
         // Headers are out: tell the client in-band and let it reconnect.
         req.log.error({ err }, 'SSE replay failed');
+        if (closed) return;
         res.write(`event: error\ndata: ${JSON.stringify({ error: 'replay_failed' })}\n\n`);
         res.end();
         cleanup();

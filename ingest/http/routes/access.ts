@@ -102,7 +102,7 @@ export function registerAccess(app: FastifyInstance, deps: AccessRoutesDeps): vo
     async (req, reply) => {
       if (req.auth?.via !== 'bearer') throw badRequest('sign in with Authorization: Bearer <API key or token>');
       const p = principalOf(req);
-      const s = deps.authenticator.openSession(p, req.auth.keyId, deps.sessionTtlMs);
+      const s = await deps.authenticator.openSession(p, req.auth.keyId, deps.sessionTtlMs);
       reply.setCookie(SESSION_COOKIE, s.cookie, {
         path: '/',
         httpOnly: true,
@@ -110,7 +110,7 @@ export function registerAccess(app: FastifyInstance, deps: AccessRoutesDeps): vo
         secure: deps.secureCookies,
         expires: new Date(s.expiresAt),
       });
-      audit(req)('session.opened', null);
+      await audit(req)('session.opened', null);
       return reply.code(201).send({
         principal: describePrincipal(p),
         csrfToken: s.csrf,
@@ -139,7 +139,7 @@ export function registerAccess(app: FastifyInstance, deps: AccessRoutesDeps): vo
     },
     async (req, reply) => {
       const cookie = req.cookies[SESSION_COOKIE];
-      if (cookie) deps.authenticator.closeSession(cookie);
+      if (cookie) await deps.authenticator.closeSession(cookie);
       reply.clearCookie(SESSION_COOKIE, { path: '/' });
       return reply.code(204).send(null);
     },
@@ -155,7 +155,7 @@ export function registerAccess(app: FastifyInstance, deps: AccessRoutesDeps): vo
       },
       config: { auth: 'keys:manage' },
     },
-    async (req) => ({ items: keys.list().filter((k) => mayManage(principalOf(req), k)) }),
+    async (req) => ({ items: (await keys.list()).filter((k) => mayManage(principalOf(req), k)) }),
   );
 
   r.post(
@@ -174,8 +174,17 @@ export function registerAccess(app: FastifyInstance, deps: AccessRoutesDeps): vo
       if (!mayManage(p, req.body))
         throw new HttpError(403, 'forbidden', 'a dealer admin creates advisor or dealer_admin keys of its own dealers only');
       try {
-        const { record, token } = createApiKey(keys, { ...req.body, expiresAt: req.body.expiresAt ?? null, createdBy: p.id }, Date.now());
-        audit(req)('key.created', null, { keyId: record.id, role: record.role, dealers: record.dealers, permissions: record.permissions });
+        const { record, token } = await createApiKey(
+          keys,
+          { ...req.body, expiresAt: req.body.expiresAt ?? null, createdBy: p.id },
+          Date.now(),
+        );
+        await audit(req)('key.created', null, {
+          keyId: record.id,
+          role: record.role,
+          dealers: record.dealers,
+          permissions: record.permissions,
+        });
         return reply.code(201).send({ key: record, token });
       } catch (err) {
         if (err instanceof KeyRequestError) throw badRequest(err.message);
@@ -196,10 +205,10 @@ export function registerAccess(app: FastifyInstance, deps: AccessRoutesDeps): vo
       config: { auth: 'keys:manage' },
     },
     async (req, reply) => {
-      const k = keys.get(req.params.id);
+      const k = await keys.get(req.params.id);
       if (!k || !mayManage(principalOf(req), k)) throw notFound('key', req.params.id);
-      keys.revoke(k.id, Date.now());
-      audit(req)('key.revoked', null, { keyId: k.id });
+      await keys.revoke(k.id, Date.now());
+      await audit(req)('key.revoked', null, { keyId: k.id });
       return reply.code(204).send(null);
     },
   );
@@ -216,7 +225,7 @@ export function registerAccess(app: FastifyInstance, deps: AccessRoutesDeps): vo
       config: { auth: 'audit:read' },
     },
     async (req) => {
-      const items = deps.stores.audit.query(req.query);
+      const items = await deps.stores.audit.query(req.query);
       return { items, nextBefore: items.length === req.query.limit ? items[items.length - 1].id : null };
     },
   );

@@ -17,12 +17,12 @@ type Input = z.output<typeof CampaignBody>;
 /** The campaign service as the routes need it (ingest/campaigns/service.ts). */
 export interface CampaignRoutesDeps {
   campaigns: {
-    missingLocales(input: Pick<Input, 'audience' | 'message'>): Array<{ locale: Locale; vehicles: number }>;
-    create(input: Input, by: string, audit: (c: Campaign) => void): View;
-    list(q: { limit: number; cursor?: string }): { items: View[]; nextCursor: string | null };
-    get(id: string): View | undefined;
-    stats(id: string): z.input<typeof CampaignStatsSchema> | undefined;
-    command(id: string, cmd: 'pause' | 'resume' | 'cancel', audit: (c: Campaign) => void): View | undefined;
+    missingLocales(input: Pick<Input, 'audience' | 'message'>): Promise<Array<{ locale: Locale; vehicles: number }>>;
+    create(input: Input, by: string, audit: (c: Campaign) => Promise<void>): Promise<View>;
+    list(q: { limit: number; cursor?: string }): Promise<{ items: View[]; nextCursor: string | null }>;
+    get(id: string): Promise<View | undefined>;
+    stats(id: string): Promise<z.input<typeof CampaignStatsSchema> | undefined>;
+    command(id: string, cmd: 'pause' | 'resume' | 'cancel', audit: (c: Campaign) => Promise<void>): Promise<View | undefined>;
   };
   stores: { audit: AuditLog };
   /** The fleet clock: a campaign must end after now. */
@@ -57,7 +57,7 @@ export function registerCampaigns(app: FastifyInstance, deps: CampaignRoutesDeps
         };
         throw new HttpError(400, 'validation', `invalid body: ${issue.path} ${issue.message}`, { in: 'body', issues: [issue] });
       }
-      const missing = campaigns.missingLocales(req.body);
+      const missing = await campaigns.missingLocales(req.body);
       if (missing.length) {
         const issues = missing.map((m) => ({
           path: `/message/${m.locale}`,
@@ -72,7 +72,7 @@ export function registerCampaigns(app: FastifyInstance, deps: CampaignRoutesDeps
         });
       }
       const audit = auditFor(deps.stores.audit, req, Date.now);
-      const c = campaigns.create(req.body, who(req), (x) => audit('campaign.created', null, { campaignId: x.id, name: x.name }));
+      const c = await campaigns.create(req.body, who(req), (x) => audit('campaign.created', null, { campaignId: x.id, name: x.name }));
       return reply.code(201).send(c);
     },
   );
@@ -89,7 +89,7 @@ export function registerCampaigns(app: FastifyInstance, deps: CampaignRoutesDeps
       config: { auth: 'campaigns:read' },
     },
     async (req) => {
-      const page = campaigns.list(req.query);
+      const page = await campaigns.list(req.query);
       return { items: page.items, nextCursor: page.nextCursor };
     },
   );
@@ -106,7 +106,7 @@ export function registerCampaigns(app: FastifyInstance, deps: CampaignRoutesDeps
       config: { auth: 'campaigns:read' },
     },
     async (req) => {
-      const c = campaigns.get(req.params.id);
+      const c = await campaigns.get(req.params.id);
       if (!c) throw notFound('campaign', req.params.id);
       return c;
     },
@@ -124,7 +124,7 @@ export function registerCampaigns(app: FastifyInstance, deps: CampaignRoutesDeps
       config: { auth: 'campaigns:read' },
     },
     async (req) => {
-      const s = campaigns.stats(req.params.id);
+      const s = await campaigns.stats(req.params.id);
       if (!s) throw notFound('campaign', req.params.id);
       return s;
     },
@@ -150,10 +150,10 @@ export function registerCampaigns(app: FastifyInstance, deps: CampaignRoutesDeps
       },
       async (req) => {
         const { id } = req.params;
-        const before = campaigns.get(id);
+        const before = await campaigns.get(id);
         if (!before) throw notFound('campaign', id);
         const audit = auditFor(deps.stores.audit, req, Date.now);
-        const c = campaigns.command(id, command, (x) => audit(DONE[command], null, { campaignId: x.id }));
+        const c = await campaigns.command(id, command, (x) => audit(DONE[command], null, { campaignId: x.id }));
         if (!c) throw conflict(`campaign ${id} is ${before.status}: it cannot ${command}`, { id, status: before.status });
         return c;
       },

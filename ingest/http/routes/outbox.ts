@@ -10,7 +10,7 @@ import { badRequest, conflict, HttpError } from '../errors.js';
 import { ErrorSchema, IdParams, OutboxListQuery, OutboxPage, OutboxRetryBody, OutboxRetryQuery, OutboxRetryResult } from '../schemas.js';
 
 export interface OutboxRoutesDeps {
-  stores: { outbox: Pick<Outbox, 'list' | 'retry' | 'get'>; audit: AuditLog; transaction<T>(fn: () => T): T };
+  stores: { outbox: Pick<Outbox, 'list' | 'retry' | 'get'>; audit: AuditLog; transaction<T>(fn: () => Promise<T>): Promise<T> };
   /** The webhook dispatcher: its clock (a retried event is due at once on it; default wall time) and its wake-up. */
   dispatcher?: { now?(): number; kick(): void };
 }
@@ -60,7 +60,7 @@ export function registerOutbox(app: FastifyInstance, deps: OutboxRoutesDeps): vo
       config: { auth: 'outbox:manage' },
     },
     async (req) => {
-      const page = outbox.list(req.query);
+      const page = await outbox.list(req.query);
       return { items: page.items.map(outboxEventJson), nextCursor: page.nextCursor };
     },
   );
@@ -86,16 +86,16 @@ export function registerOutbox(app: FastifyInstance, deps: OutboxRoutesDeps): vo
         throw badRequest('the body and the query name different URLs', { body: bodyUrl, query: queryUrl });
       const url = bodyUrl ?? queryUrl ?? null;
       const audit = auditFor(deps.stores.audit, req, Date.now);
-      const moved = deps.stores.transaction(() => {
-        const rows = outbox.retry(id, url, now());
+      const moved = await deps.stores.transaction(async () => {
+        const rows = await outbox.retry(id, url, now());
         if (rows.length) {
           const subject = envelope(rows[0].body).subject;
-          audit('outbox.retried', subject, { eventId: id, urls: rows.map((e) => e.url), attempts: rows.map((e) => e.attempts) });
+          await audit('outbox.retried', subject, { eventId: id, urls: rows.map((e) => e.url), attempts: rows.map((e) => e.attempts) });
         }
         return rows;
       });
       if (moved.length === 0) {
-        const row = url === null ? undefined : outbox.get(id, url);
+        const row = url === null ? undefined : await outbox.get(id, url);
         if (row) throw conflict(`event ${id} for ${url} is ${row.state}, not dead`, { id, url, state: row.state });
         throw new HttpError(404, 'not_found', url === null ? `no dead event ${id}` : `no event ${id} for ${url}`, { id, url });
       }

@@ -32,7 +32,7 @@ function changeJson(c: PromptChange) {
 }
 
 export interface PromptRoutesDeps {
-  stores: { prompts: PromptStore; audit: AuditLog; transaction<T>(fn: () => T): T };
+  stores: { prompts: PromptStore; audit: AuditLog; transaction<T>(fn: () => Promise<T>): Promise<T> };
   /** The longest [from, to) one stats call may cover. */
   maxStatsWindowMs: number;
   /**
@@ -40,7 +40,7 @@ export interface PromptRoutesDeps {
    * route's audit entry, in one transaction with the change's outbox rows, then publishes the
    * changes to every stream (PromptFanout.record). Unset: a plain transaction, nothing published.
    */
-  changes: { record?(fn: () => PromptChange[]): PromptChange[] };
+  changes: { record?(fn: () => Promise<PromptChange[]>): Promise<PromptChange[]> };
   clock: { now(): number };
 }
 
@@ -52,13 +52,16 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
   const actor = (p: Principal, displayName: string | undefined): string =>
     displayName && displayName !== p.name ? `${displayName} (${p.name}, ${p.id})` : `${p.name} (${p.id})`;
   /** One change (or none) made atomically with its audit entry and outbox rows, then published. */
-  const recorded = (change: () => PromptChange | undefined, audit: (c: PromptChange) => void): PromptChange | undefined => {
-    const fn = () => {
-      const c = change();
-      if (c) audit(c);
+  const recorded = async (
+    change: () => Promise<PromptChange | undefined>,
+    audit: (c: PromptChange) => Promise<void>,
+  ): Promise<PromptChange | undefined> => {
+    const fn = async () => {
+      const c = await change();
+      if (c) await audit(c);
       return c ? [c] : [];
     };
-    return (deps.changes.record ? deps.changes.record(fn) : deps.stores.transaction(fn))[0];
+    return (await (deps.changes.record ? deps.changes.record(fn) : deps.stores.transaction(fn)))[0];
   };
 
   r.get(
@@ -75,7 +78,7 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
     async (req) => {
       const p = principalOf(req);
       const { dealerId, ...rest } = req.query;
-      const page = prompts.list({ ...rest, ...scopedDealers(p, dealerId) });
+      const page = await prompts.list({ ...rest, ...scopedDealers(p, dealerId) });
       return { items: page.items.map((x) => promptJson(visiblePrompt(p, x))), nextCursor: page.nextCursor };
     },
   );
@@ -86,7 +89,7 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
       schema: { summary: 'One prompt', tags: ['prompts'], params: IdParams, response: { 200: PromptSchema, 404: ErrorSchema } },
       config: { auth: 'prompts:read' },
     },
-    async (req) => promptJson(visiblePrompt(principalOf(req), known(req, req.params.id))),
+    async (req) => promptJson(visiblePrompt(principalOf(req), await known(req, req.params.id))),
   );
 
   r.post(
@@ -102,8 +105,8 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
       config: { auth: 'prompts:act' },
     },
     async (req) => {
-      const p = known(req, req.params.id);
-      const c = recorded(
+      const p = await known(req, req.params.id);
+      const c = await recorded(
         () => prompts.acknowledge(p.id, actor(principalOf(req), req.body.by), req.body.note, deps.clock.now()),
         () => auditFor(deps.stores.audit, req, Date.now)('prompt.acknowledged', p.vin, { promptId: p.id }),
       );
@@ -125,8 +128,8 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
       config: { auth: 'prompts:act' },
     },
     async (req) => {
-      const p = known(req, req.params.id);
-      const c = recorded(
+      const p = await known(req, req.params.id);
+      const c = await recorded(
         () => prompts.resolve(p.id, actor(principalOf(req), req.body.by), req.body.outcome, req.body.note, deps.clock.now()),
         () => auditFor(deps.stores.audit, req, Date.now)('prompt.resolved', p.vin, { promptId: p.id, outcome: req.body.outcome }),
       );
@@ -154,7 +157,7 @@ export function registerPrompts(app: FastifyInstance, deps: PromptRoutesDeps): v
         throw badRequest(`the window may span at most ${Math.round(deps.maxStatsWindowMs / 86_400_000)} days`, { from, to });
       }
       const scope = scopedDealers(principalOf(req), undefined);
-      const kinds = prompts.stats(from, to, scope.dealerIds);
+      const kinds = await prompts.stats(from, to, scope.dealerIds);
       return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), kinds };
     },
   );

@@ -31,17 +31,18 @@ const DEFAULT_RANGE_MS = 7 * 86_400_000;
 const OPEN_STATUSES = ['open', 'delivered', 'acknowledged'] as const;
 const errors = { 400: ErrorSchema, 404: ErrorSchema };
 
-function summary(vehicles: VehicleStore, rec: VehicleRecord) {
-  return { ...rec, online: vehicles.online(rec.vin), segments: vehicles.segments(rec.vin) };
+async function summary(vehicles: VehicleStore, rec: VehicleRecord) {
+  const [online, segments] = await Promise.all([vehicles.online(rec.vin), vehicles.segments(rec.vin)]);
+  return { ...rec, online, segments };
 }
 
 /** Prompts of a vehicle that still need someone (not resolved, not expired). */
-export function countOpenPrompts(prompts: PromptStore, vin: string): number {
+export async function countOpenPrompts(prompts: PromptStore, vin: string): Promise<number> {
   let n = 0;
   for (const status of OPEN_STATUSES) {
     let cursor: string | undefined;
     do {
-      const page = prompts.list({ vin, status, limit: 500, cursor });
+      const page = await prompts.list({ vin, status, limit: 500, cursor });
       n += page.items.length;
       cursor = page.nextCursor ?? undefined;
     } while (cursor);
@@ -79,12 +80,12 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
       config: { auth: 'vehicles:write' },
     },
     async (req, reply) => {
-      const prev = vehicles.get(req.params.vin);
+      const prev = await vehicles.get(req.params.vin);
       const existed = prev !== undefined;
-      const rec = vehicles.upsert(req.params.vin, req.body, deps.clock.now());
-      audit(req)('vehicle.profile.changed', rec.vin, { dealerId: rec.dealerId, previousDealerId: prev?.dealerId ?? null });
+      const rec = await vehicles.upsert(req.params.vin, req.body, deps.clock.now());
+      await audit(req)('vehicle.profile.changed', rec.vin, { dealerId: rec.dealerId, previousDealerId: prev?.dealerId ?? null });
       deps.onProfileChanged?.(req.params.vin);
-      return reply.code(existed ? 200 : 201).send(summary(vehicles, rec));
+      return reply.code(existed ? 200 : 201).send(await summary(vehicles, rec));
     },
   );
 
@@ -101,8 +102,8 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
     },
     async (req) => {
       const scope = scopedDealers(principalOf(req), req.query.dealerId);
-      const page = vehicles.list({ ...scope, limit: req.query.limit, cursor: req.query.cursor });
-      return { items: page.items.map((v) => summary(vehicles, v)), nextCursor: page.nextCursor };
+      const page = await vehicles.list({ ...scope, limit: req.query.limit, cursor: req.query.cursor });
+      return { items: await Promise.all(page.items.map((v) => summary(vehicles, v))), nextCursor: page.nextCursor };
     },
   );
 
@@ -119,26 +120,26 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
     },
     async (req) => {
       const p = principalOf(req);
-      const rec = vehicleInScope(vehicles, p, req.params.vin);
+      const rec = await vehicleInScope(vehicles, p, req.params.vin);
       let latest = null;
       let latestError: string | null = null;
       try {
         const l = await deps.telemetry.latest(rec.vin);
         if (l) latest = { ts: l.ts, at: new Date(l.ts).toISOString(), signals: visibleSignals(p, l.signals) };
         const position = latest !== null && hasPositionSignal(latest.signals);
-        audit(req)('vehicle.read', rec.vin, { latest: l !== undefined, position });
+        await audit(req)('vehicle.read', rec.vin, { latest: l !== undefined, position });
       } catch (err) {
         // The profile is still useful while InfluxDB is down: say why the values are missing.
         req.log.warn({ err, vin: rec.vin }, 'latest telemetry unavailable');
         latestError = err instanceof Error ? err.message : String(err);
       }
       return {
-        ...summary(vehicles, rec),
+        ...(await summary(vehicles, rec)),
         latest,
         latestError,
-        openPrompts: countOpenPrompts(prompts, rec.vin),
-        serviceRecords: vehicles.serviceRecords(rec.vin),
-        sequence: vehicles.sequence(rec.vin),
+        openPrompts: await countOpenPrompts(prompts, rec.vin),
+        serviceRecords: await vehicles.serviceRecords(rec.vin),
+        sequence: await vehicles.sequence(rec.vin),
       };
     },
   );
@@ -157,10 +158,10 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
     },
     async (req) => {
       const p = principalOf(req);
-      vehicleInScope(vehicles, p, req.params.vin);
+      await vehicleInScope(vehicles, p, req.params.vin);
       if (POSITION_SIGNALS.has(req.query.signal) && !seesLocation(p)) {
         // an attempt at a vehicle's position is worth knowing about too
-        audit(req)('telemetry.read.refused', req.params.vin, { signal: req.query.signal });
+        await audit(req)('telemetry.read.refused', req.params.vin, { signal: req.query.signal });
         throw new HttpError(403, 'forbidden', `${req.query.signal} is a position signal: it needs the location:read permission`, null);
       }
       const to = req.query.to ?? deps.clock.now();
@@ -171,7 +172,7 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
       if (everyMs !== undefined && Math.ceil((to - from) / everyMs) > max) {
         throw badRequest(`more than ${max} windows: choose a larger \`every\` or a shorter range`, { from, to, everyMs, maxPoints: max });
       }
-      audit(req)('telemetry.read', req.params.vin, { signal: req.query.signal, from, to, everyMs: everyMs ?? null });
+      await audit(req)('telemetry.read', req.params.vin, { signal: req.query.signal, from, to, everyMs: everyMs ?? null });
       try {
         const points = await deps.telemetry.history({ vin: req.params.vin, signal: req.query.signal, from, to, everyMs, limit: max + 1 });
         if (everyMs === undefined && points.length > max) {
@@ -204,10 +205,10 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
       config: { auth: 'service:write' },
     },
     async (req, reply) => {
-      const vin = vehicleInScope(vehicles, principalOf(req), req.params.vin).vin;
+      const { vin } = await vehicleInScope(vehicles, principalOf(req), req.params.vin);
       const rec = { date: req.body.date, odometer: req.body.odometer, items: req.body.items };
       const id = await deps.onServiceRecord(vin, rec);
-      audit(req)('service_record.created', vin, { id, date: rec.date, odometer: rec.odometer });
+      await audit(req)('service_record.created', vin, { id, date: rec.date, odometer: rec.odometer });
       return reply.code(201).send({ id, vin, ...rec });
     },
   );
@@ -227,14 +228,14 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
     },
     async (req, reply) => {
       const p = principalOf(req);
-      const vin = vehicleInScope(vehicles, p, req.params.vin).vin;
+      const { vin } = await vehicleInScope(vehicles, p, req.params.vin);
       // Location tracking is the most sensitive switch there is: operators only (docs/domain.md#privacy-and-retention).
       if (req.body.locationEnabled && p.role !== 'operator') {
         throw new HttpError(403, 'forbidden', 'only an operator may set a sampling policy that enables location', null);
       }
       if (!deps.publishPolicy) throw new HttpError(503, 'not_available', 'this service has no broker to publish policies to', null);
       await deps.publishPolicy(vin, req.body);
-      audit(req)('sampling_policy.changed', vin, { version: req.body.version, locationEnabled: req.body.locationEnabled });
+      await audit(req)('sampling_policy.changed', vin, { version: req.body.version, locationEnabled: req.body.locationEnabled });
       return reply.code(202).send({ vin, policy: req.body });
     },
   );
