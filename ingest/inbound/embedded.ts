@@ -129,11 +129,12 @@ export async function startEmbeddedBroker(
         return;
       }
       if (t.channel === 'prompts/ack') {
-        try {
-          handlers.ack(t.vin, payload, client.id);
-        } catch (err) {
-          return callback(err as Error); // neither stored nor dead-lettered: refused, the head unit re-sends it
-        }
+        // a rejection: neither stored nor dead-lettered, refused (no PUBACK), the head unit re-sends it
+        handlers.ack(t.vin, payload, client.id).then(
+          () => callback(null),
+          (err: Error) => callback(err),
+        );
+        return;
       }
       // status is handled on 'publish' so that wills (published by the broker itself) are seen too
       callback(null);
@@ -182,11 +183,9 @@ export async function startEmbeddedBroker(
     if (t?.channel !== 'status') return;
     // a will carries the publishing client; a retained replay of our own publish would not reach here
     if (client && usernames.get(client) !== t.vin) return;
-    try {
-      handlers.status(t.vin, Buffer.from(packet.payload as Buffer), client?.id ?? null);
-    } catch {
+    handlers.status(t.vin, Buffer.from(packet.payload as Buffer), client?.id ?? null).catch(() => {
       // neither stored nor dead-lettered (a full disk; counted): already PUBACKed, the next birth or will tells again
-    }
+    });
   });
 
   // The PUBACK: persistence.outgoingClearMessageId gets the PUBACK packet and resolves to what it

@@ -142,13 +142,9 @@ export async function connectExternalBroker(opts: ExternalBrokerOptions, handler
     if (!t) return Promise.resolve();
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     if (t.channel === 'telemetry') return handlers.telemetry(t.vin, payload, null);
-    try {
-      if (t.channel === 'status') handlers.status(t.vin, payload, null);
-      else if (t.channel === 'prompts/ack') handlers.ack(t.vin, payload, null);
-      return Promise.resolve();
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    if (t.channel === 'status') return handlers.status(t.vin, payload, null);
+    if (t.channel === 'prompts/ack') return handlers.ack(t.vin, payload, null);
+    return Promise.resolve();
   };
 
   client.handleMessage = (packet: IPublishPacket, callback) => {

@@ -2,7 +2,7 @@
 // external.ts): decode and validate, journal telemetry (the broker PUBACKs once the promise
 // resolves), dead-letter what is invalid with its reason (docs/contract.md#dead-letters).
 // What cannot be stored (a full disk: docs/architecture.md#disk-full) is refused, never acknowledged:
-// the handler rejects (telemetry) or throws (status, acks) a StorageWriteError.
+// the handler rejects with a StorageWriteError.
 import { CodecError, decodeAgentStatus, decodePromptAck, decodeTelemetryBatch, encodeTelemetryBatch } from '../../proto/codec.js';
 import type { Sample, TelemetryBatch } from '../../proto/domain.js';
 import type { IngestClock } from '../clock.js';
@@ -49,6 +49,31 @@ const SEQUENCE_FLUSH_MS = 1000;
  */
 export const STORAGE_RETRY_MS = 1000;
 const iso = (t: number) => (Number.isFinite(t) ? new Date(t).toISOString() : String(t));
+const ignore = (): void => {};
+
+/**
+ * Runs each vehicle's tasks one after another, in the order given: the store writes are
+ * asynchronous, so without this a message waiting for one (a dead letter, a lock) could be
+ * overtaken by the vehicle's next. A task with nothing before it starts at once (synchronously).
+ */
+function perVehicle() {
+  const tails = new Map<string, Promise<void>>();
+  const run = <T>(vin: string, task: () => Promise<T>): Promise<T> => {
+    const prev = tails.get(vin);
+    const done = prev ? prev.then(task) : task();
+    const tail = done.then(ignore, ignore);
+    tails.set(vin, tail);
+    void tail.then(() => {
+      if (tails.get(vin) === tail) tails.delete(vin);
+    });
+    return done;
+  };
+  /** Resolves once every task given so far has settled. */
+  const drained = async (): Promise<void> => {
+    while (tails.size > 0) await Promise.all(tails.values());
+  };
+  return { run, drained };
+}
 
 /**
  * The samples of a batch whose time would poison state, by reason: later than `horizon` (a head
@@ -68,15 +93,25 @@ export function screenSamples(samples: Sample[], horizon: number, oldest: number
   return { good: good ?? samples, bad };
 }
 
-export function createInboundHandlers(deps: InboundDeps): InboundHandlers & { flushSequences(): void } {
+export interface InboundHandlersControl {
+  /** Write the vehicles' sequence view now (else within SEQUENCE_FLUSH_MS of a batch). */
+  flushSequences(): Promise<void>;
+  /**
+   * Resolves once the status and acks received so far are applied, and the dead letters of the
+   * telemetry so far written (shutdown: after the broker closed, before the stores do).
+   */
+  drained(): Promise<void>;
+}
+
+export function createInboundHandlers(deps: InboundDeps): InboundHandlers & InboundHandlersControl {
   const skewMs = (deps.limits?.maxClockSkewS ?? INGEST_SETTINGS.ODOPULSE_MAX_CLOCK_SKEW_S[1]) * 1000;
   const retentionDays = deps.limits?.telemetryRetentionDays ?? INGEST_SETTINGS.ODOPULSE_TELEMETRY_RETENTION_DAYS[1];
   const retryMs = deps.storageRetryMs ?? STORAGE_RETRY_MS;
 
   /** Store a dead letter, or throw a StorageWriteError (counted): then nothing has the payload, so it must not be acknowledged. */
-  function addDeadLetter(d: Parameters<Stores['deadLetters']['add']>[0]): void {
+  async function addDeadLetter(d: Parameters<Stores['deadLetters']['add']>[0]): Promise<void> {
     try {
-      deps.stores.deadLetters.add(d);
+      await deps.stores.deadLetters.add(d);
     } catch (err) {
       const e = asStorageWriteError('dead_letters', err);
       deps.metrics.deadLetterWriteFailures.inc({ reason: e.reason });
@@ -84,9 +119,9 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers & { fl
     }
   }
 
-  function deadLetter(channel: string, vin: string, clientId: string | null, err: unknown, payload: Buffer) {
+  async function deadLetter(channel: string, vin: string, clientId: string | null, err: unknown, payload: Buffer) {
     const reason = err instanceof CodecError ? err.failure : 'error';
-    addDeadLetter({ topic: `${channel}/${vin}`, clientId, reason: (err as Error).message, payload, at: Date.now() });
+    await addDeadLetter({ topic: `${channel}/${vin}`, clientId, reason: (err as Error).message, payload, at: Date.now() });
     deps.metrics.deadLetters.inc({ reason });
   }
 
@@ -112,32 +147,42 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers & { fl
   // of the view, never of the count.
   const unsaved = new Map<string, VehicleSequence>();
   let flushTimer: NodeJS.Timeout | null = null;
-  function flushSequences(): void {
+  // one write at a time, in order: an older view never lands over a newer one
+  const sequenceWrites = perVehicle();
+  const save = (list: Parameters<Stores['vehicles']['setSequences']>[0]): Promise<void> =>
+    sequenceWrites.run('', async () => {
+      try {
+        await deps.stores.vehicles.setSequences(list, Date.now());
+      } catch {
+        // the store is closing (shutdown) or full: the journal has the counts; the view catches up on the next batch
+      }
+    });
+  function flushSequences(): Promise<void> {
     if (flushTimer) clearTimeout(flushTimer);
     flushTimer = null;
-    if (unsaved.size === 0) return;
+    if (unsaved.size === 0) return sequenceWrites.drained();
     const list = [...unsaved].map(([vin, s]) => ({ vin, ...s }));
     unsaved.clear();
-    try {
-      deps.stores.vehicles.setSequences(list, Date.now());
-    } catch {
-      // the store is closing (shutdown): the journal has the counts; the view catches up on the next batch
-    }
+    return save(list);
   }
-  try {
-    deps.stores.vehicles.setSequences([...deps.journal.sequences()], Date.now());
-  } catch {
-    // a store without room for it (closed): the view fills as batches arrive
-  }
+  void save([...deps.journal.sequences()]);
+  const telemetryOrder = perVehicle();
+  const controlOrder = perVehicle();
 
   /** Dead-letter a batch's samples refused for their time; the payload is those samples as a batch of their own. */
-  function deadLetterSamples(batch: TelemetryBatch, clientId: string | null, reason: TimeRejection, samples: Sample[], limit: number) {
+  async function deadLetterSamples(
+    batch: TelemetryBatch,
+    clientId: string | null,
+    reason: TimeRejection,
+    samples: Sample[],
+    limit: number,
+  ) {
     const times = samples.map((s) => s.ts);
     const what =
       reason === 'future_timestamp'
         ? `more than ODOPULSE_MAX_CLOCK_SKEW_S (${skewMs / 1000} s) ahead of ${deps.clock.mode === 'wall' ? 'their arrival' : 'the fleet clock, at its pace'}: newest ${iso(Math.max(...times))}, limit ${iso(limit)}`
         : `older than ODOPULSE_TELEMETRY_RETENTION_DAYS (${retentionDays} d): oldest ${iso(Math.min(...times))}, limit ${iso(limit)}`;
-    addDeadLetter({
+    await addDeadLetter({
       topic: `telemetry/${batch.vin}`,
       clientId,
       reason: `${reason}: ${samples.length} of ${batch.samples.length} samples of seq ${batch.seq} (boot ${batch.bootId}) ${what}`,
@@ -147,48 +192,68 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers & { fl
     deps.metrics.deadLetters.inc({ reason });
   }
 
+  /**
+   * Decode and screen a batch, write its dead letters, and start its journal append (`appended`,
+   * not awaited: the caller does); null when the whole batch was dead-lettered.
+   */
+  async function screenAndAppend(vin: string, payload: Buffer, clientId: string | null, arrival: number) {
+    const { metrics, journal, clock } = deps;
+    let batch;
+    try {
+      batch = decodeTelemetryBatch(payload);
+      if (batch.vin !== vin) throw new CodecError('telemetry', 'invalid', `vin ${batch.vin} does not match topic vin ${vin}`);
+    } catch (err) {
+      // dead-lettered and acknowledged: a refused batch would come back forever
+      const reason = err instanceof CodecError ? err.failure : 'malformed';
+      await addDeadLetter({ topic: `telemetry/${vin}`, clientId, reason: (err as Error).message, payload, at: arrival });
+      metrics.deadLetters.inc({ reason });
+      metrics.batches.inc({ result: 'dead_letter' });
+      return null;
+    }
+    // Sample granularity, not batch: one bad clock reading must not cost the good ones beside it.
+    // The journal keeps the batch re-encoded without the refused samples (same vin, boot id, seq:
+    // dedup and gap counting are unchanged), and the refused ones go to the dead letters as a
+    // batch of their own, with the reason, so nothing is lost. A batch with nothing left is still
+    // journalled (as already processed) so a resend is a duplicate and its seq no gap. Dead letters
+    // are written before the journal, and not for a batch the journal already has: a crash in
+    // between repeats a dead letter at worst, never loses one.
+    const horizon = clock.horizon(skewMs, arrival);
+    const oldest = retentionDays > 0 ? arrival - retentionDays * DAY_MS : -Infinity;
+    const { good, bad } = screenSamples(batch.samples, horizon, oldest);
+    let journalled: Uint8Array | null = payload;
+    if (bad.size > 0) {
+      if (!journal.has(vin, batch.bootId, batch.seq)) {
+        for (const [reason, samples] of bad)
+          await deadLetterSamples(batch, clientId, reason, samples, reason === 'too_old' ? oldest : horizon);
+      }
+      journalled = good.length > 0 ? encodeTelemetryBatch({ ...batch, samples: good }) : null;
+    }
+    const appended = journalBatch({ vin, bootId: batch.bootId, seq: batch.seq, payload: journalled, receivedAt: arrival });
+    appended.catch(ignore); // awaited by the caller a few microtasks on; never reported unhandled before that
+    return { batch, good, appended };
+  }
+
   return {
     flushSequences,
+    drained: async () => {
+      await Promise.all([telemetryOrder.drained(), controlOrder.drained()]);
+    },
     telemetry: async (vin, payload, clientId) => {
-      const { metrics, journal, clock } = deps;
+      const { metrics, clock } = deps;
       const arrival = Date.now();
-      let batch;
-      try {
-        batch = decodeTelemetryBatch(payload);
-        if (batch.vin !== vin) throw new CodecError('telemetry', 'invalid', `vin ${batch.vin} does not match topic vin ${vin}`);
-      } catch (err) {
-        // dead-lettered and acknowledged: a refused batch would come back forever
-        const reason = err instanceof CodecError ? err.failure : 'malformed';
-        addDeadLetter({ topic: `telemetry/${vin}`, clientId, reason: (err as Error).message, payload, at: arrival });
-        metrics.deadLetters.inc({ reason });
-        metrics.batches.inc({ result: 'dead_letter' });
-        return;
-      }
-      // Sample granularity, not batch: one bad clock reading must not cost the good ones beside it.
-      // The journal keeps the batch re-encoded without the refused samples (same vin, boot id, seq:
-      // dedup and gap counting are unchanged), and the refused ones go to the dead letters as a
-      // batch of their own, with the reason, so nothing is lost. A batch with nothing left is still
-      // journalled (as already processed) so a resend is a duplicate and its seq no gap. Dead letters
-      // are written before the journal, and not for a batch the journal already has: a crash in
-      // between repeats a dead letter at worst, never loses one.
-      const horizon = clock.horizon(skewMs, arrival);
-      const oldest = retentionDays > 0 ? arrival - retentionDays * DAY_MS : -Infinity;
-      const { good, bad } = screenSamples(batch.samples, horizon, oldest);
-      let journalled: Uint8Array | null = payload;
-      if (bad.size > 0) {
-        if (!journal.has(vin, batch.bootId, batch.seq)) {
-          for (const [reason, samples] of bad) deadLetterSamples(batch, clientId, reason, samples, reason === 'too_old' ? oldest : horizon);
-        }
-        journalled = good.length > 0 ? encodeTelemetryBatch({ ...batch, samples: good }) : null;
-      }
-      const out = await journalBatch({ vin, bootId: batch.bootId, seq: batch.seq, payload: journalled, receivedAt: arrival });
+      // In order per vehicle up to the start of its journal append (the journal keeps a vehicle's
+      // batches in the order they are appended); the rest follows each append's commit, as before.
+      const step = await telemetryOrder.run(vin, () => screenAndAppend(vin, payload, clientId, arrival));
+      if (!step) return;
+      const { batch, good } = step;
+      const out = await step.appended;
       metrics.batches.inc({ result: out.result === 'new' && good.length === 0 ? 'dead_letter' : out.result });
       if (out.result !== 'new') return;
       if (out.missingAdded > 0) metrics.seqGaps.inc(out.missingAdded);
       if (out.filled) metrics.seqGapsFilled.inc();
       if (out.sequence) {
         unsaved.set(vin, out.sequence);
-        if (!flushTimer) flushTimer = setTimeout(flushSequences, SEQUENCE_FLUSH_MS).unref();
+        if (!flushTimer) flushTimer = setTimeout(() => void flushSequences(), SEQUENCE_FLUSH_MS).unref();
       }
       if (good.length === 0) return;
       deps.decoded.put(vin, batch.seq, readingsOfBatch({ ...batch, samples: good }), batch.bootId);
@@ -198,30 +263,39 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers & { fl
       clock.observe(newest, vin);
       deps.onJournalled();
     },
+    // A vehicle's births, wills and acks are applied in the order they came (online then offline, shown then acted).
     status: (vin, payload, clientId) => {
-      try {
-        const s = decodeAgentStatus(payload);
-        if (s.vin !== vin) throw new CodecError('status', 'invalid', `vin ${s.vin} does not match topic vin ${vin}`);
-        deps.stores.vehicles.setOnline(vin, s.online, { agentVersion: s.agentVersion, configVersion: s.configVersion, at: Date.now() });
-        if (s.online) deps.onOnline(vin);
-      } catch (err) {
-        deadLetter('status', vin, clientId, err, payload);
-      }
+      const at = Date.now(); // when it came, not when its turn did
+      return controlOrder.run(vin, async () => {
+        try {
+          const s = decodeAgentStatus(payload);
+          if (s.vin !== vin) throw new CodecError('status', 'invalid', `vin ${s.vin} does not match topic vin ${vin}`);
+          await deps.stores.vehicles.setOnline(vin, s.online, {
+            agentVersion: s.agentVersion,
+            configVersion: s.configVersion,
+            at,
+          });
+          if (s.online) deps.onOnline(vin);
+        } catch (err) {
+          await deadLetter('status', vin, clientId, err, payload);
+        }
+      });
     },
-    ack: (vin, payload, clientId) => {
-      try {
-        const a = decodePromptAck(payload);
-        // Any ack means the car has the prompt: its one 'delivered' step first, if no PUBACK
-        // recorded it (always so through an external broker, BrokerLink.confirmsDelivery).
-        const delivered = deps.stores.prompts.markHmiDelivered(a.promptId, vin, a.ts);
-        const change = deps.stores.prompts.recordHmiAck(a.promptId, vin, a.outcome, a.ts);
-        deps.metrics.acks.inc({ outcome: a.outcome });
-        const changes = [delivered, change].filter((c): c is PromptChange => c !== undefined);
-        if (changes.length) deps.onAcks(changes);
-      } catch (err) {
-        deadLetter('prompts/ack', vin, clientId, err, payload);
-      }
-    },
+    ack: (vin, payload, clientId) =>
+      controlOrder.run(vin, async () => {
+        try {
+          const a = decodePromptAck(payload);
+          // Any ack means the car has the prompt: its one 'delivered' step first, if no PUBACK
+          // recorded it (always so through an external broker, BrokerLink.confirmsDelivery).
+          const delivered = await deps.stores.prompts.markHmiDelivered(a.promptId, vin, a.ts);
+          const change = await deps.stores.prompts.recordHmiAck(a.promptId, vin, a.outcome, a.ts);
+          deps.metrics.acks.inc({ outcome: a.outcome });
+          const changes = [delivered, change].filter((c): c is PromptChange => c !== undefined);
+          if (changes.length) deps.onAcks(changes);
+        } catch (err) {
+          await deadLetter('prompts/ack', vin, clientId, err, payload);
+        }
+      }),
     delivered: (vin, promptId) => deps.onDelivered?.(vin, promptId),
     promptsSubscribed: (vin) => deps.onPromptsSubscribed?.(vin),
   };

@@ -30,9 +30,12 @@ export interface InboundHandlers {
    * Rejects (a StorageWriteError when storage is full, docs/architecture.md#disk-full) if it is not.
    */
   telemetry(vin: string, payload: Buffer, clientId: string | null): Promise<void>;
-  /** Status and acks throw (a StorageWriteError) only when neither the message nor its dead letter could be stored. */
-  status(vin: string, payload: Buffer, clientId: string | null): void;
-  ack(vin: string, payload: Buffer, clientId: string | null): void;
+  /**
+   * Resolve once the message is applied (or dead-lettered); reject (a StorageWriteError) only when
+   * neither the message nor its dead letter could be stored.
+   */
+  status(vin: string, payload: Buffer, clientId: string | null): Promise<void>;
+  ack(vin: string, payload: Buffer, clientId: string | null): Promise<void>;
   /**
    * The vehicle's own client PUBACKed this prompt (embedded broker only, BrokerLink.confirmsDelivery):
    * the car has it.
