@@ -4,14 +4,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Read at scrape time; unset, the gauges stay 0 (tests, tools). */
 export interface MetricSources {
   /** Outbox events in one state (Outbox.count). */
-  outboxCount?(state: 'pending' | 'dead'): number;
+  outboxCount?(state: 'pending' | 'dead'): Promise<number>;
 }
 
 export function createMetrics(sources: MetricSources = {}) {
   const registry = new Registry();
-  const outboxCount = (state: 'pending' | 'dead'): number | undefined => {
+  const outboxCount = async (state: 'pending' | 'dead'): Promise<number | undefined> => {
     try {
-      return sources.outboxCount?.(state);
+      return await sources.outboxCount?.(state);
     } catch {
       return undefined; // storage trouble: the scrape still answers, the gauge keeps its last value
     }
@@ -110,8 +110,9 @@ export function createMetrics(sources: MetricSources = {}) {
       name: 'odopulse_outbox_pending',
       help: 'Webhook events waiting for delivery (not delivered, not dead)',
       registers: [registry],
-      collect() {
-        const n = outboxCount('pending');
+      // async collect: prom-client awaits it at scrape time
+      async collect() {
+        const n = await outboxCount('pending');
         if (n !== undefined) this.set(n);
       },
     }),
@@ -119,8 +120,8 @@ export function createMetrics(sources: MetricSources = {}) {
       name: 'odopulse_outbox_dead',
       help: 'Webhook events dead right now (given up, not yet retried)',
       registers: [registry],
-      collect() {
-        const n = outboxCount('dead');
+      async collect() {
+        const n = await outboxCount('dead');
         if (n !== undefined) this.set(n);
       },
     }),

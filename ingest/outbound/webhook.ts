@@ -172,27 +172,28 @@ export class WebhookDispatcher {
 
   private async run(): Promise<void> {
     while (this.running) {
-      let batch: OutboxEvent[];
+      let delay: number;
       try {
         this.kicked = false;
-        batch = this.outbox.due(this.clock(), this.concurrency);
+        const batch = await this.outbox.due(this.clock(), this.concurrency);
+        if (batch.length > 0) {
+          await Promise.all(batch.map((e) => this.deliver(e)));
+          continue;
+        }
+        delay = await this.idleDelay();
       } catch (err) {
         // Storage trouble (disk full, closed): report it and try again later, never spin.
         this.report(err);
-        if (!this.kicked) await this.sleep(this.pollMs);
-        continue;
+        delay = this.pollMs;
       }
-      if (batch.length > 0) {
-        await Promise.all(batch.map((e) => this.deliver(e)));
-        continue;
-      }
-      if (!this.kicked) await this.sleep(this.idleDelay());
+      // the outbox is read asynchronously: a kick or a stop() meanwhile must not be slept through
+      if (this.running && !this.kicked) await this.sleep(delay);
     }
   }
 
-  private idleDelay(): number {
+  private async idleDelay(): Promise<number> {
     try {
-      const next = this.outbox.nextDueAt();
+      const next = await this.outbox.nextDueAt();
       if (next !== null) return Math.max(0, Math.min(this.pollMs, next - this.clock()));
     } catch {
       // reported by the next due() call
@@ -227,7 +228,7 @@ export class WebhookDispatcher {
       await res.body?.cancel().catch(() => {}); // the answer's body is not needed; free the socket
       if (res.status >= 200 && res.status < 300) {
         this.nDelivered++;
-        this.record(() => this.outbox.markDelivered(e.id, e.url, this.clock()), e);
+        await this.record(() => this.outbox.markDelivered(e.id, e.url, this.clock()), e);
         return;
       }
       error = `HTTP ${res.status}`;
@@ -238,7 +239,7 @@ export class WebhookDispatcher {
     this.nFailed++;
     const now = this.clock();
     const dead = this.giveUpMs > 0 && now - (e.firstFailedAt ?? now) >= this.giveUpMs;
-    const recorded = this.record(() => this.outbox.markFailed(e.id, e.url, error, now + this.backoff(e.attempts), { now, dead }), e);
+    const recorded = await this.record(() => this.outbox.markFailed(e.id, e.url, error, now + this.backoff(e.attempts), { now, dead }), e);
     this.report(new Error(`webhook ${e.url} event ${e.id}: ${error}`), e);
     if (dead && recorded) {
       this.nDead++;
@@ -254,9 +255,9 @@ export class WebhookDispatcher {
   }
 
   /** A storage error must not kill the loop; an unrecorded delivery is simply sent again. */
-  private record(write: () => void, e: OutboxEvent): boolean {
+  private async record(write: () => Promise<void>, e: OutboxEvent): Promise<boolean> {
     try {
-      write();
+      await write();
       return true;
     } catch (err) {
       this.report(err, e);
