@@ -45,7 +45,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   const metrics = createMetrics({ outboxCount: (state) => stores.outbox.count(state) });
   // Nobody is connected yet (the embedded broker's clients went with the last process; an external
   // broker replays each vehicle's retained birth): every vehicle is online again at its birth.
-  const wasOnline = stores.vehicles.resetOnline(Date.now());
+  const wasOnline = await stores.vehicles.resetOnline(Date.now());
   if (wasOnline > 0) log.info({ vehicles: wasOnline }, 'vehicles marked offline until their birth message');
   const journal = new Journal(cfg.ODOPULSE_DATA_DIR, { log: log.child({ part: 'journal' }) });
   const decoded = new DecodedCache();
@@ -75,7 +75,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   const positionPurpose = cfg.ODOPULSE_EVENTS_POSITION_PURPOSE;
   // campaign messages follow the segments in the rules commit and every prompt change of theirs in its own
   const campaignDeliveries = new CampaignDeliveries({ stores, events: { urls, positionPurpose } });
-  const rules = new RulesRunner({
+  const rules = await RulesRunner.open({
     pool,
     stores,
     clock,
@@ -108,7 +108,8 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     limits: { maxClockSkewS: cfg.ODOPULSE_MAX_CLOCK_SKEW_S, telemetryRetentionDays: cfg.ODOPULSE_TELEMETRY_RETENTION_DAYS },
     onJournalled: () => pipeline.wake(),
     onOnline: (vin) => late.fanout?.deliver([vin], { resend: true }),
-    onDelivered: (vin, promptId) => late.hmi?.confirmed(vin, promptId),
+    // never rejects: a failure to record goes to onConfirmFailed
+    onDelivered: (vin, promptId) => void late.hmi?.confirmed(vin, promptId),
     onPromptsSubscribed: (vin) => late.fanout?.deliver([vin], { resend: true }),
     onAcks: (changes) => late.fanout?.published(changes, false),
   });
@@ -202,7 +203,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
       })
     : undefined;
   const authenticator = new Authenticator({ keys: stores.keys, oidc, now: Date.now });
-  if (stores.keys.list().every((k) => k.revokedAt !== null)) {
+  if ((await stores.keys.list()).every((k) => k.revokedAt !== null)) {
     log.warn('no API key exists yet: create one with `odopulse keys create --role operator --name NAME` (same ODOPULSE_DATA_DIR)');
   }
 
@@ -230,12 +231,11 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
       out.published(changes);
       return id;
     },
+    // not awaited by the route (as before: the profile is stored, targeting follows)
     onProfileChanged: (vin) => {
-      try {
-        campaigns.onProfileChanged(vin);
-      } catch (err) {
+      campaigns.onProfileChanged(vin).catch((err: unknown) => {
         log.error({ err, vin }, 'campaign targeting after a profile change failed; the next segment change retries it');
-      }
+      });
     },
     publishPolicy: (vin, policy) =>
       link.publish(topicFor(cfg.ODOPULSE_MQTT_PREFIX, vin, 'config'), encodeAgentConfig(policy), { qos: 1, retain: true }),
@@ -273,33 +273,34 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
 
   pipeline.start();
   dispatcher?.start();
-  let sweeping = false; // a sweep slower than the interval is not stacked behind itself
+  // A sweep or prune slower than its interval is not stacked behind itself; stop() waits for the one running.
+  let sweeping: Promise<void> | null = null;
   const sweep = setInterval(() => {
-    if (sweeping) return;
-    sweeping = true;
-    rules
-      .sweep()
-      .then((changes) => {
-        out.published(changes, false);
-        out.record(() => stores.prompts.expire(clock.now()));
-        campaigns.sweep();
-        out.deliver(rules.knownVins());
-      })
+    sweeping ??= (async () => {
+      const changes = await rules.sweep();
+      out.published(changes, false);
+      await out.record(() => stores.prompts.expire(clock.now()));
+      await campaigns.sweep();
+      out.deliver(rules.knownVins());
+    })()
       .catch((err: unknown) => {
         metrics.loopErrors.inc({ loop: 'sweep' });
         log.error({ err }, 'sweep failed; retried at the next interval');
       })
-      .finally(() => (sweeping = false));
+      .finally(() => (sweeping = null));
   }, cfg.ODOPULSE_SWEEP_MS);
+  let pruning: Promise<void> | null = null;
   const prune = setInterval(() => {
-    try {
-      stores.prune(Date.now() - cfg.ODOPULSE_RETENTION_DAYS * DAY);
-      stores.keys.pruneSessions(Date.now());
+    pruning ??= (async () => {
+      await stores.prune(Date.now() - cfg.ODOPULSE_RETENTION_DAYS * DAY);
+      await stores.keys.pruneSessions(Date.now());
       journal.prune(Date.now() - 3 * DAY);
-    } catch (err) {
-      metrics.loopErrors.inc({ loop: 'prune' });
-      log.error({ err }, 'prune failed; retried at the next interval');
-    }
+    })()
+      .catch((err: unknown) => {
+        metrics.loopErrors.inc({ loop: 'prune' });
+        log.error({ err }, 'prune failed; retried at the next interval');
+      })
+      .finally(() => (pruning = null));
   }, 6 * 3600_000);
   prune.unref();
 
@@ -322,13 +323,16 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
         stopWatch();
         await app.close();
         await link.close();
+        await handlers.drained(); // status, acks and dead letters the broker handed over before it closed
         await pipeline.stop();
         await dispatcher?.stop();
+        await Promise.all([sweeping, pruning]);
         await pool.close();
         await telemetry.flush().catch(() => undefined);
         await telemetry.close();
         journal.close();
-        stores.close();
+        await handlers.flushSequences();
+        await stores.close(); // last: everything above may still write to them
         log.info('odopulse ingest stopped');
       })()),
   };
