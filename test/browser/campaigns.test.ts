@@ -38,8 +38,12 @@ describe.skipIf(!hasChromium())('campaigns page in Chromium', () => {
       [VIN_B, 'zh-CN'],
       [VIN_C, 'en'],
     ] as const) {
-      h.stores.vehicles.upsert(vin, profile(DEALER, { locale }), now);
-      h.stores.vehicles.setSegments(vin, { stage: 'new_owner', activity: 'active', maturity: vin === VIN_C ? 'skilled' : 'novice' }, now);
+      await h.stores.vehicles.upsert(vin, profile(DEALER, { locale }), now);
+      await h.stores.vehicles.setSegments(
+        vin,
+        { stage: 'new_owner', activity: 'active', maturity: vin === VIN_C ? 'skilled' : 'novice' },
+        now,
+      );
     }
     const res = await fetch(`${base}/api/v1/campaigns`, {
       method: 'POST',
@@ -55,12 +59,12 @@ describe.skipIf(!hasChromium())('campaigns page in Chromium', () => {
     });
     expect(res.status).toBe(201);
     campaignId = ((await res.json()) as { id: string }).id;
-    const [a, b] = h.stores.campaigns.deliveries(campaignId);
-    h.deps.changes.record!(() => [
-      h.stores.prompts.markHmiDelivered(a.promptId, a.vin, now)!,
-      h.stores.prompts.markHmiDelivered(b.promptId, b.vin, now)!,
+    const [a, b] = await h.stores.campaigns.deliveries(campaignId);
+    await h.deps.changes.record!(async () => [
+      (await h.stores.prompts.markHmiDelivered(a.promptId, a.vin, now))!,
+      (await h.stores.prompts.markHmiDelivered(b.promptId, b.vin, now))!,
     ]);
-    h.deps.changes.record!(() => [h.stores.prompts.recordHmiAck(a.promptId, a.vin, 'ACTED', now)!]);
+    await h.deps.changes.record!(async () => [(await h.stores.prompts.recordHmiAck(a.promptId, a.vin, 'ACTED', now))!]);
 
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
@@ -78,7 +82,7 @@ describe.skipIf(!hasChromium())('campaigns page in Chromium', () => {
 
   it('a lifecycle key sees the campaigns link and the list with live counts', async () => {
     await page.goto(base + '/');
-    await page.fill('[data-testid="signin-key"]', h.keyFor('lifecycle'));
+    await page.fill('[data-testid="signin-key"]', await h.keyFor('lifecycle'));
     await page.click('[data-testid="signin-submit"]');
     await page.locator('[data-testid="nav-campaigns"]').waitFor();
     await page.click('[data-testid="nav-campaigns"]');
@@ -107,8 +111,8 @@ describe.skipIf(!hasChromium())('campaigns page in Chromium', () => {
     expect(painted).toBeGreaterThan(1000);
     await page.screenshot({ path: join(ARTIFACTS, 'console-campaign.png'), fullPage: true });
 
-    const b = h.stores.campaigns.deliveries(campaignId).find((d) => d.vin === VIN_B)!;
-    h.deps.changes.record!(() => [h.stores.prompts.recordHmiAck(b.promptId, b.vin, 'ACTED', h.clock.now())!]);
+    const b = (await h.stores.campaigns.deliveries(campaignId)).find((d) => d.vin === VIN_B)!;
+    await h.deps.changes.record!(async () => [(await h.stores.prompts.recordHmiAck(b.promptId, b.vin, 'ACTED', h.clock.now()))!]);
     await waitFor(async () => (await page.locator('[data-testid="funnel-acted"]').textContent()) === '2', {
       what: 'the funnel updated live',
     });
@@ -129,7 +133,7 @@ describe.skipIf(!hasChromium())('campaigns page in Chromium', () => {
   it('pause from the page withdraws the unseen message', async () => {
     await page.click('[data-testid="campaign-pause"]');
     await page.locator('[data-testid="campaign-resume"]').waitFor();
-    expect(h.stores.campaigns.get(campaignId)!.state).toBe('paused');
+    expect((await h.stores.campaigns.get(campaignId))!.state).toBe('paused');
     expect(await page.locator('[data-testid="funnel-withdrawn"]').textContent()).toBe('1');
   });
 
@@ -137,7 +141,7 @@ describe.skipIf(!hasChromium())('campaigns page in Chromium', () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
     const p2 = await ctx.newPage();
     await p2.goto(base + '/');
-    await p2.fill('[data-testid="signin-key"]', h.keyFor('advisor', [DEALER]));
+    await p2.fill('[data-testid="signin-key"]', await h.keyFor('advisor', [DEALER]));
     await p2.click('[data-testid="signin-submit"]');
     await p2.locator('[data-testid="alerts-view"]').waitFor();
     expect(await p2.locator('[data-testid="nav-campaigns"]').isHidden()).toBe(true);

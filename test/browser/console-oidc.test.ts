@@ -95,10 +95,10 @@ describe.skipIf(!hasChromium())('console sign-in with OIDC (authorization code +
       permissionsClaim: 'odopulse_permissions',
     });
     h = await makeHarness({ console: { oidc: { issuer, clientId: CLIENT_ID } } }, { oidc });
-    h.register(VIN_A, 'D001');
-    h.register(VIN_C, 'D002');
-    h.openPrompt(VIN_A, { key: 'mine', title: 'Mine' });
-    h.openPrompt(VIN_C, { key: 'theirs', title: 'Other dealer alert' });
+    await h.register(VIN_A, 'D001');
+    await h.register(VIN_C, 'D002');
+    await h.openPrompt(VIN_A, { key: 'mine', title: 'Mine' });
+    await h.openPrompt(VIN_C, { key: 'theirs', title: 'Other dealer alert' });
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
     browser = await launchChromium();

@@ -64,12 +64,12 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
       });
     }
     await h.telemetry.write(readings, () => ({}));
-    h.stores.vehicles.setOnline(VIN_A, true, { agentVersion: '0.1.0', configVersion: 3, at: now - 2 * HOUR });
-    h.stores.vehicles.setSegments(VIN_A, { stage: 'active_owner', activity: 'active', maturity: 'skilled' }, now - DAY);
+    await h.stores.vehicles.setOnline(VIN_A, true, { agentVersion: '0.1.0', configVersion: 3, at: now - 2 * HOUR });
+    await h.stores.vehicles.setSegments(VIN_A, { stage: 'active_owner', activity: 'active', maturity: 'skilled' }, now - DAY);
 
     // Some history already in the store before the advisor opens the console.
     h.clock.set(now - 35 * 60_000);
-    h.openPrompt(VIN_B, {
+    await h.openPrompt(VIN_B, {
       key: 'maint',
       kind: 'maintenance.upcoming',
       severity: 'info',
@@ -80,7 +80,7 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
       evidence: { 'Vehicle.TraveledDistance': 9380 },
     });
     h.clock.set(now - 12 * 60_000);
-    h.openPrompt(VIN_A, {
+    await h.openPrompt(VIN_A, {
       key: '12v',
       kind: 'battery.low_voltage_12v',
       severity: 'warning',
@@ -88,10 +88,10 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
       body: '12 V battery at 11.6 V while parked: risk of a no-start. Suggest a battery check.',
       evidence: { 'Vehicle.LowVoltageBattery.CurrentVoltage': 11.6 },
     });
-    h.openPrompt(VIN_C, { key: 'other', title: 'Other dealer alert' });
+    await h.openPrompt(VIN_C, { key: 'other', title: 'Other dealer alert' });
     h.clock.set(now);
 
-    advisorKey = h.keyFor('advisor', ['SH-PUDONG-01']);
+    advisorKey = await h.keyFor('advisor', ['SH-PUDONG-01']);
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 860 }, locale: 'en-US' });
     page.on('pageerror', (e) => pageErrors.push(String(e)));
@@ -150,7 +150,7 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
     await expect(page.locator('[data-testid="alert-list"]').textContent()).resolves.not.toContain('Other dealer alert');
 
     // The pipeline opens a prompt: store + publish.
-    const c = h.openPrompt(VIN_A, {
+    const c = await h.openPrompt(VIN_A, {
       key: 'dtc',
       title: 'Hybrid battery fault P0A80',
       body: 'Code P0A80 (replace hybrid battery pack) is active. Invite the owner for a battery inspection.',
@@ -164,8 +164,10 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'console.png'), fullPage: true });
 
     await item(c.promptId).locator('[data-testid="ack-button"]').click();
-    await waitFor(() => h.stores.prompts.get(c.promptId)?.status === 'acknowledged', { what: 'the prompt acknowledged in the store' });
-    expect(h.stores.prompts.get(c.promptId)?.acknowledgedBy).toBe(`Li Wei (advisor SH-PUDONG-01, key:${advisorKey.split('_')[1]})`);
+    await waitFor(async () => (await h.stores.prompts.get(c.promptId))?.status === 'acknowledged', {
+      what: 'the prompt acknowledged in the store',
+    });
+    expect((await h.stores.prompts.get(c.promptId))?.acknowledgedBy).toBe(`Li Wei (advisor SH-PUDONG-01, key:${advisorKey.split('_')[1]})`);
     await waitFor(async () => (await item(c.promptId).locator('[data-testid="alert-status"]').textContent()) === 'Acknowledged', {
       what: 'the status shown as Acknowledged',
     });
@@ -173,14 +175,14 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
   });
 
   it('resolves an alert with outcome and note', async () => {
-    const id = h.stores.prompts.list({ vin: VIN_A, kind: 'battery.low_voltage_12v', limit: 1 }).items[0].id;
+    const id = (await h.stores.prompts.list({ vin: VIN_A, kind: 'battery.low_voltage_12v', limit: 1 })).items[0].id;
     await item(id).locator('[data-testid="resolve-button"]').click();
     await page.locator('[data-testid="resolve-dialog"]').waitFor();
     await page.selectOption('[data-testid="resolve-outcome"]', 'booked');
     await page.fill('[data-testid="resolve-note"]', 'Battery check booked for Tuesday 09:00');
     await page.click('[data-testid="resolve-confirm"]');
-    await waitFor(() => h.stores.prompts.get(id)?.status === 'resolved', { what: 'the prompt resolved in the store' });
-    expect(h.stores.prompts.get(id)).toMatchObject({
+    await waitFor(async () => (await h.stores.prompts.get(id))?.status === 'resolved', { what: 'the prompt resolved in the store' });
+    expect(await h.stores.prompts.get(id)).toMatchObject({
       outcome: 'booked',
       resolvedBy: `Li Wei (advisor SH-PUDONG-01, key:${advisorKey.split('_')[1]})`,
       note: 'Battery check booked for Tuesday 09:00',
