@@ -155,7 +155,7 @@ describe('the pipeline on influxd 1.6.7', () => {
     await stores.vehicles.upsert(VIN_A, bev(), T0);
     await stores.vehicles.upsert(VIN_B, bev(), T0);
     // the app's own too-old screen off: influxd's retention policy is what refuses here
-    const i = startIngestParts({ dir: tempDir(dirs), stores, telemetry: store, pool, clock, limits: { telemetryRetentionDays: 0 } });
+    const i = await startIngestParts({ dir: tempDir(dirs), stores, telemetry: store, pool, clock, limits: { telemetryRetentionDays: 0 } });
     running.push(i);
     return i;
   }

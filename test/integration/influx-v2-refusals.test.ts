@@ -134,7 +134,7 @@ describe('the pipeline on InfluxDB 2.x', () => {
     const stores = createMemoryStores();
     await stores.vehicles.upsert(VIN_A, bev(), T0);
     await stores.vehicles.upsert(VIN_B, bev(), T0);
-    const i = startIngestParts({ dir: tempDir(dirs), stores, telemetry, pool, clock: createClock('event') });
+    const i = await startIngestParts({ dir: tempDir(dirs), stores, telemetry, pool, clock: createClock('event') });
     running.push(i);
     const samples = (from: number, marks: Record<number, number> = {}): Sample[] =>
       Array.from({ length: 6 }, (_, k) => ({ ts: T0 + (from + k) * 60_000 + (marks[k] ?? 0), signals: { [VSS.soc]: 60 - k } }));

@@ -29,7 +29,7 @@ let summary: Summary;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'odopulse-sim-ingest-'));
-  token = keysCreate(join(dir, 'data'), { role: 'operator', name: 'simulator' }).at(-1)!;
+  token = (await keysCreate(join(dir, 'data'), { role: 'operator', name: 'simulator' })).at(-1)!;
   influx = await startLocalInfluxd({ dataDir: join(dir, 'influx'), database: 'telemetry' });
   const cfg = loadIngestConfig(
     {
