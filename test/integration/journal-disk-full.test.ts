@@ -189,9 +189,8 @@ describe.skipIf(noTmpfs !== null)(`embedded broker on a full disk (${noTmpfs ?? 
 
 describe('embedded broker: an ack or status that storage refused', () => {
   it('closes the connection without a PUBACK for the ack, survives the status, and keeps serving', async () => {
-    const full = () => {
-      throw new StorageWriteError('dead_letters', Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }));
-    };
+    const full = () =>
+      Promise.reject(new StorageWriteError('dead_letters', Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' })));
     const seen: string[] = [];
     const broker = await startEmbeddedBroker(
       { prefix: 'v1', host: '127.0.0.1', port: 0 },
@@ -199,11 +198,11 @@ describe('embedded broker: an ack or status that storage refused', () => {
         telemetry: async (vin) => void seen.push(`telemetry ${vin}`),
         status: (vin) => {
           seen.push(`status ${vin}`);
-          full();
+          return full();
         },
         ack: (vin) => {
           seen.push(`ack ${vin}`);
-          full();
+          return full();
         },
       },
     );
@@ -220,7 +219,7 @@ describe('embedded broker: an ack or status that storage refused', () => {
       expect(acked).toBe(false);
       expect(seen).toEqual([`ack ${VIN}`]);
 
-      // a status is PUBACKed before it is handled (aedes 'publish'): the throw must stay inside the adapter
+      // a status is PUBACKed before it is handled (aedes 'publish'): its rejection must stay inside the adapter
       const agent = await mqtt.connectAsync(url, { clientId: VIN, username: VIN, reconnectPeriod: 0 });
       await agent.publishAsync(`v1/vehicles/${VIN}/status`, Buffer.from([1]), { qos: 1, retain: true });
       await waitFor(() => seen.includes(`status ${VIN}`), { what: 'the status handled' });

@@ -96,8 +96,8 @@ describe("ingest's MQTT client against the shipped Mosquitto (in process, real j
         outstanding--;
       }
     },
-    status: () => {},
-    ack: () => {},
+    status: async () => {},
+    ack: async () => {},
   };
   const connect = () =>
     connectExternalBroker(

@@ -66,8 +66,8 @@ function recorder() {
   const seen = { telemetry: [] as string[], status: [] as string[], ack: [] as string[] };
   const handlers: InboundHandlers = {
     telemetry: async (vin) => void seen.telemetry.push(vin),
-    status: (vin) => void seen.status.push(vin),
-    ack: (vin) => void seen.ack.push(vin),
+    status: async (vin) => void seen.status.push(vin),
+    ack: async (vin) => void seen.ack.push(vin),
   };
   return { seen, handlers };
 }
