@@ -1,6 +1,6 @@
 // The stores ingest works with: a backend (store/) with the prompt lifecycle (prompts/service.ts) on top.
 import { PromptService } from './prompts/service.js';
-import { createMemoryBackend, openSqliteBackend } from './store/index.js';
+import { createMemoryBackend, openPostgresBackend, openSqliteBackend, type PostgresBackendOptions } from './store/index.js';
 import type { StoreBackend, Stores } from './store/ports.js';
 
 export function withPromptService(backend: StoreBackend): Stores {
@@ -16,4 +16,9 @@ export function openSqliteStores(dataDir: string): Stores {
 /** In memory, for unit tests (the same shared suites as SQLite). */
 export function createMemoryStores(): Stores {
   return withPromptService(createMemoryBackend());
+}
+
+/** A cluster: every instance on one PostgreSQL database (ingest/store/postgres/). */
+export async function openPostgresStores(url: string, opts: PostgresBackendOptions): Promise<Stores> {
+  return withPromptService(await openPostgresBackend(url, opts));
 }

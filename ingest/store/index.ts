@@ -15,6 +15,8 @@ import { memoryPromptRepo } from './memory/prompts.js';
 import { memoryVehicleStore } from './memory/vehicles.js';
 import { memoryDeadLetterStore, memoryOutbox, memoryRuleStateStore } from './memory/misc.js';
 
+export { openPostgresBackend, PG_SCHEMA_VERSION, StoreConflictError, type PostgresBackendOptions } from './postgres/index.js';
+
 export function openSqliteBackend(dataDir: string): StoreBackend {
   const db = openDb(dataDir);
   const transaction = <T>(fn: () => T): T => db.transaction(fn)();

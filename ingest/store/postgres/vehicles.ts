@@ -1,0 +1,150 @@
+// PostgreSQL VehicleStore, as sqlite/vehicles.ts: profiles, online status, lifecycle segments,
+// service records, charging sessions, telemetry sequences. Read-modify-writes are one statement each.
+import type { VehicleProfile } from '../../../proto/domain.js';
+import type { Segments } from '../../../rules/types.js';
+import type { VehicleRecord, VehicleStore } from '../ports.js';
+import { clampLimit, decodeKeyCursor, encodeKeyCursor, iso } from '../paging.js';
+import type { PgDb } from './db.js';
+
+interface VehicleRow {
+  vin: string;
+  profile: string;
+  created_ms: number;
+  updated_ms: number;
+}
+
+const toRecord = (r: VehicleRow): VehicleRecord => ({
+  ...(JSON.parse(r.profile) as VehicleProfile),
+  vin: r.vin,
+  createdAt: iso(r.created_ms),
+  updatedAt: iso(r.updated_ms),
+});
+
+export function pgVehicleStore(db: PgDb): VehicleStore {
+  return {
+    async upsert(vin, profile, now) {
+      const [r] = await db.rows<VehicleRow>(
+        `INSERT INTO vehicles (vin, dealer_id, profile, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $4)
+         ON CONFLICT (vin) DO UPDATE SET dealer_id = excluded.dealer_id, profile = excluded.profile, updated_ms = excluded.updated_ms
+         RETURNING vin, profile, created_ms, updated_ms`,
+        [vin, profile.dealerId, JSON.stringify(profile), now],
+      );
+      return toRecord(r);
+    },
+    async get(vin) {
+      const [r] = await db.rows<VehicleRow>('SELECT vin, profile, created_ms, updated_ms FROM vehicles WHERE vin = $1', [vin]);
+      return r ? toRecord(r) : undefined;
+    },
+    async list({ dealerId, dealerIds, limit, cursor }) {
+      const lim = clampLimit(limit);
+      const after = cursor === undefined ? '' : decodeKeyCursor(cursor);
+      const rows = await db.rows<VehicleRow>(
+        `SELECT vin, profile, created_ms, updated_ms FROM vehicles WHERE vin > $1 AND ($2::text IS NULL OR dealer_id = $2)
+         AND ($3::text[] IS NULL OR dealer_id = ANY($3::text[])) ORDER BY vin LIMIT $4`,
+        [after, dealerId ?? null, dealerIds ?? null, lim + 1],
+      );
+      const items = rows.slice(0, lim).map(toRecord);
+      return { items, nextCursor: rows.length > lim ? encodeKeyCursor(items[items.length - 1].vin) : null };
+    },
+    async setOnline(vin, online, info) {
+      // `since` is when the vehicle last changed between online and offline; versions not given are kept.
+      await db.query(
+        `INSERT INTO vehicle_status AS s (vin, online, since_ms, agent_version, config_version) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (vin) DO UPDATE SET
+           since_ms = CASE WHEN s.online = excluded.online THEN s.since_ms ELSE excluded.since_ms END,
+           online = excluded.online,
+           agent_version = coalesce(excluded.agent_version, s.agent_version),
+           config_version = coalesce(excluded.config_version, s.config_version)`,
+        [vin, online, info.at, info.agentVersion ?? null, info.configVersion ?? null],
+      );
+    },
+    async resetOnline(now) {
+      return (await db.query('UPDATE vehicle_status SET online = false, since_ms = $1 WHERE online', [now])).rowCount ?? 0;
+    },
+    async online(vin) {
+      const [r] = await db.rows<{ online: boolean; since_ms: number | null; agent_version: string | null; config_version: number | null }>(
+        'SELECT online, since_ms, agent_version, config_version FROM vehicle_status WHERE vin = $1',
+        [vin],
+      );
+      if (!r) return { online: false, since: null, agentVersion: null, configVersion: null };
+      return {
+        online: r.online,
+        since: r.since_ms === null ? null : iso(r.since_ms),
+        agentVersion: r.agent_version,
+        configVersion: r.config_version,
+      };
+    },
+    async setSegments(vin, segments, at) {
+      await db.query(
+        `INSERT INTO vehicle_segments (vin, segments, at_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (vin) DO UPDATE SET segments = excluded.segments, at_ms = excluded.at_ms`,
+        [vin, JSON.stringify(segments), at],
+      );
+    },
+    async segments(vin) {
+      const [r] = await db.rows<{ segments: string }>('SELECT segments FROM vehicle_segments WHERE vin = $1', [vin]);
+      return r ? (JSON.parse(r.segments) as Segments) : null;
+    },
+    async addServiceRecord(vin, rec, now) {
+      const [r] = await db.rows<{ id: number }>(
+        'INSERT INTO service_records (vin, date, odometer, items, created_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id',
+        [vin, rec.date, rec.odometer, JSON.stringify(rec.items), now],
+      );
+      return r.id;
+    },
+    serviceRecords: async (vin) =>
+      (
+        await db.rows<{ id: number; date: string; odometer: number; items: string }>(
+          'SELECT id, date, odometer, items FROM service_records WHERE vin = $1 ORDER BY date, id',
+          [vin],
+        )
+      ).map((r) => ({ id: r.id, date: r.date, odometer: r.odometer, items: JSON.parse(r.items) as string[] })),
+    async addChargingSession(s) {
+      // The same session derived twice (replay, restart) is one session (SQLite: INSERT OR REPLACE).
+      await db.query(
+        `INSERT INTO charging_sessions (vin, start_ms, end_ms, start_soc, end_soc, energy_kwh, type) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (vin, start_ms) DO UPDATE SET end_ms = excluded.end_ms, start_soc = excluded.start_soc, end_soc = excluded.end_soc,
+           energy_kwh = excluded.energy_kwh, type = excluded.type`,
+        [s.vin, s.start, s.end, s.startSoc, s.endSoc, s.energyKwh, s.type],
+      );
+    },
+    chargingSessions: async (vin, from, to) =>
+      (
+        await db.rows<{
+          vin: string;
+          start_ms: number;
+          end_ms: number;
+          start_soc: number;
+          end_soc: number;
+          energy_kwh: number;
+          type: 'AC' | 'DC';
+        }>('SELECT * FROM charging_sessions WHERE vin = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms', [vin, from, to])
+      ).map((r) => ({
+        vin: r.vin,
+        start: r.start_ms,
+        end: r.end_ms,
+        startSoc: r.start_soc,
+        endSoc: r.end_soc,
+        energyKwh: r.energy_kwh,
+        type: r.type,
+      })),
+    async setSequences(list, at) {
+      if (list.length === 0) return;
+      const last = new Map(list.map((s) => [s.vin, s]));
+      const rows = [...last.values()];
+      await db.query(
+        `INSERT INTO vehicle_sequences (vin, boot_id, last_seq, gaps, at_ms)
+         SELECT vin, boot_id, last_seq, gaps, $5 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS s(vin, boot_id, last_seq, gaps)
+         ON CONFLICT (vin) DO UPDATE SET boot_id = excluded.boot_id, last_seq = excluded.last_seq, gaps = excluded.gaps, at_ms = excluded.at_ms`,
+        [rows.map((s) => s.vin), rows.map((s) => s.bootId), rows.map((s) => s.lastSeq), rows.map((s) => s.gaps), at],
+      );
+    },
+    async sequence(vin) {
+      const [r] = await db.rows<{ boot_id: string; last_seq: number; gaps: number }>(
+        'SELECT boot_id, last_seq, gaps FROM vehicle_sequences WHERE vin = $1',
+        [vin],
+      );
+      return r ? { bootId: r.boot_id, lastSeq: r.last_seq, gaps: r.gaps } : null;
+    },
+  };
+}
