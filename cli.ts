@@ -160,10 +160,10 @@ const keys = program.command('keys').description('API keys for the HTTP API and 
 const dataDirOption = () =>
   new Option('--data-dir <dir>', 'ingest data dir [env ODOPULSE_DATA_DIR]').env('ODOPULSE_DATA_DIR').default('./data');
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-const runKeys = async (fn: (m: typeof import('./tools/keys.js')) => string[]) => {
+const runKeys = async (fn: (m: typeof import('./tools/keys.js')) => Promise<string[]>) => {
   try {
     const m = await import('./tools/keys.js');
-    for (const line of fn(m)) process.stdout.write(`${line}\n`);
+    for (const line of await fn(m)) process.stdout.write(`${line}\n`);
   } catch (err) {
     process.stderr.write(`odopulse: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(2);
