@@ -46,9 +46,9 @@ function wire(stores: Stores, now: () => number) {
   const recorder = new ChangeRecorder({
     transaction: (fn) => stores.transaction(fn),
     outbox: {
-      enqueue: (events, at) => {
+      enqueue: async (events, at) => {
         if (fail.enqueue) throw new Error('disk I/O error');
-        stores.outbox.enqueue(events, at);
+        await stores.outbox.enqueue(events, at);
       },
     },
     eventsFor: (c) => eventsForChanges(c, { urls: [URL] }),
@@ -100,16 +100,12 @@ function wire(stores: Stores, now: () => number) {
 }
 
 /** Everything a change leaves behind: the prompt, its change rows and its outbox rows. */
-function footprint(stores: Stores, promptId: string) {
+async function footprint(stores: Stores, promptId: string) {
   return {
-    prompt: stores.prompts.get(promptId),
-    changes: stores.prompts
-      .changesSince(0, undefined, 1000)
-      .filter((c) => c.promptId === promptId)
-      .map((c) => c.step),
-    events: stores.outbox
-      .list({ state: 'pending', limit: 1000 })
-      .items.filter((e) => e.id.startsWith(promptId))
+    prompt: await stores.prompts.get(promptId),
+    changes: (await stores.prompts.changesSince(0, undefined, 1000)).filter((c) => c.promptId === promptId).map((c) => c.step),
+    events: (await stores.outbox.list({ state: 'pending', limit: 1000 })).items
+      .filter((e) => e.id.startsWith(promptId))
       .map((e) => (JSON.parse(e.body) as { type: string }).type),
   };
 }
@@ -119,36 +115,37 @@ describe('prompt changes outside the rules commit: change and outbox rows all-or
   let now: number;
   let w: ReturnType<typeof wire>;
   let promptId: string;
-  beforeEach(() => {
+  beforeEach(async () => {
     stores = createMemoryStores();
     now = T0;
-    stores.vehicles.upsert(VIN_A, PROFILE, T0);
-    stores.vehicles.setOnline(VIN_A, true, { at: T0 });
+    await stores.vehicles.upsert(VIN_A, PROFILE, T0);
+    await stores.vehicles.setOnline(VIN_A, true, { at: T0 });
     w = wire(stores, () => now);
     // opened by the rules (their own commit writes its event: here by hand, as the runner does)
-    const [created] = stores.prompts.applyRuleEvents(VIN_A, [open({ urgent: true, audience: ['hmi', 'advisor'] })], render, 'D1', T0);
-    stores.outbox.enqueue(eventsForChanges([created], [URL]), T0);
+    const [created] = await stores.prompts.applyRuleEvents(VIN_A, [open({ urgent: true, audience: ['hmi', 'advisor'] })], render, 'D1', T0);
+    await stores.outbox.enqueue(eventsForChanges([created], [URL]), T0);
     promptId = created.promptId;
     now = T0 + 1000;
   });
-  afterEach(() => {
+  afterEach(async () => {
+    await w.handlers.drained();
     w.journal.close();
-    stores.close();
+    await stores.close();
   });
 
   it('HMI delivered (the car PUBACKed): a failing outbox records nothing and the prompt stays sent; recorded once it works', async () => {
     await w.hmi.deliver([VIN_A]); // published: no change step yet, so no event
     expect(w.sent).toEqual([promptId]);
-    const before = footprint(stores, promptId);
+    const before = await footprint(stores, promptId);
     expect(before.prompt).toMatchObject({ hmiState: 'sent', status: 'open' });
     w.fail.enqueue = true;
-    w.hmi.confirmed(VIN_A, promptId); // from the broker's PUBACK event: must not throw
-    expect(footprint(stores, promptId)).toEqual(before);
+    await w.hmi.confirmed(VIN_A, promptId); // from the broker's PUBACK event: must not throw
+    expect(await footprint(stores, promptId)).toEqual(before);
     expect(w.bus).toEqual([]);
 
     w.fail.enqueue = false;
-    w.hmi.confirmed(VIN_A, promptId);
-    expect(footprint(stores, promptId)).toEqual({
+    await w.hmi.confirmed(VIN_A, promptId);
+    expect(await footprint(stores, promptId)).toEqual({
       prompt: expect.objectContaining({ hmiState: 'delivered', status: 'delivered' }),
       changes: ['created', 'delivered'],
       events: ['com.odopulse.prompt.created', 'com.odopulse.prompt.delivered'],
@@ -159,19 +156,19 @@ describe('prompt changes outside the rules commit: change and outbox rows all-or
 
   it('HMI ack: a failing outbox leaves the prompt as it was (the ack is dead-lettered with the reason), recorded once it works', async () => {
     await w.hmi.deliver([VIN_A]);
-    w.hmi.confirmed(VIN_A, promptId);
-    const before = footprint(stores, promptId);
+    await w.hmi.confirmed(VIN_A, promptId);
+    const before = await footprint(stores, promptId);
     const ack = Buffer.from(encodePromptAck({ promptId, outcome: 'ACTED', ts: now }));
     w.fail.enqueue = true;
-    w.handlers.ack(VIN_A, ack, 'client');
-    expect(footprint(stores, promptId)).toEqual(before);
-    expect(stores.prompts.get(promptId)?.hmiState).toBe('delivered');
-    expect(stores.deadLetters.list(10).map((d) => d.reason)).toEqual(['disk I/O error']);
+    await w.handlers.ack(VIN_A, ack, 'client');
+    expect(await footprint(stores, promptId)).toEqual(before);
+    expect((await stores.prompts.get(promptId))?.hmiState).toBe('delivered');
+    expect((await stores.deadLetters.list(10)).map((d) => d.reason)).toEqual(['disk I/O error']);
     expect(w.bus.map((c) => c.step)).toEqual(['delivered']);
 
     w.fail.enqueue = false;
-    w.handlers.ack(VIN_A, ack, 'client');
-    expect(footprint(stores, promptId)).toMatchObject({
+    await w.handlers.ack(VIN_A, ack, 'client');
+    expect(await footprint(stores, promptId)).toMatchObject({
       prompt: expect.objectContaining({ hmiState: 'acted', outcome: 'acted' }),
       changes: ['created', 'delivered', 'acted'],
       events: ['com.odopulse.prompt.created', 'com.odopulse.prompt.delivered', 'com.odopulse.prompt.acted'],
@@ -179,19 +176,19 @@ describe('prompt changes outside the rules commit: change and outbox rows all-or
     expect(w.bus.map((c) => c.step)).toEqual(['delivered', 'acted']);
   });
 
-  it('expiry (the sweep): a failing outbox expires nothing; then the prompt expires with its event', () => {
-    const [soon] = stores.prompts.applyRuleEvents(VIN_A, [open({ dedupKey: 'soon', expiresAt: T0 + HOUR })], render, 'D1', T0);
+  it('expiry (the sweep): a failing outbox expires nothing; then the prompt expires with its event', async () => {
+    const [soon] = await stores.prompts.applyRuleEvents(VIN_A, [open({ dedupKey: 'soon', expiresAt: T0 + HOUR })], render, 'D1', T0);
     now = T0 + 2 * HOUR;
-    const before = footprint(stores, soon.promptId);
+    const before = await footprint(stores, soon.promptId);
     w.fail.enqueue = true;
-    expect(() => w.fanout.record(() => stores.prompts.expire(now))).toThrow('disk I/O error');
-    expect(footprint(stores, soon.promptId)).toEqual(before);
-    expect(stores.prompts.get(soon.promptId)?.status).toBe('open');
+    await expect(w.fanout.record(() => stores.prompts.expire(now))).rejects.toThrow('disk I/O error');
+    expect(await footprint(stores, soon.promptId)).toEqual(before);
+    expect((await stores.prompts.get(soon.promptId))?.status).toBe('open');
     expect(w.bus).toEqual([]);
 
     w.fail.enqueue = false;
-    expect(w.fanout.record(() => stores.prompts.expire(now)).map((c) => c.step)).toEqual(['expired']);
-    expect(footprint(stores, soon.promptId)).toMatchObject({
+    expect((await w.fanout.record(() => stores.prompts.expire(now))).map((c) => c.step)).toEqual(['expired']);
+    expect(await footprint(stores, soon.promptId)).toMatchObject({
       prompt: expect.objectContaining({ status: 'expired' }),
       changes: ['created', 'expired'],
       events: ['com.odopulse.prompt.expired'],
@@ -199,21 +196,21 @@ describe('prompt changes outside the rules commit: change and outbox rows all-or
     expect(w.bus.map((c) => c.promptId)).toEqual([soon.promptId]);
   });
 
-  it('transactionalPrompts: every changing call writes its events, reads pass through, a throwing change leaves nothing', () => {
+  it('transactionalPrompts: every changing call writes its events, reads pass through, a throwing change leaves nothing', async () => {
     const tx = transactionalPrompts(stores.prompts, w.recorder);
-    const [made] = tx.applyRuleEvents(VIN_A, [open({ dedupKey: 'other' })], render, 'D1', now);
-    const c = tx.acknowledge(made.promptId, 'Ann', undefined, now);
+    const [made] = await tx.applyRuleEvents(VIN_A, [open({ dedupKey: 'other' })], render, 'D1', now);
+    const c = await tx.acknowledge(made.promptId, 'Ann', undefined, now);
     expect(c?.step).toBe('acknowledged');
-    expect(tx.acknowledge(made.promptId, 'Ann', undefined, now)).toBeUndefined(); // no change, no event
-    expect(footprint(stores, made.promptId).events).toEqual(['com.odopulse.prompt.created', 'com.odopulse.prompt.acknowledged']);
-    expect(tx.get(made.promptId)?.status).toBe('acknowledged');
-    expect(tx.list({ limit: 10 }).items).toHaveLength(2);
-    expect(tx.lastChangeSeq()).toBe(stores.prompts.lastChangeSeq());
+    expect(await tx.acknowledge(made.promptId, 'Ann', undefined, now)).toBeUndefined(); // no change, no event
+    expect((await footprint(stores, made.promptId)).events).toEqual(['com.odopulse.prompt.created', 'com.odopulse.prompt.acknowledged']);
+    expect((await tx.get(made.promptId))?.status).toBe('acknowledged');
+    expect((await tx.list({ limit: 10 })).items).toHaveLength(2);
+    expect(await tx.lastChangeSeq()).toBe(await stores.prompts.lastChangeSeq());
     w.fail.enqueue = true;
-    expect(() => tx.resolve(made.promptId, 'Ann', 'booked', undefined, now)).toThrow('disk I/O error');
-    expect(stores.prompts.get(made.promptId)?.status).toBe('acknowledged');
-    expect(() => tx.applyRuleEvents(VIN_A, [open({ dedupKey: 'third' })], render, 'D1', now)).toThrow('disk I/O error');
-    expect(stores.prompts.list({ limit: 10 }).items).toHaveLength(2);
+    await expect(tx.resolve(made.promptId, 'Ann', 'booked', undefined, now)).rejects.toThrow('disk I/O error');
+    expect((await stores.prompts.get(made.promptId))?.status).toBe('acknowledged');
+    await expect(tx.applyRuleEvents(VIN_A, [open({ dedupKey: 'third' })], render, 'D1', now)).rejects.toThrow('disk I/O error');
+    expect((await stores.prompts.list({ limit: 10 })).items).toHaveLength(2);
   });
 });
 
@@ -227,31 +224,32 @@ describe('advisor acknowledge and resolve through the API: change, audit entry a
     });
     w = wire(h.stores, () => h.clock.now());
     ref.fanout = w.fanout;
-    h.register(VIN_A, 'D001');
+    await h.register(VIN_A, 'D001');
   });
   afterEach(async () => {
+    await w.handlers.drained();
     w.journal.close();
     await h.close();
   });
 
   for (const action of ['ack', 'resolve'] as const) {
     it(`${action}: a failing outbox is a 500 and leaves the prompt open, without change, audit or event; then it works`, async () => {
-      const c = h.openPrompt(VIN_A);
+      const c = await h.openPrompt(VIN_A);
       const payload = action === 'ack' ? { note: 'called' } : { outcome: 'booked' };
-      const before = { ...footprint(h.stores, c.promptId), audit: h.stores.audit.query({ limit: 100 }).length };
+      const before = { ...(await footprint(h.stores, c.promptId)), audit: (await h.stores.audit.query({ limit: 100 })).length };
       w.fail.enqueue = true;
       const failed = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/${action}`, payload });
       expect(failed.statusCode).toBe(500);
-      expect({ ...footprint(h.stores, c.promptId), audit: h.stores.audit.query({ limit: 100 }).length }).toEqual(before);
-      expect(h.stores.prompts.get(c.promptId)?.status).toBe('open');
+      expect({ ...(await footprint(h.stores, c.promptId)), audit: (await h.stores.audit.query({ limit: 100 })).length }).toEqual(before);
+      expect((await h.stores.prompts.get(c.promptId))?.status).toBe('open');
       expect(w.bus).toEqual([]);
 
       w.fail.enqueue = false;
       const ok = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/${action}`, payload });
       expect(ok.statusCode).toBe(200);
       const step = action === 'ack' ? 'acknowledged' : 'resolved';
-      expect(footprint(h.stores, c.promptId)).toMatchObject({ changes: ['created', step], events: [`com.odopulse.prompt.${step}`] });
-      expect(h.stores.audit.query({ limit: 100 }).map((a) => a.action)).toEqual([
+      expect(await footprint(h.stores, c.promptId)).toMatchObject({ changes: ['created', step], events: [`com.odopulse.prompt.${step}`] });
+      expect((await h.stores.audit.query({ limit: 100 })).map((a) => a.action)).toEqual([
         action === 'ack' ? 'prompt.acknowledged' : 'prompt.resolved',
       ]);
       expect(w.bus.map((x) => x.step)).toEqual([step]);
@@ -260,15 +258,15 @@ describe('advisor acknowledge and resolve through the API: change, audit entry a
   }
 
   it('a change that cannot be made (409) writes nothing and publishes nothing', async () => {
-    const c = h.openPrompt(VIN_A);
+    const c = await h.openPrompt(VIN_A);
     expect(
       (await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/resolve`, payload: { outcome: 'other' } })).statusCode,
     ).toBe(200);
-    const events = h.stores.outbox.count('pending');
+    const events = await h.stores.outbox.count('pending');
     const res = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/ack`, payload: {} });
     expect(res.statusCode).toBe(409);
-    expect(h.stores.outbox.count('pending')).toBe(events);
+    expect(await h.stores.outbox.count('pending')).toBe(events);
     expect(w.bus.map((x) => x.step)).toEqual(['resolved']);
-    expect(h.stores.audit.query({ limit: 100 })).toHaveLength(1);
+    expect(await h.stores.audit.query({ limit: 100 })).toHaveLength(1);
   });
 });

@@ -24,20 +24,20 @@ describe.each([
     },
   ],
 ] as const)('VehicleStore sequence (%s)', (_name, open) => {
-  it('is null before the first batch, then the last written state of each vehicle', () => {
+  it('is null before the first batch, then the last written state of each vehicle', async () => {
     const stores: Stores = open();
-    expect(stores.vehicles.sequence(VIN_A)).toBeNull();
-    stores.vehicles.setSequences(
+    expect(await stores.vehicles.sequence(VIN_A)).toBeNull();
+    await stores.vehicles.setSequences(
       [
         { vin: VIN_A, bootId: 'a', lastSeq: 500, gaps: 0 },
         { vin: VIN_B, bootId: 'x', lastSeq: 3, gaps: 1 },
       ],
       T0,
     );
-    stores.vehicles.setSequences([{ vin: VIN_A, bootId: 'b', lastSeq: 1, gaps: 2 }], T0 + 1);
-    expect(stores.vehicles.sequence(VIN_A)).toEqual({ bootId: 'b', lastSeq: 1, gaps: 2 });
-    expect(stores.vehicles.sequence(VIN_B)).toEqual({ bootId: 'x', lastSeq: 3, gaps: 1 });
-    stores.close();
+    await stores.vehicles.setSequences([{ vin: VIN_A, bootId: 'b', lastSeq: 1, gaps: 2 }], T0 + 1);
+    expect(await stores.vehicles.sequence(VIN_A)).toEqual({ bootId: 'b', lastSeq: 1, gaps: 2 });
+    expect(await stores.vehicles.sequence(VIN_B)).toEqual({ bootId: 'x', lastSeq: 3, gaps: 1 });
+    await stores.close();
   });
 });
 
@@ -45,9 +45,9 @@ describe('GET /api/v1/vehicles/:vin sequence', () => {
   it('is null before the first batch and shows boot id, last seq and gaps after', async () => {
     const h = await makeHarness();
     try {
-      h.register(VIN_A);
+      await h.register(VIN_A);
       expect((await h.app.inject(`/api/v1/vehicles/${VIN_A}`)).json().sequence).toBeNull();
-      h.stores.vehicles.setSequences([{ vin: VIN_A, bootId: 'boot-b', lastSeq: 7, gaps: 2 }], T0);
+      await h.stores.vehicles.setSequences([{ vin: VIN_A, bootId: 'boot-b', lastSeq: 7, gaps: 2 }], T0);
       const res = await h.app.inject(`/api/v1/vehicles/${VIN_A}`);
       expect(res.statusCode).toBe(200);
       expect(res.json().sequence).toEqual({ bootId: 'boot-b', lastSeq: 7, gaps: 2 });
@@ -74,10 +74,10 @@ describe('HMI timing with a stored time zone that is not valid', () => {
       locale: 'zh-CN',
       vehicleType: 'passenger',
     } as const;
-    stores.vehicles.upsert(VIN_A, { ...bad, timeZone: 'Not/AZone' }, T0);
-    stores.vehicles.setOnline(VIN_A, true, { at: T0 });
+    await stores.vehicles.upsert(VIN_A, { ...bad, timeZone: 'Not/AZone' }, T0);
+    await stores.vehicles.setOnline(VIN_A, true, { at: T0 });
     const noonShanghai = Date.parse('2026-03-02T04:00:00Z');
-    stores.prompts.applyRuleEvents(
+    await stores.prompts.applyRuleEvents(
       VIN_A,
       [
         {

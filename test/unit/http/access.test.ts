@@ -9,8 +9,8 @@ let h: Harness;
 beforeEach(async () => {
   // the route-by-route refusal test presents over a hundred bad credentials from one address
   h = await makeHarness({ limits: { authFailuresPerMinute: 10_000 } });
-  h.register(VIN_A, 'D001');
-  h.register(VIN_C, 'D002');
+  await h.register(VIN_A, 'D001');
+  await h.register(VIN_C, 'D002');
   await h.telemetry.write(
     [{ vin: VIN_A, ts: T0 - 60_000, signals: { [VSS.speed]: 0, [VSS.latitude]: 31.23, [VSS.longitude]: 121.47, [VSS.voltage12v]: 12.4 } }],
     () => ({}),
@@ -34,11 +34,11 @@ describe('authentication', () => {
   it('every documented route but /healthz answers 401 without a credential, with a revoked or expired key, and never 500', async () => {
     const routes = await documentedRoutes();
     expect(routes.length).toBeGreaterThan(15);
-    const revoked = h.keyFor('operator');
+    const revoked = await h.keyFor('operator');
     const keyId = revoked.split('_')[1];
-    h.stores.keys.revoke(keyId, Date.now());
+    await h.stores.keys.revoke(keyId, Date.now());
     const { createApiKey } = await import('../../../ingest/auth/keys.js');
-    const expiring = createApiKey(
+    const expiring = await createApiKey(
       h.stores.keys,
       { name: 'x', role: 'operator', dealers: [], permissions: [], expiresAt: Date.now() + 50, createdBy: null },
       Date.now(),
@@ -81,29 +81,29 @@ describe('authentication', () => {
   });
 
   it('roles: a metrics key reads only /metrics; a lifecycle key cannot change anything', async () => {
-    const m = bearer(h.keyFor('metrics'));
+    const m = bearer(await h.keyFor('metrics'));
     expect((await h.app.inject({ url: '/metrics', headers: m })).statusCode).toBe(200);
     expect((await h.app.inject({ url: '/api/v1/vehicles', headers: m })).statusCode).toBe(403);
     expect((await h.app.inject({ url: '/openapi.json', headers: m })).statusCode).toBe(403);
-    const l = bearer(h.keyFor('lifecycle'));
+    const l = bearer(await h.keyFor('lifecycle'));
     expect((await h.app.inject({ url: '/api/v1/vehicles', headers: l })).json().items).toHaveLength(2);
     expect((await h.app.inject({ method: 'PUT', url: `/api/v1/vehicles/${VIN_A}`, headers: l, payload: profile('D009') })).statusCode).toBe(
       403,
     );
-    const c = h.openPrompt(VIN_A);
+    const c = await h.openPrompt(VIN_A);
     expect((await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/ack`, headers: l, payload: {} })).statusCode).toBe(
       403,
     );
     expect((await h.app.inject({ url: '/api/v1/audit', headers: l })).statusCode).toBe(403);
-    expect(h.stores.vehicles.get(VIN_A)?.dealerId).toBe('D001');
+    expect((await h.stores.vehicles.get(VIN_A))?.dealerId).toBe('D001');
   });
 });
 
 describe('dealer scope', () => {
   it("an advisor sees only its dealers' vehicles, prompts, telemetry and stats; another dealer's VIN or prompt is 404", async () => {
-    const a = bearer(h.keyFor('advisor', ['D001']));
-    const mine = h.openPrompt(VIN_A, { key: 'mine' });
-    const theirs = h.openPrompt(VIN_C, { key: 'theirs' });
+    const a = bearer(await h.keyFor('advisor', ['D001']));
+    const mine = await h.openPrompt(VIN_A, { key: 'mine' });
+    const theirs = await h.openPrompt(VIN_C, { key: 'theirs' });
     const list = (await h.app.inject({ url: '/api/v1/vehicles', headers: a })).json();
     expect(list.items.map((v: { vin: string }) => v.vin)).toEqual([VIN_A]);
     expect((await h.app.inject({ url: '/api/v1/vehicles?dealerId=D002', headers: a })).json().items).toEqual([]);
@@ -134,8 +134,8 @@ describe('dealer scope', () => {
       payload: { date: '2026-02-01', odometer: 10_000, items: ['oil'] },
     });
     expect(visit.statusCode).toBe(404);
-    expect(h.stores.prompts.get(theirs.promptId)?.status).toBe('open');
-    expect(h.stores.vehicles.serviceRecords(VIN_C)).toEqual([]);
+    expect((await h.stores.prompts.get(theirs.promptId))?.status).toBe('open');
+    expect(await h.stores.vehicles.serviceRecords(VIN_C)).toEqual([]);
     const stats = (await h.app.inject({ url: `/api/v1/stats/prompts?from=${T0 - 1}&to=${h.clock.now() + 1}`, headers: a })).json();
     await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${mine.promptId}/ack`, headers: a, payload: {} });
     await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${theirs.promptId}/ack`, payload: {} }); // the operator, on D002
@@ -145,8 +145,8 @@ describe('dealer scope', () => {
   });
 
   it('an advisor of two dealers sees both, and only those', async () => {
-    h.register('WVWZZZ1KZ6W000009', 'D003');
-    const a = bearer(h.keyFor('advisor', ['D001', 'D002']));
+    await h.register('WVWZZZ1KZ6W000009', 'D003');
+    const a = bearer(await h.keyFor('advisor', ['D001', 'D002']));
     const vins = (await h.app.inject({ url: '/api/v1/vehicles', headers: a })).json().items.map((v: { vin: string }) => v.vin);
     expect(vins.sort()).toEqual([VIN_A, VIN_C].sort());
   });
@@ -155,10 +155,10 @@ describe('dealer scope', () => {
 describe('position', () => {
   it('position signals need location:read; the lifecycle role never gets them', async () => {
     const cases: Array<[string, boolean]> = [
-      [h.keyFor('advisor', ['D001']), false],
-      [h.keyFor('advisor', ['D001'], ['location:read']), true],
-      [h.keyFor('lifecycle'), false],
-      [h.keyFor('operator'), false],
+      [await h.keyFor('advisor', ['D001']), false],
+      [await h.keyFor('advisor', ['D001'], ['location:read']), true],
+      [await h.keyFor('lifecycle'), false],
+      [await h.keyFor('operator'), false],
       [h.token, true], // operator with location:read
     ];
     for (const [token, sees] of cases) {
@@ -185,7 +185,7 @@ describe('position', () => {
       locationEnabled: true,
       locationPrecisionDeg: 0.01,
     };
-    const admin = bearer(h.keyFor('dealer_admin', ['D001']));
+    const admin = bearer(await h.keyFor('dealer_admin', ['D001']));
     const res = await h.app.inject({ method: 'PUT', url: `/api/v1/vehicles/${VIN_A}/sampling-policy`, headers: admin, payload: policy });
     expect(res.statusCode).toBe(403);
     const noLocation = await h.app.inject({
@@ -195,7 +195,7 @@ describe('position', () => {
       payload: { ...policy, locationEnabled: false },
     });
     expect(noLocation.statusCode).toBe(503); // allowed; this harness has no broker to publish to
-    const adv = bearer(h.keyFor('advisor', ['D001']));
+    const adv = bearer(await h.keyFor('advisor', ['D001']));
     expect(
       (
         await h.app.inject({
@@ -211,7 +211,7 @@ describe('position', () => {
 
 describe('console sessions', () => {
   it('a bearer credential opens an httpOnly SameSite=Strict session; changes need the CSRF header; sign-out ends it', async () => {
-    const key = h.keyFor('advisor', ['D001']);
+    const key = await h.keyFor('advisor', ['D001']);
     const open = await h.app.inject({ method: 'POST', url: '/api/v1/session', headers: bearer(key) });
     expect(open.statusCode).toBe(201);
     const setCookie = String(open.headers['set-cookie']);
@@ -224,7 +224,7 @@ describe('console sessions', () => {
     const who = await h.app.inject({ url: '/api/v1/session', headers: { cookie } });
     expect(who.json()).toMatchObject({ principal: { role: 'advisor' }, csrfToken: body.csrfToken });
     expect((await h.app.inject({ url: '/api/v1/vehicles', headers: { cookie } })).json().items).toHaveLength(1);
-    const c = h.openPrompt(VIN_A);
+    const c = await h.openPrompt(VIN_A);
     const noCsrf = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/ack`, headers: { cookie }, payload: {} });
     expect(noCsrf.statusCode).toBe(403);
     expect(noCsrf.json().error).toBe('csrf');
@@ -245,18 +245,18 @@ describe('console sessions', () => {
   });
 
   it('revoking the key ends its sessions', async () => {
-    const key = h.keyFor('advisor', ['D001']);
+    const key = await h.keyFor('advisor', ['D001']);
     const cookie = String(
       (await h.app.inject({ method: 'POST', url: '/api/v1/session', headers: bearer(key) })).headers['set-cookie'],
     ).split(';')[0];
-    h.stores.keys.revoke(key.split('_')[1], Date.now());
+    await h.stores.keys.revoke(key.split('_')[1], Date.now());
     expect((await h.app.inject({ url: '/api/v1/vehicles', headers: { cookie } })).statusCode).toBe(401);
   });
 });
 
 describe('keys and audit', () => {
   it("a dealer admin manages its own dealer's advisor keys only; operators any; the token is shown once", async () => {
-    const admin = bearer(h.keyFor('dealer_admin', ['D001']));
+    const admin = bearer(await h.keyFor('dealer_admin', ['D001']));
     const made = await h.app.inject({
       method: 'POST',
       url: '/api/v1/keys',
@@ -281,7 +281,7 @@ describe('keys and audit', () => {
     expect(listed.map((k: { id: string }) => k.id)).toContain(key.id);
     expect(JSON.stringify(listed)).not.toContain(token.split('_')[2]);
     expect(listed.every((k: { dealers: string[] }) => k.dealers.every((d) => d === 'D001'))).toBe(true);
-    const other = h.keyFor('advisor', ['D002']).split('_')[1];
+    const other = (await h.keyFor('advisor', ['D002'])).split('_')[1];
     expect((await h.app.inject({ method: 'DELETE', url: `/api/v1/keys/${other}`, headers: admin })).statusCode).toBe(404);
     expect((await h.app.inject({ method: 'DELETE', url: `/api/v1/keys/${key.id}`, headers: admin })).statusCode).toBe(204);
     expect((await h.app.inject({ url: '/api/v1/vehicles', headers: bearer(token) })).statusCode).toBe(401);
@@ -290,11 +290,11 @@ describe('keys and audit', () => {
   });
 
   it('reads of telemetry and position and every change are audited, with principal, action, VIN and request id', async () => {
-    const advKey = h.keyFor('advisor', ['D001']);
+    const advKey = await h.keyFor('advisor', ['D001']);
     const advId = `key:${advKey.split('_')[1]}`;
     await h.app.inject({ url: `/api/v1/vehicles/${VIN_A}`, headers: bearer(advKey) });
     await h.app.inject({ url: `/api/v1/vehicles/${VIN_A}/telemetry?signal=${VSS.speed}`, headers: bearer(advKey) });
-    const c = h.openPrompt(VIN_A);
+    const c = await h.openPrompt(VIN_A);
     await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/ack`, headers: bearer(advKey), payload: {} });
     await h.app.inject({
       method: 'POST',
@@ -330,7 +330,7 @@ describe('limits', () => {
   it('telemetry history: past the point limit `every` is required; too many windows is a 400; an unknown time zone is refused', async () => {
     await h.close();
     h = await makeHarness({ limits: { maxHistoryPoints: 10 } });
-    h.register(VIN_A, 'D001');
+    await h.register(VIN_A, 'D001');
     await h.telemetry.write(
       Array.from({ length: 20 }, (_, i) => ({ vin: VIN_A, ts: T0 - 100_000 + i * 1000, signals: { [VSS.speed]: i } })),
       () => ({}),
@@ -354,7 +354,7 @@ describe('limits', () => {
       payload: profile('D001', { quietHours: { start: '25:00', end: '07:00' } }),
     });
     expect(hours.statusCode).toBe(400);
-    expect(h.stores.vehicles.get(VIN_A)?.timeZone).toBeUndefined();
+    expect((await h.stores.vehicles.get(VIN_A))?.timeZone).toBeUndefined();
   });
 
   it('stats windows are bounded, and requests per principal are rate limited with a JSON 429', async () => {
@@ -367,7 +367,7 @@ describe('limits', () => {
     expect(limited.statusCode).toBe(429);
     expect(limited.json().error).toBe('rate_limited');
     // another principal has its own budget
-    expect((await h.app.inject({ url: '/api/v1/vehicles', headers: bearer(h.keyFor('operator')) })).statusCode).toBe(200);
+    expect((await h.app.inject({ url: '/api/v1/vehicles', headers: bearer(await h.keyFor('operator')) })).statusCode).toBe(200);
   });
 
   it('security headers: a CSP the console passes, no CORS unless configured', async () => {

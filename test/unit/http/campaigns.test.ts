@@ -22,12 +22,12 @@ describe('campaign API', () => {
   let h: Harness;
   beforeEach(async () => {
     h = await makeHarness();
-    h.stores.vehicles.upsert(VIN_A, profile('D001', { locale: 'en' }), T0);
-    h.stores.vehicles.upsert(VIN_B, profile('D002', { locale: 'zh-CN' }), T0);
-    h.stores.vehicles.upsert(VIN_C, profile('D002', { locale: 'en' }), T0);
-    h.stores.vehicles.setSegments(VIN_A, { stage: 'new_owner', activity: 'active', maturity: 'novice' }, T0);
-    h.stores.vehicles.setSegments(VIN_B, { stage: 'new_owner', activity: 'active', maturity: 'novice' }, T0);
-    h.stores.vehicles.setSegments(VIN_C, { stage: 'active_owner', activity: 'dormant', maturity: 'skilled' }, T0);
+    await h.stores.vehicles.upsert(VIN_A, profile('D001', { locale: 'en' }), T0);
+    await h.stores.vehicles.upsert(VIN_B, profile('D002', { locale: 'zh-CN' }), T0);
+    await h.stores.vehicles.upsert(VIN_C, profile('D002', { locale: 'en' }), T0);
+    await h.stores.vehicles.setSegments(VIN_A, { stage: 'new_owner', activity: 'active', maturity: 'novice' }, T0);
+    await h.stores.vehicles.setSegments(VIN_B, { stage: 'new_owner', activity: 'active', maturity: 'novice' }, T0);
+    await h.stores.vehicles.setSegments(VIN_C, { stage: 'active_owner', activity: 'dormant', maturity: 'skilled' }, T0);
   });
   afterEach(() => h.close());
 
@@ -54,7 +54,7 @@ describe('campaign API', () => {
     expect((await h.app.inject(`/api/v1/campaigns/${c.id}`)).json()).toMatchObject({ id: c.id, counts: { targeted: 2 } });
     const list = (await h.app.inject('/api/v1/campaigns?limit=1')).json();
     expect(list).toMatchObject({ items: [{ id: c.id }], nextCursor: null });
-    expect(h.stores.audit.query({ limit: 10 }).map((a) => a.action)).toContain('campaign.created');
+    expect((await h.stores.audit.query({ limit: 10 })).map((a) => a.action)).toContain('campaign.created');
   });
 
   it('validation errors name the field', async () => {
@@ -83,7 +83,7 @@ describe('campaign API', () => {
         JSON.stringify(over),
       ).toContain(path);
     }
-    expect(h.stores.campaigns.list({ limit: 10 }).items).toEqual([]);
+    expect((await h.stores.campaigns.list({ limit: 10 })).items).toEqual([]);
   });
 
   it('refuses a message missing a locale a vehicle the audience may reach uses, naming the locale', async () => {
@@ -101,7 +101,7 @@ describe('campaign API', () => {
   });
 
   it('lifecycle and operator manage campaigns; advisors and dealer admins are refused; metrics keys too', async () => {
-    const lifecycle = { authorization: `Bearer ${h.keyFor('lifecycle')}` };
+    const lifecycle = { authorization: `Bearer ${await h.keyFor('lifecycle')}` };
     const created = await post('/api/v1/campaigns', body(), lifecycle);
     expect(created.statusCode).toBe(201);
     const id = created.json().id as string;
@@ -111,7 +111,7 @@ describe('campaign API', () => {
       ['dealer_admin', ['D001']],
       ['metrics', []],
     ] as const) {
-      const auth = { authorization: `Bearer ${h.keyFor(role, [...dealers])}` };
+      const auth = { authorization: `Bearer ${await h.keyFor(role, [...dealers])}` };
       const refused = await post('/api/v1/campaigns', body(), auth);
       expect(refused.statusCode, role).toBe(403);
       expect(refused.json().details).toMatchObject({ role, needs: 'campaigns:manage' });
@@ -136,19 +136,19 @@ describe('campaign API', () => {
     expect((await post('/api/v1/campaigns/c_nope/pause')).statusCode).toBe(404);
     expect((await h.app.inject('/api/v1/campaigns/c_nope')).statusCode).toBe(404);
     expect((await h.app.inject('/api/v1/campaigns/c_nope/stats')).statusCode).toBe(404);
-    const actions = h.stores.audit.query({ limit: 20 }).map((a) => a.action);
+    const actions = (await h.stores.audit.query({ limit: 20 })).map((a) => a.action);
     expect(actions).toEqual(expect.arrayContaining(['campaign.paused', 'campaign.resumed', 'campaign.cancelled']));
   });
 
   it('stats: the funnel overall and per segment, conversion = acted ÷ delivered', async () => {
     const id = (await post('/api/v1/campaigns', body())).json().id as string;
-    const [a, b] = h.stores.campaigns.deliveries(id);
-    h.deps.changes.record!(() => [
-      h.stores.prompts.markHmiDelivered(a.promptId, a.vin, T0)!,
-      h.stores.prompts.markHmiDelivered(b.promptId, b.vin, T0)!,
+    const [a, b] = await h.stores.campaigns.deliveries(id);
+    await h.deps.changes.record!(async () => [
+      (await h.stores.prompts.markHmiDelivered(a.promptId, a.vin, T0))!,
+      (await h.stores.prompts.markHmiDelivered(b.promptId, b.vin, T0))!,
     ]);
-    h.deps.changes.record!(() => [h.stores.prompts.recordHmiAck(a.promptId, a.vin, 'ACTED', T0 + 1)!]);
-    h.deps.changes.record!(() => [h.stores.prompts.recordHmiAck(b.promptId, b.vin, 'DISMISSED', T0 + 1)!]);
+    await h.deps.changes.record!(async () => [(await h.stores.prompts.recordHmiAck(a.promptId, a.vin, 'ACTED', T0 + 1))!]);
+    await h.deps.changes.record!(async () => [(await h.stores.prompts.recordHmiAck(b.promptId, b.vin, 'DISMISSED', T0 + 1))!]);
     const s = (await h.app.inject(`/api/v1/campaigns/${id}/stats`)).json();
     expect(s).toEqual({
       campaignId: id,

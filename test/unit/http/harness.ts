@@ -49,9 +49,9 @@ export interface Harness {
   token: string;
   /** `{ authorization: 'Bearer <operator key>' }`, for fetch against a listening app. */
   authHeader: { authorization: string };
-  keyFor(role: Role, dealers?: string[], permissions?: Permission[]): string;
+  keyFor(role: Role, dealers?: string[], permissions?: Permission[]): Promise<string>;
   health: HealthReport | Error;
-  register(vin: string, dealerId?: string): void;
+  register(vin: string, dealerId?: string): Promise<void>;
   /** Open a prompt the way the pipeline does (store + publish) and return its change. */
   openPrompt(
     vin: string,
@@ -65,7 +65,7 @@ export interface Harness {
       evidence?: Record<string, unknown>;
       locale?: 'en' | 'zh-CN';
     },
-  ): PromptChange;
+  ): Promise<PromptChange>;
   close(): Promise<void>;
 }
 
@@ -86,10 +86,10 @@ export async function makeHarness(over: Partial<AppDeps> = {}, o: { oidc?: OidcV
       for (const l of [...listeners]) l(c);
     },
     /** Like PromptFanout.record without an outbox: one transaction (campaign rows follow), then published. */
-    record(fn: () => PromptChange[]) {
-      const made = stores.transaction(() => {
-        const c = fn();
-        campaignDeliveries.track(c);
+    async record(fn: () => Promise<PromptChange[]>) {
+      const made = await stores.transaction(async () => {
+        const c = await fn();
+        await campaignDeliveries.track(c);
         return c;
       });
       for (const c of made) changes.publish(c);
@@ -101,13 +101,15 @@ export async function makeHarness(over: Partial<AppDeps> = {}, o: { oidc?: OidcV
   h.serviceCalls = [];
   h.profileChanges = [];
   h.health = { ok: true, checks: { broker: true, influx: true, workers: true } };
-  const keyFor = (role: Role, dealers: string[] = [], permissions: Permission[] = []) =>
-    createApiKey(
-      stores.keys,
-      { name: `${role} ${dealers.join(',')}`.trim(), role, dealers, permissions, expiresAt: null, createdBy: 'test' },
-      T0,
+  const keyFor = async (role: Role, dealers: string[] = [], permissions: Permission[] = []) =>
+    (
+      await createApiKey(
+        stores.keys,
+        { name: `${role} ${dealers.join(',')}`.trim(), role, dealers, permissions, expiresAt: null, createdBy: 'test' },
+        T0,
+      )
     ).token;
-  const token = keyFor('operator', [], ['location:read']);
+  const token = await keyFor('operator', [], ['location:read']);
   const deps: AppDeps = {
     stores,
     authenticator: new Authenticator({ keys: stores.keys, oidc: o.oidc, now: Date.now }),
@@ -152,10 +154,10 @@ export async function makeHarness(over: Partial<AppDeps> = {}, o: { oidc?: OidcV
     clock,
     published,
     listenerCount: () => listeners.size,
-    register(vin: string, dealerId = 'D001') {
-      stores.vehicles.upsert(vin, profile(dealerId), clock.now());
+    async register(vin: string, dealerId = 'D001') {
+      await stores.vehicles.upsert(vin, profile(dealerId), clock.now());
     },
-    openPrompt(vin: string, o: Parameters<Harness['openPrompt']>[1] = {}) {
+    async openPrompt(vin: string, o: Parameters<Harness['openPrompt']>[1] = {}) {
       const kind = o.kind ?? 'fault.dtc';
       const draft: PromptDraft = {
         kind,
@@ -167,13 +169,13 @@ export async function makeHarness(over: Partial<AppDeps> = {}, o: { oidc?: OidcV
         evidence: o.evidence ?? { dtc: 'P0A80', 'Vehicle.TraveledDistance': 4210.5 },
         params: { code: 'P0A80' },
       };
-      const dealerId = stores.vehicles.get(vin)?.dealerId ?? null;
+      const dealerId = (await stores.vehicles.get(vin))?.dealerId ?? null;
       const text = {
         title: o.title ?? 'Hybrid battery fault P0A80',
         body: o.body ?? 'Replace hybrid battery pack soon.',
         locale: o.locale ?? 'en',
       };
-      const [c] = stores.prompts.applyRuleEvents(vin, [{ type: 'open', prompt: draft }], () => text, dealerId, clock.now());
+      const [c] = await stores.prompts.applyRuleEvents(vin, [{ type: 'open', prompt: draft }], () => text, dealerId, clock.now());
       if (!c) throw new Error('prompt was not opened');
       changes.publish(c);
       clock.advance(1000);
@@ -182,7 +184,7 @@ export async function makeHarness(over: Partial<AppDeps> = {}, o: { oidc?: OidcV
     async close() {
       await app.close();
       await telemetry.close();
-      stores.close();
+      await stores.close();
     },
   });
   return h;

@@ -13,27 +13,27 @@ let kicks: number;
 beforeEach(async () => {
   kicks = 0;
   h = await makeHarness({ dispatcher: { now: () => T0 + 99_000, kick: () => void kicks++ } });
-  h.register(VIN_A, 'D001');
+  await h.register(VIN_A, 'D001');
 });
 afterEach(async () => {
   await h.close();
 });
 
 /** Two prompt events for two URLs; the first event dies at both URLs, the second at U1 only. */
-function deadEvents() {
-  const changes = [h.openPrompt(VIN_A, { key: 'k1' }), h.openPrompt(VIN_A, { key: 'k2' })];
+async function deadEvents() {
+  const changes = [await h.openPrompt(VIN_A, { key: 'k1' }), await h.openPrompt(VIN_A, { key: 'k2' })];
   const rows = eventsForChanges(changes, [U1, U2]);
   // one after the other (oldest first is by creation time; ids are random)
-  h.stores.outbox.enqueue(rows.slice(0, 2), T0);
-  h.stores.outbox.enqueue(rows.slice(2), T0 + 1);
+  await h.stores.outbox.enqueue(rows.slice(0, 2), T0);
+  await h.stores.outbox.enqueue(rows.slice(2), T0 + 1);
   const [a1, a2, b1] = rows;
-  for (const r of [a1, a2, b1]) h.stores.outbox.markFailed(r.id, r.url, 'HTTP 410', T0 + 1000, { now: T0 + 500, dead: true });
+  for (const r of [a1, a2, b1]) await h.stores.outbox.markFailed(r.id, r.url, 'HTTP 410', T0 + 1000, { now: T0 + 500, dead: true });
   return { a: a1.id, b: b1.id };
 }
 
 describe('outbox routes', () => {
   it('lists dead events (the default state) oldest first, paged, with type and subject but never the data', async () => {
-    const { a, b } = deadEvents();
+    const { a, b } = await deadEvents();
     const first = await h.app.inject({ url: '/api/v1/outbox?limit=2' });
     expect(first.statusCode).toBe(200);
     const page = first.json();
@@ -67,14 +67,14 @@ describe('outbox routes', () => {
   });
 
   it('retries one URL (body or query) or every dead URL of an event, due at once on the dispatcher clock; audited; wakes the dispatcher', async () => {
-    const { a, b } = deadEvents();
+    const { a, b } = await deadEvents();
     const one = await h.app.inject({ method: 'POST', url: `/api/v1/outbox/${a}/retry`, payload: { url: U2 } });
     expect(one.statusCode).toBe(200);
     expect(one.json().items).toEqual([
       expect.objectContaining({ id: a, url: U2, state: 'pending', attempts: 1, nextAttemptAt: new Date(T0 + 99_000).toISOString() }),
     ]);
-    expect(h.stores.outbox.get(a, U2)).toMatchObject({ state: 'pending', nextAttemptAt: T0 + 99_000, firstFailedAt: null });
-    expect(h.stores.outbox.get(a, U1)?.state).toBe('dead');
+    expect(await h.stores.outbox.get(a, U2)).toMatchObject({ state: 'pending', nextAttemptAt: T0 + 99_000, firstFailedAt: null });
+    expect((await h.stores.outbox.get(a, U1))?.state).toBe('dead');
     expect(kicks).toBe(1);
 
     const byQuery = await h.app.inject({ method: 'POST', url: `/api/v1/outbox/${a}/retry?url=${encodeURIComponent(U1)}` });
@@ -83,10 +83,10 @@ describe('outbox routes', () => {
     const all = await h.app.inject({ method: 'POST', url: `/api/v1/outbox/${b}/retry` });
     expect(all.statusCode).toBe(200);
     expect(all.json().items.map((e: { url: string }) => e.url)).toEqual([U1]); // U2 of b was never dead
-    expect(h.stores.outbox.count('dead')).toBe(0);
+    expect(await h.stores.outbox.count('dead')).toBe(0);
     expect(kicks).toBe(3);
 
-    const audit = h.stores.audit.query({ limit: 10 }).filter((e) => e.action === 'outbox.retried');
+    const audit = (await h.stores.audit.query({ limit: 10 })).filter((e) => e.action === 'outbox.retried');
     expect(audit.map((e) => [e.vin, e.detail])).toEqual([
       [VIN_A, { eventId: b, urls: [U1], attempts: [1] }],
       [VIN_A, { eventId: a, urls: [U1], attempts: [1] }],
@@ -96,11 +96,11 @@ describe('outbox routes', () => {
   });
 
   it('what is not dead: 409 for a pending or delivered URL, 404 for an unknown event or URL; nothing audited', async () => {
-    const { b } = deadEvents();
+    const { b } = await deadEvents();
     const pending = await h.app.inject({ method: 'POST', url: `/api/v1/outbox/${b}/retry`, payload: { url: U2 } });
     expect(pending.statusCode).toBe(409);
     expect(pending.json().details).toEqual({ id: b, url: U2, state: 'pending' });
-    h.stores.outbox.markDelivered(b, U2, T0 + 2000);
+    await h.stores.outbox.markDelivered(b, U2, T0 + 2000);
     expect(
       (await h.app.inject({ method: 'POST', url: `/api/v1/outbox/${b}/retry?url=${encodeURIComponent(U2)}` })).json().details.state,
     ).toBe('delivered');
@@ -115,25 +115,25 @@ describe('outbox routes', () => {
     });
     expect(mismatch.statusCode).toBe(400);
     expect((await h.app.inject({ method: 'POST', url: `/api/v1/outbox/${b}/retry`, payload: { url: 'ftp://x' } })).statusCode).toBe(400);
-    expect(h.stores.audit.query({ limit: 10 }).filter((e) => e.action === 'outbox.retried')).toEqual([]);
+    expect((await h.stores.audit.query({ limit: 10 })).filter((e) => e.action === 'outbox.retried')).toEqual([]);
     expect(kicks).toBe(0);
-    expect(h.stores.outbox.get(b, U1)?.state).toBe('dead');
+    expect((await h.stores.outbox.get(b, U1))?.state).toBe('dead');
   });
 
   it('operators only: every other role gets 403 on both routes, and nothing moves', async () => {
-    const { a } = deadEvents();
+    const { a } = await deadEvents();
     for (const key of [
-      h.keyFor('advisor', ['D001'], ['location:read']),
-      h.keyFor('dealer_admin', ['D001']),
-      h.keyFor('lifecycle'),
-      h.keyFor('metrics'),
+      await h.keyFor('advisor', ['D001'], ['location:read']),
+      await h.keyFor('dealer_admin', ['D001']),
+      await h.keyFor('lifecycle'),
+      await h.keyFor('metrics'),
     ]) {
       const headers = { authorization: `Bearer ${key}` };
       expect((await h.app.inject({ url: '/api/v1/outbox', headers })).statusCode).toBe(403);
       expect((await h.app.inject({ method: 'POST', url: `/api/v1/outbox/${a}/retry`, headers })).statusCode).toBe(403);
     }
-    expect(h.stores.outbox.count('dead')).toBe(3);
-    const operator = { authorization: `Bearer ${h.keyFor('operator')}` };
+    expect(await h.stores.outbox.count('dead')).toBe(3);
+    const operator = { authorization: `Bearer ${await h.keyFor('operator')}` };
     expect((await h.app.inject({ url: '/api/v1/outbox', headers: operator })).statusCode).toBe(200);
   });
 });

@@ -7,9 +7,9 @@ import { makeHarness, VIN_A, VIN_B, VIN_C, type Harness } from './harness.js';
 let h: Harness;
 beforeEach(async () => {
   h = await makeHarness();
-  h.register(VIN_A, 'D001');
-  h.register(VIN_B, 'D001');
-  h.register(VIN_C, 'D002');
+  await h.register(VIN_A, 'D001');
+  await h.register(VIN_B, 'D001');
+  await h.register(VIN_C, 'D002');
 });
 afterEach(async () => {
   await h.close();
@@ -19,8 +19,8 @@ const ids = (page: { items: Array<{ id: string }> }): string[] => page.items.map
 
 describe('GET /api/v1/prompts', () => {
   it('serves the contract prompt JSON, newest first', async () => {
-    const first = h.openPrompt(VIN_A, { key: 'k1' });
-    const second = h.openPrompt(VIN_B, { key: 'k2', kind: 'charging.low_soc', severity: 'warning', audience: ['hmi'] });
+    const first = await h.openPrompt(VIN_A, { key: 'k1' });
+    const second = await h.openPrompt(VIN_B, { key: 'k2', kind: 'charging.low_soc', severity: 'warning', audience: ['hmi'] });
     const res = await h.app.inject('/api/v1/prompts');
     expect(res.statusCode).toBe(200);
     const page = res.json();
@@ -59,10 +59,10 @@ describe('GET /api/v1/prompts', () => {
   });
 
   it('filters by vin, kind, audience, status and dealer', async () => {
-    const a = h.openPrompt(VIN_A, { key: 'a' });
-    const b = h.openPrompt(VIN_B, { key: 'b', kind: 'charging.low_soc', audience: ['hmi'] });
-    const c = h.openPrompt(VIN_C, { key: 'c', kind: 'maintenance.upcoming', audience: ['hmi', 'advisor', 'lifecycle'] });
-    h.stores.prompts.acknowledge(a.promptId, 'li', undefined, h.clock.now());
+    const a = await h.openPrompt(VIN_A, { key: 'a' });
+    const b = await h.openPrompt(VIN_B, { key: 'b', kind: 'charging.low_soc', audience: ['hmi'] });
+    const c = await h.openPrompt(VIN_C, { key: 'c', kind: 'maintenance.upcoming', audience: ['hmi', 'advisor', 'lifecycle'] });
+    await h.stores.prompts.acknowledge(a.promptId, 'li', undefined, h.clock.now());
     const q = async (s: string) => ids((await h.app.inject(`/api/v1/prompts?${s}`)).json()).sort();
     expect(await q(`vin=${VIN_A}`)).toEqual([a.promptId]);
     expect(await q('kind=charging.low_soc')).toEqual([b.promptId]);
@@ -75,7 +75,8 @@ describe('GET /api/v1/prompts', () => {
   });
 
   it('pages with limit and nextCursor without gaps or repeats', async () => {
-    const opened = Array.from({ length: 7 }, (_, i) => h.openPrompt(VIN_A, { key: `p${i}` }).promptId).reverse();
+    const opened: string[] = [];
+    for (let i = 0; i < 7; i++) opened.unshift((await h.openPrompt(VIN_A, { key: `p${i}` })).promptId);
     const seen: string[] = [];
     let cursor: string | null = null;
     let pages = 0;
@@ -102,7 +103,7 @@ describe('GET /api/v1/prompts', () => {
   });
 
   it('defaults to 50 items', async () => {
-    for (let i = 0; i < 52; i++) h.openPrompt(VIN_A, { key: `n${i}` });
+    for (let i = 0; i < 52; i++) await h.openPrompt(VIN_A, { key: `n${i}` });
     const page = (await h.app.inject('/api/v1/prompts')).json();
     expect(page.items).toHaveLength(50);
     expect(page.nextCursor).toEqual(expect.any(String));
@@ -111,7 +112,7 @@ describe('GET /api/v1/prompts', () => {
 
 describe('GET /api/v1/prompts/:id', () => {
   it('returns the prompt or 404', async () => {
-    const c = h.openPrompt(VIN_A);
+    const c = await h.openPrompt(VIN_A);
     const res = await h.app.inject(`/api/v1/prompts/${c.promptId}`);
     expect(res.statusCode).toBe(200);
     expect(res.json().id).toBe(c.promptId);
@@ -129,7 +130,7 @@ describe('ack and resolve', () => {
   };
 
   it('acknowledge records who, when and the note, publishes the change, and a second ack is 409', async () => {
-    const c = h.openPrompt(VIN_A);
+    const c = await h.openPrompt(VIN_A);
     const before = h.published.length;
     const res = await h.app.inject({
       method: 'POST',
@@ -145,9 +146,11 @@ describe('ack and resolve', () => {
       updatedAt: new Date(h.clock.now()).toISOString(),
     });
     expect(body.change).toMatchObject({ step: 'acknowledged', by: who('Li Wei') });
-    expect(h.stores.prompts.get(c.promptId)?.status).toBe('acknowledged');
+    expect((await h.stores.prompts.get(c.promptId))?.status).toBe('acknowledged');
     expect(h.published.slice(before).map((x) => x.step)).toEqual(['acknowledged']);
-    expect(h.stores.prompts.changesSince(c.seq, undefined, 10).map((x) => [x.step, x.by])).toEqual([['acknowledged', who('Li Wei')]]);
+    expect((await h.stores.prompts.changesSince(c.seq, undefined, 10)).map((x) => [x.step, x.by])).toEqual([
+      ['acknowledged', who('Li Wei')],
+    ]);
 
     const again = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${c.promptId}/ack`, payload: { by: 'Li Wei' } });
     expect(again.statusCode).toBe(409);
@@ -155,7 +158,7 @@ describe('ack and resolve', () => {
   });
 
   it('resolve closes with an outcome; ack or resolve of a resolved prompt is 409', async () => {
-    const c = h.openPrompt(VIN_A);
+    const c = await h.openPrompt(VIN_A);
     const res = await h.app.inject({
       method: 'POST',
       url: `/api/v1/prompts/${c.promptId}/resolve`,
@@ -172,19 +175,19 @@ describe('ack and resolve', () => {
       expect(late.statusCode, path).toBe(409);
       expect(late.json().details.status).toBe('resolved');
     }
-    expect(h.stores.prompts.get(c.promptId)).toMatchObject({ outcome: 'booked', resolvedBy: who('Zhang') });
+    expect(await h.stores.prompts.get(c.promptId)).toMatchObject({ outcome: 'booked', resolvedBy: who('Zhang') });
 
     // without a display name the key's own name is recorded; a display name cannot hide who acted
-    const d = h.openPrompt(VIN_A, { key: 'second' });
+    const d = await h.openPrompt(VIN_A, { key: 'second' });
     const plain = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${d.promptId}/ack`, payload: {} });
     expect(plain.json().prompt.acknowledgedBy).toBe(who());
-    const e = h.openPrompt(VIN_A, { key: 'third' });
+    const e = await h.openPrompt(VIN_A, { key: 'third' });
     const fake = await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${e.promptId}/ack`, payload: { by: 'operator' } });
     expect(fake.json().prompt.acknowledgedBy).toBe(who());
   });
 
   it('validates the body (400) before looking the prompt up, and 404s unknown prompts', async () => {
-    const c = h.openPrompt(VIN_A);
+    const c = await h.openPrompt(VIN_A);
     const cases: Array<[string, unknown]> = [
       ['ack', { by: '   ' }],
       ['ack', { by: 'x'.repeat(65) }],
@@ -196,7 +199,7 @@ describe('ack and resolve', () => {
       expect(res.statusCode, JSON.stringify(payload)).toBe(400);
       expect(res.json().error).toBe('validation');
     }
-    expect(h.stores.prompts.get(c.promptId)?.status).toBe('open');
+    expect((await h.stores.prompts.get(c.promptId))?.status).toBe('open');
     const unknown = await h.app.inject({ method: 'POST', url: '/api/v1/prompts/p_nope/resolve', payload: { by: 'a', outcome: 'booked' } });
     expect(unknown.statusCode).toBe(404);
   });
@@ -205,9 +208,9 @@ describe('ack and resolve', () => {
 describe('GET /api/v1/stats/prompts', () => {
   it('counts outcomes per kind in the window', async () => {
     const from = h.clock.now();
-    const a = h.openPrompt(VIN_A, { key: 'a' });
-    const b = h.openPrompt(VIN_B, { key: 'b' });
-    h.openPrompt(VIN_C, { key: 'c', kind: 'charging.low_soc' });
+    const a = await h.openPrompt(VIN_A, { key: 'a' });
+    const b = await h.openPrompt(VIN_B, { key: 'b' });
+    await h.openPrompt(VIN_C, { key: 'c', kind: 'charging.low_soc' });
     await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${a.promptId}/resolve`, payload: { by: 'li', outcome: 'booked' } });
     await h.app.inject({ method: 'POST', url: `/api/v1/prompts/${b.promptId}/ack`, payload: { by: 'li' } });
     const res = await h.app.inject(`/api/v1/stats/prompts?from=${from}&to=${h.clock.now() + 1}`);

@@ -59,8 +59,8 @@ let h: Harness;
 let base: string;
 beforeEach(async () => {
   h = await makeHarness({ stream: { heartbeatMs: 50 } });
-  h.register(VIN_A, 'D001');
-  h.register(VIN_C, 'D002');
+  await h.register(VIN_A, 'D001');
+  await h.register(VIN_C, 'D002');
   await h.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = h.app.server.address();
   if (!addr || typeof addr === 'string') throw new Error('no address');
@@ -80,8 +80,8 @@ describe('GET /api/v1/stream', () => {
     expect(s1.res.headers.get('content-type')).toContain('text/event-stream');
     await listeners(1);
 
-    h.openPrompt(VIN_C, { key: 'other-dealer' });
-    const first = h.openPrompt(VIN_A, { key: 'one' });
+    await h.openPrompt(VIN_C, { key: 'other-dealer' });
+    const first = await h.openPrompt(VIN_A, { key: 'one' });
     const got = await s1.nextPrompt();
     expect(got.id).toBe(first.seq);
     expect(got.data).toMatchObject({
@@ -108,15 +108,15 @@ describe('GET /api/v1/stream', () => {
     await listeners(0);
 
     // While disconnected: two more for D001, one for D002.
-    const second = h.openPrompt(VIN_A, { key: 'two' });
-    h.openPrompt(VIN_C, { key: 'other-2' });
-    const third = h.openPrompt(VIN_A, { key: 'three' });
+    const second = await h.openPrompt(VIN_A, { key: 'two' });
+    await h.openPrompt(VIN_C, { key: 'other-2' });
+    const third = await h.openPrompt(VIN_A, { key: 'three' });
 
     const s2 = await openStream(`${base}/api/v1/stream?dealerId=D001`, { 'last-event-id': String(acked.id) });
     expect((await s2.nextPrompt()).data.prompt.id).toBe(second.promptId);
     expect((await s2.nextPrompt()).data.prompt.id).toBe(third.promptId);
     // ...then live again, with nothing replayed twice.
-    const fourth = h.openPrompt(VIN_A, { key: 'four' });
+    const fourth = await h.openPrompt(VIN_A, { key: 'four' });
     const live = await s2.nextPrompt();
     expect(live.id).toBe(fourth.seq);
     s2.close();
@@ -130,8 +130,8 @@ describe('GET /api/v1/stream', () => {
   it('without a dealer it streams every dealer; heartbeats keep the connection alive', async () => {
     const s = await openStream(`${base}/api/v1/stream`);
     await listeners(1);
-    const a = h.openPrompt(VIN_C, { key: 'x' });
-    const b = h.openPrompt(VIN_A, { key: 'y' });
+    const a = await h.openPrompt(VIN_C, { key: 'x' });
+    const b = await h.openPrompt(VIN_A, { key: 'y' });
     expect((await s.nextPrompt()).data.prompt.id).toBe(a.promptId);
     expect((await s.nextPrompt()).data.prompt.id).toBe(b.promptId);
     let ev: SseEvent;
@@ -166,12 +166,12 @@ describe('GET /api/v1/stream', () => {
   });
 
   it("streams only the caller's dealers: an advisor never sees another dealer's changes, even when asking for them", async () => {
-    const adv = { authorization: `Bearer ${h.keyFor('advisor', ['D001'])}` };
+    const adv = { authorization: `Bearer ${await h.keyFor('advisor', ['D001'])}` };
     const mine = await openStream(`${base}/api/v1/stream`, adv);
     const theirs = await openStream(`${base}/api/v1/stream?dealerId=D002`, adv);
     await listeners(2);
-    h.openPrompt(VIN_C, { key: 'd2' });
-    const a = h.openPrompt(VIN_A, { key: 'd1' });
+    await h.openPrompt(VIN_C, { key: 'd2' });
+    const a = await h.openPrompt(VIN_A, { key: 'd1' });
     // the D002 prompt came first: the advisor's next event is already the D001 one
     expect((await mine.nextPrompt()).data.prompt.id).toBe(a.promptId);
     // a stream asking for another dealer is empty: a later marker on it never arrives, only heartbeats
@@ -191,10 +191,10 @@ describe('GET /api/v1/stream', () => {
   it('no credential, a metrics key or too many streams: refused before a stream opens', async () => {
     const none = await fetch(`${base}/api/v1/stream`);
     expect(none.status).toBe(401);
-    const metrics = await fetch(`${base}/api/v1/stream`, { headers: { authorization: `Bearer ${h.keyFor('metrics')}` } });
+    const metrics = await fetch(`${base}/api/v1/stream`, { headers: { authorization: `Bearer ${await h.keyFor('metrics')}` } });
     expect(metrics.status).toBe(403);
     expect(h.listenerCount()).toBe(0);
-    const adv = { authorization: `Bearer ${h.keyFor('advisor', ['D001'])}` };
+    const adv = { authorization: `Bearer ${await h.keyFor('advisor', ['D001'])}` };
     const open = [];
     for (let i = 0; i < 8; i++) open.push(await openStream(`${base}/api/v1/stream`, adv));
     await listeners(8);
@@ -214,20 +214,20 @@ describe('GET /api/v1/stream', () => {
   it('a client behind the retained log, or too far behind, gets a reset event instead of a replay of everything', async () => {
     await h.close();
     h = await makeHarness({ stream: { heartbeatMs: 50, maxReplay: 3 } });
-    h.register(VIN_A, 'D001');
+    await h.register(VIN_A, 'D001');
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     const addr = h.app.server.address();
     if (!addr || typeof addr === 'string') throw new Error('no address');
     base = `http://127.0.0.1:${addr.port}`;
-    const first = h.openPrompt(VIN_A, { key: 'a' });
-    for (const k of ['b', 'c', 'd', 'e']) h.openPrompt(VIN_A, { key: k });
+    const first = await h.openPrompt(VIN_A, { key: 'a' });
+    for (const k of ['b', 'c', 'd', 'e']) await h.openPrompt(VIN_A, { key: k });
     const s = await openStream(`${base}/api/v1/stream`, { 'last-event-id': String(first.seq) });
     let ev: SseEvent;
     do ev = await s.next();
     while (ev.event === undefined && ev.comment === undefined);
     expect(ev.event).toBe('reset');
-    expect(JSON.parse(ev.data!)).toEqual({ reason: 'too_far_behind', seq: h.stores.prompts.lastChangeSeq() });
-    const live = h.openPrompt(VIN_A, { key: 'f' });
+    expect(JSON.parse(ev.data!)).toEqual({ reason: 'too_far_behind', seq: await h.stores.prompts.lastChangeSeq() });
+    const live = await h.openPrompt(VIN_A, { key: 'f' });
     expect((await s.nextPrompt()).data.prompt.id).toBe(live.promptId);
     s.close();
   });

@@ -82,7 +82,7 @@ describe('PUT /api/v1/vehicles/:vin', () => {
     });
     const updated = await h.app.inject({ method: 'PUT', url: `/api/v1/vehicles/${VIN_A}`, payload: profile('D002', { locale: 'zh-CN' }) });
     expect(updated.statusCode).toBe(200);
-    expect(h.stores.vehicles.get(VIN_A)).toMatchObject({ dealerId: 'D002', locale: 'zh-CN' });
+    expect(await h.stores.vehicles.get(VIN_A)).toMatchObject({ dealerId: 'D002', locale: 'zh-CN' });
     expect(h.profileChanges).toEqual([VIN_A, VIN_A]);
   });
 
@@ -101,7 +101,7 @@ describe('PUT /api/v1/vehicles/:vin', () => {
     expect(body.error).toBe('validation');
     expect(body.details.in).toBe('body');
     expect([...new Set(body.details.issues.map((i: { path: string }) => i.path))].sort()).toEqual(['/deliveryDate', '/powertrain']);
-    expect(h.stores.vehicles.get(VIN_A)).toBeUndefined();
+    expect(await h.stores.vehicles.get(VIN_A)).toBeUndefined();
   });
 
   it('rejects malformed JSON and a missing body with a JSON 4xx', async () => {
@@ -129,9 +129,9 @@ describe('PUT /api/v1/vehicles/:vin', () => {
 
 describe('GET /api/v1/vehicles', () => {
   it('filters by dealer and pages with the cursor', async () => {
-    h.register(VIN_A, 'D001');
-    h.register(VIN_B, 'D001');
-    h.register(VIN_C, 'D002');
+    await h.register(VIN_A, 'D001');
+    await h.register(VIN_B, 'D001');
+    await h.register(VIN_C, 'D002');
     const d1 = (await h.app.inject('/api/v1/vehicles?dealerId=D001')).json();
     expect(d1.items.map((v: { vin: string }) => v.vin).sort()).toEqual([VIN_A, VIN_B]);
 
@@ -162,7 +162,7 @@ describe('GET /api/v1/vehicles', () => {
 
 describe('GET /api/v1/vehicles/:vin', () => {
   it('shows profile, latest signals, segments, online status and open prompts', async () => {
-    h.register(VIN_A);
+    await h.register(VIN_A);
     await h.telemetry.write(
       [
         { vin: VIN_A, ts: T0 - 2 * HOUR, signals: { [VSS.odometer]: 4200, [VSS.soc]: 60 } },
@@ -170,11 +170,11 @@ describe('GET /api/v1/vehicles/:vin', () => {
       ],
       () => ({}),
     );
-    h.stores.vehicles.setSegments(VIN_A, { stage: 'new_owner', activity: 'active', maturity: 'novice' }, T0);
-    h.stores.vehicles.setOnline(VIN_A, true, { agentVersion: '1.2.3', configVersion: 4, at: T0 });
-    const a = h.openPrompt(VIN_A, { key: 'a' });
-    h.openPrompt(VIN_A, { key: 'b' });
-    h.stores.prompts.resolve(a.promptId, 'li', 'booked', undefined, h.clock.now());
+    await h.stores.vehicles.setSegments(VIN_A, { stage: 'new_owner', activity: 'active', maturity: 'novice' }, T0);
+    await h.stores.vehicles.setOnline(VIN_A, true, { agentVersion: '1.2.3', configVersion: 4, at: T0 });
+    const a = await h.openPrompt(VIN_A, { key: 'a' });
+    await h.openPrompt(VIN_A, { key: 'b' });
+    await h.stores.prompts.resolve(a.promptId, 'li', 'booked', undefined, h.clock.now());
 
     const res = await h.app.inject(`/api/v1/vehicles/${VIN_A}`);
     expect(res.statusCode).toBe(200);
@@ -191,7 +191,7 @@ describe('GET /api/v1/vehicles/:vin', () => {
     expect(missing.statusCode).toBe(404);
     expect(missing.json()).toMatchObject({ error: 'not_found', details: { vehicle: VIN_B } });
 
-    h.register(VIN_A);
+    await h.register(VIN_A);
     h.telemetry.setAvailable(false);
     const res = await h.app.inject(`/api/v1/vehicles/${VIN_A}`);
     expect(res.statusCode).toBe(200);
@@ -202,7 +202,7 @@ describe('GET /api/v1/vehicles/:vin', () => {
 
 describe('GET /api/v1/vehicles/:vin/telemetry', () => {
   beforeEach(async () => {
-    h.register(VIN_A);
+    await h.register(VIN_A);
     const readings = [0, 10, 20, 70, 80].map((min, i) => ({ vin: VIN_A, ts: T0 + min * 60_000, signals: { [VSS.soc]: 50 + i * 10 } }));
     await h.telemetry.write(readings, () => ({}));
   });
@@ -271,18 +271,18 @@ describe('GET /api/v1/vehicles/:vin/telemetry', () => {
 
 describe('POST /api/v1/vehicles/:vin/service-records', () => {
   it('stores the visit and hands it to the rules', async () => {
-    h.register(VIN_A);
+    await h.register(VIN_A);
     const rec = { date: '2026-02-20', odometer: 5012, items: ['oil filter', 'cabin filter'] };
     const res = await h.app.inject({ method: 'POST', url: `/api/v1/vehicles/${VIN_A}/service-records`, payload: rec });
     expect(res.statusCode).toBe(201);
     expect(res.json()).toMatchObject({ vin: VIN_A, ...rec });
-    expect(h.stores.vehicles.serviceRecords(VIN_A)).toMatchObject([rec]);
+    expect(await h.stores.vehicles.serviceRecords(VIN_A)).toMatchObject([rec]);
     expect(h.serviceCalls).toEqual([{ vin: VIN_A, rec }]);
     expect((await h.app.inject(`/api/v1/vehicles/${VIN_A}`)).json().serviceRecords).toMatchObject([rec]);
   });
 
   it('400 for a bad record, 404 for an unknown vehicle, and nothing is stored', async () => {
-    h.register(VIN_A);
+    await h.register(VIN_A);
     const bad = await h.app.inject({
       method: 'POST',
       url: `/api/v1/vehicles/${VIN_A}/service-records`,
@@ -297,6 +297,6 @@ describe('POST /api/v1/vehicles/:vin/service-records', () => {
     });
     expect(unknown.statusCode).toBe(404);
     expect(h.serviceCalls).toEqual([]);
-    expect(h.stores.vehicles.serviceRecords(VIN_A)).toEqual([]);
+    expect(await h.stores.vehicles.serviceRecords(VIN_A)).toEqual([]);
   });
 });
