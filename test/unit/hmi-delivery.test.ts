@@ -15,9 +15,9 @@ import { renderPrompt } from '../../rules/i18n/index.js';
 const VIN = 'LSVAU2180N2183294';
 const NOON_UTC = Date.parse('2026-03-02T12:00:00Z');
 
-function setup(opts: { quiet?: { start: string; end: string }; cap?: number } = {}) {
+async function setup(opts: { quiet?: { start: string; end: string }; cap?: number } = {}) {
   const stores = createMemoryStores();
-  stores.vehicles.upsert(
+  await stores.vehicles.upsert(
     VIN,
     {
       model: 'M',
@@ -31,7 +31,7 @@ function setup(opts: { quiet?: { start: string; end: string }; cap?: number } = 
     },
     NOON_UTC,
   );
-  stores.vehicles.setOnline(VIN, true, { at: NOON_UTC });
+  await stores.vehicles.setOnline(VIN, true, { at: NOON_UTC });
   let now = NOON_UTC;
   let latest: Signals = { [VSS.lowVoltageSystemState]: 'ON', [VSS.speed]: 50 };
   const sent: ReturnType<typeof decodeHmiPrompt>[] = [];
@@ -56,7 +56,7 @@ function setup(opts: { quiet?: { start: string; end: string }; cap?: number } = 
     latest: () => latest,
     onChanges: (c) => changes.push(...c),
   });
-  const open = (kind: PromptKind, key: string, extra: Partial<PromptDraft> = {}) => {
+  const open = async (kind: PromptKind, key: string, extra: Partial<PromptDraft> = {}) => {
     const ev: RuleEvent = {
       type: 'open',
       prompt: {
@@ -73,7 +73,7 @@ function setup(opts: { quiet?: { start: string; end: string }; cap?: number } = 
       },
     };
     // the rules' own texts and actions (rules/i18n), as the rules runner renders them
-    stores.prompts.applyRuleEvents(VIN, [ev], (d) => ({ ...renderPrompt(d, 'en'), title: kind, locale: 'en' }), 'd1', now);
+    await stores.prompts.applyRuleEvents(VIN, [ev], (d) => ({ ...renderPrompt(d, 'en'), title: kind, locale: 'en' }), 'd1', now);
   };
   return {
     stores,
@@ -89,8 +89,8 @@ function setup(opts: { quiet?: { start: string; end: string }; cap?: number } = 
 
 describe('HMI delivery', () => {
   it('holds a non-urgent prompt while driving and delivers it once parked, once', async () => {
-    const t = setup();
-    t.open('maintenance.upcoming', 'k1');
+    const t = await setup();
+    await t.open('maintenance.upcoming', 'k1');
     await t.hmi.deliver([VIN]);
     expect(t.sent).toHaveLength(0);
     t.park();
@@ -101,17 +101,17 @@ describe('HMI delivery', () => {
   });
 
   it("sends the prompt's own actions as the rules rendered them: critical SOC offers roadside assistance", async () => {
-    const t = setup();
-    t.open('charging.critical_soc', 'k-crit', { urgent: true, severity: 'critical', params: { soc: 4, rangeKm: 12 } });
+    const t = await setup();
+    await t.open('charging.critical_soc', 'k-crit', { urgent: true, severity: 'critical', params: { soc: 4, rangeKm: 12 } });
     await t.hmi.deliver([VIN]); // urgent: while driving too
     expect(t.sent.map((p) => p.actions.map((a) => a.id))).toEqual([['find_charger', 'roadside', 'dismiss']]);
     expect(t.sent[0].actions[1].label).toBe('Roadside assistance');
   });
 
   it('urgent prompts go at once, while driving and in quiet hours', async () => {
-    const t = setup({ quiet: { start: '11:00', end: '13:00' } });
-    t.open('charging.critical_soc', 'k2', { urgent: true, severity: 'critical', value: 100 });
-    t.open('charging.low_soc', 'k3');
+    const t = await setup({ quiet: { start: '11:00', end: '13:00' } });
+    await t.open('charging.critical_soc', 'k2', { urgent: true, severity: 'critical', value: 100 });
+    await t.open('charging.low_soc', 'k3');
     await t.hmi.deliver([VIN]);
     expect(t.sent.map((p) => p.kind)).toEqual(['charging.critical_soc']);
     t.park();
@@ -123,10 +123,10 @@ describe('HMI delivery', () => {
   });
 
   it('default quiet hours are 22:00-07:00 in the vehicle time zone', async () => {
-    const t = setup();
+    const t = await setup();
     t.park();
     t.setNow(Date.parse('2026-03-02T23:30:00Z'));
-    t.open('maintenance.due', 'k4');
+    await t.open('maintenance.due', 'k4');
     await t.hmi.deliver([VIN]);
     expect(t.sent).toHaveLength(0);
     t.setNow(Date.parse('2026-03-03T07:00:00Z'));
@@ -135,11 +135,11 @@ describe('HMI delivery', () => {
   });
 
   it('caps non-urgent prompts per local day, highest value first, and resumes the next day', async () => {
-    const t = setup({ cap: 2 });
+    const t = await setup({ cap: 2 });
     t.park();
-    t.open('usage.dormant_vehicle', 'low', { value: 1 });
-    t.open('maintenance.overdue', 'high', { value: 90 });
-    t.open('battery.low_voltage_12v', 'mid', { value: 50 });
+    await t.open('usage.dormant_vehicle', 'low', { value: 1 });
+    await t.open('maintenance.overdue', 'high', { value: 90 });
+    await t.open('battery.low_voltage_12v', 'mid', { value: 50 });
     await t.hmi.deliver([VIN]);
     expect(t.sent.map((p) => p.kind)).toEqual(['maintenance.overdue', 'battery.low_voltage_12v']);
     await t.hmi.deliver([VIN]);
@@ -150,100 +150,100 @@ describe('HMI delivery', () => {
   });
 
   it('an offline vehicle gets nothing until it is back; a prompt withdrawn meanwhile is never sent', async () => {
-    const t = setup();
+    const t = await setup();
     t.park();
-    t.stores.vehicles.setOnline(VIN, false, { at: NOON_UTC });
-    t.open('maintenance.upcoming', 'k5');
-    t.open('charging.low_soc', 'k6');
+    await t.stores.vehicles.setOnline(VIN, false, { at: NOON_UTC });
+    await t.open('maintenance.upcoming', 'k5');
+    await t.open('charging.low_soc', 'k6');
     await t.hmi.deliver([VIN]);
     expect(t.sent).toHaveLength(0);
-    t.stores.prompts.applyRuleEvents(
+    await t.stores.prompts.applyRuleEvents(
       VIN,
       [{ type: 'resolve', dedupKey: 'k6', ts: NOON_UTC, reason: 'charging' }],
       () => ({ title: '', body: '', locale: 'en' }),
       'd1',
       NOON_UTC,
     );
-    t.stores.vehicles.setOnline(VIN, true, { at: NOON_UTC });
+    await t.stores.vehicles.setOnline(VIN, true, { at: NOON_UTC });
     await t.hmi.deliver([VIN]);
     expect(t.sent.map((p) => p.kind)).toEqual(['maintenance.upcoming']);
   });
 
   it('never sends an expired prompt', async () => {
-    const t = setup();
+    const t = await setup();
     t.park();
-    t.open('charging.habit', 'k7', { expiresAt: NOON_UTC + 1000 });
+    await t.open('charging.habit', 'k7', { expiresAt: NOON_UTC + 1000 });
     t.setNow(NOON_UTC + 2000);
     await t.hmi.deliver([VIN]);
     expect(t.sent).toHaveLength(0);
   });
 
   it('concurrent triggers for one vehicle send each prompt once', async () => {
-    const t = setup();
+    const t = await setup();
     t.park();
-    for (let i = 0; i < 3; i++) t.open('maintenance.upcoming', `c${i}`, { value: i });
+    for (let i = 0; i < 3; i++) await t.open('maintenance.upcoming', `c${i}`, { value: i });
     await Promise.all([t.hmi.deliver([VIN]), t.hmi.deliver([VIN]), t.hmi.deliver([VIN, VIN])]);
     expect(new Set(t.sent.map((p) => p.promptId)).size).toBe(t.sent.length);
     expect(t.sent).toHaveLength(3);
   });
 
   describe('confirmed delivery', () => {
-    const deliveredSteps = (t: ReturnType<typeof setup>) => t.changes.filter((c) => c.step === 'delivered');
+    const deliveredSteps = (t: Awaited<ReturnType<typeof setup>>) => t.changes.filter((c) => c.step === 'delivered');
 
     it('published but not confirmed: still pending for delivery, no delivered step, not re-sent by an ordinary trigger', async () => {
-      const t = setup();
-      t.open('charging.critical_soc', 'u1', { urgent: true, severity: 'critical' });
+      const t = await setup();
+      await t.open('charging.critical_soc', 'u1', { urgent: true, severity: 'critical' });
       await t.hmi.deliver([VIN]);
       expect(t.sent).toHaveLength(1);
-      const p = t.stores.prompts.get(t.sent[0].promptId)!;
+      const p = (await t.stores.prompts.get(t.sent[0].promptId))!;
       expect(p).toMatchObject({ status: 'open', hmiState: 'sent' });
       expect(deliveredSteps(t)).toHaveLength(0);
-      expect(t.stores.prompts.pendingHmi(VIN, NOON_UTC, true).map((x) => x.id)).toEqual([p.id]);
+      expect((await t.stores.prompts.pendingHmi(VIN, NOON_UTC, true)).map((x) => x.id)).toEqual([p.id]);
       await t.hmi.deliver([VIN]); // a telemetry step, a sweep
       expect(t.sent).toHaveLength(1);
     });
 
     it('re-sent on the next birth / subscribe until confirmed; delivered on the PUBACK, one delivered step only', async () => {
-      const t = setup();
-      t.open('charging.critical_soc', 'u2', { urgent: true, severity: 'critical' });
+      const t = await setup();
+      await t.open('charging.critical_soc', 'u2', { urgent: true, severity: 'critical' });
       await t.hmi.deliver([VIN]);
       await t.hmi.deliver([VIN], { resend: true });
       await t.hmi.deliver([VIN], { resend: true });
       expect(t.sent.map((x) => x.promptId)).toEqual([t.sent[0].promptId, t.sent[0].promptId, t.sent[0].promptId]);
       const id = t.sent[0].promptId;
-      t.hmi.confirmed(VIN, id);
-      t.hmi.confirmed(VIN, id); // a PUBACK of a re-send
+      await t.hmi.confirmed(VIN, id);
+      await t.hmi.confirmed(VIN, id); // a PUBACK of a re-send
       expect(deliveredSteps(t).map((c) => c.promptId)).toEqual([id]);
-      expect(t.stores.prompts.get(id)).toMatchObject({ status: 'delivered', hmiState: 'delivered' });
+      expect(await t.stores.prompts.get(id)).toMatchObject({ status: 'delivered', hmiState: 'delivered' });
       await t.hmi.deliver([VIN], { resend: true });
       expect(t.sent).toHaveLength(3); // confirmed: never sent again
     });
 
     it('a confirmation from another vehicle changes nothing', async () => {
-      const t = setup();
-      t.open('charging.critical_soc', 'u3', { urgent: true, severity: 'critical' });
+      const t = await setup();
+      await t.open('charging.critical_soc', 'u3', { urgent: true, severity: 'critical' });
       await t.hmi.deliver([VIN]);
-      t.hmi.confirmed('LSVAU2180N2183295', t.sent[0].promptId);
+      await t.hmi.confirmed('LSVAU2180N2183295', t.sent[0].promptId);
       expect(deliveredSteps(t)).toHaveLength(0);
-      expect(t.stores.prompts.get(t.sent[0].promptId)?.hmiState).toBe('sent');
+      expect((await t.stores.prompts.get(t.sent[0].promptId))?.hmiState).toBe('sent');
     });
 
     it('a PUBACK before the publish is recorded as sent (loopback) still leaves it delivered', async () => {
-      const t = setup();
-      t.open('charging.critical_soc', 'u4', { urgent: true, severity: 'critical' });
-      const [p] = t.stores.prompts.pendingHmi(VIN, NOON_UTC);
-      t.hmi.confirmed(VIN, p.id);
-      expect(t.stores.prompts.markHmiSent(p.id, NOON_UTC)).toBeUndefined();
-      expect(t.stores.prompts.get(p.id)?.hmiState).toBe('delivered');
+      const t = await setup();
+      await t.open('charging.critical_soc', 'u4', { urgent: true, severity: 'critical' });
+      const [p] = await t.stores.prompts.pendingHmi(VIN, NOON_UTC);
+      await t.hmi.confirmed(VIN, p.id);
+      expect(await t.stores.prompts.markHmiSent(p.id, NOON_UTC)).toBeUndefined();
+      expect((await t.stores.prompts.get(p.id))?.hmiState).toBe('delivered');
       expect(deliveredSteps(t)).toHaveLength(1);
     });
 
     it('re-sends of unconfirmed prompts are not counted twice against the daily cap', async () => {
-      const t = setup({ cap: 2 });
+      const t = await setup({ cap: 2 });
       t.park();
-      t.open('maintenance.overdue', 'c1', { value: 90 });
-      t.open('battery.low_voltage_12v', 'c2', { value: 50 });
-      t.open('usage.dormant_vehicle', 'c3', { value: 1 });
+      await t.open('maintenance.overdue', 'c1', { value: 90 });
+      await t.open('battery.low_voltage_12v', 'c2', { value: 50 });
+      await t.open('usage.dormant_vehicle', 'c3', { value: 1 });
       await t.hmi.deliver([VIN]);
       expect(t.sent.map((p) => p.kind)).toEqual(['maintenance.overdue', 'battery.low_voltage_12v']);
       // two births: both unconfirmed ones again, and the cap still has no room for the third
@@ -257,7 +257,7 @@ describe('HMI delivery', () => {
         'maintenance.overdue',
         'battery.low_voltage_12v',
       ]);
-      for (const p of t.sent.slice(0, 2)) t.hmi.confirmed(VIN, p.promptId);
+      for (const p of t.sent.slice(0, 2)) await t.hmi.confirmed(VIN, p.promptId);
       await t.hmi.deliver([VIN], { resend: true });
       expect(t.sent).toHaveLength(6); // confirmed, and the cap of 2 is used by them (not by 6 sends)
       t.setNow(Date.parse('2026-03-03T12:00:00Z'));
@@ -267,9 +267,9 @@ describe('HMI delivery', () => {
     });
 
     it('a re-send still waits for parked: an unconfirmed non-urgent prompt is not re-sent while driving', async () => {
-      const t = setup();
+      const t = await setup();
       t.park();
-      t.open('maintenance.upcoming', 'r1');
+      await t.open('maintenance.upcoming', 'r1');
       await t.hmi.deliver([VIN]);
       t.drive();
       await t.hmi.deliver([VIN], { resend: true });
@@ -280,11 +280,11 @@ describe('HMI delivery', () => {
     });
 
     it('a withdrawn unconfirmed prompt is never re-sent', async () => {
-      const t = setup();
+      const t = await setup();
       t.park();
-      t.open('charging.low_soc', 'w1');
+      await t.open('charging.low_soc', 'w1');
       await t.hmi.deliver([VIN]);
-      t.stores.prompts.applyRuleEvents(
+      await t.stores.prompts.applyRuleEvents(
         VIN,
         [{ type: 'resolve', dedupKey: 'w1', ts: NOON_UTC, reason: 'charging' }],
         () => ({ title: '', body: '', locale: 'en' }),
@@ -293,7 +293,7 @@ describe('HMI delivery', () => {
       );
       await t.hmi.deliver([VIN], { resend: true });
       expect(t.sent).toHaveLength(1);
-      expect(t.stores.prompts.get(t.sent[0].promptId)?.hmiState).toBe('withdrawn');
+      expect((await t.stores.prompts.get(t.sent[0].promptId))?.hmiState).toBe('withdrawn');
     });
   });
 });

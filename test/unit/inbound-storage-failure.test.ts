@@ -1,6 +1,6 @@
 // The inbound handlers when storage refuses writes (docs/architecture.md#disk-full): a batch the
 // journal cannot write is retried once after the hold, then refused and counted; a status or an ack
-// whose store write and dead letter both fail throws a StorageWriteError (the adapter must not
+// whose store write and dead letter both fail rejects with a StorageWriteError (the adapter must not
 // acknowledge it), counted, never some other error. The real full disk is in
 // test/integration/journal-disk-full.test.ts and test/faults/disk-full.test.ts.
 import { describe, expect, it } from 'vitest';
@@ -45,21 +45,21 @@ function setup(o: { deadLettersFull?: boolean; vehiclesFull?: boolean; promptsFu
     ...base,
     deadLetters: {
       ...base.deadLetters,
-      add: (d) => {
+      add: async (d) => {
         if (o.deadLettersFull) throw sqliteFull();
-        base.deadLetters.add(d);
+        await base.deadLetters.add(d);
       },
     },
     prompts: {
       ...base.prompts,
-      markHmiDelivered: (...args) => {
+      markHmiDelivered: async (...args) => {
         if (o.promptsFull) throw sqliteFull();
         return base.prompts.markHmiDelivered(...args);
       },
     },
     vehicles: {
       ...base.vehicles,
-      setOnline: (...args) => {
+      setOnline: async (...args) => {
         if (o.vehiclesFull) throw sqliteFull();
         return base.vehicles.setOnline(...args);
       },
@@ -128,7 +128,7 @@ describe('inbound handlers when storage is full', () => {
     expect((await metrics.deadLetters.get()).values).toEqual([]);
   });
 
-  it('throws a StorageWriteError for a status neither stored nor dead-lettered, and dead-letters it when only the store failed', async () => {
+  it('rejects with a StorageWriteError a status neither stored nor dead-lettered, and dead-letters it when only the store failed', async () => {
     const status = Buffer.from(
       encodeAgentStatus({
         vin: VIN,
@@ -142,18 +142,18 @@ describe('inbound handlers when storage is full', () => {
       }),
     );
     const full = setup({ vehiclesFull: true, deadLettersFull: true });
-    expect(() => full.handlers.status(VIN, status, VIN)).toThrow(StorageWriteError);
+    await expect(full.handlers.status(VIN, status, VIN)).rejects.toThrow(StorageWriteError);
     expect(await count(full.metrics, 'deadLetterWriteFailures', 'full')).toBe(1);
 
     const storeOnly = setup({ vehiclesFull: true });
-    expect(() => storeOnly.handlers.status(VIN, status, VIN)).not.toThrow();
-    expect(storeOnly.base.deadLetters.list(10).map((d) => d.topic)).toEqual([`status/${VIN}`]);
+    await expect(storeOnly.handlers.status(VIN, status, VIN)).resolves.toBeUndefined();
+    expect((await storeOnly.base.deadLetters.list(10)).map((d) => d.topic)).toEqual([`status/${VIN}`]);
   });
 
-  it('throws a StorageWriteError for a prompt ack neither stored nor dead-lettered', async () => {
+  it('rejects with a StorageWriteError a prompt ack neither stored nor dead-lettered', async () => {
     const { handlers, metrics } = setup({ promptsFull: true, deadLettersFull: true });
     const ack = Buffer.from(encodePromptAck({ promptId: 'p-1', outcome: 'DISMISSED', ts: Date.now() }));
-    expect(() => handlers.ack(VIN, ack, `${VIN}:hmi`)).toThrow(StorageWriteError);
+    await expect(handlers.ack(VIN, ack, `${VIN}:hmi`)).rejects.toThrow(StorageWriteError);
     expect(await count(metrics, 'deadLetterWriteFailures', 'full')).toBe(1);
   });
 });

@@ -23,13 +23,13 @@ const dormant: Segments = { stage: 'active_owner', activity: 'dormant', maturity
 const active: Segments = { ...dormant, activity: 'active' };
 const URL = 'http://crm.test/hook';
 
-function setup(o: { cap?: number } = {}) {
+async function setup(o: { cap?: number } = {}) {
   const stores = createMemoryStores();
   let now = NOON;
   const clock = { now: () => now };
   const locales: Locale[] = ['en', 'zh-CN', 'en'];
-  VINS.forEach((vin, i) => {
-    stores.vehicles.upsert(
+  for (const [i, vin] of VINS.entries()) {
+    await stores.vehicles.upsert(
       vin,
       {
         model: 'Aurora EV',
@@ -42,8 +42,8 @@ function setup(o: { cap?: number } = {}) {
       },
       now,
     );
-    stores.vehicles.setOnline(vin, true, { at: now });
-  });
+    await stores.vehicles.setOnline(vin, true, { at: now });
+  }
   const delivery = new CampaignDeliveries({ stores, events: { urls: [URL] } });
   const recorder = new ChangeRecorder({
     transaction: (fn) => stores.transaction(fn),
@@ -53,8 +53,8 @@ function setup(o: { cap?: number } = {}) {
     clock,
   });
   const published: PromptChange[] = [];
-  const record = (fn: () => PromptChange[]) => {
-    const c = recorder.commit(fn);
+  const record = async (fn: () => Promise<PromptChange[]>) => {
+    const c = await recorder.commit(fn);
     published.push(...c);
     return c;
   };
@@ -80,10 +80,10 @@ function setup(o: { cap?: number } = {}) {
   });
   /** A segment change the way the rules commit makes it. */
   const segmentsChange = (vin: string, s: Segments) =>
-    stores.transaction(() => {
-      stores.vehicles.setSegments(vin, s, now);
-      const c = delivery.onSegments(vin, stores.vehicles.get(vin), s, now);
-      stores.outbox.enqueue(delivery.track(c), now);
+    stores.transaction(async () => {
+      await stores.vehicles.setSegments(vin, s, now);
+      const c = await delivery.onSegments(vin, await stores.vehicles.get(vin), s, now);
+      await stores.outbox.enqueue(await delivery.track(c), now);
       return c;
     });
   const input = (over: Partial<CampaignInput> = {}): CampaignInput => ({
@@ -98,10 +98,9 @@ function setup(o: { cap?: number } = {}) {
     quietHoursRespected: true,
     ...over,
   });
-  const campaignEvents = () =>
-    stores.outbox
-      .list({ state: 'pending', limit: 1000 })
-      .items.map((e) => JSON.parse(e.body) as { type: string; data: { vin: string } })
+  const campaignEvents = async () =>
+    (await stores.outbox.list({ state: 'pending', limit: 1000 })).items
+      .map((e) => JSON.parse(e.body) as { type: string; data: { vin: string } })
       .filter((e) => e.type.startsWith('com.odopulse.campaign.'));
   return {
     stores,
@@ -121,15 +120,15 @@ function setup(o: { cap?: number } = {}) {
 }
 
 describe('campaign targeting through the stores', () => {
-  it('a created campaign reaches exactly the vehicles in its audience, each in its locale, once', () => {
-    const t = setup();
-    t.segmentsChange(VINS[0], dormant);
-    t.segmentsChange(VINS[1], dormant);
-    t.segmentsChange(VINS[2], active);
-    const c = t.service.create(t.input(), 'crm', () => {});
+  it('a created campaign reaches exactly the vehicles in its audience, each in its locale, once', async () => {
+    const t = await setup();
+    await t.segmentsChange(VINS[0], dormant);
+    await t.segmentsChange(VINS[1], dormant);
+    await t.segmentsChange(VINS[2], active);
+    const c = await t.service.create(t.input(), 'crm', () => {});
     expect(c.status).toBe('active');
     expect(c.counts).toMatchObject({ targeted: 2, pending: 2 });
-    const prompts = t.stores.prompts.list({ kind: 'campaign.message', limit: 50 }).items;
+    const prompts = (await t.stores.prompts.list({ kind: 'campaign.message', limit: 50 })).items;
     expect(prompts.map((p) => [p.vin, p.locale, p.title]).sort()).toEqual([
       [VINS[0], 'en', 'We miss you'],
       [VINS[1], 'zh-CN', '好久不见'],
@@ -146,127 +145,127 @@ describe('campaign targeting through the stores', () => {
       evidence: { campaignId: c.id, occurrence: 1 },
     });
     // a second segment change of a targeted vehicle changes nothing: once per campaign
-    t.segmentsChange(VINS[0], { ...dormant, maturity: 'veteran' });
-    expect(t.service.get(c.id)!.counts.targeted).toBe(2);
-    expect(t.campaignEvents().map((e) => e.type)).toEqual(['com.odopulse.campaign.targeted', 'com.odopulse.campaign.targeted']);
+    await t.segmentsChange(VINS[0], { ...dormant, maturity: 'veteran' });
+    expect((await t.service.get(c.id))!.counts.targeted).toBe(2);
+    expect((await t.campaignEvents()).map((e) => e.type)).toEqual(['com.odopulse.campaign.targeted', 'com.odopulse.campaign.targeted']);
   });
 
-  it('a vehicle entering the audience while it runs gets it; one leaving before delivery has it withdrawn', () => {
-    const t = setup();
-    const c = t.service.create(t.input(), 'crm', () => {});
+  it('a vehicle entering the audience while it runs gets it; one leaving before delivery has it withdrawn', async () => {
+    const t = await setup();
+    const c = await t.service.create(t.input(), 'crm', () => {});
     expect(c.counts.targeted).toBe(0);
-    const [created] = t.segmentsChange(VINS[0], dormant);
+    const [created] = await t.segmentsChange(VINS[0], dormant);
     expect(created).toMatchObject({ step: 'created', prompt: { kind: 'campaign.message' } });
-    const withdrawn = t.segmentsChange(VINS[0], active);
+    const withdrawn = await t.segmentsChange(VINS[0], active);
     expect(withdrawn).toMatchObject([{ step: 'withdrawn', prompt: { hmiState: 'withdrawn' } }]);
-    expect(t.service.get(c.id)!.counts).toMatchObject({ targeted: 1, pending: 0, withdrawn: 1 });
+    expect((await t.service.get(c.id))!.counts).toMatchObject({ targeted: 1, pending: 0, withdrawn: 1 });
     // back in the audience: the withdrawn one never reached the car, so it gets a new one
-    const again = t.segmentsChange(VINS[0], dormant);
+    const again = await t.segmentsChange(VINS[0], dormant);
     expect(again[0].prompt.dedupKey).toBe(`${VINS[0]}:campaign.message:${c.id}:2`);
   });
 
-  it('one already on the car is not withdrawn when the vehicle leaves the audience (it may be showing)', () => {
-    const t = setup();
-    t.segmentsChange(VINS[0], dormant);
-    const c = t.service.create(t.input(), 'crm', () => {});
-    const [p] = t.stores.prompts.list({ kind: 'campaign.message', limit: 5 }).items;
-    t.record(() => [t.stores.prompts.markHmiDelivered(p.id, VINS[0], NOON)!]);
-    expect(t.segmentsChange(VINS[0], active)).toEqual([]);
-    expect(t.service.get(c.id)!.counts).toMatchObject({ delivered: 1, withdrawn: 0 });
+  it('one already on the car is not withdrawn when the vehicle leaves the audience (it may be showing)', async () => {
+    const t = await setup();
+    await t.segmentsChange(VINS[0], dormant);
+    const c = await t.service.create(t.input(), 'crm', () => {});
+    const [p] = (await t.stores.prompts.list({ kind: 'campaign.message', limit: 5 })).items;
+    await t.record(async () => [(await t.stores.prompts.markHmiDelivered(p.id, VINS[0], NOON))!]);
+    expect(await t.segmentsChange(VINS[0], active)).toEqual([]);
+    expect((await t.service.get(c.id))!.counts).toMatchObject({ delivered: 1, withdrawn: 0 });
   });
 
-  it('a profile change moves a vehicle into an audience or out of it, with the segments it has', () => {
-    const t = setup();
-    t.segmentsChange(VINS[0], dormant);
-    const c = t.service.create(t.input({ audience: { activity: ['dormant'], dealerId: ['D2'] } }), 'crm', () => {});
+  it('a profile change moves a vehicle into an audience or out of it, with the segments it has', async () => {
+    const t = await setup();
+    await t.segmentsChange(VINS[0], dormant);
+    const c = await t.service.create(t.input({ audience: { activity: ['dormant'], dealerId: ['D2'] } }), 'crm', () => {});
     expect(c.counts.targeted).toBe(0);
-    const moved = (dealerId: string) => ({ ...t.stores.vehicles.get(VINS[0])!, dealerId });
-    t.stores.vehicles.upsert(VINS[0], moved('D2'), NOON);
-    expect(t.service.onProfileChanged(VINS[0]).map((x) => x.step)).toEqual(['created']);
-    t.stores.vehicles.upsert(VINS[0], moved('D1'), NOON);
-    expect(t.service.onProfileChanged(VINS[0]).map((x) => x.step)).toEqual(['withdrawn']);
-    expect(t.service.onProfileChanged(VINS[1])).toEqual([]); // no segments yet: in no audience
+    const moved = async (dealerId: string) => ({ ...(await t.stores.vehicles.get(VINS[0]))!, dealerId });
+    await t.stores.vehicles.upsert(VINS[0], await moved('D2'), NOON);
+    expect((await t.service.onProfileChanged(VINS[0])).map((x) => x.step)).toEqual(['created']);
+    await t.stores.vehicles.upsert(VINS[0], await moved('D1'), NOON);
+    expect((await t.service.onProfileChanged(VINS[0])).map((x) => x.step)).toEqual(['withdrawn']);
+    expect(await t.service.onProfileChanged(VINS[1])).toEqual([]); // no segments yet: in no audience
   });
 
-  it('before startsAt nothing; the sweep launches it at startsAt; after endsAt nothing', () => {
-    const t = setup();
-    t.segmentsChange(VINS[0], dormant);
-    const c = t.service.create(t.input({ startsAt: NOON + DAY }), 'crm', () => {});
+  it('before startsAt nothing; the sweep launches it at startsAt; after endsAt nothing', async () => {
+    const t = await setup();
+    await t.segmentsChange(VINS[0], dormant);
+    const c = await t.service.create(t.input({ startsAt: NOON + DAY }), 'crm', () => {});
     expect(c).toMatchObject({ status: 'scheduled', launchedAt: null, counts: { targeted: 0 } });
     t.setNow(NOON + DAY - 1);
-    expect(t.service.sweep()).toEqual([]);
+    expect(await t.service.sweep()).toEqual([]);
     t.setNow(NOON + DAY);
-    expect(t.service.sweep()).toHaveLength(1);
-    expect(t.service.get(c.id)!.launchedAt).toBe(new Date(NOON + DAY).toISOString());
+    expect(await t.service.sweep()).toHaveLength(1);
+    expect((await t.service.get(c.id))!.launchedAt).toBe(new Date(NOON + DAY).toISOString());
     t.setNow(NOON + 10 * DAY);
-    expect(t.segmentsChange(VINS[1], dormant)).toEqual([]);
-    expect(t.service.get(c.id)!.status).toBe('ended');
+    expect(await t.segmentsChange(VINS[1], dormant)).toEqual([]);
+    expect((await t.service.get(c.id))!.status).toBe('ended');
     // the message expires with the campaign
-    const expired = t.record(() => t.stores.prompts.expire(NOON + 10 * DAY));
+    const expired = await t.record(() => t.stores.prompts.expire(NOON + 10 * DAY));
     expect(expired.map((x) => x.step)).toEqual(['expired']);
-    expect(t.service.get(c.id)!.counts.expired).toBe(1);
+    expect((await t.service.get(c.id))!.counts.expired).toBe(1);
   });
 
-  it('pause withdraws what the owners have not seen and targets no one; resume makes a pass; cancel is final', () => {
-    const t = setup();
-    t.segmentsChange(VINS[0], dormant);
-    t.segmentsChange(VINS[1], dormant);
-    const c = t.service.create(t.input(), 'crm', () => {});
-    const [a, b] = t.stores.campaigns.deliveries(c.id);
-    t.record(() => [t.stores.prompts.recordHmiAck(a.promptId, a.vin, 'SHOWN', NOON)!]);
-    const paused = t.service.command(c.id, 'pause', () => {})!;
+  it('pause withdraws what the owners have not seen and targets no one; resume makes a pass; cancel is final', async () => {
+    const t = await setup();
+    await t.segmentsChange(VINS[0], dormant);
+    await t.segmentsChange(VINS[1], dormant);
+    const c = await t.service.create(t.input(), 'crm', () => {});
+    const [a, b] = await t.stores.campaigns.deliveries(c.id);
+    await t.record(async () => [(await t.stores.prompts.recordHmiAck(a.promptId, a.vin, 'SHOWN', NOON))!]);
+    const paused = (await t.service.command(c.id, 'pause', () => {}))!;
     expect(paused.status).toBe('paused');
-    expect(t.stores.prompts.get(b.promptId)).toMatchObject({ status: 'resolved', hmiState: 'withdrawn', outcome: 'withdrawn' });
-    expect(t.stores.prompts.get(a.promptId)!.hmiState).toBe('shown');
-    expect(t.segmentsChange(VINS[2], dormant)).toEqual([]);
-    expect(t.service.command(c.id, 'pause', () => {})).toBeUndefined();
-    const resumed = t.service.command(c.id, 'resume', () => {})!;
+    expect(await t.stores.prompts.get(b.promptId)).toMatchObject({ status: 'resolved', hmiState: 'withdrawn', outcome: 'withdrawn' });
+    expect((await t.stores.prompts.get(a.promptId))!.hmiState).toBe('shown');
+    expect(await t.segmentsChange(VINS[2], dormant)).toEqual([]);
+    expect(await t.service.command(c.id, 'pause', () => {})).toBeUndefined();
+    const resumed = (await t.service.command(c.id, 'resume', () => {}))!;
     // VINS[1] (withdrawn unseen) and VINS[2] (entered while paused) get one; VINS[0] saw it
     expect(resumed.counts).toMatchObject({ targeted: 4, pending: 2, shown: 1, withdrawn: 1 });
-    const cancelled = t.service.command(c.id, 'cancel', () => {})!;
+    const cancelled = (await t.service.command(c.id, 'cancel', () => {}))!;
     expect(cancelled).toMatchObject({ status: 'cancelled', counts: { pending: 0, withdrawn: 3 } });
-    expect(t.service.command(c.id, 'resume', () => {})).toBeUndefined();
-    expect(t.segmentsChange(VINS[1], { ...dormant, stage: 'upgrade_window' })).toEqual([]);
-    const types = t.campaignEvents().map((e) => e.type);
+    expect(await t.service.command(c.id, 'resume', () => {})).toBeUndefined();
+    expect(await t.segmentsChange(VINS[1], { ...dormant, stage: 'upgrade_window' })).toEqual([]);
+    const types = (await t.campaignEvents()).map((e) => e.type);
     expect(types.filter((x) => x === 'com.odopulse.campaign.withdrawn')).toHaveLength(3);
     expect(types).toContain('com.odopulse.campaign.shown');
   });
 
-  it('the frequency cap allows a repeat once the message is over and the window has room, on the sweep', () => {
-    const t = setup();
-    t.segmentsChange(VINS[0], dormant);
-    const c = t.service.create(t.input({ frequencyCap: { perVehicle: 1, perDays: 3 } }), 'crm', () => {});
-    const [d] = t.stores.campaigns.deliveries(c.id);
-    expect(t.service.sweep()).toEqual([]); // still live
-    t.record(() => [t.stores.prompts.recordHmiAck(d.promptId, d.vin, 'DISMISSED', NOON + 1)!]);
+  it('the frequency cap allows a repeat once the message is over and the window has room, on the sweep', async () => {
+    const t = await setup();
+    await t.segmentsChange(VINS[0], dormant);
+    const c = await t.service.create(t.input({ frequencyCap: { perVehicle: 1, perDays: 3 } }), 'crm', () => {});
+    const [d] = await t.stores.campaigns.deliveries(c.id);
+    expect(await t.service.sweep()).toEqual([]); // still live
+    await t.record(async () => [(await t.stores.prompts.recordHmiAck(d.promptId, d.vin, 'DISMISSED', NOON + 1))!]);
     t.setNow(NOON + 3 * DAY - 1);
-    expect(t.service.sweep()).toEqual([]);
+    expect(await t.service.sweep()).toEqual([]);
     t.setNow(NOON + 3 * DAY);
-    const [again] = t.service.sweep();
+    const [again] = await t.service.sweep();
     expect(again.prompt.dedupKey).toBe(`${VINS[0]}:campaign.message:${c.id}:2`);
   });
 });
 
 describe('campaign messages in HMI timing', () => {
   const at = (hhmm: string) => Date.parse(`2026-03-02T${hhmm}:00Z`);
-  const setupOne = (o: { quietHoursRespected?: boolean; cap?: number } = {}) => {
-    const t = setup({ cap: o.cap });
-    t.segmentsChange(VINS[0], dormant);
-    t.service.create(t.input({ quietHoursRespected: o.quietHoursRespected ?? true }), 'crm', () => {});
+  const setupOne = async (o: { quietHoursRespected?: boolean; cap?: number } = {}) => {
+    const t = await setup({ cap: o.cap });
+    await t.segmentsChange(VINS[0], dormant);
+    await t.service.create(t.input({ quietHoursRespected: o.quietHoursRespected ?? true }), 'crm', () => {});
     return t;
   };
-  const profileOf = (t: ReturnType<typeof setup>) => t.stores.vehicles.get(VINS[0]);
+  const profileOf = (t: Awaited<ReturnType<typeof setup>>) => t.stores.vehicles.get(VINS[0]);
 
-  it('only when parked', () => {
-    const t = setupOne();
+  it('only when parked', async () => {
+    const t = await setupOne();
     t.drive();
-    expect(t.hmi.selectable(VINS[0], profileOf(t))).toEqual([]);
+    expect(await t.hmi.selectable(VINS[0], await profileOf(t))).toEqual([]);
     t.park();
-    expect(t.hmi.selectable(VINS[0], profileOf(t)).map((p) => p.kind)).toEqual(['campaign.message']);
+    expect((await t.hmi.selectable(VINS[0], await profileOf(t))).map((p) => p.kind)).toEqual(['campaign.message']);
   });
 
-  it('outside quiet hours (default 22:00–07:00), at their edges', () => {
-    const t = setupOne();
+  it('outside quiet hours (default 22:00–07:00), at their edges', async () => {
+    const t = await setupOne();
     for (const [hhmm, ok] of [
       ['21:59', true],
       ['22:00', false],
@@ -274,21 +273,21 @@ describe('campaign messages in HMI timing', () => {
       ['07:00', true],
     ] as const) {
       t.setNow(at(hhmm));
-      expect(t.hmi.selectable(VINS[0], profileOf(t)).length, hhmm).toBe(ok ? 1 : 0);
+      expect((await t.hmi.selectable(VINS[0], await profileOf(t))).length, hhmm).toBe(ok ? 1 : 0);
     }
   });
 
-  it('a campaign that does not respect quiet hours may go in them (still parked only)', () => {
-    const t = setupOne({ quietHoursRespected: false });
+  it('a campaign that does not respect quiet hours may go in them (still parked only)', async () => {
+    const t = await setupOne({ quietHoursRespected: false });
     t.setNow(at('23:00'));
-    expect(t.hmi.selectable(VINS[0], profileOf(t))).toHaveLength(1);
+    expect(await t.hmi.selectable(VINS[0], await profileOf(t))).toHaveLength(1);
     t.drive();
-    expect(t.hmi.selectable(VINS[0], profileOf(t))).toHaveLength(0);
+    expect(await t.hmi.selectable(VINS[0], await profileOf(t))).toHaveLength(0);
   });
 
   it('ranks below service prompts and shares their daily cap', async () => {
-    const t = setupOne({ cap: 1 });
-    t.stores.prompts.applyRuleEvents(
+    const t = await setupOne({ cap: 1 });
+    await t.stores.prompts.applyRuleEvents(
       VINS[0],
       [
         {
@@ -310,21 +309,21 @@ describe('campaign messages in HMI timing', () => {
       'D1',
       NOON + 1,
     );
-    expect(t.hmi.selectable(VINS[0], profileOf(t)).map((p) => p.kind)).toEqual(['charging.habit']);
+    expect((await t.hmi.selectable(VINS[0], await profileOf(t))).map((p) => p.kind)).toEqual(['charging.habit']);
     await t.hmi.deliver([VINS[0]]);
     expect(t.sent.map((s) => s.kind)).toEqual(['charging.habit']);
-    expect(t.hmi.selectable(VINS[0], profileOf(t))).toEqual([]); // the cap is used up for today
+    expect(await t.hmi.selectable(VINS[0], await profileOf(t))).toEqual([]); // the cap is used up for today
     t.setNow(at('12:00') + DAY);
     await t.hmi.deliver([VINS[0]]);
     expect(t.sent.map((s) => s.kind)).toEqual(['charging.habit', 'campaign.message']);
     expect(t.sent[1]).toMatchObject({ title: 'We miss you', actions: [{ id: 'book_service', label: 'Book' }, { id: 'dismiss' }] });
   });
 
-  it('never after endsAt', () => {
-    const t = setupOne();
+  it('never after endsAt', async () => {
+    const t = await setupOne();
     t.setNow(NOON + 10 * DAY - 1);
-    expect(t.hmi.selectable(VINS[0], profileOf(t))).toHaveLength(1);
+    expect(await t.hmi.selectable(VINS[0], await profileOf(t))).toHaveLength(1);
     t.setNow(NOON + 10 * DAY);
-    expect(t.hmi.selectable(VINS[0], profileOf(t))).toHaveLength(0);
+    expect(await t.hmi.selectable(VINS[0], await profileOf(t))).toHaveLength(0);
   });
 });
