@@ -33,7 +33,7 @@ describe('loop errors are counted and the loop goes on', () => {
   });
 
   it('a pipeline step that throws is counted per loop, logged, and retried', async () => {
-    const i = startIngestParts({ dir: tempDir(dirs), stores: createMemoryStores(), telemetry: new TestTelemetry(), pool });
+    const i = await startIngestParts({ dir: tempDir(dirs), stores: createMemoryStores(), telemetry: new TestTelemetry(), pool });
     await i.send(VIN_A, 1, [parked(T0, 80)]);
     // the journal goes away under the loops (as a vanished data dir would): every step now throws
     i.journal.close();

@@ -32,7 +32,7 @@ describe('audience backtest', () => {
   it('reports when each vehicle first entered the audience, per UTC day', async () => {
     const telemetry = new MemoryTelemetryStore();
     const stores = createMemoryStores();
-    for (const vin of [VIN_A, VIN_B, VIN_C]) stores.vehicles.upsert(vin, bev({ deliveryDate: '2025-01-10' }), FROM);
+    for (const vin of [VIN_A, VIN_B, VIN_C]) await stores.vehicles.upsert(vin, bev({ deliveryDate: '2025-01-10' }), FROM);
     // A stops driving after day 5 (dormant 30 days later), B after day 20, C drives daily
     await telemetry.write([...life(VIN_A, (d) => d <= 5), ...life(VIN_B, (d) => d <= 20), ...life(VIN_C, () => true)], () => ({}));
     const run = await runAudienceBacktest(telemetry, stores, {

@@ -68,10 +68,10 @@ const maintenance = (ps: { kind: string; dedupKey: string }[]) =>
  */
 async function production(telemetry: MemoryTelemetryStore): Promise<Stores> {
   const stores = createMemoryStores();
-  stores.vehicles.upsert(VIN_A, bev({ deliveryDate: '2026-01-15' }), FROM);
+  await stores.vehicles.upsert(VIN_A, bev({ deliveryDate: '2026-01-15' }), FROM);
   let now = FROM;
   const clock = { mode: 'event' as const, observe: () => {}, horizon: () => Infinity, now: () => now };
-  const rules = new RulesRunner({ pool, stores, clock, metrics: createMetrics(), webhookUrls: [], log: memoryLog() });
+  const rules = await RulesRunner.open({ pool, stores, clock, metrics: createMetrics(), webhookUrls: [], log: memoryLog() });
   const tags = () => ({ model: 'Aurora', powertrain: 'BEV', dealer: 'D001' });
   for (let d = 0; d < DAYS; d++) {
     if (d === SERVICE_DAY) {
@@ -82,7 +82,7 @@ async function production(telemetry: MemoryTelemetryStore): Promise<Stores> {
     if (d > 0) {
       now = FROM + d * DAY + 8 * HOUR;
       await rules.sweep();
-      stores.prompts.expire(now);
+      await stores.prompts.expire(now);
     }
     const samples = day(d);
     now = samples[samples.length - 1].ts;
@@ -97,7 +97,9 @@ describe('backtest', () => {
   it('gives a serviced vehicle the maintenance prompts production gave it, which it would not without the visit', async () => {
     const telemetry = new MemoryTelemetryStore();
     const stores = await production(telemetry);
-    const inProduction = stores.prompts.list({ vin: VIN_A, limit: 100 }).items.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    const inProduction = (await stores.prompts.list({ vin: VIN_A, limit: 100 })).items.sort((a, b) =>
+      a.createdAt.localeCompare(b.createdAt),
+    );
     expect(maintenance(inProduction)).toEqual([
       `maintenance.upcoming ${VIN_A}:maintenance.upcoming:c0`,
       `maintenance.followup ${VIN_A}:maintenance.followup:c1`,
@@ -123,7 +125,7 @@ describe('backtest', () => {
     expect(readings).toHaveLength(DAYS * 2 + 1);
     const unserviced = replayVehicle(createEngine(DEFAULT_RULES_CONFIG), {
       vin: VIN_A,
-      profile: stores.vehicles.get(VIN_A),
+      profile: await stores.vehicles.get(VIN_A),
       readings,
       to: TO,
     });
@@ -151,7 +153,7 @@ describe('backtest', () => {
     const readings = await loadHistory(telemetry, VIN_A, from, TO);
     const unserviced = replayVehicle(createEngine(DEFAULT_RULES_CONFIG), {
       vin: VIN_A,
-      profile: stores.vehicles.get(VIN_A),
+      profile: await stores.vehicles.get(VIN_A),
       readings,
       to: TO,
     });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { createClock, type IngestClock } from '../../../ingest/clock.js';
-import { createInboundHandlers, type InboundDeps } from '../../../ingest/inbound/handlers.js';
+import { createInboundHandlers, type InboundDeps, type InboundHandlersControl } from '../../../ingest/inbound/handlers.js';
 import type { InboundHandlers } from '../../../ingest/inbound/topics.js';
 import { DecodedCache } from '../../../ingest/journal/decoded-cache.js';
 import { Journal, type JournalEntry } from '../../../ingest/journal/journal.js';
@@ -175,7 +175,7 @@ export interface Ingest {
   clock: IngestClock;
   rules: RulesRunner;
   pipeline: Pipeline;
-  handlers: InboundHandlers & { flushSequences(): void };
+  handlers: InboundHandlers & InboundHandlersControl;
   log: ReturnType<typeof memoryLog>;
   /** Publish one telemetry batch through the inbound handler (resolves once journalled). */
   send(vin: string, seq: number, samples: Sample[], bootId?: string): Promise<void>;
@@ -184,7 +184,7 @@ export interface Ingest {
 }
 
 /** One ingest process: a fresh journal handle, decoded cache, rules runner and pipeline on `dir`. */
-export function startIngestParts(o: {
+export async function startIngestParts(o: {
   dir: string;
   stores: Stores;
   telemetry: TelemetryStore;
@@ -194,13 +194,13 @@ export function startIngestParts(o: {
   /** Default: an event clock, as the demo runs. */
   clock?: IngestClock;
   limits?: InboundDeps['limits'];
-}): Ingest {
+}): Promise<Ingest> {
   const journal = new Journal(o.dir);
   const decoded = new DecodedCache();
   const metrics = createMetrics();
   const clock = o.clock ?? createClock('event');
   const log = memoryLog();
-  const rules = new RulesRunner({ pool: o.pool, stores: o.stores, clock, metrics, webhookUrls: o.webhookUrls ?? [], log });
+  const rules = await RulesRunner.open({ pool: o.pool, stores: o.stores, clock, metrics, webhookUrls: o.webhookUrls ?? [], log });
   const pipeline = new Pipeline({ journal, decoded, stores: o.stores, telemetry: o.telemetry, rules, clock, metrics, log, chunk: o.chunk });
   const handlers = createInboundHandlers({
     journal,
@@ -229,7 +229,10 @@ export function startIngestParts(o: {
     async stop() {
       if (stopped) return;
       stopped = true;
-      await pipeline.stop();
+      const loops = pipeline.stop(); // at once: a test may stop right after a given step
+      await handlers.drained(); // what the handlers were still writing, as ingest/main.ts waits for
+      await loops;
+      await handlers.flushSequences();
       journal.close();
     },
   };

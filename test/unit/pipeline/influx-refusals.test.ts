@@ -95,11 +95,11 @@ afterEach(async () => {
   removeDirs(dirs);
 });
 
-function start(telemetry: RefusingTelemetry, stores: Stores = createMemoryStores()) {
-  const ingest = startIngestParts({ dir: tempDir(dirs), stores, telemetry, pool });
+async function start(telemetry: RefusingTelemetry, stores: Stores = createMemoryStores()) {
+  const ingest = await startIngestParts({ dir: tempDir(dirs), stores, telemetry, pool });
   running.push(ingest);
-  stores.vehicles.upsert(VIN_A, bev(), T0);
-  stores.vehicles.upsert(VIN_B, bev(), T0);
+  await stores.vehicles.upsert(VIN_A, bev(), T0);
+  await stores.vehicles.upsert(VIN_B, bev(), T0);
   return ingest;
 }
 
@@ -116,7 +116,7 @@ describe('InfluxDB refusals in the pipeline', () => {
     // two readings of two different batches (one per vehicle) are refused
     const bad = new Set([key({ vin: VIN_A, ts: T0 + 2 * MIN }), key({ vin: VIN_B, ts: T0 + 7 * MIN })]);
     telemetry.refuse = (r) => (bad.has(key(r)) ? CONFLICT : undefined);
-    const i = start(telemetry);
+    const i = await start(telemetry);
     const samples = (from: number) => Array.from({ length: 5 }, (_, k) => parked(T0 + (from + k) * MIN, 50 - k));
     await i.send(VIN_A, 1, samples(0));
     await i.send(VIN_B, 1, samples(5));
@@ -130,7 +130,7 @@ describe('InfluxDB refusals in the pipeline', () => {
     expect([...telemetry.written.keys()].sort()).toEqual(good);
     expect(await telemetry.count({ signal: VSS.soc, from: T0, to: T0 + DAY })).toBe(13);
 
-    const dead = i.stores.deadLetters.list(10);
+    const dead = await i.stores.deadLetters.list(10);
     expect(dead.map((d) => d.topic).sort()).toEqual([`telemetry/${VIN_A}`, `telemetry/${VIN_B}`]);
     for (const d of dead) {
       expect(d.reason.startsWith(`influx: ${CONFLICT} (HTTP 400;`)).toBe(true);
@@ -151,7 +151,7 @@ describe('InfluxDB refusals in the pipeline', () => {
     await waitFor(settled(i, 4), { what: 'the next chunk to be written' });
     expect(telemetry.flushes).toBe(flushesBefore + 1);
     expect(telemetry.written.get(key({ vin: VIN_A, ts: T0 + 20 * MIN }))).toBe(1);
-    expect(i.stores.deadLetters.count()).toBe(2);
+    expect(await i.stores.deadLetters.count()).toBe(2);
     expect(await counterValue(i.metrics.influxErrors)).toBe(0);
   });
 
@@ -161,20 +161,20 @@ describe('InfluxDB refusals in the pipeline', () => {
     telemetry.refuse = (r) => (key(r) === bad ? 'partial write: points beyond retention policy dropped=1' : undefined);
     // the first flush is refused, the second (a half) finds InfluxDB gone
     telemetry.downAfterFlushes = 1;
-    const i = start(telemetry);
+    const i = await start(telemetry);
     await i.send(VIN_A, 1, [parked(T0, 50), parked(T0 + MIN, 49)]);
     await i.send(VIN_B, 1, [parked(T0 + 2 * MIN, 60), parked(T0 + 3 * MIN, 59)]);
     i.pipeline.start();
 
     await waitFor(async () => (await counterValue(i.metrics.influxErrors)) >= 1, { what: 'the outage to be counted' });
-    expect(i.stores.deadLetters.count()).toBe(0);
+    expect(await i.stores.deadLetters.count()).toBe(0);
     expect(i.journal.lag().influx).toBe(2);
     expect(i.log.lines.some((l) => l.level === 'warn' && l.m?.includes('kept in the journal'))).toBe(true);
 
     telemetry.downAfterFlushes = Infinity;
     i.pipeline.retryInfluxNow();
     await waitFor(settled(i, 2), { what: 'the chunk to be done once InfluxDB answers' });
-    const dead = i.stores.deadLetters.list(10);
+    const dead = await i.stores.deadLetters.list(10);
     expect(dead).toHaveLength(1);
     expect(dead[0].reason).toMatch(/^influx: partial write: points beyond retention policy dropped=1 \(HTTP 400; 1 sample\(s\) of seq 1/);
     expect(await counterValue(i.metrics.deadLetters, { reason: 'influx_refused' })).toBe(1);
@@ -187,12 +187,12 @@ describe('InfluxDB refusals in the pipeline', () => {
   it('a chunk whose every reading is refused is dead-lettered per entry and done', async () => {
     const telemetry = new RefusingTelemetry();
     telemetry.refuse = (r) => (r.vin === VIN_B ? CONFLICT : undefined);
-    const i = start(telemetry);
+    const i = await start(telemetry);
     await i.send(VIN_B, 1, [parked(T0, 60), parked(T0 + MIN, 59), parked(T0 + 2 * MIN, 58)]);
     await i.send(VIN_B, 2, [parked(T0 + 3 * MIN, 57)]);
     i.pipeline.start();
     await waitFor(settled(i, 2), { what: 'the refused chunk to be done' });
-    const dead = i.stores.deadLetters.list(10);
+    const dead = await i.stores.deadLetters.list(10);
     // one dead letter per entry and reason, holding that entry's refused samples
     expect(dead.map((d) => decodeTelemetryBatch(Buffer.from(d.payloadBase64, 'base64')).samples.length).sort()).toEqual([1, 3]);
     expect(await counterValue(i.metrics.deadLetters, { reason: 'influx_refused' })).toBe(2);

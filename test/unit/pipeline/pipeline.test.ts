@@ -47,16 +47,16 @@ afterEach(async () => {
   removeDirs(dirs);
 });
 
-function start(o: { dir?: string; stores?: Stores; telemetry?: TestTelemetry; chunk?: number } = {}) {
+async function start(o: { dir?: string; stores?: Stores; telemetry?: TestTelemetry; chunk?: number } = {}) {
   const stores = o.stores ?? createMemoryStores();
   const telemetry = o.telemetry ?? new TestTelemetry();
-  const ingest = startIngestParts({ dir: o.dir ?? tempDir(dirs), stores, telemetry, pool, chunk: o.chunk });
+  const ingest = await startIngestParts({ dir: o.dir ?? tempDir(dirs), stores, telemetry, pool, chunk: o.chunk });
   running.push(ingest);
   return { ...ingest, telemetry };
 }
 
 const register = (stores: Stores, vin: string) => stores.vehicles.upsert(vin, bev(), T0);
-const prompts = (stores: Stores, vin: string) => stores.prompts.list({ vin, limit: 100 }).items;
+const prompts = async (stores: Stores, vin: string) => (await stores.prompts.list({ vin, limit: 100 })).items;
 const settled = (i: Ingest, total: number) => () => {
   const lag = i.journal.lag();
   return lag.total === total && lag.influx === 0 && lag.rules === 0 ? lag : false;
@@ -77,15 +77,13 @@ function episodes(vin = VIN_A): { vin: string; seq: number; samples: Sample[] }[
 
 const readingKeys = (batches: { vin: string; samples: Sample[] }[]) =>
   batches.flatMap((b) => b.samples.map((s) => key({ vin: b.vin, ts: s.ts })));
-const summary = (stores: Stores, vin: string) =>
-  prompts(stores, vin)
-    .map((p) => `${p.kind} ${p.dedupKey} ${p.status}`)
-    .sort();
+const summary = async (stores: Stores, vin: string) =>
+  (await prompts(stores, vin)).map((p) => `${p.kind} ${p.dedupKey} ${p.status}`).sort();
 
 /** The prompts the episodes give when ingest runs through them without interruption. */
 async function uninterrupted(): Promise<string[]> {
-  const i = start();
-  register(i.stores, VIN_A);
+  const i = await start();
+  await register(i.stores, VIN_A);
   for (const b of episodes()) await i.send(b.vin, b.seq, b.samples);
   i.pipeline.start();
   await waitFor(settled(i, 6), { what: 'the reference run to settle' });
@@ -105,8 +103,8 @@ function appliedByPool(): Map<string, number> {
 
 describe('pipeline', () => {
   it('takes telemetry from the inbound handler to the telemetry store and the rules; both loops mark the journal done', async () => {
-    const i = start();
-    register(i.stores, VIN_A);
+    const i = await start();
+    await register(i.stores, VIN_A);
     const changes: PromptChange[] = [];
     const processed: string[][] = [];
     i.pipeline.on('changes', (c) => changes.push(...c));
@@ -124,12 +122,12 @@ describe('pipeline', () => {
     expect(await i.telemetry.latest(VIN_A)).toMatchObject({ ts: T0 + 2 * MIN, signals: { [VSS.soc]: 18, [VSS.odometer]: 1200 } });
     expect([...i.telemetry.written.values()]).toEqual([1, 1, 1]);
     // the rules saw them: a low-charge prompt, announced on 'changes', its vehicle on 'processed'
-    const low = prompts(i.stores, VIN_A).filter((p) => p.kind.startsWith('charging.'));
+    const low = (await prompts(i.stores, VIN_A)).filter((p) => p.kind.startsWith('charging.'));
     expect(low.map((p) => [p.kind, p.status, p.evidence.soc])).toEqual([['charging.low_soc', 'open', 18]]);
     expect(changes.filter((c) => c.prompt.kind.startsWith('charging.')).map((c) => [c.step, c.promptId])).toEqual([['created', low[0].id]]);
     expect(processed.flat()).toContain(VIN_A);
     expect(i.rules.latest(VIN_A)?.[VSS.soc]).toBe(18);
-    expect(i.stores.ruleStates.load(VIN_A)?.journalId).toBe(2);
+    expect((await i.stores.ruleStates.load(VIN_A))?.journalId).toBe(2);
     expect(await counterValue(i.metrics.influxWritten)).toBe(3);
     expect(i.log.lines.filter((l) => l.level === 'error')).toEqual([]);
   });
@@ -137,14 +135,16 @@ describe('pipeline', () => {
   it('keeps readings in the journal while InfluxDB is down, prompts meanwhile, and writes each reading once when it is back', async () => {
     const telemetry = new TestTelemetry();
     telemetry.down = true;
-    const i = start({ telemetry });
-    register(i.stores, VIN_A);
+    const i = await start({ telemetry });
+    await register(i.stores, VIN_A);
     i.pipeline.start();
     const batches = episodes().slice(0, 3);
     for (const b of batches) await i.send(b.vin, b.seq, b.samples);
 
     // the rules do not wait for InfluxDB
-    await waitFor(() => prompts(i.stores, VIN_A).some((p) => p.kind === 'charging.low_soc'), { what: 'a prompt during the outage' });
+    await waitFor(async () => (await prompts(i.stores, VIN_A)).some((p) => p.kind === 'charging.low_soc'), {
+      what: 'a prompt during the outage',
+    });
     await waitFor(() => i.journal.lag().rules === 0, { what: 'the rules loop to finish' });
     await waitFor(() => telemetry.failures >= 2, { what: 'the InfluxDB loop to have tried and failed twice' });
     expect(i.journal.lag()).toEqual({ total: 3, influx: 3, rules: 0 });
@@ -175,9 +175,9 @@ describe('pipeline', () => {
   it('dead-letters a batch InfluxDB refuses, writes the other batches of the same step and goes on', async () => {
     const telemetry = new TestTelemetry();
     telemetry.refuse = (r) => r.vin === VIN_B;
-    const i = start({ telemetry });
-    register(i.stores, VIN_A);
-    register(i.stores, VIN_B);
+    const i = await start({ telemetry });
+    await register(i.stores, VIN_A);
+    await register(i.stores, VIN_B);
     // journalled before the loops start, so one InfluxDB step takes all three
     await i.send(VIN_A, 1, [parked(T0, 50), parked(T0 + MIN, 49)]);
     const refused = payload(VIN_B, 1, [parked(T0, 60)]);
@@ -189,7 +189,7 @@ describe('pipeline', () => {
     // the whole step was tried first, then batch by batch
     expect(telemetry.refusedCalls[0].sort()).toEqual([VIN_A, VIN_B]);
     expect(telemetry.refusedCalls.slice(1)).toEqual([[VIN_B]]);
-    const dead = i.stores.deadLetters.list(10);
+    const dead = await i.stores.deadLetters.list(10);
     expect(dead).toHaveLength(1);
     expect(dead[0].topic).toBe(`telemetry/${VIN_B}`);
     expect(dead[0].reason).toMatch(/^influx: refused by the test store/);
@@ -204,7 +204,7 @@ describe('pipeline', () => {
     await waitFor(settled(i, 4), { what: 'the next batch to be written' });
     expect(telemetry.written.get(key({ vin: VIN_A, ts: T0 + 3 * MIN }))).toBe(1);
     expect(await i.telemetry.count({ vin: VIN_A, signal: VSS.soc, from: T0, to: T0 + DAY })).toBe(4);
-    expect(i.stores.deadLetters.count()).toBe(1);
+    expect(await i.stores.deadLetters.count()).toBe(1);
   });
 
   it('after a stop mid-way, a new process on the same journal and stores applies the rest, nothing twice', async () => {
@@ -217,9 +217,9 @@ describe('pipeline', () => {
     const dir = tempDir(dirs);
     const stores = createMemoryStores();
     const telemetry = new TestTelemetry();
-    register(stores, VIN_A);
+    await register(stores, VIN_A);
     const applied = appliedByPool();
-    const first = start({ dir, stores, telemetry, chunk: 2 });
+    const first = await start({ dir, stores, telemetry, chunk: 2 });
     const batches = episodes();
     for (const b of batches) await first.send(b.vin, b.seq, b.samples);
     // stop right after the first rules step (two entries of six)
@@ -230,21 +230,21 @@ describe('pipeline', () => {
     first.pipeline.start();
     await waitFor(() => stopping.done !== undefined, { what: 'the first rules step' });
     await stopping.done;
-    expect(stores.ruleStates.load(VIN_A)?.journalId).toBe(2);
+    expect((await stores.ruleStates.load(VIN_A))?.journalId).toBe(2);
 
     // a new process: new journal handle, rules runner (rule states from the stores), pipeline
-    const second = start({ dir, stores, telemetry, chunk: 2 });
+    const second = await start({ dir, stores, telemetry, chunk: 2 });
     expect(second.journal.lag().rules).toBe(4);
     expect(second.rules.latest(VIN_A)?.[VSS.soc]).toBe(15);
     second.pipeline.start();
     await waitFor(settled(second, 6), { what: 'the second process to apply the rest' });
 
-    expect(summary(stores, VIN_A)).toEqual(reference);
-    expect(stores.ruleStates.load(VIN_A)?.journalId).toBe(6);
+    expect(await summary(stores, VIN_A)).toEqual(reference);
+    expect((await stores.ruleStates.load(VIN_A))?.journalId).toBe(6);
     const all = readingKeys(batches);
     expect(Object.fromEntries(applied)).toEqual(Object.fromEntries(all.map((k) => [k, 1])));
     expect(Object.fromEntries(telemetry.written)).toEqual(Object.fromEntries(all.map((k) => [k, 1])));
-    expect(stores.vehicles.chargingSessions(VIN_A, 0, T0 + DAY)).toHaveLength(1);
+    expect(await stores.vehicles.chargingSessions(VIN_A, 0, T0 + DAY)).toHaveLength(1);
   });
 
   it('does not apply again a rules step committed just before a crash but not yet marked done in the journal', async () => {
@@ -252,27 +252,27 @@ describe('pipeline', () => {
     const dir = tempDir(dirs);
     const stores = createMemoryStores();
     const telemetry = new TestTelemetry();
-    register(stores, VIN_A);
+    await register(stores, VIN_A);
     const applied = appliedByPool();
-    const first = start({ dir, stores, telemetry });
+    const first = await start({ dir, stores, telemetry });
     const batches = episodes();
     for (const b of batches) await first.send(b.vin, b.seq, b.samples);
     // the rules commit four entries, then the process dies before journal.markRulesDone
     await first.rules.applyEntries(first.journal.pendingForRules(0, 4, first.decoded.held));
-    expect(stores.ruleStates.load(VIN_A)?.journalId).toBe(4);
+    expect((await stores.ruleStates.load(VIN_A))?.journalId).toBe(4);
     await first.stop();
 
-    const second = start({ dir, stores, telemetry });
+    const second = await start({ dir, stores, telemetry });
     expect(second.journal.lag()).toEqual({ total: 6, influx: 6, rules: 6 });
     second.pipeline.start();
     await waitFor(settled(second, 6), { what: 'the second process to settle' });
 
     const all = readingKeys(batches);
     expect(Object.fromEntries(applied)).toEqual(Object.fromEntries(all.map((k) => [k, 1])));
-    expect(summary(stores, VIN_A)).toEqual(reference);
+    expect(await summary(stores, VIN_A)).toEqual(reference);
     // each situation prompted once
-    expect([...tally(prompts(stores, VIN_A).map((p) => p.dedupKey)).values()]).toEqual(reference.map(() => 1));
-    expect(stores.ruleStates.load(VIN_A)?.journalId).toBe(6);
+    expect([...tally((await prompts(stores, VIN_A)).map((p) => p.dedupKey)).values()]).toEqual(reference.map(() => 1));
+    expect((await stores.ruleStates.load(VIN_A))?.journalId).toBe(6);
     expect(Object.fromEntries(telemetry.written)).toEqual(Object.fromEntries(all.map((k) => [k, 1])));
   });
 });

@@ -23,10 +23,10 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-function runner(stores: Stores, o: { now?: () => number; webhookUrls?: string[] } = {}) {
+function runner(stores: Stores, o: { now?: () => number; webhookUrls?: string[] } = {}): Promise<RulesRunner> {
   const now = o.now ?? (() => T0 + DAY);
   const clock = { mode: 'event' as const, observe: () => {}, horizon: () => Infinity, now };
-  return new RulesRunner({ pool, stores, clock, metrics: createMetrics(), webhookUrls: o.webhookUrls ?? [], log: memoryLog() });
+  return RulesRunner.open({ pool, stores, clock, metrics: createMetrics(), webhookUrls: o.webhookUrls ?? [], log: memoryLog() });
 }
 
 /** Every pool run from now on: its items, as given. */
@@ -45,20 +45,20 @@ const tsOf = (items: LaneItem[], vin: string) => items.filter((it) => it.vin ===
 describe('RulesRunner', () => {
   it('skips entries at or below the journal id each vehicle has applied, also after a restart', async () => {
     const stores = createMemoryStores();
-    stores.vehicles.upsert(VIN_A, bev(), T0);
-    stores.vehicles.upsert(VIN_B, bev(), T0);
-    const first = runner(stores);
+    await stores.vehicles.upsert(VIN_A, bev(), T0);
+    await stores.vehicles.upsert(VIN_B, bev(), T0);
+    const first = await runner(stores);
     await first.applyEntries([
       entry(1, VIN_A, [parked(T0, 50)]),
       entry(2, VIN_B, [parked(T0, 50)]),
       entry(3, VIN_A, [parked(T0 + MIN, 15)]),
     ]);
-    expect(stores.ruleStates.load(VIN_A)?.journalId).toBe(3);
-    expect(stores.ruleStates.load(VIN_B)?.journalId).toBe(2);
+    expect((await stores.ruleStates.load(VIN_A))?.journalId).toBe(3);
+    expect((await stores.ruleStates.load(VIN_B))?.journalId).toBe(2);
 
     // a new runner loads the positions from the stores
     const runs = poolRuns();
-    const second = runner(stores);
+    const second = await runner(stores);
     expect(await second.applyEntries([entry(1, VIN_A, [parked(T0, 50)]), entry(3, VIN_A, [parked(T0 + MIN, 15)])])).toEqual([]);
     expect(runs).toEqual([]);
     const changes = await second.applyEntries([
@@ -73,14 +73,14 @@ describe('RulesRunner', () => {
     expect(tsOf(runs[0], VIN_B)).toEqual([T0 + 2 * MIN]);
     // A's low charge was prompted by entry 3 and is not prompted again; B's is new
     expect(changes.filter((c) => c.prompt.kind === 'charging.low_soc').map((c) => [c.vin, c.step])).toEqual([[VIN_B, 'created']]);
-    expect(stores.ruleStates.load(VIN_A)?.journalId).toBe(5);
-    expect(stores.ruleStates.load(VIN_B)?.journalId).toBe(4);
+    expect((await stores.ruleStates.load(VIN_A))?.journalId).toBe(5);
+    expect((await stores.ruleStates.load(VIN_B))?.journalId).toBe(4);
   });
 
   it("applies a vehicle's readings in journal order across entries and calls, each vehicle up to its own last entry", async () => {
     const stores = createMemoryStores();
-    stores.vehicles.upsert(VIN_A, bev(), T0);
-    const r = runner(stores);
+    await stores.vehicles.upsert(VIN_A, bev(), T0);
+    const r = await runner(stores);
     const runs = poolRuns();
     // two calls without waiting in between, as two pipeline steps could be
     const one = r.applyEntries([
@@ -98,15 +98,15 @@ describe('RulesRunner', () => {
     const a2 = runs[1].find((it) => it.vin === VIN_A)!;
     expect(a2.state).toMatchObject({ lastTs: T0 + 2 * MIN, journalId: 3, latest: { [VSS.soc]: 40 } });
     expect(runs[1].find((it) => it.vin === VIN_B)!.state).toMatchObject({ lastTs: T0, journalId: 2 });
-    expect(stores.ruleStates.load(VIN_A)).toMatchObject({ journalId: 4, lastTs: T0 + 3 * MIN, latest: { [VSS.soc]: 35 } });
-    expect(stores.ruleStates.load(VIN_B)).toMatchObject({ journalId: 5, latest: { [VSS.soc]: 65 } });
+    expect(await stores.ruleStates.load(VIN_A)).toMatchObject({ journalId: 4, lastTs: T0 + 3 * MIN, latest: { [VSS.soc]: 35 } });
+    expect(await stores.ruleStates.load(VIN_B)).toMatchObject({ journalId: 5, latest: { [VSS.soc]: 65 } });
     expect(r.latest(VIN_A)?.[VSS.soc]).toBe(35);
   });
 
   it('runs a service record posted while readings are in the pool after them, on the state they produced', async () => {
     const stores = createMemoryStores();
-    stores.vehicles.upsert(VIN_A, bev({ deliveryDate: '2025-12-01' }), T0);
-    const r = runner(stores);
+    await stores.vehicles.upsert(VIN_A, bev({ deliveryDate: '2025-12-01' }), T0);
+    const r = await runner(stores);
     const order: string[] = [];
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
@@ -129,7 +129,7 @@ describe('RulesRunner', () => {
     release();
     const [fromReadings, { changes: fromService, id }] = await Promise.all([readings, service]);
     // stored in the same transaction that applied it
-    expect(stores.vehicles.serviceRecords(VIN_A).map((x) => x.id)).toEqual([id]);
+    expect((await stores.vehicles.serviceRecords(VIN_A)).map((x) => x.id)).toEqual([id]);
 
     expect(order).toEqual(['start readings', 'end readings', 'start service', 'end service']);
     expect(inputs[1].state).toMatchObject({ journalId: 1, lastTs: T0, families: { maintenance: { cycle: 0, step: 0 } } });
@@ -137,16 +137,16 @@ describe('RulesRunner', () => {
     expect(upcoming.step).toBe('created');
     // resolved by the visit (withdrawn from the HMI, which never got it)
     expect(fromService.map((c) => [c.promptId, c.step])).toEqual([[upcoming.promptId, 'withdrawn']]);
-    expect(stores.prompts.get(upcoming.promptId)?.status).toBe('resolved');
-    expect(stores.ruleStates.load(VIN_A)).toMatchObject({ journalId: 1, families: { maintenance: { cycle: 1 } } });
+    expect((await stores.prompts.get(upcoming.promptId))?.status).toBe('resolved');
+    expect(await stores.ruleStates.load(VIN_A)).toMatchObject({ journalId: 1, families: { maintenance: { cycle: 1 } } });
   });
 
   it('sweeps every registered vehicle, also those without rule state, and those known only to the rules', async () => {
     const stores = createMemoryStores();
     // more than one page of the vehicle list (1,000)
     const registered = Array.from({ length: 1003 }, (_, i) => `LSVAU2180N2${String(i).padStart(6, '0')}`);
-    for (const vin of registered) stores.vehicles.upsert(vin, bev({ deliveryDate: '2024-01-10' }), T0);
-    const r = runner(stores, { now: () => T0 });
+    for (const vin of registered) await stores.vehicles.upsert(vin, bev({ deliveryDate: '2024-01-10' }), T0);
+    const r = await runner(stores, { now: () => T0 });
     await r.applyEntries([entry(1, VIN_B, [parked(T0 - DAY, 70)])]); // not registered
     const runs = poolRuns();
 
@@ -160,7 +160,7 @@ describe('RulesRunner', () => {
     const last = registered[registered.length - 1];
     expect(changes.filter((c) => c.vin === last).map((c) => [c.prompt.kind, c.step])).toEqual([['maintenance.lapsed', 'created']]);
     expect(new Set(changes.filter((c) => c.prompt.kind === 'maintenance.lapsed').map((c) => c.vin)).size).toBe(registered.length);
-    expect(stores.ruleStates.load(last)).toMatchObject({ vin: last, families: { maintenance: { step: 5 } } });
+    expect(await stores.ruleStates.load(last)).toMatchObject({ vin: last, families: { maintenance: { step: 5 } } });
     expect(r.knownVins()).toHaveLength(registered.length + 1);
   });
 
@@ -176,9 +176,9 @@ describe('RulesRunner', () => {
           ...stores,
           outbox: {
             ...stores.outbox,
-            enqueue: (events, now) => {
+            enqueue: async (events, now) => {
               if (armed.on) throw new Error('outbox: disk full');
-              stores.outbox.enqueue(events, now);
+              await stores.outbox.enqueue(events, now);
             },
           },
         }),
@@ -187,9 +187,9 @@ describe('RulesRunner', () => {
         'the transaction fails once all its work is done',
         (stores, armed) => ({
           ...stores,
-          transaction: <T>(fn: () => T): T =>
-            stores.transaction(() => {
-              const out = fn();
+          transaction: <T>(fn: () => Promise<T>): Promise<T> =>
+            stores.transaction(async () => {
+              const out = await fn();
               if (armed.on) throw new Error('commit failed');
               return out;
             }),
@@ -199,52 +199,56 @@ describe('RulesRunner', () => {
 
     it.each(failures)('%s: nothing of the step is stored, and a retry applies it', async (_, wrap) => {
       const stores = createMemoryStores();
-      stores.vehicles.upsert(VIN_A, bev(), T0);
+      await stores.vehicles.upsert(VIN_A, bev(), T0);
       const armed = { on: true };
-      const r = runner(wrap(stores, armed), { webhookUrls: [HOOK] });
+      const r = await runner(wrap(stores, armed), { webhookUrls: [HOOK] });
 
       await expect(r.applyEntries([step()])).rejects.toThrow(/disk full|commit failed/);
-      expect(stores.prompts.list({ vin: VIN_A, limit: 10 }).items).toEqual([]);
-      expect(stores.prompts.changesSince(0, undefined, 10)).toEqual([]);
-      expect(stores.ruleStates.load(VIN_A)).toBeUndefined();
-      expect(stores.outbox.pending()).toBe(0);
-      expect(stores.vehicles.chargingSessions(VIN_A, 0, T0 + DAY)).toEqual([]);
-      expect(stores.vehicles.segments(VIN_A)).toBeNull();
+      expect((await stores.prompts.list({ vin: VIN_A, limit: 10 })).items).toEqual([]);
+      expect(await stores.prompts.changesSince(0, undefined, 10)).toEqual([]);
+      expect(await stores.ruleStates.load(VIN_A)).toBeUndefined();
+      expect(await stores.outbox.pending()).toBe(0);
+      expect(await stores.vehicles.chargingSessions(VIN_A, 0, T0 + DAY)).toEqual([]);
+      expect(await stores.vehicles.segments(VIN_A)).toBeNull();
       expect(r.latest(VIN_A)).toBeUndefined();
 
       armed.on = false;
       const changes = await r.applyEntries([step()]);
       const low = changes.filter((c) => c.prompt.kind === 'charging.low_soc');
       expect(low.map((c) => c.step)).toEqual(['created', 'withdrawn']);
-      expect(stores.prompts.list({ vin: VIN_A, limit: 10 }).items.find((p) => p.kind === 'charging.low_soc')?.status).toBe('resolved');
+      expect((await stores.prompts.list({ vin: VIN_A, limit: 10 })).items.find((p) => p.kind === 'charging.low_soc')?.status).toBe(
+        'resolved',
+      );
       // one outbox row per prompt change and one for the vehicle's first segment assignment
-      const rows = stores.outbox.due(T0 + DAY, 100);
+      const rows = await stores.outbox.due(T0 + DAY, 100);
       expect(rows.map((e) => e.id).filter((id) => !id.startsWith('seg-'))).toHaveLength(changes.length);
       expect(rows.filter((e) => e.id === `seg-${VIN_A}-${T0 + DAY}`)).toHaveLength(1);
       expect(rows.every((e) => e.url === HOOK)).toBe(true);
-      expect(stores.vehicles.segments(VIN_A)).not.toBeNull();
-      expect(stores.vehicles.chargingSessions(VIN_A, 0, T0 + DAY)).toMatchObject([{ start: T0 + MIN, end: T0 + 30 * MIN, endSoc: 40 }]);
-      expect(stores.ruleStates.load(VIN_A)).toMatchObject({ journalId: 1, lastTs: T0 + 30 * MIN });
+      expect(await stores.vehicles.segments(VIN_A)).not.toBeNull();
+      expect(await stores.vehicles.chargingSessions(VIN_A, 0, T0 + DAY)).toMatchObject([
+        { start: T0 + MIN, end: T0 + 30 * MIN, endSoc: 40 },
+      ]);
+      expect(await stores.ruleStates.load(VIN_A)).toMatchObject({ journalId: 1, lastTs: T0 + 30 * MIN });
       expect(r.latest(VIN_A)?.[VSS.soc]).toBe(40);
     });
 
     it.each(failures)('%s: a service visit is neither stored nor applied, and a retry does both once', async (_, wrap) => {
       const stores = createMemoryStores();
-      stores.vehicles.upsert(VIN_A, bev(), T0);
+      await stores.vehicles.upsert(VIN_A, bev(), T0);
       const armed = { on: true };
-      const r = runner(wrap(stores, armed), { webhookUrls: [HOOK] });
+      const r = await runner(wrap(stores, armed), { webhookUrls: [HOOK] });
       await r.applyEntries([entry(1, VIN_A, [parked(T0, 60, { [VSS.odometer]: 4200 })])]).catch(() => undefined);
       armed.on = false;
       await r.applyEntries([entry(1, VIN_A, [parked(T0, 60, { [VSS.odometer]: 4200 })])]);
       armed.on = true;
       const visit = { date: '2026-03-01', odometer: 4210, items: ['inspection'] };
       await expect(r.serviceRecord(VIN_A, visit)).rejects.toThrow(/disk full|commit failed/);
-      expect(stores.vehicles.serviceRecords(VIN_A)).toEqual([]);
-      expect(stores.ruleStates.load(VIN_A)).toMatchObject({ families: { maintenance: { cycle: 0 } } });
+      expect(await stores.vehicles.serviceRecords(VIN_A)).toEqual([]);
+      expect(await stores.ruleStates.load(VIN_A)).toMatchObject({ families: { maintenance: { cycle: 0 } } });
       armed.on = false;
       const { id } = await r.serviceRecord(VIN_A, visit);
-      expect(stores.vehicles.serviceRecords(VIN_A)).toEqual([{ id, ...visit }]);
-      expect(stores.ruleStates.load(VIN_A)).toMatchObject({ families: { maintenance: { cycle: 1 } } });
+      expect(await stores.vehicles.serviceRecords(VIN_A)).toEqual([{ id, ...visit }]);
+      expect(await stores.ruleStates.load(VIN_A)).toMatchObject({ families: { maintenance: { cycle: 1 } } });
     });
   });
 });
