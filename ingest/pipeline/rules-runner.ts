@@ -33,6 +33,16 @@ export interface RulesRunnerDeps {
   /** Position in outbound events only for this stated purpose (docs/domain.md#privacy-and-retention). */
   eventPositionPurpose?: string;
   campaigns?: CampaignHook;
+  /**
+   * Cluster mode (docs/architecture.md#cluster-mode): this instance applies only the vehicles of the
+   * partitions it leases; their states are loaded when first needed (another instance may have
+   * applied them before), and each commit of journal entries is fenced by the leases of their
+   * partitions, in the same transaction (a stale owner's commit rolls back).
+   */
+  cluster?: {
+    owns(vin: string): boolean;
+    fence(entries: ReadonlyArray<Pick<JournalEntry, 'id' | 'vin'>>): Promise<void>;
+  };
   log: { warn(o: object, m?: string): void };
 }
 
@@ -54,7 +64,23 @@ export class RulesRunner {
 
   /** A runner with the stored rule states loaded (its cache must hold them before the first run). */
   static async open(deps: RulesRunnerDeps): Promise<RulesRunner> {
-    return new RulesRunner(deps, await deps.stores.ruleStates.all());
+    // in a cluster the states are loaded per vehicle, as its partition comes to this instance
+    return new RulesRunner(deps, deps.cluster ? [] : await deps.stores.ruleStates.all());
+  }
+
+  /** Forget cached states (a partition came to this instance: another may have applied them since). */
+  evict(which: (vin: string) => boolean): void {
+    for (const vin of this.cache.keys()) if (which(vin)) this.cache.delete(vin);
+  }
+
+  /** Cluster mode: the stored states of these vehicles, where not cached yet. */
+  private async loadMissing(vins: Iterable<string>): Promise<void> {
+    if (!this.deps.cluster) return;
+    for (const vin of vins) {
+      if (this.cache.has(vin)) continue;
+      const s = await this.deps.stores.ruleStates.load(vin);
+      if (s) this.cache.set(vin, s);
+    }
   }
 
   private constructor(
@@ -75,6 +101,7 @@ export class RulesRunner {
   /** Apply journal entries (in id order). Entries a vehicle's state already includes are skipped. */
   applyEntries(entries: JournalEntry[]): Promise<PromptChange[]> {
     return this.exclusive(async () => {
+      await this.loadMissing(new Set(entries.map((e) => e.vin)));
       const byVin = new Map<string, Item>();
       for (const e of entries) {
         const applied = this.cache.get(e.vin)?.journalId ?? 0;
@@ -92,7 +119,13 @@ export class RulesRunner {
         item.journalId = e.id;
         byVin.set(e.vin, item);
       }
-      return this.run([...byVin.values()]);
+      const cluster = this.deps.cluster;
+      // every entry (skipped ones too) moves its partition's position, with the results
+      if (cluster && byVin.size === 0 && entries.length > 0) {
+        await this.deps.stores.transaction(() => cluster.fence(entries));
+        return [];
+      }
+      return this.run([...byVin.values()], cluster ? () => cluster.fence(entries) : undefined);
     });
   }
 
@@ -102,9 +135,10 @@ export class RulesRunner {
    */
   async serviceRecord(vin: string, record: ServiceRecord): Promise<{ id: number; changes: PromptChange[] }> {
     let id = 0;
-    const changes = await this.exclusive(() =>
-      this.run([{ vin, readings: [], serviceRecords: [record], storeRecords: (ids) => (id = ids[0]) }]),
-    );
+    const changes = await this.exclusive(async () => {
+      await this.loadMissing([vin]);
+      return this.run([{ vin, readings: [], serviceRecords: [record], storeRecords: (ids) => (id = ids[0]) }]);
+    });
     return { id, changes };
   }
 
@@ -119,7 +153,9 @@ export class RulesRunner {
         for (const v of page.items) vins.add(v.vin);
         cursor = page.nextCursor ?? undefined;
       } while (cursor);
-      const all = [...vins];
+      const owns = this.deps.cluster?.owns;
+      const all = owns ? [...vins].filter((v) => owns(v)) : [...vins];
+      await this.loadMissing(all);
       const changes: PromptChange[] = [];
       for (let i = 0; i < all.length; i += 2000) {
         changes.push(...(await this.run(all.slice(i, i + 2000).map((vin) => ({ vin, readings: [], tick: true })))));
@@ -134,7 +170,7 @@ export class RulesRunner {
     return next;
   }
 
-  private async run(items: Item[]): Promise<PromptChange[]> {
+  private async run(items: Item[], inCommit?: () => Promise<void>): Promise<PromptChange[]> {
     if (items.length === 0) return [];
     const { pool, stores, clock } = this.deps;
     const profiles = await Promise.all(items.map((it) => stores.vehicles.get(it.vin)));
@@ -149,10 +185,15 @@ export class RulesRunner {
       })),
       clock.now(),
     );
-    return this.commit(items, profiles, results);
+    return this.commit(items, profiles, results, inCommit);
   }
 
-  private async commit(items: Item[], profiles: Profile[], results: EngineResult[]): Promise<PromptChange[]> {
+  private async commit(
+    items: Item[],
+    profiles: Profile[],
+    results: EngineResult[],
+    inCommit?: () => Promise<void>,
+  ): Promise<PromptChange[]> {
     const { stores, metrics, clock, webhookUrls } = this.deps;
     const policy = { urls: webhookUrls, positionPurpose: this.deps.eventPositionPurpose };
     const now = clock.now();
@@ -195,6 +236,7 @@ export class RulesRunner {
       if (campaignEvents.length) await stores.outbox.enqueue(campaignEvents, now);
       if (webhookUrls.length && changes.length) await stores.outbox.enqueue(eventsForChanges(changes, policy), now);
       if (webhookUrls.length && segmentChanges.length) await stores.outbox.enqueue(eventsForSegmentChanges(segmentChanges, policy), now);
+      await inCommit?.();
     });
     // counted once committed: a rolled-back step is retried and would count its failures twice
     for (const r of results) for (const f of r.failures) metrics.detectorFailures.inc({ family: f.family });
