@@ -1,0 +1,286 @@
+// Cluster mode's journal (docs/architecture.md#cluster-mode): the same face the inbound handlers and
+// the pipeline use on one machine (ingest/journal/journal.ts), over the JetStream telemetry stream.
+// Appends go to the stream (the PUBACK waits for its ack); the two loops read the partitions this
+// instance holds a lease on, each through its own reader from its own committed position, so a slow
+// InfluxDB never holds the rules back. An entry's id is its stream sequence: increasing per vehicle,
+// so the rules runner's per-vehicle "already applied" check (VehicleRuleState.journalId) works as on
+// one machine, across restarts and partition moves.
+import type { AppendOutcome, BatchToAppend, Held, JournalEntry } from '../journal/journal.js';
+import type { JournalStorageState } from '../journal/storage-state.js';
+import { partitionOf } from './partition.js';
+
+/** One telemetry batch as read back from the stream. */
+export interface StreamEntry {
+  streamSeq: number;
+  vin: string;
+  bootId: string;
+  seq: number;
+  payload: Uint8Array;
+  receivedAt: number;
+}
+
+/** A reader of one partition from a stream sequence on, in stream order. */
+export interface PartitionReader {
+  /** Up to `max` entries, waiting at most `waitMs` for the first; [] when none came. */
+  next(max: number, waitMs: number): Promise<StreamEntry[]>;
+  stop(): Promise<void>;
+}
+
+export interface TelemetryLogPort {
+  append(b: { vin: string; bootId: string; seq: number; payload: Uint8Array; receivedAt: number }): Promise<'new' | 'duplicate'>;
+  reader(partition: number, fromSeq: number): PartitionReader;
+  connected(): boolean;
+}
+
+/** Where a partition's two loops stand, saved in PostgreSQL (cluster/leases.ts). */
+export interface PartitionPositions {
+  rules: number;
+  influx: number;
+}
+
+export interface ClusterJournalDeps {
+  log: TelemetryLogPort;
+  partitions: number;
+  /** Save the InfluxDB loop's position of a partition (fenced by the lease's epoch; errors only logged). */
+  saveInfluxPosition(partition: number, epoch: number, seq: number): Promise<void>;
+  /** New entries are buffered: wake the loops. */
+  onData(): void;
+  logger: { warn(o: object, m?: string): void };
+  /** Entries buffered per partition and loop before its reader pauses. */
+  buffer?: number;
+}
+
+type Loop = 'rules' | 'influx';
+
+class Lane {
+  readonly entries: JournalEntry[] = [];
+  private stopped = false;
+  readonly pumping: Promise<void>;
+
+  constructor(
+    private readonly reader: PartitionReader,
+    private readonly cap: number,
+    private readonly onData: () => void,
+    private readonly logger: ClusterJournalDeps['logger'],
+    private readonly label: string,
+  ) {
+    this.pumping = this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    let backoff = 250;
+    while (!this.stopped) {
+      const room = this.cap - this.entries.length;
+      if (room <= 0) {
+        await sleep(20);
+        continue;
+      }
+      try {
+        const got = await this.reader.next(Math.min(room, 1000), 500);
+        backoff = 250;
+        if (this.stopped) return;
+        for (const e of got) {
+          this.entries.push({
+            id: e.streamSeq,
+            vin: e.vin,
+            bootId: e.bootId,
+            seq: e.seq,
+            receivedAt: e.receivedAt,
+            payload: Buffer.from(e.payload.buffer, e.payload.byteOffset, e.payload.byteLength),
+            influxDone: false,
+            // a batch whose every sample was dead-lettered is in the stream only for dedup
+            ...(e.payload.byteLength === 0 ? { readings: [] } : {}),
+          });
+        }
+        if (got.length) this.onData();
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message, lane: this.label, retryInMs: backoff }, 'reading the telemetry stream failed');
+        await sleep(backoff);
+        backoff = Math.min(5000, backoff * 2);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.pumping;
+    await this.reader.stop();
+  }
+}
+
+interface Held_ {
+  epoch: number;
+  rules: Lane;
+  influx: Lane;
+}
+
+export class ClusterJournal {
+  private readonly held = new Map<number, Held_>();
+  private state: JournalStorageState = { writable: true, since: Date.now(), failedAppends: 0 };
+  private failedAppends = 0;
+
+  constructor(private readonly deps: ClusterJournalDeps) {}
+
+  partitionOf(vin: string): number {
+    return partitionOf(vin, this.deps.partitions);
+  }
+
+  /** Does this instance hold the lease of the vehicle's partition? */
+  owns(vin: string): boolean {
+    return this.held.has(this.partitionOf(vin));
+  }
+
+  /** A partition's lease was acquired: read it from the positions saved with its last commits. */
+  attach(partition: number, epoch: number, from: PartitionPositions): void {
+    if (this.held.has(partition)) return;
+    const cap = this.deps.buffer ?? 5000;
+    const lane = (loop: Loop, after: number) =>
+      new Lane(this.deps.log.reader(partition, after + 1), cap, this.deps.onData, this.deps.logger, `${loop}/${partition}`);
+    this.held.set(partition, { epoch, rules: lane('rules', from.rules), influx: lane('influx', from.influx) });
+  }
+
+  /** The lease is gone (released or lost): stop reading; what was buffered is another owner's now. */
+  async detach(partition: number): Promise<void> {
+    const h = this.held.get(partition);
+    if (!h) return;
+    this.held.delete(partition);
+    await Promise.all([h.rules.stop(), h.influx.stop()]);
+  }
+
+  epochOf(partition: number): number | undefined {
+    return this.held.get(partition)?.epoch;
+  }
+
+  // docs/contract.md#telemetry-batch: dedup by (vin, boot id, seq) is the stream's message id
+  // (duplicate window) and, past it, the rules' per-vehicle position.
+  async appendBatch(b: BatchToAppend): Promise<AppendOutcome> {
+    try {
+      const result = await this.deps.log.append({
+        vin: b.vin,
+        bootId: b.bootId,
+        seq: b.seq,
+        payload: b.payload ?? new Uint8Array(),
+        receivedAt: b.receivedAt,
+      });
+      return { result, missingAdded: 0, filled: false };
+    } catch (err) {
+      // not in the stream: no PUBACK (the vehicle sends it again)
+      this.failedAppends++;
+      throw err;
+    }
+  }
+
+  /** Only the stream knows (by message id): nothing is known here. */
+  has(_vin: string, _bootId: string, _seq: number): boolean {
+    return false;
+  }
+
+  /** The one-machine sequence view (gaps per vehicle) is not kept in cluster mode. */
+  sequences(): [] {
+    return [];
+  }
+
+  pendingForRules(_afterId: number, limit: number, held?: Held): JournalEntry[] {
+    return this.pending('rules', limit, held);
+  }
+
+  pendingForInflux(_afterId: number, limit: number, held?: Held): JournalEntry[] {
+    return this.pending('influx', limit, held);
+  }
+
+  /** The oldest buffered entries of every held partition, merged by stream sequence. */
+  private pending(loop: Loop, limit: number, held?: Held): JournalEntry[] {
+    const all: JournalEntry[] = [];
+    for (const h of this.held.values()) {
+      const lane = h[loop].entries;
+      for (let i = 0; i < lane.length && i < limit; i++) all.push(lane[i]);
+    }
+    all.sort((a, b) => a.id - b.id);
+    const out = all.slice(0, limit);
+    for (const e of out) {
+      if (e.readings === undefined && held) {
+        const h = held(e.vin, e.seq, e.bootId ?? '');
+        if (h) e.readings = h.readings;
+      }
+    }
+    return out;
+  }
+
+  /** The highest entry id per partition among these (for the rules commit's fence). */
+  positions(entries: ReadonlyArray<Pick<JournalEntry, 'id' | 'vin'>>): Map<number, number> {
+    const out = new Map<number, number>();
+    for (const e of entries) {
+      const p = this.partitionOf(e.vin);
+      out.set(p, Math.max(out.get(p) ?? 0, e.id));
+    }
+    return out;
+  }
+
+  markRulesDone(ids: number[]): void {
+    this.drop('rules', ids);
+  }
+
+  markInfluxDone(ids: number[]): void {
+    const done = this.drop('influx', ids);
+    for (const [p, seq] of done) {
+      const epoch = this.held.get(p)?.epoch;
+      if (epoch === undefined) continue;
+      // at-least-once is enough here (points are idempotent): a lost save re-writes a little
+      this.deps.saveInfluxPosition(p, epoch, seq).catch((err: unknown) => {
+        this.deps.logger.warn({ err: (err as Error).message, partition: p }, 'saving the InfluxDB position failed');
+      });
+    }
+  }
+
+  private drop(loop: Loop, ids: number[]): Map<number, number> {
+    const gone = new Set(ids);
+    const done = new Map<number, number>();
+    for (const [p, h] of this.held) {
+      const lane = h[loop].entries;
+      let kept = 0;
+      for (let i = 0; i < lane.length; i++) {
+        const e = lane[i];
+        if (gone.has(e.id)) done.set(p, Math.max(done.get(p) ?? 0, e.id));
+        else lane[kept++] = e;
+      }
+      lane.length = kept;
+    }
+    return done;
+  }
+
+  lag(): { total: number; influx: number; rules: number } {
+    let rules = 0;
+    let influx = 0;
+    for (const h of this.held.values()) {
+      rules += h.rules.entries.length;
+      influx += h.influx.entries.length;
+    }
+    return { total: Math.max(rules, influx), rules, influx };
+  }
+
+  storageState(): Readonly<JournalStorageState> {
+    const writable = this.deps.log.connected();
+    if (writable !== this.state.writable)
+      this.state = writable
+        ? { writable, since: Date.now(), failedAppends: this.failedAppends }
+        : { writable, since: Date.now(), reason: 'other', error: 'NATS not connected', failedAppends: this.failedAppends };
+    return this.state;
+  }
+
+  journalWritable(): boolean {
+    return this.storageState().writable;
+  }
+
+  /** The stream keeps telemetry by age (max age), not this process. */
+  prune(_before: number): number {
+    return 0;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.held.keys()].map((p) => this.detach(p)));
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
