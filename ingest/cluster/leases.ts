@@ -296,7 +296,12 @@ export class PartitionLeases {
   private readonly held = new Map<number, Holding>();
   private running = false;
   private stopping = false;
-  private firstTick = true;
+  private starting: Promise<void> | null = null;
+  private leaving: Promise<void> | null = null;
+  /** Heartbeats written since start(): the first may find an earlier process's incarnation. */
+  private heartbeats = 0;
+  /** Rows may name this instance without it holding them (start, or a claim whose answer was lost). */
+  private orphansSuspected = true;
   private timer: NodeJS.Timeout | null = null;
   private watchdog: NodeJS.Timeout | null = null;
   private ticking: Promise<void> | null = null;
@@ -351,15 +356,22 @@ export class PartitionLeases {
    * the cluster's), join, and run the first tick; resolves after it (whether or not PostgreSQL
    * answered it: the ticks retry on their own).
    */
-  async start(): Promise<void> {
-    if (this.running) return;
+  start(): Promise<void> {
+    if (this.running) return Promise.resolve();
+    this.starting ??= this.join().finally(() => (this.starting = null));
+    return this.starting;
+  }
+
+  private async join(): Promise<void> {
     await ensureLeaseSchema(this.opts.pool, this.partitions);
     await this.q(`DELETE FROM ${MEMBERS_TABLE} WHERE heartbeat_at < now() - $1::double precision * interval '1 millisecond'`, [
       DEAD_MEMBER_ROWS_KEPT_MS,
     ]).catch(() => undefined);
     this.running = true;
     this.stopping = false;
-    this.firstTick = true;
+    this.leaving = null;
+    this.heartbeats = 0;
+    this.orphansSuspected = true;
     await this.runTick();
   }
 
@@ -368,8 +380,14 @@ export class PartitionLeases {
    * tick), hand back every partition (onReleased, then owner = NULL), renewing the leases until each
    * is handed back, and stop the ticks. Resolves when all of it is done.
    */
-  async stop(): Promise<void> {
-    if (!this.running || this.stopping) return;
+  stop(): Promise<void> {
+    if (this.leaving) return this.leaving;
+    if (!this.running) return this.starting ? this.starting.then(() => this.stop()) : Promise.resolve();
+    this.leaving = this.leave();
+    return this.leaving;
+  }
+
+  private async leave(): Promise<void> {
     this.stopping = true;
     // wait for a tick in progress: it may be claiming (its claims are then handed back below)
     if (this.ticking) await this.ticking;
@@ -462,11 +480,19 @@ export class PartitionLeases {
     }
     const wanted: number[] = [];
     for (let p = 0; p < this.partitions; p++) if (owners[p] === this.instanceId && !this.held.has(p)) wanted.push(p);
-    if (this.firstTick) {
+    if (this.orphansSuspected) {
       await this.releaseOrphans(wanted);
-      this.firstTick = false;
+      this.orphansSuspected = false;
     }
-    if (wanted.length) await this.claim(wanted);
+    if (wanted.length) {
+      try {
+        await this.claim(wanted);
+      } catch (err) {
+        // it may have gone through without its answer: the rows then name this instance
+        this.orphansSuspected = true;
+        throw err;
+      }
+    }
   }
 
   private async heartbeat(): Promise<void> {
@@ -482,9 +508,10 @@ export class PartitionLeases {
       [this.instanceId, this.incarnation],
     );
     const prev = hb.rows[0]?.prev ?? null;
-    if (prev !== null && prev !== this.incarnation && !this.firstTick && this.counters.duplicateId++ % 100 === 0) {
+    const first = this.heartbeats++ === 0;
+    if (prev !== null && prev !== this.incarnation && !first && this.counters.duplicateId++ % 100 === 0) {
       this.opts.log.error(
-        { instanceId: this.instanceId },
+        { instanceId: this.instanceId, times: this.counters.duplicateId },
         'partition leases: another live process uses this instance id (ODOPULSE_INSTANCE_ID must be unique): the two take partitions from each other',
       );
     }
@@ -546,9 +573,9 @@ export class PartitionLeases {
   }
 
   /**
-   * First tick after start: rows still naming this instance that it does not hold were left by an
-   * earlier process under the same id (or a claim whose answer was lost): free those it will not
-   * claim again itself at once.
+   * Rows naming this instance that it does not hold were left by an earlier process under the same
+   * id (first tick after start) or by a claim whose answer was lost: free those it is not about to
+   * claim again itself.
    */
   private async releaseOrphans(wanted: number[]): Promise<void> {
     const keep = [...new Set([...this.held.keys(), ...wanted])];
@@ -609,7 +636,8 @@ export class PartitionLeases {
             [p, this.instanceId, h.epoch],
           );
         } catch (err) {
-          // the lease expires on its own (and is not renewed any more)
+          // the lease expires on its own (and is not renewed any more), or the next tick frees it
+          this.orphansSuspected = true;
           this.opts.log.warn({ partition: p, err: errText(err) }, 'partition leases: handing a partition back failed; it expires instead');
         }
       })

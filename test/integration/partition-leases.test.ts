@@ -422,4 +422,53 @@ describe.skipIf(unavailable)('partition leases on PostgreSQL', () => {
     }
     await done(c);
   });
+
+  it("under REPEATABLE READ (the store's transactions), a fence whose snapshot predates a change of the row fails as a serialisation failure; run again, it goes through", async () => {
+    const c = await cluster();
+    const a = await c.add('a', FAST);
+    await c.settled(['a']);
+    const p = 7;
+    const epoch = a.leases.owned().get(p)!;
+    const tx = new pg.Client({ connectionString: c.url, application_name: 'committer' });
+    tx.on('error', () => {});
+    await tx.connect();
+    try {
+      await tx.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await tx.query('SELECT 1 FROM cluster_members LIMIT 1'); // the snapshot
+      const ticks = a.leases.stats().ticks;
+      await waitFor(() => a.leases.stats().ticks >= ticks + 2, { what: 'a renewal after the snapshot' });
+      const err = await a.leases.fence(tx, p, epoch, { rulesSeq: 3 }).catch((e: unknown) => e);
+      expect((err as { code?: string }).code).toBe('40001');
+      await tx.query('ROLLBACK');
+      await tx.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await a.leases.fence(tx, p, epoch, { rulesSeq: 3 });
+      await tx.query('COMMIT');
+      expect((await c.rows())[p]).toMatchObject({ owner: 'a', epoch, rules: 3 });
+    } finally {
+      await tx.end();
+    }
+    await done(c);
+  });
+
+  // last: it restarts the file's server
+  it('PostgreSQL down for longer than a lease: every instance stops consuming on its own, and the cluster recovers once it is back', async () => {
+    const c = await cluster();
+    await c.add('a', FAST);
+    await c.add('b', FAST);
+    await c.settled(['a', 'b']);
+    const before = new Map((await c.rows()).map((r) => [r.p, r.epoch]));
+    server.kill();
+    await waitFor(() => c.node('a').leases.owned().size + c.node('b').leases.owned().size === 0, {
+      timeoutMs: 20_000,
+      what: 'both instances to stop consuming',
+    });
+    await server.restart();
+    await c.settled(['a', 'b'], 60_000);
+    for (const r of await c.rows()) expect(r.epoch).toBeGreaterThan(before.get(r.p)!);
+    const [sa, sb] = [c.node('a').leases.stats(), c.node('b').leases.stats()];
+    expect(sa.selfFenced + sb.selfFenced).toBe(P);
+    expect(sa.tickFailures).toBeGreaterThan(0);
+    await waitFor(() => c.node('a').leases.stats().consecutiveFailures === 0, { what: 'a tick of a that got through' });
+    await done(c);
+  });
 });
