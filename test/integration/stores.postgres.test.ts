@@ -85,6 +85,24 @@ describe('PostgreSQL stores: schema', () => {
     expect((await raw(s, (c) => c.query('SELECT count(*)::int AS n FROM schema_version'))).rows[0].n).toBe(PG_SCHEMA_VERSION);
   });
 
+  it("without a schema option, uses the connection's default schema (public of a fresh database)", async () => {
+    const dbUrl = await server.createDatabase('plain');
+    const s = await openPostgresStores(dbUrl, { instanceId: 'i' });
+    try {
+      await s.deadLetters.add({ topic: 't', clientId: null, reason: 'r', payload: new Uint8Array([1]), at: T0 });
+    } finally {
+      await s.close();
+    }
+    const c = new pg.Client({ connectionString: dbUrl });
+    await c.connect();
+    try {
+      expect((await c.query('SELECT count(*)::int AS n FROM public.dead_letters')).rows[0].n).toBe(1);
+      expect((await c.query('SELECT max(version) AS v FROM public.schema_version')).rows[0].v).toBe(PG_SCHEMA_VERSION);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('refuses a database from a newer schema with a clear message', async () => {
     const s = schema();
     await (await openPostgresBackend(url, { instanceId: 'i', schema: s })).close();
@@ -221,10 +239,13 @@ describe('PostgreSQL stores: prompt changes across instances', () => {
         secondDone = true;
         return cs[0].seq;
       });
-      await sleep(200);
-      expect(secondDone).toBe(false); // waiting for the first one's commit
-      expect(await b.prompts.changesSince(0, undefined, 10)).toEqual([]);
-      goOn.release();
+      try {
+        await sleep(200);
+        expect(secondDone).toBe(false); // waiting for the first one's commit
+        expect(await b.prompts.changesSince(0, undefined, 10)).toEqual([]);
+      } finally {
+        goOn.release(); // a failed expectation must not leave the transaction (and close()) hanging
+      }
       const [s1, s2] = await Promise.all([first, second]);
       expect(s2).toBeGreaterThan(s1);
       expect((await b.prompts.changesSince(0, undefined, 10)).map((c) => c.seq)).toEqual([s1, s2]);
@@ -273,8 +294,11 @@ describe('PostgreSQL stores: prompt changes across instances', () => {
         });
       const loser = runnerStep();
       await snapshotTaken.promise;
-      expect(await b.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0)).toHaveLength(1);
-      goOn.release();
+      try {
+        expect(await b.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0)).toHaveLength(1);
+      } finally {
+        goOn.release();
+      }
       await expect(loser).rejects.toThrow(StoreConflictError);
       expect(await runnerStep()).toEqual([]);
       expect((await a.prompts.list({ limit: 10 })).items).toHaveLength(1);

@@ -59,8 +59,6 @@ function isConflict(err: unknown): boolean {
 
 interface TxContext {
   client: pg.PoolClient;
-  /** Statements sent so far: 0 means no snapshot yet. */
-  statements: number;
   promptLocked: boolean;
   done: boolean;
 }
@@ -116,10 +114,7 @@ export class PgDb {
     if (name === undefined) this.names.set(text, (name = `odp${this.names.size + 1}`));
     const q = { name, text, values };
     const tx = this.current();
-    if (tx) {
-      tx.statements++;
-      return tx.client.query<R>(q);
-    }
+    if (tx) return tx.client.query<R>(q);
     if (this.closed) throw new Error('stores are closed');
     return this.pool.query<R>(q);
   }
@@ -136,7 +131,6 @@ export class PgDb {
     const tx = this.current();
     if (!tx || tx.promptLocked) return;
     tx.promptLocked = true;
-    tx.statements++;
     await tx.client.query('LOCK TABLE prompt_write_lock IN EXCLUSIVE MODE');
   }
 
@@ -159,7 +153,7 @@ export class PgDb {
   private async once<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) throw new Error('stores are closed');
     const client = await this.pool.connect();
-    const tx: TxContext = { client, statements: 0, promptLocked: false, done: false };
+    const tx: TxContext = { client, promptLocked: false, done: false };
     let broken: Error | undefined;
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');

@@ -130,8 +130,8 @@ export function pgVehicleStore(db: PgDb): VehicleStore {
       })),
     async setSequences(list, at) {
       if (list.length === 0) return;
-      const last = new Map(list.map((s) => [s.vin, s]));
-      const rows = [...last.values()];
+      // the last of a vin given twice wins; in VIN order (rows locked in one order: no deadlock)
+      const rows = [...new Map(list.map((s) => [s.vin, s])).values()].sort((a, b) => (a.vin < b.vin ? -1 : a.vin > b.vin ? 1 : 0));
       await db.query(
         `INSERT INTO vehicle_sequences (vin, boot_id, last_seq, gaps, at_ms)
          SELECT vin, boot_id, last_seq, gaps, $5 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS s(vin, boot_id, last_seq, gaps)
