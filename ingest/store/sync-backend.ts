@@ -65,7 +65,8 @@ export class TxGate {
 
   async transaction<T>(steps: Pick<SyncStoreBackend, 'begin' | 'commit' | 'rollback'>, fn: () => Promise<T>): Promise<T> {
     if (this.mine()) return fn(); // nested: joins the outer transaction
-    await this.free();
+    // check and take with no await between: two transactions starting in one tick must not both pass
+    while (this.held !== null) await new Promise<void>((r) => this.waiters.push(r));
     const token = Symbol('tx');
     this.held = token;
     try {
