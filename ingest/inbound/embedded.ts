@@ -178,6 +178,20 @@ export async function startEmbeddedBroker(
     },
   });
 
+  // Connections per vehicle (a VIN may have several clients, VIN:suffix): cluster mode delivers a
+  // vehicle's prompts from the instance its connection is on.
+  const vehicles = new Map<string, number>();
+  broker.on('client', (client: Client) => {
+    const vin = usernames.get(client);
+    if (vin) vehicles.set(vin, (vehicles.get(vin) ?? 0) + 1);
+  });
+  broker.on('clientDisconnect', (client: Client) => {
+    const vin = usernames.get(client);
+    if (!vin) return;
+    const n = (vehicles.get(vin) ?? 1) - 1;
+    if (n > 0) vehicles.set(vin, n);
+    else vehicles.delete(vin);
+  });
   broker.on('publish', (packet: AedesPublishPacket, client: Client | null) => {
     const t = parseTopic(opts.prefix, packet.topic);
     if (t?.channel !== 'status') return;
@@ -290,6 +304,7 @@ export async function startEmbeddedBroker(
     },
     ready: () => server.listening && !broker.closed,
     connectedClients: () => broker.connectedClients,
+    hasVehicle: (vin) => vehicles.has(vin),
     async close() {
       await new Promise<void>((r) => broker.close(() => r()));
       await new Promise<void>((r) => server.close(() => r()));

@@ -25,6 +25,11 @@ export interface HmiDeps {
   onInvalidTimeZone?(vin: string, timeZone: string): void;
   /** Recording a confirmed delivery failed (e.g. disk full); the prompt will be sent again. */
   onConfirmFailed?(err: unknown): void;
+  /**
+   * Cluster mode: whether the vehicle's connection is on this instance. The instance that holds it
+   * delivers (every instance hears every change); the others leave the prompt pending.
+   */
+  isLocal?(vin: string): boolean;
 }
 
 const DEFAULT_QUIET = { start: '22:00', end: '07:00' };
@@ -92,6 +97,9 @@ export class HmiDelivery {
   /** Per-vehicle delivery in progress: concurrent triggers queue behind it, so nothing is sent twice. */
   private readonly running = new Map<string, Promise<void>>();
 
+  /** Vehicles with prompts held back at their last delivery (not parked, quiet hours, daily cap). */
+  private readonly heldBack = new Set<string>();
+
   /** Timing decisions that fell back to the locale's zone (see HmiDeps.onInvalidTimeZone). */
   invalidTimeZones = 0;
 
@@ -117,11 +125,13 @@ export class HmiDelivery {
     const { stores, clock } = this.deps;
     const now = clock.now();
     const pending = await stores.prompts.pendingHmi(vin, now, resend);
+    this.heldBack.delete(vin);
     if (pending.length === 0) return [];
     const urgent = pending.filter((p) => p.urgent);
     const again = pending.filter((p) => !p.urgent && p.hmiState === 'sent');
     const rest = pending.filter((p) => !p.urgent && p.hmiState !== 'sent');
     if (again.length === 0 && rest.length === 0) return urgent;
+    this.heldBack.add(vin); // cleared below when everything may go
     if (!isParked(this.deps.latest(vin))) return urgent;
     const local = localTime(now, this.zoneOf(vin, profile));
     // in quiet hours only what may ignore them: urgent prompts, campaigns created with quietHoursRespected false
@@ -130,7 +140,14 @@ export class HmiDelivery {
     const used = this.sentToday.get(vin);
     const count = used && used.day === local.day ? used.count : 0;
     const room = Math.max(0, this.deps.dailyCap - count);
-    return [...urgent, ...again.filter(allowed), ...rest.filter(allowed).slice(0, room)];
+    const out = [...urgent, ...again.filter(allowed), ...rest.filter(allowed).slice(0, room)];
+    if (out.length === pending.length) this.heldBack.delete(vin);
+    return out;
+  }
+
+  /** Whether the vehicle had prompts held back at its last delivery (new telemetry may free them). */
+  holdsBack(vin: string): boolean {
+    return this.heldBack.has(vin);
   }
 
   /**
@@ -152,6 +169,7 @@ export class HmiDelivery {
 
   private async deliverOne(vin: string, resend: boolean): Promise<void> {
     const { stores, link, prefix, clock } = this.deps;
+    if (this.deps.isLocal && !this.deps.isLocal(vin)) return;
     if (!(await stores.vehicles.online(vin)).online) return;
     const profile = await stores.vehicles.get(vin);
     for (const p of await this.selectable(vin, profile, resend)) {

@@ -15,7 +15,14 @@ import { memoryPromptRepo } from './memory/prompts.js';
 import { memoryVehicleStore } from './memory/vehicles.js';
 import { memoryDeadLetterStore, memoryOutbox, memoryRuleStateStore } from './memory/misc.js';
 
-export { openPostgresBackend, PG_SCHEMA_VERSION, StoreConflictError, type PostgresBackendOptions } from './postgres/index.js';
+export {
+  CHANGES_CHANNEL,
+  openPostgresBackend,
+  PG_SCHEMA_VERSION,
+  StoreConflictError,
+  type PostgresBackend,
+  type PostgresBackendOptions,
+} from './postgres/index.js';
 
 export function openSqliteBackend(dataDir: string): StoreBackend {
   const db = openDb(dataDir);

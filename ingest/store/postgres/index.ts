@@ -24,7 +24,14 @@ export interface PostgresBackendOptions {
   claimTtlMs?: number;
 }
 
-export async function openPostgresBackend(url: string, opts: PostgresBackendOptions): Promise<StoreBackend> {
+/** The backend plus a statement on the current transaction (cluster mode fences its commits with it). */
+export interface PostgresBackend extends StoreBackend {
+  sql: Pick<PgDb, 'query'>;
+}
+
+export { CHANGES_CHANNEL } from './prompts.js';
+
+export async function openPostgresBackend(url: string, opts: PostgresBackendOptions): Promise<PostgresBackend> {
   if (typeof opts.instanceId !== 'string' || opts.instanceId === '')
     throw new Error('openPostgresBackend: instanceId must be a non-empty string');
   const db = new PgDb(url, { poolSize: opts.poolSize, schema: opts.schema });
@@ -62,5 +69,6 @@ export async function openPostgresBackend(url: string, opts: PostgresBackendOpti
         };
       }),
     close: () => db.close(),
+    sql: { query: (text, values) => db.query(text, values) },
   };
 }

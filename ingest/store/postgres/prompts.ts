@@ -53,6 +53,9 @@ function columns(p: Prompt): unknown[] {
   ];
 }
 
+/** The LISTEN/NOTIFY channel told of committed prompt changes. */
+export const CHANGES_CHANNEL = 'odopulse_changes';
+
 export function pgPromptRepo(db: PgDb): Omit<PromptRepo, 'tx'> {
   /** A statement of a prompt-changing path: under the prompt write lock inside a transaction. */
   const locked = async <R extends Record<string, unknown>>(sql: string, values: unknown[]) => {
@@ -82,8 +85,10 @@ export function pgPromptRepo(db: PgDb): Omit<PromptRepo, 'tx'> {
     async appendChange(c) {
       const insert = async () => {
         const [r] = await locked<{ seq: number }>(
-          `INSERT INTO prompt_changes (prompt_id, vin, dealer_id, kind, step, outcome, at_ms, by, prompt)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq`,
+          // the notification (sent at commit, one per transaction) wakes every instance's change feed (cluster/change-feed.ts)
+          `WITH ins AS (INSERT INTO prompt_changes (prompt_id, vin, dealer_id, kind, step, outcome, at_ms, by, prompt)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq)
+           SELECT seq, pg_notify('${CHANGES_CHANNEL}', '') FROM ins`,
           [c.promptId, c.vin, c.dealerId, c.prompt.kind, c.step, c.prompt.outcome, Date.parse(c.at), c.by, JSON.stringify(c.prompt)],
         );
         return r.seq;

@@ -1,0 +1,177 @@
+// Cluster mode's parts (docs/architecture.md#cluster-mode), opened for ingest/main.ts: the shared
+// state in PostgreSQL, the telemetry stream in JetStream, the partition leases, the journal's face
+// over the leased partitions and the shared change-log feed. main.ts wires them like the
+// one-machine parts; only what differs is here.
+import pg from 'pg';
+import type { JournalEntry } from '../journal/journal.js';
+import type { PromptChange, Stores } from '../store/ports.js';
+import { CHANGES_CHANNEL, openPostgresBackend } from '../store/index.js';
+import { withPromptService } from '../stores.js';
+import { ChangeFeed } from './change-feed.js';
+import { ClusterJournal } from './cluster-journal.js';
+import { EdgeView } from './edge.js';
+import { fencePartitions, LeaseLostError, PartitionLeases } from './leases.js';
+import { JetStreamTelemetryLog } from './telemetry-log.js';
+
+export interface ClusterSettings {
+  natsServers: string[];
+  databaseUrl: string;
+  instanceId: string;
+  partitions: number;
+  replicas: number;
+  maxPacketBytes: number;
+}
+
+type Log = {
+  info(o: object, m?: string): void;
+  warn(o: object, m?: string): void;
+  error(o: object, m?: string): void;
+};
+
+/** What the rest of ingest needs from the cluster once it runs (late-bound: they are built after). */
+export interface ClusterConsumers {
+  /** A partition came here: forget cached rule states of its vehicles. */
+  evict(which: (vin: string) => boolean): void;
+  /** New entries are buffered: wake the pipeline's loops. */
+  wake(): void;
+  /** Changes committed by any instance, in sequence order: fan them out locally. */
+  changes(changes: PromptChange[]): void;
+  /** A vehicle with held-back prompts sent telemetry here: try its HMI delivery again. */
+  telemetry(vin: string): void;
+}
+
+export interface Cluster {
+  stores: Stores;
+  journal: ClusterJournal;
+  edge: EdgeView;
+  instanceId: string;
+  /** For the rules runner: this instance's vehicles, and the fence of each commit. */
+  rules: { owns(vin: string): boolean; fence(entries: ReadonlyArray<Pick<JournalEntry, 'id' | 'vin'>>): Promise<void> };
+  start(consumers: ClusterConsumers): Promise<void>;
+  health(): { nats: boolean; partitionsHeld: number; members: number; leaseTickFailures: number };
+  stop(): Promise<void>;
+}
+
+async function checked<T>(setting: string, what: Promise<T>): Promise<T> {
+  try {
+    return await what;
+  } catch (err) {
+    throw new Error(`${setting}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export async function openCluster(s: ClusterSettings, log: Log): Promise<Cluster> {
+  const backend = await checked('ODOPULSE_DATABASE_URL', openPostgresBackend(s.databaseUrl, { instanceId: s.instanceId }));
+  const stores = withPromptService(backend);
+  const telemetryLog = await JetStreamTelemetryLog.connect({
+    servers: s.natsServers,
+    name: s.instanceId,
+    partitions: s.partitions,
+    log: (m) => log.info({ part: 'nats' }, m),
+  }).catch(async (err: unknown) => {
+    await stores.close();
+    throw err;
+  });
+  await checked('ODOPULSE_NATS_URL', telemetryLog.ensureStream({ replicas: s.replicas, maxPacketBytes: s.maxPacketBytes }));
+  // its own small pool: a busy store pool never delays a heartbeat
+  const leasePool = new pg.Pool({ connectionString: s.databaseUrl, max: 2 });
+  leasePool.on('error', () => {});
+
+  let consumers: ClusterConsumers | null = null;
+  const journal = new ClusterJournal({
+    log: telemetryLog,
+    partitions: s.partitions,
+    saveInfluxPosition: (partition, epoch, seq) => fencePartitions(leasePool, s.instanceId, [{ partition, epoch, influxSeq: seq }]),
+    onData: () => consumers?.wake(),
+    logger: log,
+  });
+  const leases = new PartitionLeases({
+    pool: leasePool,
+    instanceId: s.instanceId,
+    partitions: s.partitions,
+    onAcquired: async (p, epoch, from) => {
+      consumers?.evict((vin) => journal.partitionOf(vin) === p);
+      journal.attach(p, epoch, from);
+      log.info({ partition: p, epoch, from }, 'partition acquired');
+    },
+    onReleased: async (p, reason) => {
+      // the in-flight step's commit is fenced: once the lease is gone it rolls back, never half-applies
+      await journal.detach(p);
+      log.info({ partition: p, reason }, 'partition released');
+    },
+    log,
+  });
+  const edge = new EdgeView((vin) => consumers?.telemetry(vin));
+
+  let feed: ChangeFeed | null = null;
+  let listener: pg.Client | null = null;
+  const listen = async (onNotify: () => void): Promise<() => Promise<void>> => {
+    let stopped = false;
+    const connectListener = async (): Promise<void> => {
+      const c = new pg.Client({ connectionString: s.databaseUrl });
+      c.on('notification', onNotify);
+      c.on('error', (err) => {
+        log.warn({ err: err.message }, 'change notifications lost; reconnecting (the feed still polls)');
+        void c.end().catch(() => undefined);
+        if (!stopped) setTimeout(() => void connectListener().catch(() => undefined), 1000);
+      });
+      await c.connect();
+      await c.query(`LISTEN ${CHANGES_CHANNEL}`);
+      listener = c;
+      onNotify(); // anything committed while not listening
+    };
+    await connectListener();
+    return async () => {
+      stopped = true;
+      await listener?.end().catch(() => undefined);
+    };
+  };
+
+  return {
+    stores,
+    journal,
+    edge,
+    instanceId: s.instanceId,
+    rules: {
+      owns: (vin) => journal.owns(vin),
+      fence: async (entries) => {
+        const items = [...journal.positions(entries)].map(([partition, rulesSeq]) => ({
+          partition,
+          epoch: journal.epochOf(partition) ?? -1,
+          rulesSeq,
+        }));
+        const gone = items.filter((i) => i.epoch < 0).map((i) => i.partition);
+        if (gone.length) throw new LeaseLostError(gone, 'released while the step ran');
+        await leases.fenceMany(backend.sql, items);
+      },
+    },
+    async start(c) {
+      consumers = c;
+      feed = new ChangeFeed({
+        changesSince: (seq, limit) => stores.prompts.changesSince(seq, undefined, limit),
+        lastChangeSeq: () => stores.prompts.lastChangeSeq(),
+        listen,
+        onChanges: (changes) => c.changes(changes),
+        log,
+      });
+      await feed.start();
+      await leases.start();
+    },
+    health: () => {
+      const st = leases.stats();
+      return {
+        nats: telemetryLog.connected(),
+        partitionsHeld: leases.owned().size,
+        members: st.members,
+        leaseTickFailures: st.tickFailures,
+      };
+    },
+    async stop() {
+      await leases.stop(); // hands the partitions back at once (the others take over without waiting for expiry)
+      await feed?.stop();
+      await journal.close();
+      await telemetryLog.close();
+      await leasePool.end();
+    },
+  };
+}
