@@ -4,6 +4,7 @@
 // is a duplicate stored once; kill -9 of the stream leader under concurrent appends: every append
 // that resolved is in the stream exactly once, none hangs, a reader keeps reading, and the killed
 // node catches up after its restart.
+import { jetstreamManager } from '@nats-io/jetstream';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PARTITIONS, fnv1a32, parsePartitions, partitionOf, validatePartitions } from '../../ingest/cluster/partition.js';
@@ -284,6 +285,34 @@ describe.skipIf(!haveNats)('JetStreamTelemetryLog, 3-node cluster, replicas 3', 
       what: `every node holding all ${total} messages`,
     });
     await appender.close();
+  }, 60_000);
+
+  it("recreates a reader's consumer when the server holding it dies", async () => {
+    const vin = vinOf(4000);
+    const p = partitionOf(vin, 64);
+    const from = (await log.lastSeq(p)) + 1;
+    const reader = log.readPartition(p, from);
+    try {
+      expect(await log.append(batch(vin, 1))).toBe('new');
+      const [first] = await reader.next(10, 10_000);
+      expect(first).toMatchObject({ vin, seq: 1 });
+      // the reader's consumer is the only one on the partition's subjects now: kill its server
+      const consumers = await (await jetstreamManager(log.nc)).consumers.list(TELEMETRY_STREAM).next();
+      const mine = consumers.find((c) => c.config.filter_subject === `odopulse.telemetry.${p}.*`);
+      const host = cluster.nodes.findIndex((n) => n.name === mine?.cluster?.leader);
+      expect(host).toBeGreaterThanOrEqual(0);
+      await cluster.kill(host);
+      const restartsBefore = reader.restarts;
+      for (let seq = 2; seq <= 5; seq++) expect(await log.append(batch(vin, seq))).toBe('new');
+      const rest: TelemetryLogEntry[] = [];
+      const deadline = Date.now() + 30_000;
+      while (rest.length < 4 && Date.now() < deadline) rest.push(...(await reader.next(10, 1000)));
+      expect(rest.map((e) => e.seq)).toEqual([2, 3, 4, 5]);
+      expect(reader.restarts).toBeGreaterThan(restartsBefore);
+      await cluster.start(host);
+    } finally {
+      await reader.stop();
+    }
   }, 60_000);
 });
 
