@@ -1,0 +1,390 @@
+// Cluster mode (docs/architecture.md#cluster-mode) under a fleet load that never stops: three ingest
+// instances on a 3-node NATS JetStream cluster (telemetry stream R3) and one PostgreSQL database,
+// 200 vehicles spread over their MQTT ports (vehicle i on instance i % 3), QoS 1, re-sending after
+// every reconnect. (1) kill -9 one instance (its vehicles reconnect to a survivor, its partitions
+// move once their leases run out), then SIGKILL the NATS node leading the telemetry stream and bring
+// it back; (2) a fourth instance joins under load and takes over some partitions. Both end with the
+// same checks: every acknowledged batch in InfluxDB exactly once; every planned DTC prompted exactly
+// once, listed alike by every live instance's API (so by another one than the partition owner that
+// made it); one webhook event per prompt created, no id delivered twice, every signature valid; each
+// vehicle's stored rule state at its newest sample (lastTs) and at the stream sequence of its last
+// message (journalId): nothing applied out of order or left behind; every partition leased to a
+// live instance. The seeded RNG (ODOPULSE_FAULT_SEED) picks the DTC plan.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PromptJson } from '../support/api.js';
+import { influxQuery, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { apiGet, type IngestProcess } from '../support/ingest.js';
+import { startNatsCluster, type NatsCluster } from '../support/nats.js';
+import { startPostgres, type PostgresHandle } from '../support/postgres.js';
+import { waitFor } from '../support/wait.js';
+import { allPrompts, DtcLedger, duplicatePrompts, faultSeed, planDtcs, readings, seededRandom, vins } from './support/cases.js';
+import {
+  checkStored,
+  ClusterRig,
+  influxBatches,
+  lastStreamSeqs,
+  newestAcked,
+  streamLeader,
+  WebhookReceiver,
+  type ClusterMember,
+  type StoredCheck,
+} from './support/cluster.js';
+import { sample, SAMPLES_PER_BATCH } from './support/ledger.js';
+import { FleetLoad } from './support/load.js';
+import { recordFault } from './support/table.js';
+
+const PARTITIONS = 16;
+const VEHICLES = 200;
+const HOMES = 3;
+const RATE = 2; // new batches per vehicle per second
+/** A new instance must hold partitions this soon after its /healthz is ok (leases ~6 s). */
+const JOIN_BOUND_MS = 20_000;
+
+let postgres: PostgresHandle;
+let influx: InfluxdHandle;
+
+beforeAll(async () => {
+  postgres = await startPostgres();
+  influx = await startInfluxd({ database: 'faultcluster1' });
+  await influxQuery(influx.url, 'faultcluster1', 'CREATE DATABASE "faultcluster2"');
+});
+
+afterAll(async () => {
+  await influx?.stop();
+  await postgres?.stop();
+});
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** allPrompts() through one member's API with the cluster's key. */
+const promptsVia = (m: ClusterMember) => allPrompts({ ...m.proc, auth: m.auth } as IngestProcess);
+
+interface Case {
+  name: string;
+  db: string;
+  prefix: string;
+  /** The DTC plan's last seq: about maxSeq / RATE seconds into the load. */
+  maxSeq: number;
+  /** Inject the fault under load; returns notes for the row. */
+  fault(ctx: Ctx): Promise<string>;
+}
+
+interface Ctx {
+  rig: ClusterRig;
+  nats: NatsCluster;
+  ledger: DtcLedger;
+  loads: FleetLoad[];
+  homes: string[][];
+}
+
+interface Outcome {
+  stored: StoredCheck;
+  prompts: PromptJson[];
+  views: Map<string, string[]>;
+  expected: string[];
+  missing: string[];
+  unexpected: string[];
+  dups: { count: number; keys: string[] };
+  missingCreated: string[];
+  created: string[];
+  webhookDups: string[];
+  pending: number;
+  outOfOrder: string[];
+  journalBehind: string[];
+  stranded: string[];
+  badSignatures: number;
+  drainMs: number;
+  settleMs: number;
+}
+
+async function runCase(c: Case): Promise<void> {
+  const seed = faultSeed(c.name);
+  const rnd = seededRandom(seed);
+  const VINS = vins(c.prefix, VEHICLES);
+  const nats = await startNatsCluster({ nodes: 3 });
+  const receiver = await new WebhookReceiver().start();
+  const databaseUrl = await postgres.createDatabase(c.db);
+  const rig = await new ClusterRig({
+    name: c.db,
+    natsUrls: nats.urls,
+    databaseUrl,
+    influxUrl: influx.url,
+    influxDb: c.db,
+    webhookUrl: receiver.url,
+    partitions: PARTITIONS,
+  }).init();
+  let failed = true;
+  const loads: FleetLoad[] = [];
+  try {
+    await Promise.all(['i0', 'i1', 'i2'].map((id) => rig.start(id)));
+    await waitFor(
+      async () => {
+        const o = await rig.owners();
+        return [...o.values()].flat().length === PARTITIONS && ['i0', 'i1', 'i2'].every((id) => (o.get(id)?.length ?? 0) > 0);
+      },
+      { what: `all ${PARTITIONS} partitions leased, each of the 3 instances holding some`, timeoutMs: 30_000, intervalMs: 200 },
+    );
+
+    // half the vehicles report two DTCs each, spread over the faults
+    const ledger = new DtcLedger(
+      planDtcs(
+        rnd,
+        VINS.filter((_, i) => i % 2 === 0),
+        { perVehicle: 2, minSeq: 3, maxSeq: c.maxSeq },
+      ),
+    );
+    const homes = Array.from({ length: HOMES }, (_, g) => VINS.filter((_, i) => i % HOMES === g));
+    for (const [g, group] of homes.entries())
+      loads.push(new FleetLoad({ url: () => rig.mqttUrlFor(g), vins: group, ledger, ratePerVehicle: RATE }).start());
+    const started = Date.now();
+    await waitFor(() => ledger.acked.size >= VEHICLES * 4, { what: 'the load acknowledged on every instance', timeoutMs: 60_000 });
+
+    const faultNotes = await c.fault({ rig, nats, ledger, loads, homes });
+
+    await waitFor(() => ledger.unackedPlan().length === 0, {
+      what: 'every planned DTC batch acknowledged',
+      timeoutMs: 120_000,
+      intervalMs: 200,
+    });
+    const loadMs = Date.now() - started;
+    await Promise.all(loads.map((l) => l.stop()));
+    const o = await settle(rig, nats, ledger, receiver, VINS);
+
+    const connects = loads.reduce((n, l) => n + l.connects, 0);
+    const stalls = loads.reduce((n, l) => n + l.stalls, 0);
+    recordFault({
+      fault: c.name,
+      load: `${VEHICLES} vehicles × ${RATE} batches/s over 3 instances' MQTT, QoS 1, 8 in flight, ${Math.round(loadMs / 1000)} s`,
+      produced: readings(ledger.acked.size),
+      stored: readings(o.stored.stored),
+      lost: readings(o.stored.lost.length),
+      promptsDuplicated: o.dups.count,
+      notes:
+        `seed ${seed}; ${ledger.acked.size} batches acked, ${o.stored.lost.length} lost, ${o.stored.duplicated.length} duplicated; ${faultNotes}; ` +
+        `${o.expected.length} DTC prompts expected, ${o.expected.length - o.missing.length} found on each of ${o.views.size} APIs; ` +
+        `${o.created.length} created events, ${o.webhookDups.length} ids twice, ${o.missingCreated.length} missing; ` +
+        `rule states out of order ${o.outOfOrder.length}, journal behind ${o.journalBehind.length}; ${connects} vehicle connects, ${stalls} stalls; ` +
+        `drain ${o.drainMs} ms, settle ${o.settleMs} ms`,
+    });
+
+    expect(o.stored.lost, sample(o.stored.lost)).toEqual([]);
+    expect(o.stored.duplicated, sample(o.stored.duplicated)).toEqual([]);
+    expect(o.stored.unexpected, sample(o.stored.unexpected)).toEqual([]);
+    expect(o.missing, sample(o.missing)).toEqual([]);
+    expect(o.unexpected, sample(o.unexpected)).toEqual([]);
+    expect(o.dups.keys).toEqual([]);
+    expect(o.prompts).toHaveLength(o.expected.length);
+    const ids = o.prompts.map((p) => p.id).sort();
+    for (const [id, view] of o.views) expect(view, `prompts listed by ${id}`).toEqual(ids);
+    expect(o.webhookDups).toEqual([]);
+    expect(o.missingCreated, sample(o.missingCreated)).toEqual([]);
+    expect(o.created).toHaveLength(o.prompts.length);
+    expect(o.pending).toBe(0);
+    expect(o.badSignatures).toBe(0);
+    expect(o.outOfOrder, sample(o.outOfOrder)).toEqual([]);
+    expect(o.journalBehind, sample(o.journalBehind)).toEqual([]);
+    expect(o.stranded, sample(o.stranded)).toEqual([]);
+    failed = false;
+  } finally {
+    await Promise.all(loads.map((l) => l.stop(5_000).catch(() => {})));
+    if (failed) {
+      console.error(`[${c.name}] failed; ingest logs in ${rig.dir}:\n${rig.tails()}`);
+      for (const [i, n] of nats.nodes.entries()) console.error(`--- nats ${n.name}\n${nats.log(i).slice(-1500)}`);
+    }
+    await rig.close(failed);
+    await receiver.stop();
+    await nats.close();
+  }
+}
+
+/** After the load: wait for InfluxDB, the rules, the prompts and the outbox, then read everything back. */
+async function settle(rig: ClusterRig, nats: NatsCluster, ledger: DtcLedger, receiver: WebhookReceiver, VINS: string[]): Promise<Outcome> {
+  const t = Date.now();
+  let stored = checkStored(ledger, new Map());
+  await waitFor(
+    async () => {
+      stored = checkStored(ledger, await influxBatches(ledger, influx.url, rig.o.influxDb));
+      return stored.lost.length === 0;
+    },
+    { what: 'every acknowledged batch in InfluxDB', timeoutMs: 90_000, intervalMs: 500 },
+  ).catch(() => {});
+  const drainMs = Date.now() - t;
+
+  // each vehicle's rule state at its newest sample: the rules applied everything, in order
+  const newest = newestAcked(ledger);
+  const tsOf = (vin: string) => ledger.sampleTs(0, newest.get(vin) ?? 0, SAMPLES_PER_BATCH - 1);
+  let states = await rig.ruleStates();
+  const behind = () => VINS.filter((v) => states.get(v)?.lastTs !== tsOf(v));
+  await waitFor(
+    async () => {
+      states = await rig.ruleStates();
+      return behind().length === 0;
+    },
+    { what: 'every rule state at its newest sample', timeoutMs: 60_000, intervalMs: 500 },
+  ).catch(() => {});
+  const outOfOrder = behind().map((v) => `${v} lastTs ${states.get(v)?.lastTs ?? 'none'} ≠ ${tsOf(v)}`);
+  const streamSeqs = await lastStreamSeqs(nats.urls, VINS, PARTITIONS);
+  const journalBehind = VINS.filter((v) => states.get(v)?.journalId !== streamSeqs.get(v)).map(
+    (v) => `${v} journalId ${states.get(v)?.journalId ?? 'none'} ≠ stream ${streamSeqs.get(v) ?? 'none'}`,
+  );
+
+  // the prompts, through every live instance's API
+  const live = rig.live();
+  const expected = ledger.expectedKeys();
+  let prompts: PromptJson[] = [];
+  await waitFor(
+    async () => {
+      prompts = (await promptsVia(live[0])).filter((p) => VINS.includes(p.vin));
+      return expected.every((k) => prompts.some((p) => p.dedupKey === k));
+    },
+    { what: 'every planned DTC prompted', timeoutMs: 30_000, intervalMs: 500 },
+  ).catch(() => {});
+  const views = new Map<string, string[]>();
+  for (const m of live)
+    views.set(
+      m.id,
+      (await promptsVia(m))
+        .filter((p) => VINS.includes(p.vin))
+        .map((p) => p.id)
+        .sort(),
+    );
+  const found = new Set(prompts.filter((p) => p.kind === 'fault.dtc').map((p) => p.dedupKey));
+  const missing = expected.filter((k) => !found.has(k));
+  const unexpected = prompts.filter((p) => !expected.includes(p.dedupKey)).map((p) => `${p.kind} ${p.dedupKey}`);
+
+  // the webhook: one created event per prompt, the outbox empty (an event a killed instance had
+  // claimed is sent again once its claim runs out, 60 s: after that a second copy would show)
+  let pending = -1;
+  const createdMissing = () => {
+    const created = new Set(receiver.promptIds('com.odopulse.prompt.created'));
+    return prompts.filter((p) => !created.has(p.id)).map((p) => p.id);
+  };
+  await waitFor(
+    async () => {
+      const page = await apiGet<{ items: unknown[] }>(live[0], '/api/v1/outbox?state=pending&limit=500');
+      pending = page.items.length;
+      return pending === 0 && createdMissing().length === 0;
+    },
+    { what: 'every created event delivered, the outbox empty', timeoutMs: 90_000, intervalMs: 500 },
+  ).catch(() => {});
+
+  // every partition leased to a live instance
+  const liveIds = new Set(live.map((m) => m.id));
+  const stranded = (await rig.partitions()).filter((r) => !r.owner || !r.live || !liveIds.has(r.owner)).map((r) => `p${r.p} ${r.owner}`);
+
+  return {
+    stored,
+    prompts,
+    views,
+    expected,
+    missing,
+    unexpected,
+    dups: duplicatePrompts(prompts),
+    created: receiver.promptIds('com.odopulse.prompt.created'),
+    missingCreated: createdMissing(),
+    webhookDups: receiver.duplicates(),
+    pending,
+    outOfOrder,
+    journalBehind,
+    stranded,
+    badSignatures: receiver.badSignatures,
+    drainMs,
+    settleMs: Date.now() - t,
+  };
+}
+
+/** Until each vehicle of `vins` got a PUBACK for a batch newer than `before` had; how long that took. */
+async function vehiclesBack(ledger: DtcLedger, vinsOf: string[], before: Map<string, number>, what: string): Promise<number> {
+  const t = Date.now();
+  await waitFor(
+    () => {
+      const now = newestAcked(ledger);
+      return vinsOf.every((v) => (now.get(v) ?? 0) > (before.get(v) ?? 0));
+    },
+    { what, timeoutMs: 60_000, intervalMs: 100 },
+  );
+  return Date.now() - t;
+}
+
+describe('cluster mode: 3 ingest instances, 3 NATS nodes, one PostgreSQL', () => {
+  it('kill -9 of an instance, then SIGKILL of the stream leader node: nothing lost, nothing twice, partitions move', async () => {
+    await runCase({
+      name: 'cluster: ingest kill -9, then NATS stream leader SIGKILL',
+      db: 'faultcluster1',
+      prefix: 'LCLKA',
+      maxSeq: 90,
+      async fault({ rig, nats, ledger, homes }) {
+        const victim = 'i2';
+        const before = await rig.owners();
+        const held = before.get(victim) ?? [];
+        expect(held.length, `${victim} held partitions before the kill`).toBeGreaterThan(0);
+
+        const acked = newestAcked(ledger);
+        await rig.kill(victim);
+        const killedAt = Date.now();
+        // its vehicles are on a survivor's MQTT at once; its partitions once their leases run out
+        const back = vehiclesBack(ledger, homes[2], acked, `${victim}'s vehicles acknowledged by a survivor`);
+        await waitFor(
+          async () => {
+            const rows = await rig.partitions();
+            return rows.every((r) => r.owner !== null && r.owner !== victim && r.live);
+          },
+          { what: `no partition owned by ${victim}, every one leased to a survivor`, timeoutMs: 30_000, intervalMs: 100 },
+        );
+        const takeoverMs = Date.now() - killedAt;
+        const vehiclesBackMs = await back;
+        const after = await rig.owners();
+        expect(after.has(victim)).toBe(false);
+
+        await pause(3_000); // the fault's timing: the load on two instances for a while
+        const leader = (await streamLeader(nats)) ?? 0;
+        const beforeNats = newestAcked(ledger);
+        await nats.kill(leader);
+        const natsKilledAt = Date.now();
+        const resumeMs = await vehiclesBack(ledger, homes.flat(), beforeNats, 'every vehicle acknowledged again after the NATS kill');
+        await pause(Math.max(0, 8_000 - (Date.now() - natsKilledAt))); // down for 8 s at least
+        const downMs = Date.now() - natsKilledAt;
+        await nats.start(leader);
+        await pause(3_000);
+
+        return (
+          `time to take over ${takeoverMs} ms (${victim}'s ${held.length} partitions → ` +
+          `${[...after].map(([id, ps]) => `${id} ${ps.length}`).join(', ')}), its vehicles back in ${vehiclesBackMs} ms; ` +
+          `NATS ${nats.nodes[leader].name} (stream leader) down ${secs(downMs)}, every vehicle acked again in ${resumeMs} ms`
+        );
+      },
+    });
+  }, 300_000);
+
+  it('a fourth instance joins under load: it takes partitions within 20 s, nothing lost, nothing twice', async () => {
+    await runCase({
+      name: 'cluster: a 4th ingest instance joins under load',
+      db: 'faultcluster2',
+      prefix: 'LCLKB',
+      maxSeq: 60,
+      async fault({ rig }) {
+        const before = await rig.owners();
+        const t = Date.now();
+        await rig.start('i3');
+        const healthyMs = Date.now() - t;
+        const healthyAt = Date.now();
+        const held = await waitFor(
+          async () => {
+            const ps = (await rig.owners()).get('i3') ?? [];
+            return ps.length > 0 ? ps : undefined;
+          },
+          { what: 'i3 holding partitions', timeoutMs: JOIN_BOUND_MS, intervalMs: 100 },
+        );
+        const joinMs = Date.now() - healthyAt;
+        await pause(6_000); // the fault's timing: the load on the rebalanced cluster for a while
+        const after = await rig.owners();
+        expect(after.get('i3')?.length ?? 0).toBeGreaterThan(0);
+        return (
+          `i3 healthy in ${healthyMs} ms, first partitions (${held.length}) ${joinMs} ms later (time to take over); ` +
+          `partitions ${[...before].map(([id, ps]) => `${id} ${ps.length}`).join(', ')} → ${[...after].map(([id, ps]) => `${id} ${ps.length}`).join(', ')}`
+        );
+      },
+    });
+  }, 300_000);
+});
