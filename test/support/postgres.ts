@@ -20,6 +20,7 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -115,7 +116,9 @@ async function canQuery(url: string): Promise<boolean> {
 export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresHandle> {
   const bin = opts.binDir ?? defaultBinDir();
   const as = process.getuid?.() === 0 ? osUser('postgres') : undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'odopulse-pg-'));
+  // The postgres user must be able to reach the temp dir: a private TMPDIR of root's would not do.
+  const base = as && (statSync(tmpdir()).mode & 0o001) === 0 ? '/tmp' : tmpdir();
+  const dir = mkdtempSync(join(base, 'odopulse-pg-'));
   const data = join(dir, 'data');
   const sock = join(dir, 'sock');
   const logPath = join(dir, 'postgres.log');
