@@ -16,6 +16,7 @@ import { influxQuery, startInfluxd, type InfluxdHandle } from '../support/influx
 import { apiGet, type IngestProcess } from '../support/ingest.js';
 import { startNatsCluster, type NatsCluster } from '../support/nats.js';
 import { startPostgres, type PostgresHandle } from '../support/postgres.js';
+import { readPromptStream, type SseReader } from '../support/sse.js';
 import { waitFor } from '../support/wait.js';
 import { allPrompts, DtcLedger, duplicatePrompts, faultSeed, planDtcs, readings, seededRandom, vins } from './support/cases.js';
 import {
@@ -66,6 +67,8 @@ interface Case {
   prefix: string;
   /** The DTC plan's last seq: about maxSeq / RATE seconds into the load. */
   maxSeq: number;
+  /** Instances whose SSE stream is read from the start to the end (not one that is killed). */
+  sseOn: string[];
   /** Inject the fault under load; returns notes for the row. */
   fault(ctx: Ctx): Promise<string>;
 }
@@ -94,6 +97,8 @@ interface Outcome {
   journalBehind: string[];
   stranded: string[];
   badSignatures: number;
+  /** Per SSE stream read: created changes missing, seqs seen twice, seqs not after the one before. */
+  sse: Map<string, { missing: string[]; twice: number[]; backwards: string[]; changes: number }>;
   drainMs: number;
   settleMs: number;
 }
@@ -116,8 +121,10 @@ async function runCase(c: Case): Promise<void> {
   }).init();
   let failed = true;
   const loads: FleetLoad[] = [];
+  const streams = new Map<string, SseReader>();
   try {
     await Promise.all(['i0', 'i1', 'i2'].map((id) => rig.start(id)));
+    for (const id of c.sseOn) streams.set(id, readPromptStream(`${rig.member(id).api}/api/v1/stream`, rig.member(id).auth));
     await waitFor(
       async () => {
         const o = await rig.owners();
@@ -149,7 +156,7 @@ async function runCase(c: Case): Promise<void> {
     });
     const loadMs = Date.now() - started;
     await Promise.all(loads.map((l) => l.stop()));
-    const o = await settle(rig, nats, ledger, receiver, VINS);
+    const o = await settle(rig, nats, ledger, receiver, VINS, streams);
 
     const connects = loads.reduce((n, l) => n + l.connects, 0);
     const stalls = loads.reduce((n, l) => n + l.stalls, 0);
@@ -164,7 +171,9 @@ async function runCase(c: Case): Promise<void> {
         `seed ${seed}; ${ledger.acked.size} batches acked, ${o.stored.lost.length} lost, ${o.stored.duplicated.length} duplicated; ${faultNotes}; ` +
         `${o.expected.length} DTC prompts expected, ${o.expected.length - o.missing.length} found on each of ${o.views.size} APIs; ` +
         `${o.created.length} created events, ${o.webhookDups.length} ids twice, ${o.missingCreated.length} missing; ` +
-        `rule states out of order ${o.outOfOrder.length}, journal behind ${o.journalBehind.length}; ${connects} vehicle connects, ${stalls} stalls; ` +
+        `rule states out of order ${o.outOfOrder.length}, journal behind ${o.journalBehind.length}; ` +
+        `SSE ${[...o.sse].map(([id, x]) => `${id} ${x.changes} changes, ${x.missing.length} created missing`).join(', ')}; ` +
+        `${connects} vehicle connects, ${stalls} stalls; ` +
         `drain ${o.drainMs} ms, settle ${o.settleMs} ms`,
     });
 
@@ -185,9 +194,15 @@ async function runCase(c: Case): Promise<void> {
     expect(o.outOfOrder, sample(o.outOfOrder)).toEqual([]);
     expect(o.journalBehind, sample(o.journalBehind)).toEqual([]);
     expect(o.stranded, sample(o.stranded)).toEqual([]);
+    for (const [id, x] of o.sse) {
+      expect(x.missing, `${id}'s SSE stream: created changes missing`).toEqual([]);
+      expect(x.twice, `${id}'s SSE stream: changes twice`).toEqual([]);
+      expect(x.backwards, `${id}'s SSE stream: changes out of order`).toEqual([]);
+    }
     failed = false;
   } finally {
     await Promise.all(loads.map((l) => l.stop(5_000).catch(() => {})));
+    await Promise.all([...streams.values()].map((s) => s.close().catch(() => {})));
     if (failed) {
       console.error(`[${c.name}] failed; ingest logs in ${rig.dir}:\n${rig.tails()}`);
       for (const [i, n] of nats.nodes.entries()) console.error(`--- nats ${n.name}\n${nats.log(i).slice(-1500)}`);
@@ -199,7 +214,14 @@ async function runCase(c: Case): Promise<void> {
 }
 
 /** After the load: wait for InfluxDB, the rules, the prompts and the outbox, then read everything back. */
-async function settle(rig: ClusterRig, nats: NatsCluster, ledger: DtcLedger, receiver: WebhookReceiver, VINS: string[]): Promise<Outcome> {
+async function settle(
+  rig: ClusterRig,
+  nats: NatsCluster,
+  ledger: DtcLedger,
+  receiver: WebhookReceiver,
+  VINS: string[],
+  streams: Map<string, SseReader>,
+): Promise<Outcome> {
   const t = Date.now();
   let stored = checkStored(ledger, new Map());
   await waitFor(
@@ -269,6 +291,29 @@ async function settle(rig: ClusterRig, nats: NatsCluster, ledger: DtcLedger, rec
     { what: 'every created event delivered, the outbox empty', timeoutMs: 90_000, intervalMs: 500 },
   ).catch(() => {});
 
+  // every live SSE stream saw every prompt created, each change once, in seq order (tailing the shared change log)
+  const sseMissing = (r: SseReader) => {
+    const created = new Set(r.events.filter((e) => e.step === 'created').map((e) => e.prompt.id));
+    return prompts.filter((p) => !created.has(p.id)).map((p) => p.id);
+  };
+  await waitFor(() => [...streams.values()].every((r) => sseMissing(r).length === 0), {
+    what: 'every SSE stream saw every prompt created',
+    timeoutMs: 15_000,
+    intervalMs: 200,
+  }).catch(() => {});
+  const sse = new Map<string, { missing: string[]; twice: number[]; backwards: string[]; changes: number }>();
+  for (const [id, r] of streams) {
+    const seen = new Set<number>();
+    const twice: number[] = [];
+    const backwards: string[] = [];
+    r.events.forEach((e, i) => {
+      if (seen.has(e.seq)) twice.push(e.seq);
+      seen.add(e.seq);
+      if (i > 0 && !(e.seq > r.events[i - 1].seq)) backwards.push(`${r.events[i - 1].seq} then ${e.seq}`);
+    });
+    sse.set(id, { missing: sseMissing(r), twice, backwards, changes: r.events.length });
+  }
+
   // every partition leased to a live instance
   const liveIds = new Set(live.map((m) => m.id));
   const stranded = (await rig.partitions()).filter((r) => !r.owner || !r.live || !liveIds.has(r.owner)).map((r) => `p${r.p} ${r.owner}`);
@@ -289,6 +334,7 @@ async function settle(rig: ClusterRig, nats: NatsCluster, ledger: DtcLedger, rec
     journalBehind,
     stranded,
     badSignatures: receiver.badSignatures,
+    sse,
     drainMs,
     settleMs: Date.now() - t,
   };
@@ -314,6 +360,7 @@ describe('cluster mode: 3 ingest instances, 3 NATS nodes, one PostgreSQL', () =>
       db: 'faultcluster1',
       prefix: 'LCLKA',
       maxSeq: 90,
+      sseOn: ['i0', 'i1'],
       async fault({ rig, nats, ledger, homes }) {
         const victim = 'i2';
         const before = await rig.owners();
@@ -325,6 +372,7 @@ describe('cluster mode: 3 ingest instances, 3 NATS nodes, one PostgreSQL', () =>
         const killedAt = Date.now();
         // its vehicles are on a survivor's MQTT at once; its partitions once their leases run out
         const back = vehiclesBack(ledger, homes[2], acked, `${victim}'s vehicles acknowledged by a survivor`);
+        back.catch(() => {}); // awaited below
         await waitFor(
           async () => {
             const rows = await rig.partitions();
@@ -363,6 +411,7 @@ describe('cluster mode: 3 ingest instances, 3 NATS nodes, one PostgreSQL', () =>
       db: 'faultcluster2',
       prefix: 'LCLKB',
       maxSeq: 60,
+      sseOn: ['i0', 'i1', 'i2'],
       async fault({ rig }) {
         const before = await rig.owners();
         const t = Date.now();
