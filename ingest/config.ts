@@ -246,6 +246,10 @@ export function loadIngestConfig(env: NodeJS.ProcessEnv, flags: Record<string, s
   }
   if (Boolean(cfg.ODOPULSE_MQTT_TLS_CERT) !== Boolean(cfg.ODOPULSE_MQTT_TLS_KEY))
     problems.push('ODOPULSE_MQTT_TLS_CERT / ODOPULSE_MQTT_TLS_KEY: set both or neither');
+  if (cfg.ODOPULSE_NATS_URL && cfg.ODOPULSE_MQTT_URL)
+    problems.push(
+      'ODOPULSE_MQTT_URL (--mqtt-url): cluster mode (ODOPULSE_NATS_URL) runs the embedded broker on every instance, behind a TCP load balancer',
+    );
   if (cfg.ODOPULSE_NATS_URL && !cfg.ODOPULSE_DATABASE_URL)
     problems.push(
       'ODOPULSE_DATABASE_URL (--database-url): required when ODOPULSE_NATS_URL is set (cluster mode shares its state in PostgreSQL)',

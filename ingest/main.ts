@@ -4,7 +4,8 @@ import { pino } from 'pino';
 import { encodeAgentConfig } from '../proto/codec.js';
 import { RulesPool } from '../rules/pool.js';
 import { createClock } from './clock.js';
-import { webhookUrls, type IngestConfig } from './config.js';
+import { instanceId, natsServers, webhookUrls, type IngestConfig } from './config.js';
+import { openCluster } from './cluster/wiring.js';
 import { Authenticator } from './auth/authenticate.js';
 import { CampaignDeliveries } from './campaigns/delivery.js';
 import { CampaignService } from './campaigns/service.js';
@@ -16,7 +17,7 @@ import { connectExternalBroker } from './inbound/external.js';
 import { createInboundHandlers } from './inbound/handlers.js';
 import { topicFor, type BrokerLink } from './inbound/topics.js';
 import { DecodedCache } from './journal/decoded-cache.js';
-import { Journal } from './journal/journal.js';
+import { Journal, type JournalPort } from './journal/journal.js';
 import { createMetrics } from './metrics.js';
 import { eventsForChanges, WebhookDispatcher } from './outbound/webhook.js';
 import { Pipeline } from './pipeline/pipeline.js';
@@ -26,7 +27,7 @@ import { PromptFanout } from './prompts/fanout.js';
 import { ChangeRecorder, recordingStores } from './prompts/recorder.js';
 import { HmiDelivery } from './prompts/hmi.js';
 import { connectInflux } from './store/influx/connect.js';
-import { openSqliteStores } from './stores.js';
+import { openPostgresStores, openSqliteStores } from './stores.js';
 
 export interface IngestHandle {
   httpPort: number;
@@ -36,19 +37,45 @@ export interface IngestHandle {
 
 const DAY = 86_400_000;
 
+/** docs/contract.md#health: what /healthz says of the cluster (cluster mode). */
+const clusterChecks = (h: { nats: boolean; partitionsHeld: number; members: number }) => ({
+  nats: h.nats,
+  partitionsHeld: String(h.partitionsHeld),
+  clusterMembers: String(h.members),
+});
+
 export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   const log = pino({ level: cfg.ODOPULSE_LOG_LEVEL, base: { svc: 'ingest' } });
   const clock = createClock(cfg.ODOPULSE_CLOCK);
   const rulesConfig = loadRulesConfigFile(cfg.ODOPULSE_RULES_CONFIG);
 
-  const stores = openSqliteStores(cfg.ODOPULSE_DATA_DIR);
+  // Cluster mode (docs/architecture.md#cluster-mode): shared state in PostgreSQL, the journal in JetStream.
+  const cluster = cfg.ODOPULSE_NATS_URL
+    ? await openCluster(
+        {
+          natsServers: natsServers(cfg),
+          databaseUrl: cfg.ODOPULSE_DATABASE_URL!,
+          instanceId: instanceId(cfg),
+          partitions: cfg.ODOPULSE_PARTITIONS,
+          replicas: cfg.ODOPULSE_NATS_REPLICAS,
+          maxPacketBytes: cfg.ODOPULSE_MQTT_MAX_PACKET_BYTES,
+        },
+        log.child({ part: 'cluster' }),
+      )
+    : null;
+  const stores =
+    cluster?.stores ??
+    (cfg.ODOPULSE_DATABASE_URL
+      ? await openPostgresStores(cfg.ODOPULSE_DATABASE_URL, { instanceId: instanceId(cfg) })
+      : openSqliteStores(cfg.ODOPULSE_DATA_DIR));
   const metrics = createMetrics({ outboxCount: (state) => stores.outbox.count(state) });
   // Nobody is connected yet (the embedded broker's clients went with the last process; an external
-  // broker replays each vehicle's retained birth): every vehicle is online again at its birth.
-  const wasOnline = await stores.vehicles.resetOnline(Date.now());
+  // broker replays each vehicle's retained birth): every vehicle is online again at its birth. Not in
+  // a cluster: the other instances' vehicles are still connected.
+  const wasOnline = cluster ? 0 : await stores.vehicles.resetOnline(Date.now());
   if (wasOnline > 0) log.info({ vehicles: wasOnline }, 'vehicles marked offline until their birth message');
-  const journal = new Journal(cfg.ODOPULSE_DATA_DIR, { log: log.child({ part: 'journal' }) });
-  const decoded = new DecodedCache();
+  const journal: JournalPort = cluster?.journal ?? new Journal(cfg.ODOPULSE_DATA_DIR, { log: log.child({ part: 'journal' }) });
+  const decoded = cluster?.edge ?? new DecodedCache();
   // Start-up does not wait for InfluxDB (docs/architecture.md#start-up): bad settings throw here,
   // the connection is made in the background; once made, the InfluxDB loop writes the journal at once.
   const telemetry = connectInflux({
@@ -83,6 +110,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     webhookUrls: urls,
     eventPositionPurpose: positionPurpose,
     campaigns: campaignDeliveries,
+    cluster: cluster?.rules,
     log,
   });
   const pipeline = new Pipeline({ journal, decoded, stores, telemetry, rules, clock, metrics, log });
@@ -175,7 +203,9 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     prefix: cfg.ODOPULSE_MQTT_PREFIX,
     clock,
     dailyCap: cfg.ODOPULSE_HMI_DAILY_CAP,
-    latest: (vin) => rules.latest(vin),
+    // in a cluster the rules of a vehicle may run elsewhere: its timing comes from where it is connected
+    latest: (vin) => (cluster ? cluster.edge.latest(vin) : rules.latest(vin)),
+    isLocal: cluster ? (vin) => link.hasVehicle?.(vin) ?? false : undefined,
     onChanges: (changes) => late.fanout?.published(changes, false),
     onSent: (p) => metrics.hmiSent.inc({ urgent: String(p.urgent) }),
     onConfirmFailed: (err) => log.error({ err }, 'recording a confirmed HMI delivery failed; it is sent again at the next birth'),
@@ -184,7 +214,14 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
       log.warn({ vin, timeZone: tz }, 'stored profile has an unknown time zone; HMI timing uses the locale default');
     },
   });
-  const out = new PromptFanout({ recorder, hmi, dispatcher, log, onError: (loop) => metrics.loopErrors.inc({ loop }) });
+  const out = new PromptFanout({
+    recorder,
+    hmi,
+    dispatcher,
+    log,
+    onError: (loop) => metrics.loopErrors.inc({ loop }),
+    feed: cluster ? { kick: () => cluster.kick() } : undefined,
+  });
   const campaigns = new CampaignService({ stores, delivery: campaignDeliveries, clock, record: (fn, deliver) => out.record(fn, deliver) });
   late.fanout = out;
   late.hmi = hmi;
@@ -260,6 +297,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
         journalPending: String(lag.rules),
         journalPendingInflux: String(lag.influx),
         rulesLaneFallbacks: String(pool.failures),
+        ...(cluster ? clusterChecks(cluster.health()) : {}),
       };
       // docs/contract.md#health: without InfluxDB telemetry is still journalled (degraded, 200);
       // without the broker, a writable journal (disk full: publishes refused) or the rules workers
@@ -271,6 +309,14 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     campaigns,
   });
 
+  await cluster?.start({
+    evict: (which) => rules.evict(which),
+    wake: () => pipeline.wake(),
+    changes: (c) => out.fromFeed(c),
+    telemetry: (vin) => {
+      if (hmi.holdsBack(vin)) out.deliver([vin]);
+    },
+  });
   pipeline.start();
   dispatcher?.start();
   // A sweep or prune slower than its interval is not stacked behind itself; stop() waits for the one running.
@@ -330,7 +376,8 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
         await pool.close();
         await telemetry.flush().catch(() => undefined);
         await telemetry.close();
-        journal.close();
+        await cluster?.stop(); // hands its partitions over at once
+        await journal.close();
         await handlers.flushSequences();
         await stores.close(); // last: everything above may still write to them
         log.info('odopulse ingest stopped');

@@ -48,6 +48,8 @@ export interface Cluster {
   /** For the rules runner: this instance's vehicles, and the fence of each commit. */
   rules: { owns(vin: string): boolean; fence(entries: ReadonlyArray<Pick<JournalEntry, 'id' | 'vin'>>): Promise<void> };
   start(consumers: ClusterConsumers): Promise<void>;
+  /** A change was committed here: read the shared log now rather than at the notification. */
+  kick(): void;
   health(): { nats: boolean; partitionsHeld: number; members: number; leaseTickFailures: number };
   stop(): Promise<void>;
 }
@@ -157,6 +159,7 @@ export async function openCluster(s: ClusterSettings, log: Log): Promise<Cluster
       await feed.start();
       await leases.start();
     },
+    kick: () => feed?.kick(),
     health: () => {
       const st = leases.stats();
       return {

@@ -8,7 +8,7 @@ import type { Sample, TelemetryBatch } from '../../proto/domain.js';
 import type { IngestClock } from '../clock.js';
 import { INGEST_SETTINGS } from '../config.js';
 import type { DecodedCache } from '../journal/decoded-cache.js';
-import type { AppendOutcome, BatchToAppend, Journal } from '../journal/journal.js';
+import type { AppendOutcome, BatchToAppend, JournalPort } from '../journal/journal.js';
 import { readingsOfBatch } from '../journal/readings.js';
 import type { Metrics } from '../metrics.js';
 import type { PromptChange, Stores, VehicleSequence } from '../store/ports.js';
@@ -16,7 +16,7 @@ import { asStorageWriteError, StorageWriteError } from '../store/storage-errors.
 import type { InboundHandlers } from './topics.js';
 
 export interface InboundDeps {
-  journal: Journal;
+  journal: JournalPort;
   decoded: DecodedCache;
   stores: Pick<Stores, 'deadLetters' | 'vehicles' | 'prompts'>;
   metrics: Metrics;

@@ -371,3 +371,22 @@ export class Journal {
     this.db.close();
   }
 }
+
+/**
+ * What the inbound handlers, the pipeline and main use of a journal: the SQLite one above, or
+ * cluster mode's over the JetStream partitions (ingest/cluster/cluster-journal.ts).
+ */
+export interface JournalPort {
+  appendBatch(b: BatchToAppend): Promise<AppendOutcome>;
+  has(vin: string, bootId: string, seq: number): boolean;
+  sequences(): Iterable<SequenceView & { vin: string }>;
+  pendingForRules(afterId: number, limit: number, held?: Held): JournalEntry[];
+  pendingForInflux(afterId: number, limit: number, held?: Held): JournalEntry[];
+  markRulesDone(ids: number[]): void;
+  markInfluxDone(ids: number[]): void;
+  lag(): { total: number; influx: number; rules: number };
+  storageState(): Readonly<JournalStorageState>;
+  journalWritable(): boolean;
+  prune(before: number): number;
+  close(): void | Promise<void>;
+}

@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import type { Reading } from '../../proto/domain.js';
 import type { DecodedCache } from '../journal/decoded-cache.js';
-import type { Journal, JournalEntry } from '../journal/journal.js';
+import type { JournalEntry, JournalPort } from '../journal/journal.js';
 import { readingsOf } from '../journal/readings.js';
 import { TelemetryInputError } from '../store/influx/schema.js';
 import type { Metrics } from '../metrics.js';
@@ -15,7 +15,7 @@ import { deadLetterRefused, writeAroundRefusals, type EntryReading } from './inf
 import type { RulesRunner } from './rules-runner.js';
 
 export interface PipelineDeps {
-  journal: Journal;
+  journal: JournalPort;
   /** Readings decoded at the broker (inbound/handlers.ts), so the loops need not decode again. */
   decoded: DecodedCache;
   stores: Stores;

@@ -14,6 +14,12 @@ export interface FanoutDeps {
   log: { warn(o: object, m?: string): void };
   /** A failed HMI deliver or withdraw (logged, retried later), counted by kind. */
   onError?(what: 'hmi_delivery' | 'hmi_withdraw'): void;
+  /**
+   * Cluster mode (docs/architecture.md#cluster-mode): changes reach the stream and the cars through
+   * the shared change log (fromFeed, on every instance, in sequence order), not from where they were
+   * made; a local change only wakes the feed.
+   */
+  feed?: { kick(): void };
 }
 
 export class PromptFanout {
@@ -35,6 +41,20 @@ export class PromptFanout {
    * for the vehicles concerned.
    */
   published(changes: PromptChange[], deliver = true): void {
+    if (this.deps.feed) {
+      if (changes.length) this.deps.feed.kick();
+      this.deps.dispatcher?.kick();
+      return;
+    }
+    this.fanOut(changes, deliver);
+  }
+
+  /** Cluster mode: changes read from the shared change log, made here or by another instance. */
+  fromFeed(changes: PromptChange[]): void {
+    this.fanOut(changes, true);
+  }
+
+  private fanOut(changes: PromptChange[], deliver: boolean): void {
     for (const c of changes) {
       this.bus.emit('change', c);
       if (c.prompt.hmiState === 'withdrawn' && (c.step === 'withdrawn' || c.step === 'resolved')) {

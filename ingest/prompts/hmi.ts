@@ -209,6 +209,7 @@ export class HmiDelivery {
 
   /** Tell the HMI to remove a prompt whose situation ended. */
   async withdraw(p: Prompt): Promise<void> {
+    if (this.deps.isLocal && !this.deps.isLocal(p.vin)) return;
     await this.deps.link.publish(topicFor(this.deps.prefix, p.vin, 'prompts'), this.encode(p, true), { qos: 1 });
   }
 
