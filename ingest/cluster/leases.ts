@@ -13,11 +13,21 @@
 //   4. hands back the partitions now preferred by another member: onReleased first (the consumer
 //      stops, finishing or aborting its in-flight step), then owner = NULL (still guarded by epoch);
 //      until then the lease is renewed, so a graceful hand-over never overlaps;
-//   5. claims the partitions it prefers that are free or whose lease expired: epoch + 1, and the
-//      positions saved with the last commits, for onAcquired.
-// Row locks held by a committer's transaction (fencePartitions) are skipped, never waited for, by
-// renewals and claims: a slow commit delays nothing else, and a partition is not claimed while its
-// previous owner's commit is still open (the next tick claims it and reads what that commit saved).
+//   5. claims the partitions it prefers that are free or whose lease expired (epoch + 1), then
+//      reads the positions saved by the previous owner's commits, for onAcquired.
+// A fenced commit share-locks its partitions' lease rows (FOR KEY SHARE, lease-schema.ts): renewals
+// do not conflict with it, claims skip such a row (SKIP LOCKED): a slow commit delays no tick, and
+// a partition is not claimed while its previous owner's commit is open (a later tick claims it and
+// reads what that commit saved).
+//
+// The committers (docs/architecture.md#cluster-mode). Every transaction that records progress of a
+// partition (the rules' results with the rules position; the InfluxDB position on its own) calls
+// fence()/fenceMany() with the epoch onAcquired gave, as its first statement that reads a table
+// (after LOCK TABLE prompt_write_lock, which takes no snapshot, when it takes that), listing every
+// partition of its entries and the highest stream sequence of each. LeaseLostError: roll back, do
+// not retry those partitions' entries (they are another owner's now; onReleased follows, if it has
+// not come already); the other partitions' entries go again in a new transaction. A serialisation
+// failure (40001) of the fence under REPEATABLE READ: run the transaction again, as any other.
 //
 // Self-fencing: a lease is valid until its renewal's PostgreSQL time + leaseMs, and that renewal ran
 // after the instance sent it. So once leaseMs - renewMs/2 has passed since the sending of a lease's
@@ -28,7 +38,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Pool, QueryConfig, QueryResult, QueryResultRow } from 'pg';
-import { ensureLeaseSchema, MEMBERS_TABLE, PARTITIONS_TABLE } from './lease-schema.js';
+import { ensureLeaseSchema, MEMBERS_TABLE, PARTITIONS_TABLE, POSITIONS_TABLE } from './lease-schema.js';
 
 // ---------------------------------------------------------------------------------------------
 // Assignment: which live member should own each partition.
@@ -141,11 +151,17 @@ export interface FenceItem {
 
 /**
  * Inside the caller's transaction: check that `owner` still holds every listed partition at its
- * epoch, lock those rows until the transaction ends (a takeover waits for it: the next owner reads
- * what it saved), and raise the saved positions (GREATEST: never backwards). Throws LeaseLostError
- * naming the partitions no longer held; nothing is written then (all or nothing), and the caller
- * rolls its transaction back.
- * Rows are locked in partition order, so two fences never deadlock each other.
+ * epoch, keep that so until the transaction ends (FOR KEY SHARE on the lease rows: a claim or a
+ * release waits for the transaction, or skips the partition, and the next owner reads what it
+ * saved), and raise the saved positions (GREATEST: never backwards). Throws LeaseLostError naming
+ * the partitions no longer held; nothing is written then (all or nothing, also outside a
+ * transaction), and the caller rolls its transaction back.
+ *
+ * Under REPEATABLE READ (the store's transactions), a takeover committed after the transaction's
+ * snapshot makes this fail with PostgreSQL's serialisation failure (40001) instead: run the
+ * transaction again, and the fence then answers LeaseLostError. Renewals never do that, nor
+ * does the other loop's fence (a row per loop). Lease rows are locked in partition order, so
+ * fences never deadlock each other.
  */
 export async function fencePartitions(client: Queryable, owner: string, items: readonly FenceItem[]): Promise<void> {
   if (items.length === 0) return;
@@ -161,9 +177,9 @@ export async function fencePartitions(client: Queryable, owner: string, items: r
     had.influxSeq = maxDefined(had.influxSeq, it.influxSeq);
   }
   const list = [...merged.values()].sort((a, b) => a.partition - b.partition);
-  // held: the listed rows still at owner and epoch, locked in partition order; the update runs
-  // only if that is all of them (all or nothing, even outside a transaction); the rows returned are
-  // the held ones, so a refusal names the others
+  // held: the listed lease rows still at owner and epoch, share-locked in partition order; the
+  // positions are raised only if that is all of them; the rows returned are the held ones, so a
+  // refusal names the others
   const res = await client.query<{ p: number }>(
     `WITH w AS (
        SELECT * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[]) AS w(p, epoch, rules_seq, influx_seq)
@@ -171,13 +187,13 @@ export async function fencePartitions(client: Queryable, owner: string, items: r
        SELECT t.p FROM ${PARTITIONS_TABLE} t JOIN w ON w.p = t.p
         WHERE t.owner = $1 AND t.epoch = w.epoch
         ORDER BY t.p
-        FOR UPDATE OF t
+        FOR KEY SHARE OF t
      ), raised AS (
-       UPDATE ${PARTITIONS_TABLE} t
-          SET rules_seq = GREATEST(t.rules_seq, COALESCE(w.rules_seq, t.rules_seq)),
-              influx_seq = GREATEST(t.influx_seq, COALESCE(w.influx_seq, t.influx_seq))
-         FROM w, held
-        WHERE t.p = w.p AND t.p = held.p AND (SELECT count(*) FROM held) = $6
+       UPDATE ${POSITIONS_TABLE} s SET seq = GREATEST(s.seq, v.seq)
+         FROM (SELECT p, 'rules' AS loop, rules_seq AS seq FROM w WHERE rules_seq IS NOT NULL
+               UNION ALL
+               SELECT p, 'influx', influx_seq FROM w WHERE influx_seq IS NOT NULL) v
+        WHERE s.p = v.p AND s.loop = v.loop AND (SELECT count(*) FROM held) = $6
      )
      SELECT p FROM held`,
     [
@@ -274,6 +290,8 @@ interface Holding {
   valid: boolean;
   /** performance.now() when the last successful claim/renewal of this lease was sent. */
   renewedAt: number;
+  /** The release statement was sent: no more renewals (they would find the row released and call it lost). */
+  handedBack: boolean;
   /** The hand-over steps of this holding, in order (onAcquired, then onReleased and the release). */
   op: Promise<void>;
 }
@@ -531,43 +549,33 @@ export class PartitionLeases {
     return this.assignment.owners;
   }
 
-  /** Renew every valid holding; a holding whose row has another owner or epoch is lost. */
+  /**
+   * Renew every valid holding (a plain update of lease_until: it never waits for a fenced commit,
+   * whose lock it does not conflict with); a holding whose row has another owner or epoch is lost.
+   */
   private async renew(): Promise<void> {
-    const mine = [...this.held].filter(([, h]) => h.valid);
+    const mine = [...this.held].filter(([, h]) => h.valid && !h.handedBack);
     if (mine.length === 0) return;
-    const ps = mine.map(([p]) => p);
-    const epochs = mine.map(([, h]) => h.epoch);
     const sentAt = performance.now();
     const res = await this.q<{ p: number }>(
-      `WITH w AS (SELECT * FROM unnest($2::int[], $3::bigint[]) AS w(p, epoch)),
-       mine AS (
-         SELECT t.p FROM ${PARTITIONS_TABLE} t JOIN w ON w.p = t.p
-          WHERE t.owner = $1 AND t.epoch = w.epoch
-          FOR UPDATE OF t SKIP LOCKED
-       )
-       UPDATE ${PARTITIONS_TABLE} t SET lease_until = now() + $4::double precision * interval '1 millisecond'
-         FROM mine WHERE t.p = mine.p
-       RETURNING t.p`,
-      [this.instanceId, ps, epochs, this.leaseMs],
+      `UPDATE ${PARTITIONS_TABLE} t SET lease_until = now() + $4::double precision * interval '1 millisecond'
+         FROM unnest($2::int[], $3::bigint[]) AS w(p, epoch)
+        WHERE t.p = w.p AND t.owner = $1 AND t.epoch = w.epoch
+        RETURNING t.p`,
+      [this.instanceId, mine.map(([p]) => p), mine.map(([, h]) => h.epoch), this.leaseMs],
     );
     const renewed = new Set(res.rows.map((r) => Number(r.p)));
-    for (const [p, h] of mine) if (renewed.has(p) && this.held.get(p) === h) h.renewedAt = sentAt;
-    const notRenewed = mine.filter(([p]) => !renewed.has(p));
-    if (notRenewed.length) {
-      // skipped (locked by a commit in progress: still ours, renewed next tick) or lost
-      const still = await this.q<{ p: number }>(
-        `SELECT t.p FROM ${PARTITIONS_TABLE} t JOIN unnest($2::int[], $3::bigint[]) AS w(p, epoch) ON w.p = t.p
-          WHERE t.owner = $1 AND t.epoch = w.epoch`,
-        [this.instanceId, notRenewed.map(([p]) => p), notRenewed.map(([, h]) => h.epoch)],
-      );
-      const ours = new Set(still.rows.map((r) => Number(r.p)));
-      for (const [p, h] of notRenewed) {
-        if (ours.has(p) || this.held.get(p) !== h || !h.valid) continue;
-        h.valid = false;
-        this.counters.lost++;
-        this.opts.log.warn({ partition: p, epoch: h.epoch }, 'partition leases: lease lost (another owner, or released)');
-        void this.relinquish(p, 'lost');
+    for (const [p, h] of mine) {
+      if (this.held.get(p) !== h) continue;
+      if (renewed.has(p)) {
+        h.renewedAt = sentAt;
+        continue;
       }
+      if (!h.valid || h.handedBack) continue;
+      h.valid = false;
+      this.counters.lost++;
+      this.opts.log.warn({ partition: p, epoch: h.epoch }, 'partition leases: lease lost (another owner, or released)');
+      void this.relinquish(p, 'lost');
     }
     this.armWatchdog();
   }
@@ -589,8 +597,9 @@ export class PartitionLeases {
 
   private async claim(wanted: number[]): Promise<void> {
     const sentAt = performance.now();
-    // owner = $1: left by an earlier process under this id (not held here, so not consumed here)
-    const res = await this.q<{ p: number; epoch: string; rules_seq: string; influx_seq: string }>(
+    // owner = $1: left by an earlier process under this id (not held here, so not consumed here);
+    // SKIP LOCKED: a row share-locked by a fenced commit still open is claimed at a later tick
+    const res = await this.q<{ p: number; epoch: string }>(
       `UPDATE ${PARTITIONS_TABLE} t
           SET owner = $1, epoch = t.epoch + 1, acquired_at = now(),
               lease_until = now() + $3::double precision * interval '1 millisecond'
@@ -598,38 +607,70 @@ export class PartitionLeases {
                 WHERE p = ANY($2::int[]) AND (owner IS NULL OR lease_until < now() OR owner = $1)
                 FOR UPDATE SKIP LOCKED) c
         WHERE t.p = c.p
-        RETURNING t.p, t.epoch, t.rules_seq, t.influx_seq`,
+        RETURNING t.p, t.epoch`,
       [this.instanceId, wanted, this.leaseMs],
     );
-    for (const r of res.rows) {
-      const p = Number(r.p);
-      const epoch = Number(r.epoch);
-      const from: ResumePositions = { rules: Number(r.rules_seq), influx: Number(r.influx_seq) };
-      const h: Holding = { epoch, phase: 'acquiring', valid: true, renewedAt: sentAt, op: Promise.resolve() };
-      this.held.set(p, h);
+    if (res.rows.length === 0) return;
+    const claimed = res.rows.map((r) => ({ p: Number(r.p), epoch: Number(r.epoch) }));
+    for (const { p, epoch } of claimed) {
+      this.held.set(p, { epoch, phase: 'acquiring', valid: true, renewedAt: sentAt, handedBack: false, op: Promise.resolve() });
       this.counters.acquired++;
+    }
+    this.armWatchdog();
+    // Read after the claim: its own snapshot sees every commit of the previous owner (each ended
+    // before the claim could lock the row; any later one fails its fence).
+    let positions: Map<number, ResumePositions>;
+    try {
+      positions = await this.positions(claimed.map((c) => c.p));
+    } catch (err) {
+      // held in PostgreSQL but not started: hand them back (the next tick claims them again)
+      this.opts.log.warn({ err: errText(err), partitions: claimed.length }, 'partition leases: reading the claimed positions failed');
+      for (const { p } of claimed) void this.relinquish(p, 'acquire-failed', false);
+      throw err;
+    }
+    for (const { p, epoch } of claimed) {
+      const h = this.held.get(p);
+      if (!h || h.epoch !== epoch) continue;
+      const from = positions.get(p) ?? { rules: 0, influx: 0 };
       h.op = this.callback(() => this.opts.onAcquired(p, epoch, from), 'onAcquired', p).then((ok) => {
         if (ok) {
           if (h.phase === 'acquiring') h.phase = 'owned';
         } else void this.relinquish(p, 'acquire-failed');
       });
     }
-    if (res.rows.length) this.armWatchdog();
+  }
+
+  private async positions(ps: number[]): Promise<Map<number, ResumePositions>> {
+    const res = await this.q<{ p: number; loop: string; seq: string }>(
+      `SELECT p, loop, seq FROM ${POSITIONS_TABLE} WHERE p = ANY($1::int[])`,
+      [ps],
+    );
+    const out = new Map<number, ResumePositions>();
+    for (const r of res.rows) {
+      const p = Number(r.p);
+      const pos = out.get(p) ?? { rules: 0, influx: 0 };
+      if (r.loop === 'rules') pos.rules = Number(r.seq);
+      else if (r.loop === 'influx') pos.influx = Number(r.seq);
+      out.set(p, pos);
+    }
+    return out;
   }
 
   /**
    * Stop consuming p and hand it back: after the holding's earlier steps, onReleased, then (unless
    * lost) owner = NULL guarded by the epoch; the holding is renewed until then (while valid).
    */
-  private relinquish(p: number, reason: ReleaseReason): Promise<void> {
+  private relinquish(p: number, reason: ReleaseReason, notify = true): Promise<void> {
     const h = this.held.get(p);
     if (!h) return Promise.resolve();
     if (h.phase === 'releasing') return h.op;
     h.phase = 'releasing';
     h.op = h.op
       .then(async () => {
-        await this.callback(() => this.opts.onReleased(p, reason), 'onReleased', p);
+        // notify = false: onAcquired was never called
+        if (notify) await this.callback(() => this.opts.onReleased(p, reason), 'onReleased', p);
         if (reason === 'lost') return;
+        h.handedBack = true;
         try {
           await this.q(
             `UPDATE ${PARTITIONS_TABLE} SET owner = NULL, lease_until = NULL WHERE p = $1 AND owner = $2 AND epoch = $3::bigint`,

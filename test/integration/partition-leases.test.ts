@@ -156,7 +156,7 @@ class Cluster {
     );
   }
 
-  /** The database's view: partition -> { owner, epoch }. */
+  /** The database's view of every partition: its lease and its positions. */
   async rows(): Promise<Array<{ p: number; owner: string | null; epoch: number; rules: number; influx: number; leased: boolean }>> {
     const r = await this.admin.query<{
       p: number;
@@ -165,7 +165,13 @@ class Cluster {
       rules_seq: string;
       influx_seq: string;
       leased: boolean;
-    }>('SELECT p, owner, epoch, rules_seq, influx_seq, lease_until IS NOT NULL AS leased FROM cluster_partitions ORDER BY p');
+    }>(
+      `SELECT t.p, t.owner, t.epoch, r.seq AS rules_seq, i.seq AS influx_seq, t.lease_until IS NOT NULL AS leased
+         FROM cluster_partitions t
+         JOIN cluster_positions r ON r.p = t.p AND r.loop = 'rules'
+         JOIN cluster_positions i ON i.p = t.p AND i.loop = 'influx'
+        ORDER BY t.p`,
+    );
     return r.rows.map((x) => ({
       p: x.p,
       owner: x.owner,
@@ -423,12 +429,14 @@ describe.skipIf(unavailable)('partition leases on PostgreSQL', () => {
     await done(c);
   });
 
-  it("under REPEATABLE READ (the store's transactions), a fence whose snapshot predates a change of the row fails as a serialisation failure; run again, it goes through", async () => {
+  it("under REPEATABLE READ (the store's transactions): renewals neither wait for a fenced commit nor fail it; a takeover after the snapshot fails the fence as a serialisation failure, and run again it answers LeaseLostError", async () => {
     const c = await cluster();
     const a = await c.add('a', FAST);
     await c.settled(['a']);
     const p = 7;
     const epoch = a.leases.owned().get(p)!;
+    const leaseUntil = async () =>
+      (await c.admin.query<{ t: Date }>('SELECT lease_until AS t FROM cluster_partitions WHERE p = $1', [p])).rows[0].t.getTime();
     const tx = new pg.Client({ connectionString: c.url, application_name: 'committer' });
     tx.on('error', () => {});
     await tx.connect();
@@ -436,14 +444,30 @@ describe.skipIf(unavailable)('partition leases on PostgreSQL', () => {
       await tx.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await tx.query('SELECT 1 FROM cluster_members LIMIT 1'); // the snapshot
       const ticks = a.leases.stats().ticks;
-      await waitFor(() => a.leases.stats().ticks >= ticks + 2, { what: 'a renewal after the snapshot' });
-      const err = await a.leases.fence(tx, p, epoch, { rulesSeq: 3 }).catch((e: unknown) => e);
+      await waitFor(() => a.leases.stats().ticks >= ticks + 2, { what: 'renewals after the snapshot' });
+      await a.leases.fence(tx, p, epoch, { rulesSeq: 3 });
+      // the commit is open, its lease row share-locked: the renewals go on
+      const until = await leaseUntil();
+      const ticks2 = a.leases.stats().ticks;
+      await waitFor(() => a.leases.stats().ticks >= ticks2 + 2, { what: 'renewals while the commit is open' });
+      expect(await leaseUntil()).toBeGreaterThan(until);
+      expect(a.leases.stats().consecutiveFailures).toBe(0);
+      await tx.query('COMMIT');
+      expect((await c.rows())[p]).toMatchObject({ owner: 'a', epoch, rules: 3 });
+
+      await tx.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await tx.query('SELECT 1 FROM cluster_members LIMIT 1');
+      await c.cutOff('a');
+      const b = await c.add('b', FAST);
+      await waitFor(() => b.leases.owned().has(p), { timeoutMs: 20_000, what: 'b to take the partition over' });
+      expect(b.from.get(p)).toEqual({ rules: 3, influx: 0 });
+      const err = await fencePartitions(tx, 'a', [{ partition: p, epoch, rulesSeq: 4 }]).catch((e: unknown) => e);
       expect((err as { code?: string }).code).toBe('40001');
       await tx.query('ROLLBACK');
       await tx.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-      await a.leases.fence(tx, p, epoch, { rulesSeq: 3 });
-      await tx.query('COMMIT');
-      expect((await c.rows())[p]).toMatchObject({ owner: 'a', epoch, rules: 3 });
+      await expect(fencePartitions(tx, 'a', [{ partition: p, epoch, rulesSeq: 4 }])).rejects.toBeInstanceOf(LeaseLostError);
+      await tx.query('ROLLBACK');
+      expect((await c.rows())[p]).toMatchObject({ owner: 'b', rules: 3 });
     } finally {
       await tx.end();
     }
