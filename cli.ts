@@ -159,6 +159,12 @@ addIngestOptions(
 const keys = program.command('keys').description('API keys for the HTTP API and console, stored hashed in the data dir');
 const dataDirOption = () =>
   new Option('--data-dir <dir>', 'ingest data dir [env ODOPULSE_DATA_DIR]').env('ODOPULSE_DATA_DIR').default('./data');
+const databaseOption = () =>
+  new Option('--database-url <url>', "the cluster's PostgreSQL instead of the data dir [env ODOPULSE_DATABASE_URL]").env(
+    'ODOPULSE_DATABASE_URL',
+  );
+type KeysPlace = { dataDir: string; databaseUrl?: string };
+const place = (o: KeysPlace) => ({ dataDir: o.dataDir, databaseUrl: o.databaseUrl || undefined });
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const runKeys = async (fn: (m: typeof import('./tools/keys.js')) => Promise<string[]>) => {
   try {
@@ -178,19 +184,22 @@ keys
   .option('--expires <iso>', 'expiry (ISO 8601); default never')
   .option('--permission <p>', 'an extra permission: location:read (repeatable)', collect)
   .addOption(dataDirOption())
-  .action((o: { role: string; dealer?: string[]; name?: string; expires?: string; permission?: string[]; dataDir: string }) =>
-    runKeys((m) => m.keysCreate(o.dataDir, o)),
+  .addOption(databaseOption())
+  .action((o: { role: string; dealer?: string[]; name?: string; expires?: string; permission?: string[] } & KeysPlace) =>
+    runKeys((m) => m.keysCreate(place(o), o)),
   );
 keys
   .command('list')
   .description('id, role, dealers, permissions, state and name of every key (never the secrets)')
   .addOption(dataDirOption())
-  .action((o: { dataDir: string }) => runKeys((m) => m.keysList(o.dataDir)));
+  .addOption(databaseOption())
+  .action((o: KeysPlace) => runKeys((m) => m.keysList(place(o))));
 keys
   .command('revoke <id>')
   .description('revoke a key at once (its console sessions end with it)')
   .addOption(dataDirOption())
-  .action((id: string, o: { dataDir: string }) => runKeys((m) => m.keysRevoke(o.dataDir, id)));
+  .addOption(databaseOption())
+  .action((id: string, o: KeysPlace) => runKeys((m) => m.keysRevoke(place(o), id)));
 
 addIngestOptions(
   program

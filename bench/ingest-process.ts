@@ -37,7 +37,13 @@ export async function startIngestProcess(
 ): Promise<IngestProcess> {
   const dataDir = reuse?.dataDir ?? mkdtempSync(join(tmpdir(), 'odopulse-ingest-'));
   const token =
-    reuse?.token ?? (await keysCreate(dataDir, { role: 'operator', name: 'test operator', permission: ['location:read'] })).at(-1)!;
+    reuse?.token ??
+    (
+      await keysCreate(
+        { dataDir, databaseUrl: env.ODOPULSE_DATABASE_URL }, // cluster mode: the keys are in PostgreSQL
+        { role: 'operator', name: 'test operator', permission: ['location:read'] },
+      )
+    ).at(-1)!;
   const httpPort = reuse?.httpPort ?? (await freePort());
   const mqttPort = reuse?.mqttPort ?? (await freePort());
   const fullEnv: Record<string, string> = {

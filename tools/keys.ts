@@ -1,7 +1,7 @@
 // `odopulse keys create|list|revoke`: API keys in the data dir's store, usable at once by a
 // running ingest (it reads keys per request). The new key is printed once, as the last line.
 import { createApiKey, KeyRequestError } from '../ingest/auth/keys.js';
-import { openSqliteBackend } from '../ingest/store/index.js';
+import { openPostgresBackend, openSqliteBackend } from '../ingest/store/index.js';
 import { PERMISSIONS, ROLES, type Permission, type Role } from '../ingest/store/ports.js';
 
 export interface KeysCreateOptions {
@@ -14,13 +14,19 @@ export interface KeysCreateOptions {
 
 export class KeysCliError extends Error {}
 
-function openKeys(dataDir: string) {
-  const backend = openSqliteBackend(dataDir);
+/** Where the keys are: the data dir's SQLite file, or the cluster's PostgreSQL (ODOPULSE_DATABASE_URL). */
+export type KeysTarget = string | { dataDir?: string; databaseUrl?: string };
+
+async function openKeys(target: KeysTarget) {
+  const t = typeof target === 'string' ? { dataDir: target } : target;
+  const backend = t.databaseUrl
+    ? await openPostgresBackend(t.databaseUrl, { instanceId: `keys-cli-${process.pid}`, poolSize: 1 })
+    : openSqliteBackend(t.dataDir ?? './data');
   return { keys: backend.keys, audit: backend.audit, close: () => backend.close() };
 }
 
 /** Returns the lines to print; the key itself is the last one. */
-export async function keysCreate(dataDir: string, o: KeysCreateOptions, now = Date.now()): Promise<string[]> {
+export async function keysCreate(dataDir: KeysTarget, o: KeysCreateOptions, now = Date.now()): Promise<string[]> {
   if (!(ROLES as readonly string[]).includes(o.role)) throw new KeysCliError(`--role must be one of ${ROLES.join(', ')}`);
   const permissions = o.permission ?? [];
   for (const p of permissions)
@@ -30,7 +36,7 @@ export async function keysCreate(dataDir: string, o: KeysCreateOptions, now = Da
     expiresAt = Date.parse(o.expires);
     if (!Number.isFinite(expiresAt)) throw new KeysCliError('--expires must be an ISO 8601 time');
   }
-  const s = openKeys(dataDir);
+  const s = await openKeys(dataDir);
   try {
     const { record, token } = await createApiKey(
       s.keys,
@@ -65,8 +71,8 @@ export async function keysCreate(dataDir: string, o: KeysCreateOptions, now = Da
   }
 }
 
-export async function keysList(dataDir: string): Promise<string[]> {
-  const s = openKeys(dataDir);
+export async function keysList(dataDir: KeysTarget): Promise<string[]> {
+  const s = await openKeys(dataDir);
   try {
     return (await s.keys.list()).map((k) =>
       [
@@ -83,8 +89,8 @@ export async function keysList(dataDir: string): Promise<string[]> {
   }
 }
 
-export async function keysRevoke(dataDir: string, id: string, now = Date.now()): Promise<string[]> {
-  const s = openKeys(dataDir);
+export async function keysRevoke(dataDir: KeysTarget, id: string, now = Date.now()): Promise<string[]> {
+  const s = await openKeys(dataDir);
   try {
     if (!(await s.keys.revoke(id, now))) throw new KeysCliError(`no active key ${id}`);
     await s.audit.record({ at: now, principal: 'cli', action: 'key.revoked', vin: null, requestId: 'cli', detail: { keyId: id } });
