@@ -292,6 +292,8 @@ interface Holding {
   renewedAt: number;
   /** The release statement was sent: no more renewals (they would find the row released and call it lost). */
   handedBack: boolean;
+  /** onAcquired was called (then onReleased will be). */
+  started: boolean;
   /** The hand-over steps of this holding, in order (onAcquired, then onReleased and the release). */
   op: Promise<void>;
 }
@@ -612,8 +614,26 @@ export class PartitionLeases {
     );
     if (res.rows.length === 0) return;
     const claimed = res.rows.map((r) => ({ p: Number(r.p), epoch: Number(r.epoch) }));
+    // each holding's first step waits for its positions (undefined: not to be started)
+    const gates = new Map<number, (from: ResumePositions | undefined) => void>();
     for (const { p, epoch } of claimed) {
-      this.held.set(p, { epoch, phase: 'acquiring', valid: true, renewedAt: sentAt, handedBack: false, op: Promise.resolve() });
+      const h: Holding = {
+        epoch,
+        phase: 'acquiring',
+        valid: true,
+        renewedAt: sentAt,
+        handedBack: false,
+        started: false,
+        op: Promise.resolve(),
+      };
+      h.op = new Promise<ResumePositions | undefined>((open) => gates.set(p, open)).then(async (from) => {
+        if (from === undefined || h.phase === 'releasing') return;
+        h.started = true;
+        if (await this.callback(() => this.opts.onAcquired(p, epoch, from), 'onAcquired', p)) {
+          if (h.phase === 'acquiring') h.phase = 'owned';
+        } else void this.relinquish(p, 'acquire-failed');
+      });
+      this.held.set(p, h);
       this.counters.acquired++;
     }
     this.armWatchdog();
@@ -625,19 +645,13 @@ export class PartitionLeases {
     } catch (err) {
       // held in PostgreSQL but not started: hand them back (the next tick claims them again)
       this.opts.log.warn({ err: errText(err), partitions: claimed.length }, 'partition leases: reading the claimed positions failed');
-      for (const { p } of claimed) void this.relinquish(p, 'acquire-failed', false);
+      for (const { p } of claimed) {
+        gates.get(p)?.(undefined);
+        void this.relinquish(p, 'acquire-failed');
+      }
       throw err;
     }
-    for (const { p, epoch } of claimed) {
-      const h = this.held.get(p);
-      if (!h || h.epoch !== epoch) continue;
-      const from = positions.get(p) ?? { rules: 0, influx: 0 };
-      h.op = this.callback(() => this.opts.onAcquired(p, epoch, from), 'onAcquired', p).then((ok) => {
-        if (ok) {
-          if (h.phase === 'acquiring') h.phase = 'owned';
-        } else void this.relinquish(p, 'acquire-failed');
-      });
-    }
+    for (const { p } of claimed) gates.get(p)?.(positions.get(p) ?? { rules: 0, influx: 0 });
   }
 
   private async positions(ps: number[]): Promise<Map<number, ResumePositions>> {
@@ -657,18 +671,17 @@ export class PartitionLeases {
   }
 
   /**
-   * Stop consuming p and hand it back: after the holding's earlier steps, onReleased, then (unless
+   * Stop consuming p and hand it back: after the holding's earlier steps, onReleased (if onAcquired was called), then (unless
    * lost) owner = NULL guarded by the epoch; the holding is renewed until then (while valid).
    */
-  private relinquish(p: number, reason: ReleaseReason, notify = true): Promise<void> {
+  private relinquish(p: number, reason: ReleaseReason): Promise<void> {
     const h = this.held.get(p);
     if (!h) return Promise.resolve();
     if (h.phase === 'releasing') return h.op;
     h.phase = 'releasing';
     h.op = h.op
       .then(async () => {
-        // notify = false: onAcquired was never called
-        if (notify) await this.callback(() => this.opts.onReleased(p, reason), 'onReleased', p);
+        if (h.started) await this.callback(() => this.opts.onReleased(p, reason), 'onReleased', p);
         if (reason === 'lost') return;
         h.handedBack = true;
         try {
