@@ -324,6 +324,31 @@ describe.skipIf(unavailable)('partition leases on PostgreSQL', () => {
     await done(c);
   });
 
+  it('an onAcquired that fails hands the partition back, to be claimed again; an onReleased that hangs is given up on after its time', async () => {
+    const c = await cluster();
+    let failures = 0;
+    const a = await c.add('a', FAST, {
+      callbackTimeoutMs: 500,
+      onAcquired: async (p) => {
+        if (p === 3 && failures++ === 0) throw new Error('consumer could not start');
+      },
+      onReleased: async (p) => {
+        if (p === 9) await new Promise(() => {}); // never settles
+      },
+    });
+    await waitFor(() => a.leases.owned().size === P, { what: 'every partition, 3 on the second try' });
+    expect(failures).toBe(2);
+    expect(a.leases.owned().get(3)).toBe(2); // the first claim's epoch was 1
+    expect(a.warnings).toEqual(['partition leases: onAcquired failed']);
+    const stopped = a.leases.stop().then(() => 'stopped');
+    a.stopped = true;
+    expect(await stopped).toBe('stopped'); // after callbackTimeoutMs for partition 9
+    expect(a.warnings).toContain('partition leases: onReleased failed');
+    expect((await c.rows()).filter((r) => r.owner !== null)).toEqual([]);
+    expect(a.leases.stats().callbackErrors).toBe(2);
+    await done(c);
+  });
+
   it('sessions terminated under a running instance: it reconnects and keeps its partitions at the same epochs', async () => {
     const c = await cluster();
     await c.add('a', FAST);
