@@ -24,7 +24,9 @@ import {
   ClusterRig,
   influxBatches,
   lastStreamSeqs,
+  lateBatches,
   newestAcked,
+  streamOrder,
   streamLeader,
   WebhookReceiver,
   type ClusterMember,
@@ -95,6 +97,8 @@ interface Outcome {
   pending: number;
   outOfOrder: string[];
   journalBehind: string[];
+  /** Batches after a newer one of their vehicle in the stream. */
+  lateInStream: string[];
   stranded: string[];
   badSignatures: number;
   /** Per SSE stream read: created changes missing, seqs seen twice, seqs not after the one before. */
@@ -171,7 +175,8 @@ async function runCase(c: Case): Promise<void> {
         `seed ${seed}; ${ledger.acked.size} batches acked, ${o.stored.lost.length} lost, ${o.stored.duplicated.length} duplicated; ${faultNotes}; ` +
         `${o.expected.length} DTC prompts expected, ${o.expected.length - o.missing.length} found on each of ${o.views.size} APIs; ` +
         `${o.created.length} created events, ${o.webhookDups.length} ids twice, ${o.missingCreated.length} missing; ` +
-        `rule states out of order ${o.outOfOrder.length}, journal behind ${o.journalBehind.length}; ` +
+        `rule states out of order ${o.outOfOrder.length}, journal behind ${o.journalBehind.length}, ` +
+        `batches late in the stream ${o.lateInStream.length}; ` +
         `SSE ${[...o.sse].map(([id, x]) => `${id} ${x.changes} changes, ${x.missing.length} created missing`).join(', ')}; ` +
         `${connects} vehicle connects, ${stalls} stalls; ` +
         `drain ${o.drainMs} ms, settle ${o.settleMs} ms`,
@@ -193,6 +198,7 @@ async function runCase(c: Case): Promise<void> {
     expect(o.badSignatures).toBe(0);
     expect(o.outOfOrder, sample(o.outOfOrder)).toEqual([]);
     expect(o.journalBehind, sample(o.journalBehind)).toEqual([]);
+    expect(o.lateInStream, sample(o.lateInStream)).toEqual([]);
     expect(o.stranded, sample(o.stranded)).toEqual([]);
     for (const [id, x] of o.sse) {
       expect(x.missing, `${id}'s SSE stream: created changes missing`).toEqual([]);
@@ -272,7 +278,16 @@ async function settle(
         .sort(),
     );
   const found = new Set(prompts.filter((p) => p.kind === 'fault.dtc').map((p) => p.dedupKey));
-  const missing = expected.filter((k) => !found.has(k));
+  // the stream's own order per vehicle: a batch behind a newer one is applied as stale (its DTCs unseen)
+  const late = lateBatches(await streamOrder(nats.urls));
+  const lateInStream = late.map((b) => `${b.vin} seq ${b.seq} at stream ${b.streamSeq}, after seq ${b.after.seq} at ${b.after.streamSeq}`);
+  const missing = expected
+    .filter((k) => !found.has(k))
+    .map((k) => {
+      const p = ledger.plan.find((x) => `${x.vin}:fault.dtc:${x.code}:1` === k);
+      const l = p && late.find((b) => b.vin === p.vin && b.seq === p.seq);
+      return `${k} (batch seq ${p?.seq}${l ? `: late in the stream, at ${l.streamSeq} after seq ${l.after.seq} at ${l.after.streamSeq}` : ''})`;
+    });
   const unexpected = prompts.filter((p) => !expected.includes(p.dedupKey)).map((p) => `${p.kind} ${p.dedupKey}`);
 
   // the webhook: one created event per prompt, the outbox empty (an event a killed instance had
@@ -332,6 +347,7 @@ async function settle(
     pending,
     outOfOrder,
     journalBehind,
+    lateInStream,
     stranded,
     badSignatures: receiver.badSignatures,
     sse,

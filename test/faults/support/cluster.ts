@@ -9,7 +9,7 @@ import { createWriteStream, mkdtempSync, readFileSync, rmSync, type WriteStream 
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { createApiKey } from '../../../ingest/auth/keys.js';
@@ -283,6 +283,62 @@ export async function lastStreamSeqs(natsUrls: string[], vins: string[], partiti
   } finally {
     await nc.close();
   }
+}
+
+/** One vehicle's batches in the telemetry stream, in stream order. */
+export interface StreamBatch {
+  streamSeq: number;
+  seq: number;
+}
+
+/**
+ * Every message of the telemetry stream, by VIN, in stream order (the order its partition's owner
+ * applies them in), read with an ordered consumer from the first sequence to the last one there now.
+ */
+export async function streamOrder(natsUrls: string[], timeoutMs = 60_000): Promise<Map<string, StreamBatch[]>> {
+  const nc = await connect({ servers: natsUrls, timeout: 5000 });
+  const out = new Map<string, StreamBatch[]>();
+  try {
+    const jsm = await jetstreamManager(nc);
+    const last = (await jsm.streams.info(TELEMETRY_STREAM)).state.last_seq;
+    if (last === 0) return out;
+    const consumer = await jetstream(nc).consumers.get(TELEMETRY_STREAM, { filter_subjects: `${SUBJECT_PREFIX}.>` });
+    const msgs = await consumer.consume({ max_messages: 1000 });
+    const timer = setTimeout(() => void msgs.stop(), timeoutMs);
+    try {
+      for await (const m of msgs) {
+        const vin = m.subject.split('.')[3] ?? '';
+        const list = out.get(vin) ?? [];
+        list.push({ streamSeq: m.seq, seq: Number(m.headers?.get('Odopulse-Seq')) });
+        out.set(vin, list);
+        if (m.seq >= last) break;
+      }
+    } finally {
+      clearTimeout(timer);
+      await msgs.close().catch(() => {});
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * Batches that came after a newer one of the same vehicle in the stream (a seq not seen before,
+ * below the highest seen so far): the rules apply them as stale (latest only, no detector runs).
+ */
+export function lateBatches(order: Map<string, StreamBatch[]>): { vin: string; seq: number; streamSeq: number; after: StreamBatch }[] {
+  const late: { vin: string; seq: number; streamSeq: number; after: StreamBatch }[] = [];
+  for (const [vin, list] of order) {
+    const seen = new Set<number>();
+    let top: StreamBatch | undefined;
+    for (const b of list) {
+      if (!seen.has(b.seq) && top && b.seq < top.seq) late.push({ vin, seq: b.seq, streamSeq: b.streamSeq, after: top });
+      seen.add(b.seq);
+      if (!top || b.seq > top.seq) top = b;
+    }
+  }
+  return late;
 }
 
 /** Index (0-based) of the node that leads the telemetry stream's RAFT group, or undefined. */
