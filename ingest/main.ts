@@ -3,6 +3,7 @@
 import { pino } from 'pino';
 import { encodeAgentConfig } from '../proto/codec.js';
 import { RulesPool } from '../rules/pool.js';
+import type { ServiceRecord } from '../rules/types.js';
 import { createClock } from './clock.js';
 import { instanceId, natsServers, webhookUrls, type IngestConfig } from './config.js';
 import { openCluster } from './cluster/wiring.js';
@@ -229,6 +230,12 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   pipeline.on('changes', (c) => out.published(c, false));
   pipeline.on('processed', (vins) => out.deliver(vins));
 
+  const applyServiceRecord = async (vin: string, rec: ServiceRecord) => {
+    const { id, changes } = await rules.serviceRecord(vin, rec);
+    out.published(changes);
+    return id;
+  };
+
   const oidc = cfg.ODOPULSE_OIDC_ISSUER
     ? createOidcVerifier({
         issuer: cfg.ODOPULSE_OIDC_ISSUER,
@@ -263,11 +270,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     clock,
     changes: { subscribe: (fn) => out.subscribe(fn), record: (fn) => out.record(fn) },
     dispatcher: dispatcher ?? undefined,
-    onServiceRecord: async (vin, rec) => {
-      const { id, changes } = await rules.serviceRecord(vin, rec);
-      out.published(changes);
-      return id;
-    },
+    onServiceRecord: (vin, rec) => (cluster ? cluster.serviceRecord(vin, rec) : applyServiceRecord(vin, rec)),
     // not awaited by the route (as before: the profile is stored, targeting follows)
     onProfileChanged: (vin) => {
       campaigns.onProfileChanged(vin).catch((err: unknown) => {
@@ -316,6 +319,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     telemetry: (vin) => {
       if (hmi.holdsBack(vin)) out.deliver([vin]);
     },
+    applyServiceRecord,
   });
   pipeline.start();
   dispatcher?.start();

@@ -11,7 +11,9 @@ import { ChangeFeed } from './change-feed.js';
 import { ClusterJournal } from './cluster-journal.js';
 import { EdgeView } from './edge.js';
 import { fencePartitions, LeaseLostError, PartitionLeases } from './leases.js';
+import { ServiceRecordRouter } from './service-records.js';
 import { JetStreamTelemetryLog } from './telemetry-log.js';
+import type { ServiceRecord } from '../../rules/types.js';
 
 export interface ClusterSettings {
   natsServers: string[];
@@ -38,6 +40,8 @@ export interface ClusterConsumers {
   changes(changes: PromptChange[]): void;
   /** A vehicle with held-back prompts sent telemetry here: try its HMI delivery again. */
   telemetry(vin: string): void;
+  /** Store and apply a service visit here (this instance owns the vehicle's partition); its id. */
+  applyServiceRecord(vin: string, rec: ServiceRecord): Promise<number>;
 }
 
 export interface Cluster {
@@ -50,6 +54,8 @@ export interface Cluster {
   start(consumers: ClusterConsumers): Promise<void>;
   /** A change was committed here: read the shared log now rather than at the notification. */
   kick(): void;
+  /** A service visit, applied by the owner of the vehicle's partition (here or forwarded); its id. */
+  serviceRecord(vin: string, rec: ServiceRecord): Promise<number>;
   health(): { nats: boolean; partitionsHeld: number; members: number; leaseTickFailures: number };
   stop(): Promise<void>;
 }
@@ -87,6 +93,16 @@ export async function openCluster(s: ClusterSettings, log: Log): Promise<Cluster
     onData: () => consumers?.wake(),
     logger: log,
   });
+  const serviceRecords = new ServiceRecordRouter({
+    nc: telemetryLog.nc,
+    partitionOf: (vin) => journal.partitionOf(vin),
+    owns: (vin) => journal.owns(vin),
+    apply: (vin, rec) => {
+      if (!consumers) throw new Error('cluster not started');
+      return consumers.applyServiceRecord(vin, rec);
+    },
+    log,
+  });
   const leases = new PartitionLeases({
     pool: leasePool,
     instanceId: s.instanceId,
@@ -94,10 +110,12 @@ export async function openCluster(s: ClusterSettings, log: Log): Promise<Cluster
     onAcquired: async (p, epoch, from) => {
       consumers?.evict((vin) => journal.partitionOf(vin) === p);
       journal.attach(p, epoch, from);
+      serviceRecords.attach(p);
       log.info({ partition: p, epoch, from }, 'partition acquired');
     },
     onReleased: async (p, reason) => {
       // the in-flight step's commit is fenced: once the lease is gone it rolls back, never half-applies
+      serviceRecords.detach(p);
       await journal.detach(p);
       log.info({ partition: p, reason }, 'partition released');
     },
@@ -160,6 +178,7 @@ export async function openCluster(s: ClusterSettings, log: Log): Promise<Cluster
       await leases.start();
     },
     kick: () => feed?.kick(),
+    serviceRecord: (vin, rec) => serviceRecords.route(vin, rec),
     health: () => {
       const st = leases.stats();
       return {
@@ -172,6 +191,7 @@ export async function openCluster(s: ClusterSettings, log: Log): Promise<Cluster
     async stop() {
       await leases.stop(); // hands the partitions back at once (the others take over without waiting for expiry)
       await feed?.stop();
+      serviceRecords.close();
       await journal.close();
       await telemetryLog.close();
       await leasePool.end();

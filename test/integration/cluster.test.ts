@@ -9,7 +9,7 @@ import { decodeHmiPrompt, encodeAgentStatus } from '../../proto/codec.js';
 import { VSS } from '../../proto/signals.js';
 import { partitionOf } from '../../ingest/cluster/partition.js';
 import { startInfluxd, influxNumber, type InfluxdHandle } from '../support/influxd.js';
-import { promptsOf, publishBatch, putVehicle, startIngestProcess, type IngestProcess } from '../support/ingest.js';
+import { apiRequest, getJson, promptsOf, publishBatch, putVehicle, startIngestProcess, type IngestProcess } from '../support/ingest.js';
 import { startNatsCluster, type NatsCluster } from '../support/nats.js';
 import { startPostgres, type PostgresHandle } from '../support/postgres.js';
 import { PROFILE } from '../support/scenario.js';
@@ -171,6 +171,23 @@ describe('cluster mode on one box', () => {
     } finally {
       await Promise.all(streams.map((s) => s.close()));
       await Promise.all(heads.map((h) => h.c.endAsync()));
+    }
+  });
+
+  it('a service visit posted to either instance is applied once, by the owner of the vehicle', async () => {
+    const vins = vinsSpread(4);
+    for (const [k, vin] of vins.entries()) {
+      const r = await apiRequest(ingests[k % 2], 'POST', `/api/v1/vehicles/${vin}/service-records`, {
+        date: '2026-03-01',
+        odometer: 1000 + k,
+        items: ['inspection'],
+      });
+      expect(r.status).toBe(201);
+      const other = await getJson<{ serviceRecords: Array<{ id: number; odometer: number }> }>(
+        `${ingests[(k + 1) % 2].api}/api/v1/vehicles/${vin}`,
+        ingests[0].auth,
+      );
+      expect(other.serviceRecords.map((x) => x.odometer)).toEqual([1000 + k]);
     }
   });
 
