@@ -429,6 +429,7 @@ export class PartitionLeases {
   /**
    * Fence a commit on partition p at `epoch` inside the caller's transaction (see fencePartitions);
    * rejects at once, without a query, a holding this instance already knows is lost or self-fenced.
+   * A lease PostgreSQL finds gone is released here at once (onReleased(p, 'lost')).
    */
   async fence(client: Queryable, p: number, epoch: number, seqs: { rulesSeq?: number; influxSeq?: number } = {}): Promise<void> {
     await this.fenceMany(client, [{ partition: p, epoch, ...seqs }]);
@@ -445,7 +446,23 @@ export class PartitionLeases {
         [...new Set(gone.map((i) => i.partition))].sort((a, b) => a - b),
         'no longer held here',
       );
-    await fencePartitions(client, this.instanceId, items);
+    try {
+      await fencePartitions(client, this.instanceId, items);
+    } catch (err) {
+      // PostgreSQL's answer is final for those epochs: stop consuming them now, not at the next renewal
+      if (err instanceof LeaseLostError) {
+        const epochOf = new Map(items.map((i) => [i.partition, i.epoch]));
+        for (const p of err.partitions) {
+          const h = this.held.get(p);
+          if (!h || !h.valid || h.epoch !== epochOf.get(p)) continue;
+          h.valid = false;
+          this.counters.lost++;
+          this.opts.log.warn({ partition: p, epoch: h.epoch }, 'partition leases: lease lost (found by a commit)');
+          void this.relinquish(p, 'lost');
+        }
+      }
+      throw err;
+    }
   }
 
   // -------------------------------------------------------------------------------------------

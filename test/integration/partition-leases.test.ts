@@ -349,6 +349,25 @@ describe.skipIf(unavailable)('partition leases on PostgreSQL', () => {
     await done(c);
   });
 
+  it('a lease taken behind its back is found by the next fence: LeaseLostError, and the partition released at once', async () => {
+    const c = await cluster();
+    const a = await c.add('a', { leaseMs: 120_000, renewMs: 60_000 }); // no tick during the case: only the fence can find out
+    await c.settled(['a']);
+    const p = 11;
+    const epoch = a.leases.owned().get(p)!;
+    await c.admin.query(
+      "UPDATE cluster_partitions SET owner = 'intruder', epoch = epoch + 1, lease_until = now() + interval '1 hour' WHERE p = $1",
+      [p],
+    );
+    await expect(a.leases.fence(c.admin, p, epoch, { rulesSeq: 5 })).rejects.toBeInstanceOf(LeaseLostError);
+    expect(a.leases.owned().has(p)).toBe(false);
+    expect(a.leases.owned().size).toBe(P - 1);
+    await waitFor(() => a.released.some((r) => r.p === p && r.reason === 'lost'), { what: 'onReleased(p, lost)' });
+    expect(a.warnings).toEqual(['partition leases: lease lost (found by a commit)']);
+    expect((await c.rows())[p]).toMatchObject({ owner: 'intruder', rules: 0 });
+    await done(c);
+  });
+
   it('sessions terminated under a running instance: it reconnects and keeps its partitions at the same epochs', async () => {
     const c = await cluster();
     await c.add('a', FAST);
