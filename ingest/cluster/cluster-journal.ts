@@ -52,6 +52,9 @@ export interface ClusterJournalDeps {
 
 type Loop = 'rules' | 'influx';
 
+/** The lease epoch each buffered entry was read under: a step's commit is fenced with it, not with a later holding's. */
+const epochs = new WeakMap<JournalEntry, number>();
+
 class Lane {
   readonly entries: JournalEntry[] = [];
   private stopped = false;
@@ -59,6 +62,7 @@ class Lane {
 
   constructor(
     private readonly reader: PartitionReader,
+    private readonly epoch: number,
     private readonly cap: number,
     private readonly onData: () => void,
     private readonly logger: ClusterJournalDeps['logger'],
@@ -80,7 +84,7 @@ class Lane {
         backoff = 250;
         if (this.stopped) return;
         for (const e of got) {
-          this.entries.push({
+          const entry: JournalEntry = {
             id: e.streamSeq,
             vin: e.vin,
             bootId: e.bootId,
@@ -90,7 +94,9 @@ class Lane {
             influxDone: false,
             // a batch whose every sample was dead-lettered is in the stream only for dedup
             ...(e.payload.byteLength === 0 ? { readings: [] } : {}),
-          });
+          };
+          epochs.set(entry, this.epoch);
+          this.entries.push(entry);
         }
         if (got.length) this.onData();
       } catch (err) {
@@ -135,7 +141,7 @@ export class ClusterJournal {
     if (this.held.has(partition)) return;
     const cap = this.deps.buffer ?? 5000;
     const lane = (loop: Loop, after: number) =>
-      new Lane(this.deps.log.reader(partition, after + 1), cap, this.deps.onData, this.deps.logger, `${loop}/${partition}`);
+      new Lane(this.deps.log.reader(partition, after + 1), epoch, cap, this.deps.onData, this.deps.logger, `${loop}/${partition}`);
     this.held.set(partition, { epoch, rules: lane('rules', from.rules), influx: lane('influx', from.influx) });
   }
 
@@ -206,12 +212,18 @@ export class ClusterJournal {
     return out;
   }
 
-  /** The highest entry id per partition among these (for the rules commit's fence). */
-  positions(entries: ReadonlyArray<Pick<JournalEntry, 'id' | 'vin'>>): Map<number, number> {
-    const out = new Map<number, number>();
+  /**
+   * The highest entry id per partition among these, with the lease epoch they were read under (for
+   * the rules commit's fence); epoch -1: not read from a lane of this journal.
+   */
+  positions(entries: ReadonlyArray<JournalEntry>): Map<number, { seq: number; epoch: number }> {
+    const out = new Map<number, { seq: number; epoch: number }>();
     for (const e of entries) {
       const p = this.partitionOf(e.vin);
-      out.set(p, Math.max(out.get(p) ?? 0, e.id));
+      const epoch = epochs.get(e) ?? -1;
+      const had = out.get(p);
+      // two holdings of one partition in one step: the older entries' epoch fails the fence, as it must
+      out.set(p, { seq: Math.max(had?.seq ?? 0, e.id), epoch: had && had.epoch !== epoch ? -1 : epoch });
     }
     return out;
   }

@@ -10,7 +10,7 @@ import { withPromptService } from '../stores.js';
 import { ChangeFeed } from './change-feed.js';
 import { ClusterJournal } from './cluster-journal.js';
 import { EdgeView } from './edge.js';
-import { fencePartitions, LeaseLostError, PartitionLeases } from './leases.js';
+import { LeaseLostError, PartitionLeases } from './leases.js';
 import { ServiceRecordRouter } from './service-records.js';
 import { JetStreamTelemetryLog } from './telemetry-log.js';
 import type { ServiceRecord } from '../../rules/types.js';
@@ -50,7 +50,7 @@ export interface Cluster {
   edge: EdgeView;
   instanceId: string;
   /** For the rules runner: this instance's vehicles, and the fence of each commit. */
-  rules: { owns(vin: string): boolean; fence(entries: ReadonlyArray<Pick<JournalEntry, 'id' | 'vin'>>): Promise<void> };
+  rules: { owns(vin: string): boolean; fence(entries: readonly JournalEntry[]): Promise<void> };
   start(consumers: ClusterConsumers): Promise<void>;
   /** A change was committed here: read the shared log now rather than at the notification. */
   kick(): void;
@@ -89,7 +89,8 @@ export async function openCluster(s: ClusterSettings, log: Log): Promise<Cluster
   const journal = new ClusterJournal({
     log: telemetryLog,
     partitions: s.partitions,
-    saveInfluxPosition: (partition, epoch, seq) => fencePartitions(leasePool, s.instanceId, [{ partition, epoch, influxSeq: seq }]),
+    // on the store's pool (not the leases' two connections, kept for heartbeats); a loss it finds releases the partition
+    saveInfluxPosition: (partition, epoch, seq) => leases.fence(backend.sql, partition, epoch, { influxSeq: seq }),
     onData: () => consumers?.wake(),
     logger: log,
   });
@@ -155,12 +156,8 @@ export async function openCluster(s: ClusterSettings, log: Log): Promise<Cluster
     rules: {
       owns: (vin) => journal.owns(vin),
       fence: async (entries) => {
-        const items = [...journal.positions(entries)].map(([partition, rulesSeq]) => ({
-          partition,
-          epoch: journal.epochOf(partition) ?? -1,
-          rulesSeq,
-        }));
-        const gone = items.filter((i) => i.epoch < 0).map((i) => i.partition);
+        const items = [...journal.positions(entries)].map(([partition, { seq, epoch }]) => ({ partition, epoch, rulesSeq: seq }));
+        const gone = items.filter((i) => i.epoch < 0 || journal.epochOf(i.partition) !== i.epoch).map((i) => i.partition);
         if (gone.length) throw new LeaseLostError(gone, 'released while the step ran');
         await leases.fenceMany(backend.sql, items);
       },

@@ -41,7 +41,7 @@ export interface RulesRunnerDeps {
    */
   cluster?: {
     owns(vin: string): boolean;
-    fence(entries: ReadonlyArray<Pick<JournalEntry, 'id' | 'vin'>>): Promise<void>;
+    fence(entries: readonly JournalEntry[]): Promise<void>;
   };
   log: { warn(o: object, m?: string): void };
 }
