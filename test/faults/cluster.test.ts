@@ -26,6 +26,7 @@ import {
   lastStreamSeqs,
   lateBatches,
   newestAcked,
+  streamLastSeq,
   streamOrder,
   streamLeader,
   WebhookReceiver,
@@ -59,6 +60,11 @@ afterAll(async () => {
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const fmtOwners = (o: Map<string, number[]>) =>
+  [...o]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([id, ps]) => `${id} ${ps.length}`)
+    .join(', ');
 
 /** allPrompts() through one member's API with the cluster's key. */
 const promptsVia = (m: ClusterMember) => allPrompts({ ...m.proc, auth: m.auth } as IngestProcess);
@@ -81,6 +87,8 @@ interface Ctx {
   ledger: DtcLedger;
   loads: FleetLoad[];
   homes: string[][];
+  /** Moments of the fault, as the stream's last sequence then (late batches are counted per phase). */
+  marks: { at: string; streamSeq: number }[];
 }
 
 interface Outcome {
@@ -99,6 +107,8 @@ interface Outcome {
   journalBehind: string[];
   /** Batches after a newer one of their vehicle in the stream. */
   lateInStream: string[];
+  /** Late batches per phase between the marks. */
+  lateByPhase: string;
   stranded: string[];
   badSignatures: number;
   /** Per SSE stream read: created changes missing, seqs seen twice, seqs not after the one before. */
@@ -151,7 +161,8 @@ async function runCase(c: Case): Promise<void> {
     const started = Date.now();
     await waitFor(() => ledger.acked.size >= VEHICLES * 4, { what: 'the load acknowledged on every instance', timeoutMs: 60_000 });
 
-    const faultNotes = await c.fault({ rig, nats, ledger, loads, homes });
+    const marks: Ctx['marks'] = [];
+    const faultNotes = await c.fault({ rig, nats, ledger, loads, homes, marks });
 
     await waitFor(() => ledger.unackedPlan().length === 0, {
       what: 'every planned DTC batch acknowledged',
@@ -160,7 +171,7 @@ async function runCase(c: Case): Promise<void> {
     });
     const loadMs = Date.now() - started;
     await Promise.all(loads.map((l) => l.stop()));
-    const o = await settle(rig, nats, ledger, receiver, VINS, streams);
+    const o = await settle(rig, nats, ledger, receiver, VINS, streams, marks);
 
     const connects = loads.reduce((n, l) => n + l.connects, 0);
     const stalls = loads.reduce((n, l) => n + l.stalls, 0);
@@ -176,7 +187,7 @@ async function runCase(c: Case): Promise<void> {
         `${o.expected.length} DTC prompts expected, ${o.expected.length - o.missing.length} found on each of ${o.views.size} APIs; ` +
         `${o.created.length} created events, ${o.webhookDups.length} ids twice, ${o.missingCreated.length} missing; ` +
         `rule states out of order ${o.outOfOrder.length}, journal behind ${o.journalBehind.length}, ` +
-        `batches late in the stream ${o.lateInStream.length}; ` +
+        `batches late in the stream ${o.lateInStream.length} (${o.lateByPhase}); ` +
         `SSE ${[...o.sse].map(([id, x]) => `${id} ${x.changes} changes, ${x.missing.length} created missing`).join(', ')}; ` +
         `${connects} vehicle connects, ${stalls} stalls; ` +
         `drain ${o.drainMs} ms, settle ${o.settleMs} ms`,
@@ -227,6 +238,7 @@ async function settle(
   receiver: WebhookReceiver,
   VINS: string[],
   streams: Map<string, SseReader>,
+  marks: Ctx['marks'],
 ): Promise<Outcome> {
   const t = Date.now();
   let stored = checkStored(ledger, new Map());
@@ -280,6 +292,13 @@ async function settle(
   const found = new Set(prompts.filter((p) => p.kind === 'fault.dtc').map((p) => p.dedupKey));
   // the stream's own order per vehicle: a batch behind a newer one is applied as stale (its DTCs unseen)
   const late = lateBatches(await streamOrder(nats.urls));
+  const bounds = [{ at: 'start', streamSeq: 0 }, ...marks];
+  const lateByPhase = bounds
+    .map((m, i) => {
+      const next = bounds[i + 1]?.streamSeq ?? Infinity;
+      return `from ${m.at} ${late.filter((b) => b.streamSeq > m.streamSeq && b.streamSeq <= next).length}`;
+    })
+    .join(', ');
   const lateInStream = late.map((b) => `${b.vin} seq ${b.seq} at stream ${b.streamSeq}, after seq ${b.after.seq} at ${b.after.streamSeq}`);
   const missing = expected
     .filter((k) => !found.has(k))
@@ -348,6 +367,7 @@ async function settle(
     outOfOrder,
     journalBehind,
     lateInStream,
+    lateByPhase,
     stranded,
     badSignatures: receiver.badSignatures,
     sse,
@@ -377,13 +397,14 @@ describe('cluster mode: 3 ingest instances, 3 NATS nodes, one PostgreSQL', () =>
       prefix: 'LCLKA',
       maxSeq: 90,
       sseOn: ['i0', 'i1'],
-      async fault({ rig, nats, ledger, homes }) {
+      async fault({ rig, nats, ledger, homes, marks }) {
         const victim = 'i2';
         const before = await rig.owners();
         const held = before.get(victim) ?? [];
         expect(held.length, `${victim} held partitions before the kill`).toBeGreaterThan(0);
 
         const acked = newestAcked(ledger);
+        marks.push({ at: `${victim} kill`, streamSeq: await streamLastSeq(nats) });
         await rig.kill(victim);
         const killedAt = Date.now();
         // its vehicles are on a survivor's MQTT at once; its partitions once their leases run out
@@ -404,17 +425,21 @@ describe('cluster mode: 3 ingest instances, 3 NATS nodes, one PostgreSQL', () =>
         await pause(3_000); // the fault's timing: the load on two instances for a while
         const leader = (await streamLeader(nats)) ?? 0;
         const beforeNats = newestAcked(ledger);
+        marks.push({ at: 'NATS kill', streamSeq: await streamLastSeq(nats) });
         await nats.kill(leader);
         const natsKilledAt = Date.now();
         const resumeMs = await vehiclesBack(ledger, homes.flat(), beforeNats, 'every vehicle acknowledged again after the NATS kill');
+        marks.push({ at: 'acks resumed', streamSeq: await streamLastSeq(nats) });
         await pause(Math.max(0, 8_000 - (Date.now() - natsKilledAt))); // down for 8 s at least
         const downMs = Date.now() - natsKilledAt;
+        marks.push({ at: 'NATS restart', streamSeq: await streamLastSeq(nats) });
         await nats.start(leader);
+        marks.push({ at: 'NATS back', streamSeq: await streamLastSeq(nats) });
         await pause(3_000);
 
         return (
           `time to take over ${takeoverMs} ms (${victim}'s ${held.length} partitions → ` +
-          `${[...after].map(([id, ps]) => `${id} ${ps.length}`).join(', ')}), its vehicles back in ${vehiclesBackMs} ms; ` +
+          `${fmtOwners(after)}), its vehicles back in ${vehiclesBackMs} ms; ` +
           `NATS ${nats.nodes[leader].name} (stream leader) down ${secs(downMs)}, every vehicle acked again in ${resumeMs} ms`
         );
       },
@@ -428,8 +453,9 @@ describe('cluster mode: 3 ingest instances, 3 NATS nodes, one PostgreSQL', () =>
       prefix: 'LCLKB',
       maxSeq: 60,
       sseOn: ['i0', 'i1', 'i2'],
-      async fault({ rig }) {
+      async fault({ rig, nats, marks }) {
         const before = await rig.owners();
+        marks.push({ at: 'i3 start', streamSeq: await streamLastSeq(nats) });
         const t = Date.now();
         await rig.start('i3');
         const healthyMs = Date.now() - t;
@@ -447,7 +473,7 @@ describe('cluster mode: 3 ingest instances, 3 NATS nodes, one PostgreSQL', () =>
         expect(after.get('i3')?.length ?? 0).toBeGreaterThan(0);
         return (
           `i3 healthy in ${healthyMs} ms, first partitions (${held.length}) ${joinMs} ms later (time to take over); ` +
-          `partitions ${[...before].map(([id, ps]) => `${id} ${ps.length}`).join(', ')} → ${[...after].map(([id, ps]) => `${id} ${ps.length}`).join(', ')}`
+          `partitions ${fmtOwners(before)} → ${fmtOwners(after)}`
         );
       },
     });

@@ -341,6 +341,18 @@ export function lateBatches(order: Map<string, StreamBatch[]>): { vin: string; s
   return late;
 }
 
+/** The telemetry stream's last sequence now (0 if unreachable): marks a fault's moment in the stream. */
+export async function streamLastSeq(nats: NatsCluster): Promise<number> {
+  const nc = await connect({ servers: nats.urls.filter((_, i) => nats.running(i)), timeout: 5000 });
+  try {
+    return (await (await jetstreamManager(nc)).streams.info(TELEMETRY_STREAM)).state.last_seq;
+  } catch {
+    return 0;
+  } finally {
+    await nc.close();
+  }
+}
+
 /** Index (0-based) of the node that leads the telemetry stream's RAFT group, or undefined. */
 export async function streamLeader(nats: NatsCluster): Promise<number | undefined> {
   const nc = await connect({ servers: nats.urls.filter((_, i) => nats.running(i)), timeout: 5000 });
