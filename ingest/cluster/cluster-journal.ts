@@ -124,6 +124,8 @@ export class ClusterJournal {
   private readonly held = new Map<number, Held_>();
   private state: JournalStorageState = { writable: true, since: Date.now(), failedAppends: 0 };
   private failedAppends = 0;
+  /** Each vehicle's last append not yet settled. */
+  private readonly tails = new Map<string, Promise<AppendOutcome>>();
 
   constructor(private readonly deps: ClusterJournalDeps) {}
 
@@ -158,8 +160,33 @@ export class ClusterJournal {
   }
 
   // docs/contract.md#telemetry-batch: dedup by (vin, boot id, seq) is the stream's message id
-  // (duplicate window) and, past it, the rules' per-vehicle position.
-  async appendBatch(b: BatchToAppend): Promise<AppendOutcome> {
+  // (duplicate window); past it the rules ignore readings not newer than the vehicle's last.
+  /**
+   * One vehicle's appends go to the stream one after another, in arrival order: each retries on its
+   * own through a stream leader election, so side by side they would land in any order (the rules
+   * would then take the late ones for replays). When one fails for good, those queued behind it are
+   * refused too: the vehicle gets no PUBACK for any of them and sends them again, in order.
+   */
+  appendBatch(b: BatchToAppend): Promise<AppendOutcome> {
+    const prev = this.tails.get(b.vin);
+    const next = prev
+      ? prev.then(
+          () => this.appendNow(b),
+          () => {
+            this.failedAppends++;
+            throw new Error(`an earlier batch of ${b.vin} could not be stored: refused to keep the vehicle's order`);
+          },
+        )
+      : this.appendNow(b);
+    this.tails.set(b.vin, next);
+    const forget = () => {
+      if (this.tails.get(b.vin) === next) this.tails.delete(b.vin);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+
+  private async appendNow(b: BatchToAppend): Promise<AppendOutcome> {
     try {
       const result = await this.deps.log.append({
         vin: b.vin,
