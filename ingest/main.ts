@@ -204,8 +204,8 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     prefix: cfg.ODOPULSE_MQTT_PREFIX,
     clock,
     dailyCap: cfg.ODOPULSE_HMI_DAILY_CAP,
-    // in a cluster the rules of a vehicle may run elsewhere: its timing comes from where it is connected
-    latest: (vin) => (cluster ? cluster.edge.latest(vin) : rules.latest(vin)),
+    // in a cluster a vehicle's rules may run elsewhere: its timing comes from the telemetry this instance got, else the shared rule state
+    latest: async (vin) => (cluster ? (cluster.edge.latest(vin) ?? (await stores.ruleStates.load(vin))?.latest) : rules.latest(vin)),
     isLocal: cluster ? (vin) => link.hasVehicle?.(vin) ?? false : undefined,
     onChanges: (changes) => late.fanout?.published(changes, false),
     onSent: (p) => metrics.hmiSent.inc({ urgent: String(p.urgent) }),
@@ -331,7 +331,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
       out.published(changes, false);
       await out.record(() => stores.prompts.expire(clock.now()));
       await campaigns.sweep();
-      out.deliver(rules.knownVins());
+      out.deliver(new Set([...rules.knownVins(), ...hmi.heldBackVins()]));
     })()
       .catch((err: unknown) => {
         metrics.loopErrors.inc({ loop: 'sweep' });

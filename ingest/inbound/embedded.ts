@@ -178,20 +178,24 @@ export async function startEmbeddedBroker(
     },
   });
 
-  // Connections per vehicle (a VIN may have several clients, VIN:suffix): cluster mode delivers a
-  // vehicle's prompts from the instance its connection is on.
-  const vehicles = new Map<string, number>();
-  broker.on('client', (client: Client) => {
-    const vin = usernames.get(client);
-    if (vin) vehicles.set(vin, (vehicles.get(vin) ?? 0) + 1);
+  // Clients listening to each vehicle's prompts (a VIN may have several clients, VIN:suffix): cluster
+  // mode delivers a vehicle's prompts from the instance its head unit's subscription is on. A restored
+  // session's subscriptions come through 'subscribe' too (aedes lib/handlers/connect.js restoreSubs).
+  const listening = new Map<Client, string>();
+  const listeners = new Map<string, number>();
+  const stopListening = (client: Client) => {
+    const vin = listening.get(client);
+    if (vin === undefined) return;
+    listening.delete(client);
+    const n = (listeners.get(vin) ?? 1) - 1;
+    if (n > 0) listeners.set(vin, n);
+    else listeners.delete(vin);
+  };
+  broker.on('unsubscribe', (topics: string[], client: Client) => {
+    const vin = client && listening.get(client);
+    if (vin && topics.some((t) => parseTopic(opts.prefix, t)?.channel === 'prompts')) stopListening(client);
   });
-  broker.on('clientDisconnect', (client: Client) => {
-    const vin = usernames.get(client);
-    if (!vin) return;
-    const n = (vehicles.get(vin) ?? 1) - 1;
-    if (n > 0) vehicles.set(vin, n);
-    else vehicles.delete(vin);
-  });
+  broker.on('clientDisconnect', (client: Client) => stopListening(client));
   broker.on('publish', (packet: AedesPublishPacket, client: Client | null) => {
     const t = parseTopic(opts.prefix, packet.topic);
     if (t?.channel !== 'status') return;
@@ -224,6 +228,10 @@ export async function startEmbeddedBroker(
       const t = s.qos !== 128 ? parseTopic(opts.prefix, s.topic) : null;
       return t?.channel === 'prompts' && t.vin === vin;
     });
+    if (vin && prompts && !listening.has(client)) {
+      listening.set(client, vin);
+      listeners.set(vin, (listeners.get(vin) ?? 0) + 1);
+    }
     if (vin && prompts) handlers.promptsSubscribed?.(vin);
   });
 
@@ -304,7 +312,7 @@ export async function startEmbeddedBroker(
     },
     ready: () => server.listening && !broker.closed,
     connectedClients: () => broker.connectedClients,
-    hasVehicle: (vin) => vehicles.has(vin),
+    hasVehicle: (vin) => listeners.has(vin),
     async close() {
       await new Promise<void>((r) => broker.close(() => r()));
       await new Promise<void>((r) => server.close(() => r()));

@@ -56,7 +56,7 @@ export interface BrokerLink {
   publish(topic: string, payload: Uint8Array, opts: { qos: 0 | 1; retain?: boolean }): Promise<void>;
   ready(): boolean;
   connectedClients(): number;
-  /** Whether a client of this vehicle is connected here (embedded broker; cluster mode's HMI delivery). */
+  /** Whether a client of this vehicle listens to its prompts here (embedded broker; cluster mode's HMI delivery). */
   hasVehicle?(vin: string): boolean;
   close(): Promise<void>;
 }

@@ -18,7 +18,8 @@ export interface HmiDeps {
   prefix: string;
   clock: FleetClock;
   dailyCap: number;
-  latest(vin: string): Signals | undefined;
+  /** The vehicle's latest signals (parked or driving); cluster mode may read them from the shared rule state. */
+  latest(vin: string): Signals | undefined | Promise<Signals | undefined>;
   onChanges(changes: PromptChange[]): void;
   onSent?(p: Prompt): void;
   /** A stored profile's time zone is not a valid IANA zone (stored before the API checked it): the locale's was used. */
@@ -132,7 +133,7 @@ export class HmiDelivery {
     const rest = pending.filter((p) => !p.urgent && p.hmiState !== 'sent');
     if (again.length === 0 && rest.length === 0) return urgent;
     this.heldBack.add(vin); // cleared below when everything may go
-    if (!isParked(this.deps.latest(vin))) return urgent;
+    if (!isParked(await this.deps.latest(vin))) return urgent;
     const local = localTime(now, this.zoneOf(vin, profile));
     // in quiet hours only what may ignore them: urgent prompts, campaigns created with quietHoursRespected false
     const quiet = inQuietHours(local.minutes, profile?.quietHours ?? DEFAULT_QUIET);
@@ -148,6 +149,11 @@ export class HmiDelivery {
   /** Whether the vehicle had prompts held back at its last delivery (new telemetry may free them). */
   holdsBack(vin: string): boolean {
     return this.heldBack.has(vin);
+  }
+
+  /** The vehicles with prompts held back at their last delivery (the sweep tries them again). */
+  heldBackVins(): string[] {
+    return [...this.heldBack];
   }
 
   /**
