@@ -1,12 +1,11 @@
 // PostgreSQL CampaignStore, as sqlite/campaigns.ts: each row's whole record as JSON beside the
 // columns it is looked up by.
-import type { Campaign, CampaignDelivery, CampaignStore } from '../ports.js';
+import type { CampaignStore } from '../ports.js';
 import { clampLimit, decodeCursor, encodeCursor } from '../paging.js';
+import type { DataRow } from '../sql-rows.js';
+import { toCampaign as campaign, toDelivery as delivery } from '../sql-rows.js';
 import type { PgDb } from './db.js';
 import { keysetMs } from './keyset.js';
-
-const campaign = (r: { data: string }) => JSON.parse(r.data) as Campaign;
-const delivery = (r: { data: string }) => JSON.parse(r.data) as CampaignDelivery;
 
 export function pgCampaignStore(db: PgDb): CampaignStore {
   return {
@@ -22,7 +21,7 @@ export function pgCampaignStore(db: PgDb): CampaignStore {
       await db.query('UPDATE campaigns SET state = $2, data = $3 WHERE id = $1', [c.id, c.state, JSON.stringify(c)]);
     },
     async get(id) {
-      const [r] = await db.rows<{ data: string }>('SELECT data FROM campaigns WHERE id = $1', [id]);
+      const [r] = await db.rows<DataRow>('SELECT data FROM campaigns WHERE id = $1', [id]);
       return r ? campaign(r) : undefined;
     },
     async list(q) {
@@ -30,17 +29,18 @@ export function pgCampaignStore(db: PgDb): CampaignStore {
       const after = q.cursor ? decodeCursor(q.cursor) : { createdMs: Number.MAX_SAFE_INTEGER, id: '' };
       const k = keysetMs(after.createdMs);
       const rows = (
-        await db.rows<{ data: string }>(
-          'SELECT data FROM campaigns WHERE (created_ms, id) < ($1, $2) ORDER BY created_ms DESC, id DESC LIMIT $3',
-          [k.ms, k.exact ? after.id : '', limit + 1],
-        )
+        await db.rows<DataRow>('SELECT data FROM campaigns WHERE (created_ms, id) < ($1, $2) ORDER BY created_ms DESC, id DESC LIMIT $3', [
+          k.ms,
+          k.exact ? after.id : '',
+          limit + 1,
+        ])
       ).map(campaign);
       const items = rows.slice(0, limit);
       const last = items[items.length - 1];
       return { items, nextCursor: rows.length > limit ? encodeCursor(Date.parse(last.createdAt), last.id) : null };
     },
     inState: async (state) =>
-      (await db.rows<{ data: string }>('SELECT data FROM campaigns WHERE state = $1 ORDER BY created_ms, id', [state])).map(campaign),
+      (await db.rows<DataRow>('SELECT data FROM campaigns WHERE state = $1 ORDER BY created_ms, id', [state])).map(campaign),
     async addDelivery(d) {
       await db.query(
         'INSERT INTO campaign_deliveries (campaign_id, vin, occurrence, prompt_id, state, data) VALUES ($1, $2, $3, $4, $5, $6)',
@@ -57,19 +57,19 @@ export function pgCampaignStore(db: PgDb): CampaignStore {
       ]);
     },
     async deliveryByPrompt(promptId) {
-      const [r] = await db.rows<{ data: string }>('SELECT data FROM campaign_deliveries WHERE prompt_id = $1', [promptId]);
+      const [r] = await db.rows<DataRow>('SELECT data FROM campaign_deliveries WHERE prompt_id = $1', [promptId]);
       return r ? delivery(r) : undefined;
     },
     deliveries: async (campaignId, vin) =>
       (
-        await db.rows<{ data: string }>(
+        await db.rows<DataRow>(
           'SELECT data FROM campaign_deliveries WHERE campaign_id = $1 AND ($2::text IS NULL OR vin = $2) ORDER BY vin, occurrence',
           [campaignId, vin ?? null],
         )
       ).map(delivery),
     live: async (campaignId) =>
       (
-        await db.rows<{ data: string }>(
+        await db.rows<DataRow>(
           "SELECT data FROM campaign_deliveries WHERE campaign_id = $1 AND state IN ('targeted', 'delivered') ORDER BY vin, occurrence",
           [campaignId],
         )

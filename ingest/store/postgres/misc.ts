@@ -15,9 +15,10 @@
 // find nothing due, and spin); once such a claim runs out, the row counts again.
 // The claim's clock is the database's (clock_timestamp()), one clock for every instance; `now`
 // stays the dispatcher's clock for next_attempt_ms, as on SQLite.
-import type { VehicleRuleState } from '../../../rules/types.js';
-import type { DeadLetter, DeadLetterStore, Outbox, OutboxEvent, OutboxState, RuleStateStore } from '../ports.js';
-import { byKey, clampLimit, decodeOutboxCursor, iso, pageOf } from '../paging.js';
+import type { DeadLetterStore, Outbox, RuleStateStore } from '../ports.js';
+import { byKey, clampLimit, decodeOutboxCursor, pageOf } from '../paging.js';
+import type { DeadLetterRow, OutboxRow as SharedOutboxRow, RuleStateRow } from '../sql-rows.js';
+import { toDeadLetter, toEvent, toRuleState } from '../sql-rows.js';
 import type { PgDb } from './db.js';
 import { keysetMs } from './keyset.js';
 
@@ -27,8 +28,8 @@ const DB_NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
 export function pgRuleStateStore(db: PgDb): RuleStateStore {
   return {
     async load(vin) {
-      const [r] = await db.rows<{ state: string }>('SELECT state FROM rule_states WHERE vin = $1', [vin]);
-      return r ? (JSON.parse(r.state) as VehicleRuleState) : undefined;
+      const [r] = await db.rows<RuleStateRow>('SELECT state FROM rule_states WHERE vin = $1', [vin]);
+      return r ? toRuleState(r) : undefined;
     },
     async save(states) {
       if (states.length === 0) return;
@@ -41,8 +42,7 @@ export function pgRuleStateStore(db: PgDb): RuleStateStore {
         [[...last.keys()], [...last.values()]],
       );
     },
-    all: async () =>
-      (await db.rows<{ state: string }>('SELECT state FROM rule_states ORDER BY vin')).map((r) => JSON.parse(r.state) as VehicleRuleState),
+    all: async () => (await db.rows<RuleStateRow>('SELECT state FROM rule_states ORDER BY vin')).map(toRuleState),
   };
 }
 
@@ -57,52 +57,18 @@ export function pgDeadLetterStore(db: PgDb): DeadLetterStore {
         Buffer.from(d.payload),
       ]);
     },
-    list: async (limit): Promise<DeadLetter[]> =>
-      (
-        await db.rows<{ id: number; at_ms: number; topic: string; client_id: string | null; reason: string; payload: Buffer }>(
-          'SELECT * FROM dead_letters ORDER BY id DESC LIMIT $1',
-          [Math.max(1, Math.min(1000, limit))],
-        )
-      ).map((r) => ({
-        id: r.id,
-        at: iso(r.at_ms),
-        topic: r.topic,
-        clientId: r.client_id,
-        reason: r.reason,
-        payloadBase64: r.payload.toString('base64'),
-      })),
+    list: async (limit) =>
+      (await db.rows<DeadLetterRow>('SELECT * FROM dead_letters ORDER BY id DESC LIMIT $1', [Math.max(1, Math.min(1000, limit))])).map(
+        toDeadLetter,
+      ),
     count: async () => (await db.rows<{ n: number }>('SELECT count(*) AS n FROM dead_letters'))[0].n,
   };
 }
 
-interface OutboxRow {
-  id: string;
-  url: string;
-  body: string;
-  state: OutboxState;
-  attempts: number;
-  next_attempt_ms: number;
-  created_ms: number;
-  delivered_ms: number | null;
-  last_error: string | null;
-  first_failed_ms: number | null;
-  dead_ms: number | null;
+/** `ord`: the enqueue order (an identity column; due()'s tie order, as SQLite's rowid). */
+interface OutboxRow extends SharedOutboxRow {
   ord: number;
 }
-
-const toEvent = (r: OutboxRow): OutboxEvent => ({
-  id: r.id,
-  url: r.url,
-  body: r.body,
-  state: r.state,
-  attempts: r.attempts,
-  nextAttemptAt: r.next_attempt_ms,
-  createdAt: r.created_ms,
-  deliveredAt: r.delivered_ms,
-  lastError: r.last_error,
-  firstFailedAt: r.first_failed_ms,
-  deadAt: r.dead_ms,
-});
 
 const COLS = 'id, url, body, state, attempts, next_attempt_ms, created_ms, delivered_ms, last_error, first_failed_ms, dead_ms, ord';
 const UNCLAIM = 'claimed_by = NULL, claimed_until_ms = NULL';

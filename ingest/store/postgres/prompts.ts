@@ -2,35 +2,14 @@
 // as JSON (`data`), the columns beside it exist for indexes and filters. Every call inside a
 // transaction takes the prompt write lock first (db.ts: one prompt-changing transaction at a time,
 // change seqs in commit order, a situation opened once).
-import type { DealerSelector, Prompt, PromptChange, PromptFilter, PromptRepo, StepRow } from '../ports.js';
+import type { DealerSelector, Prompt, PromptFilter, PromptRepo, StepRow } from '../ports.js';
 import { decodeCursor, encodeCursor } from '../paging.js';
 import { hmiOrder } from '../prompt-queries.js';
+import type { ChangeRow, DataRow, StepChangeRow } from '../sql-rows.js';
+import { parsePrompt, toChange, toPrompt, toStep } from '../sql-rows.js';
 import type { PgDb } from './db.js';
 import { keysetMs } from './keyset.js';
 
-interface ChangeRow {
-  seq: number;
-  prompt_id: string;
-  vin: string;
-  dealer_id: string | null;
-  step: PromptChange['step'];
-  at_ms: number;
-  by: string | null;
-  prompt: string;
-}
-
-const toChange = (r: ChangeRow): PromptChange => ({
-  seq: r.seq,
-  promptId: r.prompt_id,
-  vin: r.vin,
-  dealerId: r.dealer_id,
-  step: r.step,
-  at: new Date(r.at_ms).toISOString(),
-  by: r.by,
-  prompt: JSON.parse(r.prompt) as Prompt,
-});
-
-const parse = (r: { data: string } | undefined): Prompt | undefined => (r ? (JSON.parse(r.data) as Prompt) : undefined);
 const dealerList = (d: Exclude<DealerSelector, undefined>): readonly string[] => (typeof d === 'string' ? [d] : d);
 const TERMINAL = "status NOT IN ('resolved', 'expired')";
 
@@ -62,7 +41,7 @@ export function pgPromptRepo(db: PgDb): Omit<PromptRepo, 'tx'> {
     await db.lockPrompts();
     return db.rows<R>(sql, values);
   };
-  const one = async (sql: string, values: unknown[]) => parse((await locked<{ data: string }>(sql, values))[0]);
+  const one = async (sql: string, values: unknown[]) => parsePrompt((await locked<DataRow>(sql, values))[0]);
 
   return {
     get: (id) => one('SELECT data FROM prompts WHERE id = $1', [id]),
@@ -117,29 +96,29 @@ export function pgPromptRepo(db: PgDb): Omit<PromptRepo, 'tx'> {
       }
       values.push(f.limit + 1);
       const sql = `SELECT data FROM prompts ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_ms DESC, id DESC LIMIT $${values.length}`;
-      const rows = await db.rows<{ data: string }>(sql, values);
-      const items = rows.slice(0, f.limit).map((r) => JSON.parse(r.data) as Prompt);
+      const rows = await db.rows<DataRow>(sql, values);
+      const items = rows.slice(0, f.limit).map(toPrompt);
       const last = items[items.length - 1];
       return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(Date.parse(last.createdAt), last.id) : null };
     },
     async pendingHmi(vin, now, unconfirmed) {
       const states = unconfirmed ? ['pending', 'sent'] : ['pending'];
-      const rows = await db.rows<{ data: string }>(
+      const rows = await db.rows<DataRow>(
         `SELECT data FROM prompts WHERE vin = $1 AND hmi_state = ANY($2::text[]) AND hmi_state IN ('pending', 'sent') AND ${TERMINAL}`,
         [vin, states],
       );
       return rows
-        .map((r) => JSON.parse(r.data) as Prompt)
+        .map(toPrompt)
         .filter((p) => p.audience.includes('hmi') && (p.expiresAt === null || Date.parse(p.expiresAt) > now))
         .sort(hmiOrder);
     },
     expiring: async (now) =>
       (
-        await locked<{ data: string }>(
+        await locked<DataRow>(
           `SELECT data FROM prompts WHERE expires_ms IS NOT NULL AND expires_ms <= $1 AND ${TERMINAL} ORDER BY expires_ms, created_ms, id`,
           [now],
         )
-      ).map((r) => JSON.parse(r.data) as Prompt),
+      ).map(toPrompt),
     changesSince: async (seq, dealers, limit) =>
       (dealers === undefined
         ? await db.rows<ChangeRow>('SELECT * FROM prompt_changes WHERE seq > $1 ORDER BY seq LIMIT $2', [seq, limit])
@@ -152,11 +131,11 @@ export function pgPromptRepo(db: PgDb): Omit<PromptRepo, 'tx'> {
     lastChangeSeq: async () => (await db.rows<{ seq: number | null }>('SELECT max(seq) AS seq FROM prompt_changes'))[0].seq ?? 0,
     stepsBetween: async (from, to, dealers): Promise<StepRow[]> =>
       (
-        await db.rows<{ prompt_id: string; kind: string; step: StepRow['step']; outcome: string | null }>(
+        await db.rows<StepChangeRow>(
           `SELECT prompt_id, kind, step, outcome FROM prompt_changes WHERE at_ms >= $1 AND at_ms < $2
            AND ($3::text[] IS NULL OR dealer_id = ANY($3::text[])) ORDER BY seq`,
           [from, to, dealers === undefined ? null : dealerList(dealers)],
         )
-      ).map((r) => ({ promptId: r.prompt_id, kind: r.kind, step: r.step, outcome: r.outcome })),
+      ).map(toStep),
   };
 }

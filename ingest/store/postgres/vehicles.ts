@@ -1,24 +1,10 @@
 // PostgreSQL VehicleStore, as sqlite/vehicles.ts: profiles, online status, lifecycle segments,
 // service records, charging sessions, telemetry sequences. Read-modify-writes are one statement each.
-import type { VehicleProfile } from '../../../proto/domain.js';
-import type { Segments } from '../../../rules/types.js';
-import type { VehicleRecord, VehicleStore } from '../ports.js';
-import { clampLimit, decodeKeyCursor, encodeKeyCursor, iso } from '../paging.js';
+import type { VehicleStore } from '../ports.js';
+import { clampLimit, decodeKeyCursor, encodeKeyCursor } from '../paging.js';
+import type { ChargingRow, SegmentsRow, SequenceRow, ServiceRow, StatusRow, VehicleRow } from '../sql-rows.js';
+import { toCharging, toOnline, toRecord, toSegments, toSequence, toServiceRecord } from '../sql-rows.js';
 import type { PgDb } from './db.js';
-
-interface VehicleRow {
-  vin: string;
-  profile: string;
-  created_ms: number;
-  updated_ms: number;
-}
-
-const toRecord = (r: VehicleRow): VehicleRecord => ({
-  ...(JSON.parse(r.profile) as VehicleProfile),
-  vin: r.vin,
-  createdAt: iso(r.created_ms),
-  updatedAt: iso(r.updated_ms),
-});
 
 export function pgVehicleStore(db: PgDb): VehicleStore {
   return {
@@ -62,17 +48,11 @@ export function pgVehicleStore(db: PgDb): VehicleStore {
       return (await db.query('UPDATE vehicle_status SET online = false, since_ms = $1 WHERE online', [now])).rowCount ?? 0;
     },
     async online(vin) {
-      const [r] = await db.rows<{ online: boolean; since_ms: number | null; agent_version: string | null; config_version: number | null }>(
+      const [r] = await db.rows<StatusRow<boolean>>(
         'SELECT online, since_ms, agent_version, config_version FROM vehicle_status WHERE vin = $1',
         [vin],
       );
-      if (!r) return { online: false, since: null, agentVersion: null, configVersion: null };
-      return {
-        online: r.online,
-        since: r.since_ms === null ? null : iso(r.since_ms),
-        agentVersion: r.agent_version,
-        configVersion: r.config_version,
-      };
+      return toOnline(r);
     },
     async setSegments(vin, segments, at) {
       await db.query(
@@ -82,8 +62,8 @@ export function pgVehicleStore(db: PgDb): VehicleStore {
       );
     },
     async segments(vin) {
-      const [r] = await db.rows<{ segments: string }>('SELECT segments FROM vehicle_segments WHERE vin = $1', [vin]);
-      return r ? (JSON.parse(r.segments) as Segments) : null;
+      const [r] = await db.rows<SegmentsRow>('SELECT segments FROM vehicle_segments WHERE vin = $1', [vin]);
+      return toSegments(r);
     },
     async addServiceRecord(vin, rec, now) {
       const [r] = await db.rows<{ id: number }>(
@@ -93,12 +73,9 @@ export function pgVehicleStore(db: PgDb): VehicleStore {
       return r.id;
     },
     serviceRecords: async (vin) =>
-      (
-        await db.rows<{ id: number; date: string; odometer: number; items: string }>(
-          'SELECT id, date, odometer, items FROM service_records WHERE vin = $1 ORDER BY date, id',
-          [vin],
-        )
-      ).map((r) => ({ id: r.id, date: r.date, odometer: r.odometer, items: JSON.parse(r.items) as string[] })),
+      (await db.rows<ServiceRow>('SELECT id, date, odometer, items FROM service_records WHERE vin = $1 ORDER BY date, id', [vin])).map(
+        toServiceRecord,
+      ),
     async addChargingSession(s) {
       // The same session derived twice (replay, restart) is one session (SQLite: INSERT OR REPLACE).
       await db.query(
@@ -110,24 +87,11 @@ export function pgVehicleStore(db: PgDb): VehicleStore {
     },
     chargingSessions: async (vin, from, to) =>
       (
-        await db.rows<{
-          vin: string;
-          start_ms: number;
-          end_ms: number;
-          start_soc: number;
-          end_soc: number;
-          energy_kwh: number;
-          type: 'AC' | 'DC';
-        }>('SELECT * FROM charging_sessions WHERE vin = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms', [vin, from, to])
-      ).map((r) => ({
-        vin: r.vin,
-        start: r.start_ms,
-        end: r.end_ms,
-        startSoc: r.start_soc,
-        endSoc: r.end_soc,
-        energyKwh: r.energy_kwh,
-        type: r.type,
-      })),
+        await db.rows<ChargingRow>(
+          'SELECT * FROM charging_sessions WHERE vin = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms',
+          [vin, from, to],
+        )
+      ).map(toCharging),
     async setSequences(list, at) {
       if (list.length === 0) return;
       // the last of a vin given twice wins; in VIN order (rows locked in one order: no deadlock)
@@ -140,11 +104,8 @@ export function pgVehicleStore(db: PgDb): VehicleStore {
       );
     },
     async sequence(vin) {
-      const [r] = await db.rows<{ boot_id: string; last_seq: number; gaps: number }>(
-        'SELECT boot_id, last_seq, gaps FROM vehicle_sequences WHERE vin = $1',
-        [vin],
-      );
-      return r ? { bootId: r.boot_id, lastSeq: r.last_seq, gaps: r.gaps } : null;
+      const [r] = await db.rows<SequenceRow>('SELECT boot_id, last_seq, gaps FROM vehicle_sequences WHERE vin = $1', [vin]);
+      return toSequence(r);
     },
   };
 }

@@ -3,18 +3,20 @@
 import type { Campaign, CampaignDelivery, CampaignState, CampaignStore } from '../ports.js';
 import type { SyncOf } from '../sync-backend.js';
 import { clampLimit, decodeCursor, encodeCursor } from '../paging.js';
+import type { DataRow } from '../sql-rows.js';
+import { toCampaign as campaign, toDelivery as delivery } from '../sql-rows.js';
 import type { Db } from './db.js';
 
 export function sqliteCampaignStore(db: Db): SyncOf<CampaignStore> {
   const st = {
     insert: db.prepare('INSERT INTO campaigns (id, state, created_ms, data) VALUES (@id, @state, @created, @data)'),
     update: db.prepare('UPDATE campaigns SET state = @state, data = @data WHERE id = @id'),
-    get: db.prepare<[string], { data: string }>('SELECT data FROM campaigns WHERE id = ?'),
-    list: db.prepare<[{ ms: number; id: string; lim: number }], { data: string }>(
+    get: db.prepare<[string], DataRow>('SELECT data FROM campaigns WHERE id = ?'),
+    list: db.prepare<[{ ms: number; id: string; lim: number }], DataRow>(
       `SELECT data FROM campaigns WHERE created_ms < @ms OR (created_ms = @ms AND id < @id)
        ORDER BY created_ms DESC, id DESC LIMIT @lim`,
     ),
-    inState: db.prepare<[string], { data: string }>('SELECT data FROM campaigns WHERE state = ? ORDER BY created_ms, id'),
+    inState: db.prepare<[string], DataRow>('SELECT data FROM campaigns WHERE state = ? ORDER BY created_ms, id'),
     addDelivery: db.prepare(
       `INSERT INTO campaign_deliveries (campaign_id, vin, occurrence, prompt_id, state, data)
        VALUES (@campaignId, @vin, @occurrence, @promptId, @state, @data)`,
@@ -22,16 +24,14 @@ export function sqliteCampaignStore(db: Db): SyncOf<CampaignStore> {
     updateDelivery: db.prepare(
       'UPDATE campaign_deliveries SET state = @state, data = @data WHERE campaign_id = @campaignId AND vin = @vin AND occurrence = @occurrence',
     ),
-    byPrompt: db.prepare<[string], { data: string }>('SELECT data FROM campaign_deliveries WHERE prompt_id = ?'),
-    deliveries: db.prepare<[{ c: string; vin: string | null }], { data: string }>(
+    byPrompt: db.prepare<[string], DataRow>('SELECT data FROM campaign_deliveries WHERE prompt_id = ?'),
+    deliveries: db.prepare<[{ c: string; vin: string | null }], DataRow>(
       `SELECT data FROM campaign_deliveries WHERE campaign_id = @c AND (@vin IS NULL OR vin = @vin) ORDER BY vin, occurrence`,
     ),
-    live: db.prepare<[string], { data: string }>(
+    live: db.prepare<[string], DataRow>(
       "SELECT data FROM campaign_deliveries WHERE campaign_id = ? AND state IN ('targeted', 'delivered') ORDER BY vin, occurrence",
     ),
   };
-  const campaign = (r: { data: string }) => JSON.parse(r.data) as Campaign;
-  const delivery = (r: { data: string }) => JSON.parse(r.data) as CampaignDelivery;
   const row = (c: Campaign) => ({ id: c.id, state: c.state, created: Date.parse(c.createdAt), data: JSON.stringify(c) });
   const drow = (d: CampaignDelivery) => ({ ...d, data: JSON.stringify(d) });
   return {

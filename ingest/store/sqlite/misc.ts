@@ -1,77 +1,40 @@
 // SQLite rule states, dead letters and the webhook outbox.
 import type { VehicleRuleState } from '../../../rules/types.js';
-import type { DeadLetter, DeadLetterStore, Outbox, OutboxEvent, OutboxState, RuleStateStore } from '../ports.js';
+import type { DeadLetterStore, Outbox, OutboxState, RuleStateStore } from '../ports.js';
 import type { SyncOf } from '../sync-backend.js';
-import { byKey, clampLimit, decodeOutboxCursor, iso, pageOf } from '../paging.js';
+import { byKey, clampLimit, decodeOutboxCursor, pageOf } from '../paging.js';
+import type { DeadLetterRow, OutboxRow, RuleStateRow } from '../sql-rows.js';
+import { toDeadLetter, toEvent, toRuleState } from '../sql-rows.js';
 import type { Db } from './db.js';
 
 export function sqliteRuleStateStore(db: Db): SyncOf<RuleStateStore> {
-  const get = db.prepare<[string], { state: string }>('SELECT state FROM rule_states WHERE vin = ?');
+  const get = db.prepare<[string], RuleStateRow>('SELECT state FROM rule_states WHERE vin = ?');
   const put = db.prepare('INSERT INTO rule_states (vin, state) VALUES (?, ?) ON CONFLICT (vin) DO UPDATE SET state = excluded.state');
-  const all = db.prepare<[], { state: string }>('SELECT state FROM rule_states ORDER BY vin');
+  const all = db.prepare<[], RuleStateRow>('SELECT state FROM rule_states ORDER BY vin');
   const saveAll = db.transaction((states: VehicleRuleState[]) => {
     for (const s of states) put.run(s.vin, JSON.stringify(s));
   });
   return {
     load(vin) {
       const r = get.get(vin);
-      return r ? (JSON.parse(r.state) as VehicleRuleState) : undefined;
+      return r ? toRuleState(r) : undefined;
     },
     save: (states) => saveAll(states),
     // Materialised: iterating a live statement would block writes on this connection meanwhile.
-    all: () => all.all().map((r) => JSON.parse(r.state) as VehicleRuleState),
+    all: () => all.all().map(toRuleState),
   };
 }
 
 export function sqliteDeadLetterStore(db: Db): SyncOf<DeadLetterStore> {
   const add = db.prepare('INSERT INTO dead_letters (at_ms, topic, client_id, reason, payload) VALUES (?, ?, ?, ?, ?)');
-  const list = db.prepare<
-    [number],
-    { id: number; at_ms: number; topic: string; client_id: string | null; reason: string; payload: Buffer }
-  >('SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?');
+  const list = db.prepare<[number], DeadLetterRow>('SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?');
   const count = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM dead_letters');
   return {
     add: (d) => void add.run(d.at, d.topic, d.clientId, d.reason, Buffer.from(d.payload)),
-    list: (limit): DeadLetter[] =>
-      list.all(Math.max(1, Math.min(1000, limit))).map((r) => ({
-        id: r.id,
-        at: iso(r.at_ms),
-        topic: r.topic,
-        clientId: r.client_id,
-        reason: r.reason,
-        payloadBase64: r.payload.toString('base64'),
-      })),
+    list: (limit) => list.all(Math.max(1, Math.min(1000, limit))).map(toDeadLetter),
     count: () => count.get()!.n,
   };
 }
-
-interface OutboxRow {
-  id: string;
-  url: string;
-  body: string;
-  state: OutboxState;
-  attempts: number;
-  next_attempt_ms: number;
-  created_ms: number;
-  delivered_ms: number | null;
-  last_error: string | null;
-  first_failed_ms: number | null;
-  dead_ms: number | null;
-}
-
-const toEvent = (r: OutboxRow): OutboxEvent => ({
-  id: r.id,
-  url: r.url,
-  body: r.body,
-  state: r.state,
-  attempts: r.attempts,
-  nextAttemptAt: r.next_attempt_ms,
-  createdAt: r.created_ms,
-  deliveredAt: r.delivered_ms,
-  lastError: r.last_error,
-  firstFailedAt: r.first_failed_ms,
-  deadAt: r.dead_ms,
-});
 
 export function sqliteOutbox(db: Db): SyncOf<Outbox> {
   // (id, url) is the primary key: enqueueing the same event again (a retried batch) is a no-op.

@@ -1,34 +1,12 @@
 // SQLite storage for prompts and their change log. The full prompt is kept as JSON (`data`);
 // the columns beside it exist for indexes and filters.
-import type { Prompt, PromptChange, PromptFilter, PromptRepo, StepRow } from '../ports.js';
+import type { Prompt, PromptFilter, PromptRepo } from '../ports.js';
 import type { SyncOf } from '../sync-backend.js';
 import { decodeCursor, encodeCursor } from '../paging.js';
 import { hmiOrder } from '../prompt-queries.js';
+import type { ChangeRow, DataRow, StepChangeRow } from '../sql-rows.js';
+import { parsePrompt, toChange, toPrompt, toStep } from '../sql-rows.js';
 import type { Db } from './db.js';
-
-interface ChangeRow {
-  seq: number;
-  prompt_id: string;
-  vin: string;
-  dealer_id: string | null;
-  step: PromptChange['step'];
-  at_ms: number;
-  by: string | null;
-  prompt: string;
-}
-
-const toChange = (r: ChangeRow): PromptChange => ({
-  seq: r.seq,
-  promptId: r.prompt_id,
-  vin: r.vin,
-  dealerId: r.dealer_id,
-  step: r.step,
-  at: new Date(r.at_ms).toISOString(),
-  by: r.by,
-  prompt: JSON.parse(r.prompt) as Prompt,
-});
-
-const parse = (r: { data: string } | undefined): Prompt | undefined => (r ? (JSON.parse(r.data) as Prompt) : undefined);
 
 function columns(p: Prompt) {
   return {
@@ -51,8 +29,8 @@ function columns(p: Prompt) {
 
 export function sqlitePromptRepo(db: Db): SyncOf<Omit<PromptRepo, 'tx'>> {
   const st = {
-    get: db.prepare<[string], { data: string }>('SELECT data FROM prompts WHERE id = ?'),
-    findOpen: db.prepare<[string, string], { data: string }>(
+    get: db.prepare<[string], DataRow>('SELECT data FROM prompts WHERE id = ?'),
+    findOpen: db.prepare<[string, string], DataRow>(
       "SELECT data FROM prompts WHERE vin = ? AND dedup_key = ? AND status NOT IN ('resolved', 'expired')",
     ),
     insert: db.prepare(
@@ -67,14 +45,14 @@ export function sqlitePromptRepo(db: Db): SyncOf<Omit<PromptRepo, 'tx'>> {
       `INSERT INTO prompt_changes (prompt_id, vin, dealer_id, kind, step, outcome, at_ms, by, prompt)
        VALUES (@prompt_id, @vin, @dealer_id, @kind, @step, @outcome, @at_ms, @by, @prompt)`,
     ),
-    pendingHmi: db.prepare<[string], { data: string }>(
+    pendingHmi: db.prepare<[string], DataRow>(
       "SELECT data FROM prompts WHERE vin = ? AND hmi_state = 'pending' AND status NOT IN ('resolved', 'expired')",
     ),
     // sent, not yet confirmed by the car (few: they wait for its next birth or subscribe; index on vin)
-    unconfirmedHmi: db.prepare<[string], { data: string }>(
+    unconfirmedHmi: db.prepare<[string], DataRow>(
       "SELECT data FROM prompts WHERE vin = ? AND hmi_state = 'sent' AND status NOT IN ('resolved', 'expired')",
     ),
-    expiring: db.prepare<[number], { data: string }>(
+    expiring: db.prepare<[number], DataRow>(
       "SELECT data FROM prompts WHERE expires_ms IS NOT NULL AND expires_ms <= ? AND status NOT IN ('resolved', 'expired') ORDER BY expires_ms",
     ),
     lastSeq: db.prepare<[], { seq: number | null }>('SELECT max(seq) AS seq FROM prompt_changes'),
@@ -82,21 +60,18 @@ export function sqlitePromptRepo(db: Db): SyncOf<Omit<PromptRepo, 'tx'>> {
     sinceDealer: db.prepare<[number, string, number], ChangeRow>(
       'SELECT * FROM prompt_changes WHERE seq > ? AND dealer_id IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?',
     ),
-    steps: db.prepare<
-      [{ from: number; to: number; dealers: string | null }],
-      { prompt_id: string; kind: string; step: StepRow['step']; outcome: string | null }
-    >(
+    steps: db.prepare<[{ from: number; to: number; dealers: string | null }], StepChangeRow>(
       `SELECT prompt_id, kind, step, outcome FROM prompt_changes WHERE at_ms >= @from AND at_ms < @to
        AND (@dealers IS NULL OR dealer_id IN (SELECT value FROM json_each(@dealers)))`,
     ),
   };
 
   // One statement per filter combination (at most 64), prepared on first use.
-  const listCache = new Map<string, ReturnType<typeof db.prepare<[Record<string, unknown>], { data: string }>>>();
+  const listCache = new Map<string, ReturnType<typeof db.prepare<[Record<string, unknown>], DataRow>>>();
 
   return {
-    get: (id) => parse(st.get.get(id)),
-    findOpen: (vin, key) => parse(st.findOpen.get(vin, key)),
+    get: (id) => parsePrompt(st.get.get(id)),
+    findOpen: (vin, key) => parsePrompt(st.findOpen.get(vin, key)),
     insert: (p) => void st.insert.run(columns(p)),
     update: (p) => void st.update.run(columns(p)),
     appendChange(c) {
@@ -137,19 +112,19 @@ export function sqlitePromptRepo(db: Db): SyncOf<Omit<PromptRepo, 'tx'>> {
       args.lim = f.limit + 1;
       const sql = `SELECT data FROM prompts ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_ms DESC, id DESC LIMIT @lim`;
       let stmt = listCache.get(sql);
-      if (!stmt) listCache.set(sql, (stmt = db.prepare<[Record<string, unknown>], { data: string }>(sql)));
+      if (!stmt) listCache.set(sql, (stmt = db.prepare<[Record<string, unknown>], DataRow>(sql)));
       const rows = stmt.all(args);
-      const items = rows.slice(0, f.limit).map((r) => JSON.parse(r.data) as Prompt);
+      const items = rows.slice(0, f.limit).map(toPrompt);
       const last = items[items.length - 1];
       return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(Date.parse(last.createdAt), last.id) : null };
     },
     pendingHmi(vin, now, unconfirmed) {
       return [...st.pendingHmi.all(vin), ...(unconfirmed ? st.unconfirmedHmi.all(vin) : [])]
-        .map((r) => JSON.parse(r.data) as Prompt)
+        .map(toPrompt)
         .filter((p) => p.audience.includes('hmi') && (p.expiresAt === null || Date.parse(p.expiresAt) > now))
         .sort(hmiOrder);
     },
-    expiring: (now) => st.expiring.all(now).map((r) => JSON.parse(r.data) as Prompt),
+    expiring: (now) => st.expiring.all(now).map(toPrompt),
     changesSince: (seq, dealers, limit) =>
       (dealers === undefined
         ? st.since.all(seq, limit)
@@ -159,6 +134,6 @@ export function sqlitePromptRepo(db: Db): SyncOf<Omit<PromptRepo, 'tx'>> {
     stepsBetween: (from, to, dealers) =>
       st.steps
         .all({ from, to, dealers: dealers === undefined ? null : JSON.stringify(typeof dealers === 'string' ? [dealers] : dealers) })
-        .map((r) => ({ promptId: r.prompt_id, kind: r.kind, step: r.step, outcome: r.outcome })),
+        .map(toStep),
   };
 }

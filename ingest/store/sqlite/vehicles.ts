@@ -1,24 +1,11 @@
 // SQLite VehicleStore: profiles, online status, lifecycle segments, service records, charging sessions.
-import type { VehicleProfile } from '../../../proto/domain.js';
-import type { ChargingSession, Segments, ServiceRecord } from '../../../rules/types.js';
-import type { VehicleRecord, VehicleSequence, VehicleStore } from '../ports.js';
+import type { ChargingSession, ServiceRecord } from '../../../rules/types.js';
+import type { VehicleSequence, VehicleStore } from '../ports.js';
 import type { SyncOf } from '../sync-backend.js';
-import { clampLimit, decodeKeyCursor, encodeKeyCursor, iso } from '../paging.js';
+import { clampLimit, decodeKeyCursor, encodeKeyCursor } from '../paging.js';
+import type { ChargingRow, SegmentsRow, SequenceRow, ServiceRow, StatusRow, VehicleRow } from '../sql-rows.js';
+import { toCharging, toOnline, toRecord, toSegments, toSequence, toServiceRecord } from '../sql-rows.js';
 import type { Db } from './db.js';
-
-interface VehicleRow {
-  vin: string;
-  profile: string;
-  created_ms: number;
-  updated_ms: number;
-}
-
-const toRecord = (r: VehicleRow): VehicleRecord => ({
-  ...(JSON.parse(r.profile) as VehicleProfile),
-  vin: r.vin,
-  createdAt: iso(r.created_ms),
-  updatedAt: iso(r.updated_ms),
-});
 
 export function sqliteVehicleStore(db: Db): SyncOf<VehicleStore> {
   const st = {
@@ -31,39 +18,32 @@ export function sqliteVehicleStore(db: Db): SyncOf<VehicleStore> {
       `INSERT INTO vehicles (vin, dealer_id, profile, created_ms, updated_ms) VALUES (@vin, @dealer, @profile, @now, @now)
        ON CONFLICT (vin) DO UPDATE SET dealer_id = excluded.dealer_id, profile = excluded.profile, updated_ms = excluded.updated_ms`,
     ),
-    status: db.prepare<[string], { online: number; since_ms: number | null; agent_version: string | null; config_version: number | null }>(
-      'SELECT * FROM vehicle_status WHERE vin = ?',
-    ),
+    status: db.prepare<[string], StatusRow<number>>('SELECT * FROM vehicle_status WHERE vin = ?'),
     setStatus: db.prepare(
       `INSERT INTO vehicle_status (vin, online, since_ms, agent_version, config_version) VALUES (@vin, @online, @since, @av, @cv)
        ON CONFLICT (vin) DO UPDATE SET online = excluded.online, since_ms = excluded.since_ms, agent_version = excluded.agent_version, config_version = excluded.config_version`,
     ),
     resetOnline: db.prepare<[number]>('UPDATE vehicle_status SET online = 0, since_ms = ? WHERE online = 1'),
-    segments: db.prepare<[string], { segments: string }>('SELECT segments FROM vehicle_segments WHERE vin = ?'),
+    segments: db.prepare<[string], SegmentsRow>('SELECT segments FROM vehicle_segments WHERE vin = ?'),
     setSegments: db.prepare(
       `INSERT INTO vehicle_segments (vin, segments, at_ms) VALUES (?, ?, ?)
        ON CONFLICT (vin) DO UPDATE SET segments = excluded.segments, at_ms = excluded.at_ms`,
     ),
     addService: db.prepare('INSERT INTO service_records (vin, date, odometer, items, created_ms) VALUES (?, ?, ?, ?, ?)'),
-    services: db.prepare<[string], { id: number; date: string; odometer: number; items: string }>(
-      'SELECT id, date, odometer, items FROM service_records WHERE vin = ? ORDER BY date, id',
-    ),
+    services: db.prepare<[string], ServiceRow>('SELECT id, date, odometer, items FROM service_records WHERE vin = ? ORDER BY date, id'),
     // The same session derived twice (replay, restart) is one session.
     addCharging: db.prepare(
       `INSERT OR REPLACE INTO charging_sessions (vin, start_ms, end_ms, start_soc, end_soc, energy_kwh, type)
        VALUES (@vin, @start, @end, @startSoc, @endSoc, @energyKwh, @type)`,
     ),
-    charging: db.prepare<
-      [string, number, number],
-      { vin: string; start_ms: number; end_ms: number; start_soc: number; end_soc: number; energy_kwh: number; type: 'AC' | 'DC' }
-    >('SELECT * FROM charging_sessions WHERE vin = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms'),
+    charging: db.prepare<[string, number, number], ChargingRow>(
+      'SELECT * FROM charging_sessions WHERE vin = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms',
+    ),
     setSequence: db.prepare(
       `INSERT INTO vehicle_sequences (vin, boot_id, last_seq, gaps, at_ms) VALUES (@vin, @bootId, @lastSeq, @gaps, @at)
        ON CONFLICT (vin) DO UPDATE SET boot_id = excluded.boot_id, last_seq = excluded.last_seq, gaps = excluded.gaps, at_ms = excluded.at_ms`,
     ),
-    sequence: db.prepare<[string], { boot_id: string; last_seq: number; gaps: number }>(
-      'SELECT boot_id, last_seq, gaps FROM vehicle_sequences WHERE vin = ?',
-    ),
+    sequence: db.prepare<[string], SequenceRow>('SELECT boot_id, last_seq, gaps FROM vehicle_sequences WHERE vin = ?'),
   };
   const setSequences = db.transaction((list: ReadonlyArray<VehicleSequence & { vin: string }>, at: number) => {
     for (const s of list) st.setSequence.run({ vin: s.vin, bootId: s.bootId, lastSeq: s.lastSeq, gaps: s.gaps, at });
@@ -101,40 +81,15 @@ export function sqliteVehicleStore(db: Db): SyncOf<VehicleStore> {
     resetOnline(now) {
       return st.resetOnline.run(now).changes;
     },
-    online(vin) {
-      const r = st.status.get(vin);
-      if (!r) return { online: false, since: null, agentVersion: null, configVersion: null };
-      return {
-        online: Boolean(r.online),
-        since: r.since_ms === null ? null : iso(r.since_ms),
-        agentVersion: r.agent_version,
-        configVersion: r.config_version,
-      };
-    },
+    online: (vin) => toOnline(st.status.get(vin)),
     setSegments: (vin, segments, at) => void st.setSegments.run(vin, JSON.stringify(segments), at),
-    segments: (vin) => {
-      const r = st.segments.get(vin);
-      return r ? (JSON.parse(r.segments) as Segments) : null;
-    },
+    segments: (vin) => toSegments(st.segments.get(vin)),
     addServiceRecord: (vin, rec: ServiceRecord, now) =>
       Number(st.addService.run(vin, rec.date, rec.odometer, JSON.stringify(rec.items), now).lastInsertRowid),
-    serviceRecords: (vin) =>
-      st.services.all(vin).map((r) => ({ id: r.id, date: r.date, odometer: r.odometer, items: JSON.parse(r.items) as string[] })),
+    serviceRecords: (vin) => st.services.all(vin).map(toServiceRecord),
     addChargingSession: (s: ChargingSession) => void st.addCharging.run({ ...s }),
-    chargingSessions: (vin, from, to) =>
-      st.charging.all(vin, from, to).map((r) => ({
-        vin: r.vin,
-        start: r.start_ms,
-        end: r.end_ms,
-        startSoc: r.start_soc,
-        endSoc: r.end_soc,
-        energyKwh: r.energy_kwh,
-        type: r.type,
-      })),
+    chargingSessions: (vin, from, to) => st.charging.all(vin, from, to).map(toCharging),
     setSequences: (list, at) => void setSequences(list, at),
-    sequence: (vin) => {
-      const r = st.sequence.get(vin);
-      return r ? { bootId: r.boot_id, lastSeq: r.last_seq, gaps: r.gaps } : null;
-    },
+    sequence: (vin) => toSequence(st.sequence.get(vin)),
   };
 }
