@@ -1,9 +1,10 @@
-// `odopulse bench [all|rules|agent|influx|e2e] [--quick]`: prints one JSON result.
+// `odopulse bench [all|rules|agent|e2e|cluster] [--quick]`: prints one JSON result. `cluster` (a
+// 3-node NATS cluster, PostgreSQL, influxd and 1..3 ingest instances, ~7 minutes) is not part of `all`.
 import { machine } from './stats.js';
 
 export async function runBenchCli(which: string, opts: { quick?: boolean; soak?: string }): Promise<number> {
   const quick = Boolean(opts.quick);
-  const known = ['all', 'rules', 'agent', 'e2e'];
+  const known = ['all', 'rules', 'agent', 'e2e', 'cluster'];
   if (!known.includes(which)) throw new Error(`unknown benchmark ${JSON.stringify(which)}: one of ${known.join(', ')}`);
   const result: Record<string, unknown> = { machine: machine(), quick, at: new Date().toISOString() };
   if (which === 'all' || which === 'rules') {
@@ -19,6 +20,10 @@ export async function runBenchCli(which: string, opts: { quick?: boolean; soak?:
   if (which === 'all' || which === 'e2e') {
     const { benchE2E } = await import('./e2e.js');
     result.e2e = await benchE2E({ quick, soakSeconds: opts.soak ? Number(opts.soak) : undefined });
+  }
+  if (which === 'cluster') {
+    const { benchCluster } = await import('./cluster.js');
+    result.cluster = await benchCluster({ quick });
   }
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   return 0;
