@@ -8,7 +8,7 @@
 // All of it shares the machine's cores: more instances here compete for the same CPUs, so the
 // throughput does not scale with them; the per-reading costs are what carries over to a real cluster.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -823,6 +823,8 @@ async function runInstances(n: number, ctx: RunContext) {
     await observer?.close().catch(() => undefined);
     await positions?.end().catch(() => undefined);
     await Promise.all(ingests.map((i) => i.stop().catch(() => undefined)));
+    // their temp data dirs (the keys and state are in PostgreSQL; little is kept there in cluster mode)
+    for (const i of ingests) rmSync(i.dataDir, { recursive: true, force: true });
     await influxQuery(influx.url, bucket, `DROP DATABASE "${bucket}"`).catch(() => undefined);
   }
 }
