@@ -115,7 +115,7 @@ program
 
 program
   .command('bench')
-  .description('run a benchmark and print one JSON result (all | rules | agent | e2e)')
+  .description('run a benchmark and print one JSON result (all | rules | agent | e2e | cluster)')
   .argument('[which]', 'benchmark', 'all')
   .option('--quick', 'short smoke-test run (figures not meaningful)')
   .option('--soak <seconds>', 'e2e: length of the memory soak at half load (default 120; 600 for the 10-minute soak)')

@@ -1,5 +1,6 @@
-// `odopulse bench e2e --quick`, the CI smoke run of the end-to-end benchmark: it must run the whole
-// stack and print one JSON result with every figure beside its ceiling. Figures are not asserted.
+// `odopulse bench e2e --quick` and `bench cluster --quick`, the CI smoke runs of the end-to-end
+// benchmarks: each must run the whole stack and print one JSON result with every figure beside its
+// ceiling. Figures are not asserted; zero loss and answered probes are (behaviour, not speed).
 import { expect, it } from 'vitest';
 import { runBin } from '../support/ingest.js';
 
@@ -33,3 +34,21 @@ it('prints the rules figures in quick mode too (measured rounds after the warm-u
   expect(r.rules.inThread.readingsPerSecond).toBeGreaterThan(0);
   expect(r.rules.sameEvents).toBe(true);
 }, 300_000);
+
+it('runs the cluster benchmark in quick mode: 1, 2 and 3 instances, nothing lost, every probe answered, the ceilings beside', async () => {
+  const out = await runBin(['bench', 'cluster', '--quick']);
+  expect(out.code, out.stderr).toBe(0);
+  const { cluster } = JSON.parse(out.stdout);
+  expect(cluster.runs.map((r: { instances: number }) => r.instances)).toEqual([1, 2, 3]);
+  for (const r of cluster.runs) {
+    expect(r.endToEnd.lost).toBe(0);
+    expect(r.endToEnd.readingsInInflux).toBe(r.endToEnd.readingsPublished);
+    expect(r.endToEnd.partitionsRulesBehindAtEnd).toBe(0);
+    expect(r.partitionsHeld.reduce((a: number, b: number) => a + b, 0)).toBe(64);
+    expect(r.latencyAtHalfLoad.hmiMs.n).toBe(r.latencyAtHalfLoad.expected);
+    expect(r.latencyAtHalfLoad.sseMs.n).toBe(r.latencyAtHalfLoad.expected);
+    expect(r.latencyAtHalfLoad.timedOutCycles).toBe(0);
+  }
+  expect(cluster.ceilings.jetstream.readingsPerSec).toBeGreaterThan(0);
+  expect(cluster.ceilings.postgres.rulesCommit.commitsPerSec).toBeGreaterThan(0);
+}, 600_000);
