@@ -10,6 +10,9 @@
 //
 // Written for nats-server 2.9 (Debian's 2.9.10) and the v3 JavaScript client: nothing here needs
 // 2.10+ (no stream metadata, no multiple consumer filters, no batch direct get, no sync_interval).
+//
+// The partition readers are partition-reader.ts's; the names both share, telemetry-stream.ts's (this
+// file re-exports them and the readers' types for the importers).
 import {
   DiscardPolicy,
   JetStreamApiError,
@@ -17,11 +20,8 @@ import {
   StorageType,
   jetstream,
   jetstreamManager,
-  type Consumer,
-  type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
-  type JsMsg,
   type StreamConfig,
   type StreamInfo,
 } from '@nats-io/jetstream';
@@ -29,19 +29,18 @@ import { connect, errors, headers, nanos, type NatsConnection } from '@nats-io/t
 import { VIN_PATTERN } from '../../proto/checks.js';
 import { INGEST_SETTINGS } from '../config.js';
 import { DEFAULT_PARTITIONS, partitionOf, validatePartitions } from './partition.js';
+import { JetStreamPartitionReader, type PartitionReader, type ReadOptions } from './partition-reader.js';
+import { H_BOOT, H_RECEIVED, H_SEQ, partitionSubjects, TELEMETRY_STREAM, TELEMETRY_SUBJECT_PREFIX } from './telemetry-stream.js';
 
-export const TELEMETRY_STREAM = 'ODOPULSE_TELEMETRY';
-export const TELEMETRY_SUBJECT_PREFIX = 'odopulse.telemetry';
+export type { BatchOptions, PartitionReader, ReadOptions, TelemetryLogEntry } from './partition-reader.js';
+export { partitionSubjects, TELEMETRY_STREAM, TELEMETRY_SUBJECT_PREFIX } from './telemetry-stream.js';
+
 /** How long the server remembers message ids (a repeat inside it is answered `duplicate`). */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000;
 /** Default max age of the stream's messages: as long as the one-machine journal keeps processed batches (main.ts prunes at 3 days). */
 export const DEFAULT_MAX_AGE_MS = 3 * 86_400_000;
 /** Room for the subject, the message id and the odopulse headers on top of an MQTT packet's worth of payload. */
 const HEADER_ROOM_BYTES = 4096;
-
-const H_BOOT = 'Odopulse-Boot-Id';
-const H_SEQ = 'Odopulse-Seq';
-const H_RECEIVED = 'Odopulse-Received-At';
 
 export type AppendResult = 'new' | 'duplicate';
 
@@ -54,18 +53,6 @@ export interface TelemetryLogBatch {
   /** null (or empty): nothing of the batch is kept (every sample dead-lettered): logged for dedup and gaps. */
   payload: Uint8Array | null;
   /** Arrival at the edge, ms since the epoch. */
-  receivedAt: number;
-}
-
-export interface TelemetryLogEntry {
-  /** The stream sequence: the position the partition owner stores with its results. */
-  streamSeq: number;
-  partition: number;
-  vin: string;
-  bootId: string;
-  seq: number;
-  /** Empty for a batch appended without payload (a telemetry batch is never empty otherwise). */
-  payload: Uint8Array;
   receivedAt: number;
 }
 
@@ -103,41 +90,6 @@ export interface EnsureStreamOptions {
   maxPacketBytes?: number;
 }
 
-export interface ReadOptions {
-  /** Entries held ahead of the caller (default 1024): the reader stops pulling when it is full. */
-  bufferEntries?: number;
-  /** Server heartbeat interval of the reader's consumer (default 1 s, at least 0.5 s). */
-  heartbeatMs?: number;
-  /** Recreate the consumer after this long without a message or heartbeat (default 3 × heartbeatMs). */
-  stallMs?: number;
-}
-
-export interface BatchOptions {
-  /** At most this many entries per batch. */
-  maxEntries: number;
-  /** Wait at most this long (from the call) for maxEntries; then resolve with what there is, maybe none. */
-  maxWaitMs: number;
-}
-
-/** One partition read in stream order from a start sequence (readPartition). */
-export interface PartitionReader extends AsyncIterable<TelemetryLogEntry> {
-  readonly partition: number;
-  /** Up to `max` entries: as soon as there is one, waiting at most `waitMs` for it; [] when none came, or once stopped. */
-  next(max: number, waitMs: number): Promise<TelemetryLogEntry[]>;
-  /** Up to maxEntries entries: as soon as that many are there, else after maxWaitMs; [] once stopped. */
-  nextBatch(opts: BatchOptions): Promise<TelemetryLogEntry[]>;
-  /** nextBatch in a loop, non-empty batches only, until stop(). */
-  batches(opts: BatchOptions): AsyncIterable<TelemetryLogEntry[]>;
-  /** Stream sequence of the last entry handed out (fromSeq - 1 before the first). */
-  position(): number;
-  /** How many times the consumer was recreated (node failure, stall). */
-  readonly restarts: number;
-  /** Entries skipped because they were not odopulse batches (foreign messages on the subjects). */
-  readonly skipped: number;
-  /** No entry is handed out after this is called; resolves once the consumer is gone. */
-  stop(): Promise<void>;
-}
-
 /** The log is unreachable or did not acknowledge in time: the batch is not stored, so it is not acknowledged either. */
 export class TelemetryLogUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -147,7 +99,6 @@ export class TelemetryLogUnavailableError extends Error {
 }
 
 export const subjectOf = (partition: number, vin: string): string => `${TELEMETRY_SUBJECT_PREFIX}.${partition}.${vin}`;
-export const partitionSubjects = (partition: number): string => `${TELEMETRY_SUBJECT_PREFIX}.${partition}.*`;
 /** The dedup key as a message id. The VIN (17 characters) and seq (digits) have no ':'; the boot id is encoded. */
 export const msgIdOf = (vin: string, bootId: string, seq: number): string => `${vin}:${encodeURIComponent(bootId)}:${seq}`;
 const streamDescription = (partitions: number) => `odopulse telemetry; partitions=${partitions}`;
@@ -419,214 +370,5 @@ export class JetStreamTelemetryLog {
     this.closed = true;
     await Promise.all([...this.readers].map((r) => r.stop()));
     await this.nc.close();
-  }
-}
-
-function decodeEntry(m: JsMsg): TelemetryLogEntry | null {
-  const tokens = m.subject.split('.');
-  const h = m.headers;
-  if (tokens.length !== 4 || !h) return null;
-  const seq = Number(h.get(H_SEQ));
-  const receivedAt = Number(h.get(H_RECEIVED));
-  let bootId: string;
-  try {
-    bootId = decodeURIComponent(h.get(H_BOOT));
-  } catch {
-    return null;
-  }
-  if (!h.has(H_SEQ) || !Number.isSafeInteger(seq) || !Number.isFinite(receivedAt)) return null;
-  return {
-    streamSeq: m.seq,
-    partition: Number(tokens[2]),
-    vin: tokens[3],
-    bootId,
-    seq,
-    payload: m.data,
-    receivedAt,
-  };
-}
-
-class JetStreamPartitionReader implements PartitionReader {
-  restarts = 0;
-  skipped = 0;
-  private readonly buf: TelemetryLogEntry[] = [];
-  /** Stream sequence of the last entry put in `buf` (where a recreated consumer starts after). */
-  private cursor: number;
-  private delivered: number;
-  private stopping = false;
-  private current: ConsumerMessages | undefined;
-  /** Wakes a caller waiting for entries (or the stop). */
-  private wake: (() => void) | undefined;
-  /** Wakes the pump waiting for room in `buf` (or the stop). */
-  private room: (() => void) | undefined;
-  /** Ends the pump's pause before a new consumer (the stop). */
-  private interrupt: (() => void) | undefined;
-  private readonly pump: Promise<void>;
-  private readonly capacity: number;
-  private readonly heartbeatMs: number;
-  private readonly stallMs: number;
-
-  constructor(
-    private readonly js: JetStreamClient,
-    readonly partition: number,
-    fromSeq: number,
-    opts: ReadOptions,
-    private readonly log: (msg: string) => void,
-    private readonly onStopped: () => void,
-  ) {
-    this.cursor = this.delivered = fromSeq - 1;
-    this.capacity = Math.max(1, opts.bufferEntries ?? 1024);
-    this.heartbeatMs = Math.max(500, opts.heartbeatMs ?? 1000);
-    this.stallMs = opts.stallMs ?? 3 * this.heartbeatMs;
-    this.pump = this.run();
-  }
-
-  position(): number {
-    return this.delivered;
-  }
-
-  private async run(): Promise<void> {
-    let failures = 0;
-    while (!this.stopping) {
-      let msgs: ConsumerMessages | undefined;
-      let consumer: Consumer | undefined;
-      let watchdog: NodeJS.Timeout | undefined;
-      let lastActivity = Date.now();
-      let waitingForRoom = false;
-      let stalled = false;
-      try {
-        consumer = await this.js.consumers.get(TELEMETRY_STREAM, {
-          filter_subjects: partitionSubjects(this.partition),
-          opt_start_seq: this.cursor + 1,
-          // one left behind on a dead server goes by itself
-          inactive_threshold: 60_000,
-        });
-        msgs = await consumer.consume({
-          max_messages: Math.min(this.capacity, 512),
-          expires: Math.max(5000, 4 * this.heartbeatMs),
-          idle_heartbeat: this.heartbeatMs,
-        });
-        this.current = msgs;
-        if (this.stopping) break;
-        const m0 = msgs;
-        void (async () => {
-          for await (const s of m0.status()) {
-            if (s.type === 'heartbeat') lastActivity = Date.now();
-          }
-        })().catch(() => {});
-        watchdog = setInterval(
-          () => {
-            // no heartbeat (and no message) while we are pulling: the consumer's server is gone
-            if (!waitingForRoom && Date.now() - lastActivity > this.stallMs) {
-              stalled = true;
-              m0.stop();
-            }
-          },
-          Math.max(100, this.heartbeatMs / 2),
-        );
-        watchdog.unref();
-        for await (const m of msgs) {
-          lastActivity = Date.now();
-          failures = 0;
-          if (m.seq <= this.cursor) continue;
-          this.cursor = m.seq;
-          const e = decodeEntry(m);
-          if (!e) {
-            this.skipped++;
-            continue;
-          }
-          this.buf.push(e);
-          this.wake?.();
-          if (this.buf.length >= this.capacity) {
-            waitingForRoom = true;
-            await new Promise<void>((r) => (this.room = r));
-            this.room = undefined;
-            waitingForRoom = false;
-            lastActivity = Date.now();
-          }
-          if (this.stopping) break;
-        }
-        if (!this.stopping)
-          this.log(
-            `telemetry log: partition ${this.partition} reader ${stalled ? 'stalled' : 'ended'} after seq ${this.cursor}, recreating its consumer`,
-          );
-      } catch (err) {
-        if (!this.stopping) this.log(`telemetry log: partition ${this.partition} reader failed after seq ${this.cursor}: ${errMsg(err)}`);
-      } finally {
-        clearInterval(watchdog);
-        this.current = undefined;
-        msgs?.stop();
-        // best effort: a consumer on a server that is gone goes after inactive_threshold
-        consumer?.delete().catch(() => {});
-      }
-      if (this.stopping) break;
-      this.restarts++;
-      failures++;
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, Math.min(100 * 2 ** failures, 2000));
-        this.interrupt = () => {
-          clearTimeout(t);
-          r();
-        };
-      });
-      this.interrupt = undefined;
-    }
-  }
-
-  next(max: number, waitMs: number): Promise<TelemetryLogEntry[]> {
-    return this.take(1, max, waitMs);
-  }
-
-  nextBatch({ maxEntries, maxWaitMs }: BatchOptions): Promise<TelemetryLogEntry[]> {
-    return this.take(maxEntries, maxEntries, maxWaitMs);
-  }
-
-  /** Up to `max` entries once `enough` are buffered, or after `waitMs` with what there is. One caller at a time. */
-  private async take(enough: number, max: number, waitMs: number): Promise<TelemetryLogEntry[]> {
-    const deadline = Date.now() + waitMs;
-    while (!this.stopping && this.buf.length < enough) {
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      await new Promise<void>((r) => {
-        const t = Number.isFinite(left) ? setTimeout(r, left) : undefined;
-        this.wake = () => {
-          clearTimeout(t);
-          r();
-        };
-      });
-      this.wake = undefined;
-    }
-    if (this.stopping) return [];
-    const out = this.buf.splice(0, max);
-    if (out.length > 0) this.delivered = out[out.length - 1].streamSeq;
-    this.room?.();
-    return out;
-  }
-
-  async *batches(opts: BatchOptions): AsyncIterable<TelemetryLogEntry[]> {
-    while (!this.stopping) {
-      const b = await this.nextBatch(opts);
-      if (b.length > 0) yield b;
-    }
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<TelemetryLogEntry> {
-    while (!this.stopping) {
-      const [e] = await this.take(1, 1, Infinity);
-      if (e) yield e;
-    }
-  }
-
-  async stop(): Promise<void> {
-    if (!this.stopping) {
-      this.stopping = true;
-      this.buf.length = 0;
-      this.current?.stop();
-      this.wake?.();
-      this.room?.();
-      this.interrupt?.();
-    }
-    await this.pump;
-    this.onStopped();
   }
 }
