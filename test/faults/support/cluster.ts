@@ -3,31 +3,20 @@
 // for every instance, and ingest processes in cluster mode (ODOPULSE_NATS_URL + ODOPULSE_DATABASE_URL,
 // their own instance id, ports and data dir), each one's output written to a log file under the
 // rig's temp dir (the tails are printed when a case fails). Read-backs straight from the shared
-// state: the partition leases (cluster_partitions), the rule states (rule_states) and, per vehicle,
-// the stream sequence of its last message in the telemetry stream.
+// state: the partition leases (cluster_partitions) and the rule states (rule_states); those from
+// the telemetry stream are in cluster-stream.ts, the checks in cluster-checks.ts.
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { createApiKey } from '../../../ingest/auth/keys.js';
-import { partitionOf } from '../../../ingest/cluster/partition.js';
 import type { CloudEvent } from '../../../ingest/outbound/cloudevents.js';
 import { verifySignature } from '../../../ingest/outbound/webhook.js';
 import { openPostgresBackend } from '../../../ingest/store/index.js';
 import type { VehicleRuleState } from '../../../rules/types.js';
-import { VSS } from '../../../proto/signals.js';
 import { startIngestProcess, type IngestProcess } from '../../support/ingest.js';
-import { influxQuery } from '../../support/influxd.js';
-import type { NatsCluster } from '../../support/nats.js';
 import { freePort } from '../../support/ports.js';
-import { SAMPLES_PER_BATCH, type Ledger } from './ledger.js';
-
-/** The telemetry stream and its subjects (ingest/cluster/telemetry-log.ts): odopulse.telemetry.<partition>.<vin>. */
-const TELEMETRY_STREAM = 'ODOPULSE_TELEMETRY';
-const SUBJECT_PREFIX = 'odopulse.telemetry';
 
 export const WEBHOOK_SECRET = 'fault-suite-cluster-webhook-secret';
 
@@ -262,163 +251,4 @@ export class ClusterRig {
     for (const m of this.members) rmSync(m.proc.dataDir, { recursive: true, force: true });
     if (!keepLogs) rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-/**
- * For each VIN, the stream sequence of its last message in the telemetry stream (a last_by_subj
- * get on odopulse.telemetry.<partition>.<vin>); absent when it has none.
- */
-export async function lastStreamSeqs(natsUrls: string[], vins: string[], partitions: number): Promise<Map<string, number>> {
-  const nc = await connect({ servers: natsUrls, timeout: 5000 });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const out = new Map<string, number>();
-    for (const vin of vins) {
-      const m = await jsm.streams.getMessage(TELEMETRY_STREAM, {
-        last_by_subj: `${SUBJECT_PREFIX}.${partitionOf(vin, partitions)}.${vin}`,
-      });
-      if (m) out.set(vin, m.seq);
-    }
-    return out;
-  } finally {
-    await nc.close();
-  }
-}
-
-/** One vehicle's batches in the telemetry stream, in stream order. */
-export interface StreamBatch {
-  streamSeq: number;
-  seq: number;
-}
-
-/**
- * Every message of the telemetry stream, by VIN, in stream order (the order its partition's owner
- * applies them in), read with an ordered consumer from the first sequence to the last one there now.
- */
-export async function streamOrder(natsUrls: string[], timeoutMs = 60_000): Promise<Map<string, StreamBatch[]>> {
-  const nc = await connect({ servers: natsUrls, timeout: 5000 });
-  const out = new Map<string, StreamBatch[]>();
-  try {
-    const jsm = await jetstreamManager(nc);
-    const last = (await jsm.streams.info(TELEMETRY_STREAM)).state.last_seq;
-    if (last === 0) return out;
-    const consumer = await jetstream(nc).consumers.get(TELEMETRY_STREAM, { filter_subjects: `${SUBJECT_PREFIX}.>` });
-    const msgs = await consumer.consume({ max_messages: 1000 });
-    const timer = setTimeout(() => void msgs.stop(), timeoutMs);
-    try {
-      for await (const m of msgs) {
-        const vin = m.subject.split('.')[3] ?? '';
-        const list = out.get(vin) ?? [];
-        list.push({ streamSeq: m.seq, seq: Number(m.headers?.get('Odopulse-Seq')) });
-        out.set(vin, list);
-        if (m.seq >= last) break;
-      }
-    } finally {
-      clearTimeout(timer);
-      await msgs.close().catch(() => {});
-    }
-    return out;
-  } finally {
-    await nc.close();
-  }
-}
-
-/**
- * Batches that came after a newer one of the same vehicle in the stream (a seq not seen before,
- * below the highest seen so far): the rules apply them as stale (latest only, no detector runs).
- */
-export function lateBatches(order: Map<string, StreamBatch[]>): { vin: string; seq: number; streamSeq: number; after: StreamBatch }[] {
-  const late: { vin: string; seq: number; streamSeq: number; after: StreamBatch }[] = [];
-  for (const [vin, list] of order) {
-    const seen = new Set<number>();
-    let top: StreamBatch | undefined;
-    for (const b of list) {
-      if (!seen.has(b.seq) && top && b.seq < top.seq) late.push({ vin, seq: b.seq, streamSeq: b.streamSeq, after: top });
-      seen.add(b.seq);
-      if (!top || b.seq > top.seq) top = b;
-    }
-  }
-  return late;
-}
-
-/** The telemetry stream's last sequence now (0 if unreachable): marks a fault's moment in the stream. */
-export async function streamLastSeq(nats: NatsCluster): Promise<number> {
-  const nc = await connect({ servers: nats.urls.filter((_, i) => nats.running(i)), timeout: 5000 });
-  try {
-    return (await (await jetstreamManager(nc)).streams.info(TELEMETRY_STREAM)).state.last_seq;
-  } catch {
-    return 0;
-  } finally {
-    await nc.close();
-  }
-}
-
-/** Index (0-based) of the node that leads the telemetry stream's RAFT group, or undefined. */
-export async function streamLeader(nats: NatsCluster): Promise<number | undefined> {
-  const nc = await connect({ servers: nats.urls.filter((_, i) => nats.running(i)), timeout: 5000 });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const info = await jsm.streams.info(TELEMETRY_STREAM);
-    const i = nats.nodes.findIndex((n) => n.name === info.cluster?.leader);
-    return i >= 0 ? i : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    await nc.close();
-  }
-}
-
-/**
- * The batches found in InfluxDB, by `${vin}/${boot}/${seq}`, with their point count: a batch is
- * stored once when it has exactly SAMPLES_PER_BATCH points; more means a sample was written twice
- * under different tags (a write with the same series and time overwrites: InfluxDB's own dedup).
- */
-export async function influxBatches(ledger: Ledger, influxUrl: string, db: string): Promise<Map<string, number>> {
-  const step = ledger.sampleTs(0, 1, 0) - ledger.sampleTs(0, 0, 0);
-  const perBoot = (ledger.sampleTs(1, 0, 0) - ledger.t0) / step;
-  const res = await influxQuery(influxUrl, db, `SELECT "${VSS.soc}" FROM "telemetry" WHERE time >= ${ledger.t0}ms GROUP BY *`);
-  const out = new Map<string, number>();
-  for (const s of res.results?.[0]?.series ?? []) {
-    const vin = s.tags?.vin ?? '';
-    for (const [t] of s.values) {
-      const slot = Math.floor((Number(t) - ledger.t0) / step);
-      const boot = Math.floor(slot / perBoot);
-      const k = `${vin}/${ledger.boots[boot] ?? `boot#${boot}`}/${slot % perBoot}`;
-      out.set(k, (out.get(k) ?? 0) + 1);
-    }
-  }
-  return out;
-}
-
-export interface StoredCheck {
-  /** Acked batches with all their samples in InfluxDB (exactly once). */
-  stored: number;
-  /** Acked, not (fully) stored. */
-  lost: string[];
-  /** Batches with more points than samples. */
-  duplicated: string[];
-  /** Batches stored that no vehicle got a PUBACK for. */
-  unexpected: string[];
-}
-
-export function checkStored(ledger: Ledger, found: Map<string, number>): StoredCheck {
-  const lost: string[] = [];
-  let stored = 0;
-  for (const k of ledger.acked) {
-    if ((found.get(k) ?? 0) >= SAMPLES_PER_BATCH) stored++;
-    else lost.push(k);
-  }
-  const duplicated = [...found].filter(([, n]) => n > SAMPLES_PER_BATCH).map(([k, n]) => `${k} ×${n}/${SAMPLES_PER_BATCH}`);
-  const unexpected = [...found.keys()].filter((k) => !ledger.acked.has(k));
-  return { stored, lost: lost.sort(), duplicated: duplicated.sort(), unexpected: unexpected.sort() };
-}
-
-/** The newest seq each vehicle got a PUBACK for (boot 0), from the ledger's keys. */
-export function newestAcked(ledger: Ledger): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const k of ledger.acked) {
-    const [vin, , seq] = k.split('/');
-    out.set(vin, Math.max(out.get(vin) ?? 0, Number(seq)));
-  }
-  return out;
 }
