@@ -135,7 +135,10 @@ describe.skipIf(unavailable)('partition leases on PostgreSQL, under faults', () 
       expect((await c.rows())[p]).toMatchObject({ owner: 'a', epoch: epochA, rules: 0 });
 
       await committer.query('COMMIT'); // the epoch was still current: it goes through
-      await waitFor(() => b.leases.owned().has(p), { timeoutMs: 20_000, what: 'b to take the partition once the commit is done' });
+      await waitFor(() => b.leases.owned().has(p) && b.from.has(p), {
+        timeoutMs: 20_000,
+        what: 'b to take the partition once the commit is done',
+      });
       expect(b.from.get(p)).toEqual({ rules: 42, influx: 0 });
       const epochB = b.leases.owned().get(p)!;
       expect(epochB).toBeGreaterThan(epochA);
@@ -218,7 +221,7 @@ describe.skipIf(unavailable)('partition leases on PostgreSQL, under faults', () 
       await tx.query('SELECT 1 FROM cluster_members LIMIT 1');
       await c.cutOff('a');
       const b = await c.add('b', FAST);
-      await waitFor(() => b.leases.owned().has(p), { timeoutMs: 20_000, what: 'b to take the partition over' });
+      await waitFor(() => b.leases.owned().has(p) && b.from.has(p), { timeoutMs: 20_000, what: 'b to take the partition over' });
       expect(b.from.get(p)).toEqual({ rules: 3, influx: 0 });
       const err = await fencePartitions(tx, 'a', [{ partition: p, epoch, rulesSeq: 4 }]).catch((e: unknown) => e);
       expect((err as { code?: string }).code).toBe('40001');
