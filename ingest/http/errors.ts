@@ -43,6 +43,9 @@ export function installErrorHandlers(app: FastifyInstance): void {
       });
     }
     if (err.name === 'InvalidCursorError') return send(reply, 400, { error: 'invalid_cursor', message: err.message, details: null });
+    // cluster mode: the owner of the vehicle's partition did not answer in time (a hand-over); try again
+    if (err.name === 'ServiceRecordUnavailableError')
+      return send(reply, 503, { error: 'owner_unavailable', message: err.message, details: null });
     // InfluxDB not connected or not answering: the caller may try again, nothing is wrong with the request
     if (err instanceof TelemetryUnavailableError) {
       req.log.warn({ err: err.message }, 'telemetry unavailable');

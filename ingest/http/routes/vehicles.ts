@@ -200,7 +200,7 @@ export function registerVehicles(app: FastifyInstance, deps: VehicleRoutesDeps):
         tags: ['vehicles'],
         params: VinParams,
         body: ServiceRecordBody,
-        response: { 201: ServiceRecordOut.extend({ vin: z.string() }), ...errors },
+        response: { 201: ServiceRecordOut.extend({ vin: z.string() }), ...errors, 503: ErrorSchema },
       },
       config: { auth: 'service:write' },
     },
