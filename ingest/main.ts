@@ -330,8 +330,11 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
       const changes = await rules.sweep();
       out.published(changes, false);
       await out.record(() => stores.prompts.expire(clock.now()));
-      await campaigns.sweep();
-      out.deliver(new Set([...rules.knownVins(), ...hmi.heldBackVins()]));
+      try {
+        await campaigns.sweep();
+      } finally {
+        out.deliver(new Set([...rules.knownVins(), ...hmi.heldBackVins()]));
+      }
     })()
       .catch((err: unknown) => {
         metrics.loopErrors.inc({ loop: 'sweep' });
@@ -375,12 +378,12 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
         await link.close();
         await handlers.drained(); // status, acks and dead letters the broker handed over before it closed
         await pipeline.stop();
+        await cluster?.stop(); // nothing consumes any more: hand the partitions over at once
         await dispatcher?.stop();
         await Promise.all([sweeping, pruning]);
         await pool.close();
         await telemetry.flush().catch(() => undefined);
         await telemetry.close();
-        await cluster?.stop(); // hands its partitions over at once
         await journal.close();
         await handlers.flushSequences();
         await stores.close(); // last: everything above may still write to them

@@ -48,9 +48,17 @@ export interface ClusterJournalDeps {
   logger: { warn(o: object, m?: string): void };
   /** Entries buffered per partition and loop before its reader pauses. */
   buffer?: number;
+  /** Payload bytes buffered per loop across all partitions before the readers pause (default 128 MiB). */
+  bufferBytes?: number;
 }
 
 type Loop = 'rules' | 'influx';
+
+/** Bytes of payload buffered across all lanes of one loop: readers pause at the budget (InfluxDB down must not fill the heap). */
+interface Budget {
+  bytes: number;
+  readonly max: number;
+}
 
 /** The lease epoch each buffered entry was read under: a step's commit is fenced with it, not with a later holding's. */
 const epochs = new WeakMap<JournalEntry, number>();
@@ -64,6 +72,7 @@ class Lane {
     private readonly reader: PartitionReader,
     private readonly epoch: number,
     private readonly cap: number,
+    readonly budget: Budget,
     private readonly onData: () => void,
     private readonly logger: ClusterJournalDeps['logger'],
     private readonly label: string,
@@ -75,7 +84,7 @@ class Lane {
     let backoff = 250;
     while (!this.stopped) {
       const room = this.cap - this.entries.length;
-      if (room <= 0) {
+      if (room <= 0 || this.budget.bytes >= this.budget.max) {
         await sleep(20);
         continue;
       }
@@ -96,6 +105,7 @@ class Lane {
             ...(e.payload.byteLength === 0 ? { readings: [] } : {}),
           };
           epochs.set(entry, this.epoch);
+          this.budget.bytes += entry.payload.byteLength;
           this.entries.push(entry);
         }
         if (got.length) this.onData();
@@ -107,10 +117,27 @@ class Lane {
     }
   }
 
+  /** Take these entries out (done); the highest id taken, 0 when none. */
+  remove(gone: ReadonlySet<number>): number {
+    let top = 0;
+    let kept = 0;
+    for (let i = 0; i < this.entries.length; i++) {
+      const e = this.entries[i];
+      if (gone.has(e.id)) {
+        top = Math.max(top, e.id);
+        this.budget.bytes -= e.payload.byteLength;
+      } else this.entries[kept++] = e;
+    }
+    this.entries.length = kept;
+    return top;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     await this.pumping;
     await this.reader.stop();
+    for (const e of this.entries) this.budget.bytes -= e.payload.byteLength;
+    this.entries.length = 0;
   }
 }
 
@@ -126,8 +153,13 @@ export class ClusterJournal {
   private failedAppends = 0;
   /** Each vehicle's last append not yet settled. */
   private readonly tails = new Map<string, Promise<AppendOutcome>>();
+  private readonly budgets: Record<Loop, Budget>;
 
-  constructor(private readonly deps: ClusterJournalDeps) {}
+  constructor(private readonly deps: ClusterJournalDeps) {
+    const max = deps.bufferBytes ?? 128 * 1024 * 1024;
+    // one per loop: InfluxDB down fills its own budget, never the rules'
+    this.budgets = { rules: { bytes: 0, max }, influx: { bytes: 0, max } };
+  }
 
   partitionOf(vin: string): number {
     return partitionOf(vin, this.deps.partitions);
@@ -143,7 +175,15 @@ export class ClusterJournal {
     if (this.held.has(partition)) return;
     const cap = this.deps.buffer ?? 5000;
     const lane = (loop: Loop, after: number) =>
-      new Lane(this.deps.log.reader(partition, after + 1), epoch, cap, this.deps.onData, this.deps.logger, `${loop}/${partition}`);
+      new Lane(
+        this.deps.log.reader(partition, after + 1),
+        epoch,
+        cap,
+        this.budgets[loop],
+        this.deps.onData,
+        this.deps.logger,
+        `${loop}/${partition}`,
+      );
     this.held.set(partition, { epoch, rules: lane('rules', from.rules), influx: lane('influx', from.influx) });
   }
 
@@ -261,9 +301,15 @@ export class ClusterJournal {
 
   markInfluxDone(ids: number[]): void {
     const done = this.drop('influx', ids);
-    for (const [p, seq] of done) {
-      const epoch = this.held.get(p)?.epoch;
-      if (epoch === undefined) continue;
+    for (const [p, top] of done) {
+      const h = this.held.get(p);
+      if (!h) continue;
+      const epoch = h.epoch;
+      // only up to the first entry still buffered: one done early (dead-lettered before the chunk's
+      // flush) must not carry the position past points not yet written
+      const first = h.influx.entries[0]?.id;
+      const seq = first === undefined ? top : Math.min(top, first - 1);
+      if (seq <= 0) continue;
       // at-least-once is enough here (points are idempotent): a lost save re-writes a little
       this.deps.saveInfluxPosition(p, epoch, seq).catch((err: unknown) => {
         this.deps.logger.warn({ err: (err as Error).message, partition: p }, 'saving the InfluxDB position failed');
@@ -275,14 +321,8 @@ export class ClusterJournal {
     const gone = new Set(ids);
     const done = new Map<number, number>();
     for (const [p, h] of this.held) {
-      const lane = h[loop].entries;
-      let kept = 0;
-      for (let i = 0; i < lane.length; i++) {
-        const e = lane[i];
-        if (gone.has(e.id)) done.set(p, Math.max(done.get(p) ?? 0, e.id));
-        else lane[kept++] = e;
-      }
-      lane.length = kept;
+      const top = h[loop].remove(gone);
+      if (top > 0) done.set(p, top);
     }
     return done;
   }

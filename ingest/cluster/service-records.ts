@@ -46,12 +46,14 @@ export class ServiceRecordRouter {
     try {
       const { vin, record } = msg.json<{ vin: string; record: ServiceRecord }>();
       // the lease may have moved since the request was routed here: then the asker tries again
-      if (!this.deps.owns(vin)) return void msg.respond(JSON.stringify({ moved: true }));
+      if (!this.deps.owns(vin)) return reply(msg, { moved: true });
       const id = await this.deps.apply(vin, record);
-      msg.respond(JSON.stringify({ id }));
+      reply(msg, { id });
     } catch (e) {
+      // the lease went while it ran (its commit was fenced and rolled back): the asker tries the new owner
+      if ((e as Error).name === 'LeaseLostError') return reply(msg, { moved: true });
       this.deps.log.warn({ err: (e as Error).message }, 'a forwarded service record failed');
-      msg.respond(JSON.stringify({ error: (e as Error).message }));
+      reply(msg, { error: (e as Error).message });
     }
   }
 
@@ -60,18 +62,30 @@ export class ServiceRecordRouter {
     const deadline = Date.now() + (this.deps.timeoutMs ?? 15_000);
     let last = 'no owner answered';
     for (let attempt = 0; Date.now() < deadline; attempt++) {
-      if (this.deps.owns(vin)) return this.deps.apply(vin, record);
-      try {
-        const reply = await this.deps.nc.request(subjectOf(this.deps.partitionOf(vin)), JSON.stringify({ vin, record }), {
-          timeout: Math.max(1000, Math.min(10_000, deadline - Date.now())),
-        });
-        const r = reply.json<{ id?: number; moved?: boolean; error?: string }>();
-        if (r.id !== undefined) return r.id;
-        if (r.error) throw new Error(r.error);
-        last = 'the partition moved';
-      } catch (err) {
-        if (!isNoOwnerYet(err)) throw err;
-        last = (err as Error).message;
+      if (this.deps.owns(vin)) {
+        try {
+          return await this.deps.apply(vin, record);
+        } catch (err) {
+          if ((err as Error).name !== 'LeaseLostError') throw err; // rolled back: try where the partition went
+          last = 'the partition moved while it was applied';
+        }
+      } else {
+        try {
+          const reply = await this.deps.nc.request(subjectOf(this.deps.partitionOf(vin)), JSON.stringify({ vin, record }), {
+            timeout: Math.max(1000, Math.min(10_000, deadline - Date.now())),
+          });
+          const r = reply.json<{ id?: number; moved?: boolean; error?: string }>();
+          if (r.id !== undefined) return r.id;
+          if (r.error) throw new Error(r.error);
+          last = 'the partition moved';
+        } catch (err) {
+          if (isTimeout(err))
+            throw new ServiceRecordUnavailableError(
+              `the owner of ${vin}'s partition did not answer in time; the visit may have been recorded: check the vehicle's service records before sending it again`,
+            );
+          if (!isNoOwnerYet(err)) throw err;
+          last = (err as Error).message;
+        }
       }
       await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt)));
     }
@@ -84,8 +98,24 @@ export class ServiceRecordRouter {
   }
 }
 
-/** Nobody subscribed (a hand-over) or the request timed out: worth another try. */
+/**
+ * Nobody subscribed (a hand-over): worth another try. Not a timeout: the owner may have applied it
+ * and only the answer is late, so sending it again could record the visit twice.
+ */
 function isNoOwnerYet(err: unknown): boolean {
   const text = `${(err as Error)?.name ?? ''} ${(err as Error)?.message ?? ''}`.toLowerCase();
-  return text.includes('no responders') || text.includes('503') || text.includes('timeout');
+  return text.includes('no responders') || text.includes('503');
+}
+
+function isTimeout(err: unknown): boolean {
+  return `${(err as Error)?.name ?? ''} ${(err as Error)?.message ?? ''}`.toLowerCase().includes('timeout');
+}
+
+/** Answer a forwarded request; a connection closing meanwhile must not become an unhandled rejection. */
+function reply(msg: Msg, body: object): void {
+  try {
+    msg.respond(JSON.stringify(body));
+  } catch {
+    // the asker times out and reports the owner unavailable
+  }
 }

@@ -50,7 +50,11 @@ export interface Cluster {
   edge: EdgeView;
   instanceId: string;
   /** For the rules runner: this instance's vehicles, and the fence of each commit. */
-  rules: { owns(vin: string): boolean; fence(entries: readonly JournalEntry[]): Promise<void> };
+  rules: {
+    owns(vin: string): boolean;
+    fence(entries: readonly JournalEntry[]): Promise<void>;
+    fenceFor(vins: readonly string[]): () => Promise<void>;
+  };
   start(consumers: ClusterConsumers): Promise<void>;
   /** A change was committed here: read the shared log now rather than at the notification. */
   kick(): void;
@@ -128,16 +132,36 @@ export async function openCluster(s: ClusterSettings, log: Log): Promise<Cluster
   let listener: pg.Client | null = null;
   const listen = async (onNotify: () => void): Promise<() => Promise<void>> => {
     let stopped = false;
+    const retry = () => {
+      if (stopped) return;
+      setTimeout(() => {
+        if (!stopped) connectListener().catch(retry);
+      }, 1000).unref();
+    };
     const connectListener = async (): Promise<void> => {
       const c = new pg.Client({ connectionString: s.databaseUrl });
+      let failed = false;
+      const fail = () => {
+        if (failed) return;
+        failed = true;
+        void c.end().catch(() => undefined);
+        if (listener === c) listener = null;
+        retry();
+      };
       c.on('notification', onNotify);
       c.on('error', (err) => {
         log.warn({ err: err.message }, 'change notifications lost; reconnecting (the feed still polls)');
-        void c.end().catch(() => undefined);
-        if (!stopped) setTimeout(() => void connectListener().catch(() => undefined), 1000);
+        fail();
       });
-      await c.connect();
-      await c.query(`LISTEN ${CHANGES_CHANNEL}`);
+      try {
+        await c.connect();
+        await c.query(`LISTEN ${CHANGES_CHANNEL}`);
+      } catch (err) {
+        failed = true; // the caller retries (or, at start, reports it)
+        await c.end().catch(() => undefined);
+        throw err;
+      }
+      if (stopped) return void (await c.end().catch(() => undefined));
       listener = c;
       onNotify(); // anything committed while not listening
     };
@@ -160,6 +184,20 @@ export async function openCluster(s: ClusterSettings, log: Log): Promise<Cluster
         const gone = items.filter((i) => i.epoch < 0 || journal.epochOf(i.partition) !== i.epoch).map((i) => i.partition);
         if (gone.length) throw new LeaseLostError(gone, 'released while the step ran');
         await leases.fenceMany(backend.sql, items);
+      },
+      fenceFor: (vins) => {
+        // the epochs now, when the work is chosen: a later holding of a partition is another owner's work
+        const held = new Map<number, number>();
+        for (const vin of vins) {
+          const p = journal.partitionOf(vin);
+          held.set(p, journal.epochOf(p) ?? -1);
+        }
+        return async () => {
+          const items = [...held].map(([partition, epoch]) => ({ partition, epoch }));
+          const gone = items.filter((i) => i.epoch < 0 || journal.epochOf(i.partition) !== i.epoch).map((i) => i.partition);
+          if (gone.length) throw new LeaseLostError(gone, 'released while the work ran');
+          await leases.fenceMany(backend.sql, items);
+        };
       },
     },
     async start(c) {

@@ -18,7 +18,7 @@ import type { InboundHandlers } from './topics.js';
 export interface InboundDeps {
   journal: JournalPort;
   decoded: DecodedCache;
-  stores: Pick<Stores, 'deadLetters' | 'vehicles' | 'prompts'>;
+  stores: Pick<Stores, 'deadLetters' | 'vehicles' | 'prompts'> & Partial<Pick<Stores, 'transaction'>>;
   metrics: Metrics;
   clock: IngestClock;
   /** ODOPULSE_MAX_CLOCK_SKEW_S and ODOPULSE_TELEMETRY_RETENTION_DAYS; unset = their defaults. */
@@ -287,8 +287,12 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers & Inbo
           const a = decodePromptAck(payload);
           // Any ack means the car has the prompt: its one 'delivered' step first, if no PUBACK
           // recorded it (always so through an external broker, BrokerLink.confirmsDelivery).
-          const delivered = await deps.stores.prompts.markHmiDelivered(a.promptId, vin, a.ts);
-          const change = await deps.stores.prompts.recordHmiAck(a.promptId, vin, a.outcome, a.ts);
+          // one transaction: their two change seqs are consecutive, so no other change is published between them
+          const both = async () => [
+            await deps.stores.prompts.markHmiDelivered(a.promptId, vin, a.ts),
+            await deps.stores.prompts.recordHmiAck(a.promptId, vin, a.outcome, a.ts),
+          ];
+          const [delivered, change] = deps.stores.transaction ? await deps.stores.transaction(both) : await both();
           deps.metrics.acks.inc({ outcome: a.outcome });
           const changes = [delivered, change].filter((c): c is PromptChange => c !== undefined);
           if (changes.length) deps.onAcks(changes);

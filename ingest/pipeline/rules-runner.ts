@@ -42,6 +42,8 @@ export interface RulesRunnerDeps {
   cluster?: {
     owns(vin: string): boolean;
     fence(entries: readonly JournalEntry[]): Promise<void>;
+    /** The fence for work that is not journal entries (sweep ticks, service visits): the vehicles' partitions at their current epochs, taken now. */
+    fenceFor(vins: readonly string[]): () => Promise<void>;
   };
   log: { warn(o: object, m?: string): void };
 }
@@ -137,7 +139,10 @@ export class RulesRunner {
     let id = 0;
     const changes = await this.exclusive(async () => {
       await this.loadMissing([vin]);
-      return this.run([{ vin, readings: [], serviceRecords: [record], storeRecords: (ids) => (id = ids[0]) }]);
+      return this.run(
+        [{ vin, readings: [], serviceRecords: [record], storeRecords: (ids) => (id = ids[0]) }],
+        this.deps.cluster?.fenceFor([vin]),
+      );
     });
     return { id, changes };
   }
@@ -158,7 +163,14 @@ export class RulesRunner {
       await this.loadMissing(all);
       const changes: PromptChange[] = [];
       for (let i = 0; i < all.length; i += 2000) {
-        changes.push(...(await this.run(all.slice(i, i + 2000).map((vin) => ({ vin, readings: [], tick: true })))));
+        const chunk = all.slice(i, i + 2000);
+        // in a cluster the chunk commits only while this instance still holds those partitions
+        changes.push(
+          ...(await this.run(
+            chunk.map((vin) => ({ vin, readings: [], tick: true })),
+            this.deps.cluster?.fenceFor(chunk),
+          )),
+        );
       }
       return changes;
     });

@@ -56,7 +56,14 @@ export class PromptFanout {
 
   private fanOut(changes: PromptChange[], deliver: boolean): void {
     for (const c of changes) {
-      this.bus.emit('change', c);
+      // each subscriber on its own: one's failure must not keep the change from the others, the car or the outbox
+      for (const fn of this.bus.listeners('change')) {
+        try {
+          fn(c);
+        } catch (err) {
+          this.deps.log.warn({ err: String(err), promptId: c.prompt.id }, 'a change subscriber failed');
+        }
+      }
       if (c.prompt.hmiState === 'withdrawn' && (c.step === 'withdrawn' || c.step === 'resolved')) {
         this.deps.hmi.withdraw(c.prompt).catch((err: unknown) => {
           this.deps.onError?.('hmi_withdraw');

@@ -201,16 +201,14 @@ export class HmiDelivery {
    * reject (it goes to onConfirmFailed), so the broker's event may leave the promise unawaited.
    */
   async confirmed(vin: string, promptId: string): Promise<void> {
-    let change;
     try {
-      change = await this.deps.stores.prompts.markHmiDelivered(promptId, vin, this.deps.clock.now());
+      const change = await this.deps.stores.prompts.markHmiDelivered(promptId, vin, this.deps.clock.now());
+      if (change) this.deps.onChanges([change]);
     } catch (err) {
       // called from the broker's PUBACK event: never throw there. The prompt stays 'sent' and is
       // sent again at the vehicle's next birth or subscribe (at least once).
       this.deps.onConfirmFailed?.(err);
-      return;
     }
-    if (change) this.deps.onChanges([change]);
   }
 
   /** Tell the HMI to remove a prompt whose situation ended. */
