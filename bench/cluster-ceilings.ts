@@ -11,7 +11,7 @@ import { openPostgresBackend, type PostgresBackend } from '../ingest/store/postg
 import { withPromptService } from '../ingest/stores.js';
 import type { NatsCluster } from '../tools/nats-local.js';
 import type { PostgresHandle } from '../tools/postgres-local.js';
-import { BENCH_T0, benchVin, drivingSample, telemetryPayload } from './load.js';
+import { BENCH_PROFILE, BENCH_T0, benchVin, drivingSample, telemetryPayload } from './load.js';
 import { round } from './stats.js';
 import { PARTITIONS, REPLICAS, SAMPLES_PER_BATCH, sleep } from './cluster-common.js';
 import { snapshot, type Meter } from './proc-cpu.js';
@@ -148,19 +148,7 @@ export async function postgresCeiling(
     const registered = o.states.map((s) => s.vin);
     await Promise.all(
       registered.map((vin) =>
-        stores.vehicles.upsert(
-          vin,
-          {
-            model: 'Bench EV',
-            powertrain: 'BEV',
-            deliveryDate: '2025-06-01',
-            dealerId: 'bench',
-            locale: 'en',
-            vehicleType: 'passenger',
-            quietHours: { start: '00:00', end: '00:00' },
-          } as VehicleProfile,
-          Date.now(),
-        ),
+        stores.vehicles.upsert(vin, { ...BENCH_PROFILE, quietHours: { ...BENCH_PROFILE.quietHours } } as VehicleProfile, Date.now()),
       ),
     );
 

@@ -16,30 +16,6 @@ export async function countPoints(url: string, db: string): Promise<number> {
   return Number(r.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0);
 }
 
-export async function registerVehicles(api: string, auth: Record<string, string>, vins: string[]) {
-  let next = 0;
-  const worker = async () => {
-    while (next < vins.length) {
-      const vin = vins[next++];
-      const r = await fetch(`${api}/api/v1/vehicles/${vin}`, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json', ...auth },
-        body: JSON.stringify({
-          model: 'Bench EV',
-          powertrain: 'BEV',
-          deliveryDate: '2025-06-01',
-          dealerId: 'bench',
-          locale: 'en',
-          vehicleType: 'passenger',
-          quietHours: { start: '00:00', end: '00:00' },
-        }),
-      });
-      if (!r.ok) throw new Error(`register ${vin}: ${r.status} ${await r.text()}`);
-    }
-  };
-  await Promise.all(Array.from({ length: 32 }, worker));
-}
-
 /** Vehicle i on instance i mod n: the clients in the order of `vins`. */
 export async function connectSpread(ingests: IngestProcess[], vins: string[]): Promise<MqttClient[]> {
   const out: MqttClient[] = new Array(vins.length);

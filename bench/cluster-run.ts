@@ -9,7 +9,7 @@ import { influxQuery, type InfluxdHandle } from '../tools/influxd-local.js';
 import type { NatsCluster } from '../tools/nats-local.js';
 import type { PostgresHandle } from '../tools/postgres-local.js';
 import { startIngestProcess, type IngestProcess } from './ingest-process.js';
-import { benchVin, closeAll, publishLoad } from './load.js';
+import { benchVin, closeAll, publishLoad, registerVehicles } from './load.js';
 import { round } from './stats.js';
 import {
   PARTITIONS,
@@ -18,7 +18,6 @@ import {
   connectSpread,
   countPoints,
   metricSum,
-  registerVehicles,
   sleep,
   waitPartitionsShared,
 } from './cluster-common.js';

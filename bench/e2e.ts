@@ -7,7 +7,18 @@ import { startEmbeddedBroker } from '../ingest/inbound/embedded.js';
 import { freePort } from '../tools/free-port.js';
 import { benchInfluxCeiling } from './influx-ceiling.js';
 import { startIngestProcess, type IngestProcess } from './ingest-process.js';
-import { BENCH_T0, benchVin, birth, closeAll, connectVehicles, drivingSample, publishLoad, publishQos1, telemetryPayload } from './load.js';
+import {
+  BENCH_T0,
+  benchVin,
+  birth,
+  closeAll,
+  connectVehicles,
+  drivingSample,
+  publishLoad,
+  publishQos1,
+  registerVehicles,
+  telemetryPayload,
+} from './load.js';
 import { cpuSeconds, percentiles, round, rssMb, slope } from './stats.js';
 import type { Sample } from '../proto/domain.js';
 
@@ -40,30 +51,6 @@ async function brokerCeiling(vehicles: number, batches: number, samplesPerBatch:
     readingsPerSec: round((r.readings / r.elapsedMs) * 1000),
     samplesPerBatch,
   };
-}
-
-async function registerVehicles(api: string, auth: Record<string, string>, vins: string[]) {
-  let next = 0;
-  const worker = async () => {
-    while (next < vins.length) {
-      const vin = vins[next++];
-      const r = await fetch(`${api}/api/v1/vehicles/${vin}`, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json', ...auth },
-        body: JSON.stringify({
-          model: 'Bench EV',
-          powertrain: 'BEV',
-          deliveryDate: '2025-06-01',
-          dealerId: 'bench',
-          locale: 'en',
-          vehicleType: 'passenger',
-          quietHours: { start: '00:00', end: '00:00' },
-        }),
-      });
-      if (!r.ok) throw new Error(`register ${vin}: ${r.status} ${await r.text()}`);
-    }
-  };
-  await Promise.all(Array.from({ length: 32 }, worker));
 }
 
 /** Probe vehicles: alternate re-arm (60 %) and critical (5 %) SOC; time publish -> HMI and -> SSE. */

@@ -122,3 +122,31 @@ export async function publishLoad(opts: {
   );
   return { batches: sent, readings: sent * samplesPerBatch, elapsedMs: performance.now() - start, errors };
 }
+
+/** The profile every bench vehicle is registered with (no quiet hours: HMI prompts go at once). */
+export const BENCH_PROFILE = {
+  model: 'Bench EV',
+  powertrain: 'BEV',
+  deliveryDate: '2025-06-01',
+  dealerId: 'bench',
+  locale: 'en',
+  vehicleType: 'passenger',
+  quietHours: { start: '00:00', end: '00:00' },
+} as const;
+
+/** Register (PUT) the vehicles through the API, 32 requests at a time. */
+export async function registerVehicles(api: string, auth: Record<string, string>, vins: string[]) {
+  let next = 0;
+  const worker = async () => {
+    while (next < vins.length) {
+      const vin = vins[next++];
+      const r = await fetch(`${api}/api/v1/vehicles/${vin}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', ...auth },
+        body: JSON.stringify(BENCH_PROFILE),
+      });
+      if (!r.ok) throw new Error(`register ${vin}: ${r.status} ${await r.text()}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+}
