@@ -56,7 +56,11 @@ export async function startIngestProcess(
     ODOPULSE_LOG_LEVEL: 'warn',
     ...env,
   };
-  const proc = spawn(process.execPath, [BIN, 'ingest'], { env: { ...process.env, ...fullEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // ODOPULSE_BENCH_CPU_PROF=<dir>: a V8 CPU profile of every thread (main and rules workers), written
+  // when the process exits (bench/README.md#profiles)
+  const prof = process.env.ODOPULSE_BENCH_CPU_PROF;
+  const flags = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
+  const proc = spawn(process.execPath, [...flags, BIN, 'ingest'], { env: { ...process.env, ...fullEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
