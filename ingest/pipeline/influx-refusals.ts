@@ -10,7 +10,7 @@ import { encodeTelemetryBatch } from '../../proto/codec.js';
 import type { Reading } from '../../proto/domain.js';
 import type { JournalEntry } from '../journal/journal.js';
 import type { Metrics } from '../metrics.js';
-import type { Stores, TelemetryStore } from '../store/ports.js';
+import type { Stores } from '../store/ports.js';
 import { TelemetryRefusedError } from '../store/telemetry-errors.js';
 
 /** A reading with the journal entry it came from. */
@@ -26,13 +26,16 @@ export interface RefusedReading extends EntryReading {
 
 type Tags = (vin: string) => Record<string, string>;
 
+/** Write these readings and flush exactly them; rejects as TelemetryStore.flush does. */
+export type Submit = (readings: Reading[], tags: Tags) => Promise<void>;
+
 /**
  * Write `items` around what InfluxDB refuses. `refused`: the whole list was just refused (so the
  * first step is to split it). Resolves with the readings written and the ones refused; rejects
  * on anything but a refusal.
  */
 export async function writeAroundRefusals(
-  telemetry: TelemetryStore,
+  submit: Submit,
   items: EntryReading[],
   tags: Tags,
   refused?: TelemetryRefusedError,
@@ -47,11 +50,10 @@ export async function writeAroundRefusals(
     let err = known;
     if (!err) {
       try {
-        await telemetry.write(
+        await submit(
           part.map((i) => i.reading),
           tags,
         );
-        await telemetry.flush();
         written += part.length;
         return;
       } catch (e) {

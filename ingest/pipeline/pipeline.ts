@@ -2,16 +2,12 @@
 // rules runner, independent so a slow or down InfluxDB never holds prompts back; both resume from
 // the journal after a restart, so neither loses anything.
 import { EventEmitter } from 'node:events';
-import type { Reading } from '../../proto/domain.js';
 import type { DecodedCache } from '../journal/decoded-cache.js';
-import type { JournalEntry, JournalPort } from '../journal/journal.js';
-import { readingsOf } from '../journal/readings.js';
-import { TelemetryInputError } from '../store/influx/schema.js';
+import type { JournalPort } from '../journal/journal.js';
 import type { Metrics } from '../metrics.js';
 import type { IngestClock } from '../clock.js';
 import type { PromptChange, Stores, TelemetryStore } from '../store/ports.js';
-import { TelemetryRefusedError } from '../store/telemetry-errors.js';
-import { deadLetterRefused, writeAroundRefusals, type EntryReading } from './influx-refusals.js';
+import { InfluxWrites } from './influx-writes.js';
 import type { RulesRunner } from './rules-runner.js';
 
 export interface PipelineDeps {
@@ -27,49 +23,28 @@ export interface PipelineDeps {
   chunk?: number;
 }
 
-const INFLUX_LINES_PER_FLUSH = 25_000;
-
-type Tags = (vin: string) => Record<string, string>;
-
-/** The oldest entries holding about `limit` readings (at least one entry), decoded once. */
-function takeByReadings(pending: JournalEntry[], limit: number): { entries: JournalEntry[]; readings: Reading[] } {
-  const entries: JournalEntry[] = [];
-  const readings: Reading[] = [];
-  for (const e of pending) {
-    if (entries.length > 0 && readings.length >= limit) break;
-    try {
-      e.readings ??= readingsOf(e);
-    } catch {
-      // validated before it was journalled; only a codec change could get here: skip, never block
-      e.readings = [];
-    }
-    entries.push(e);
-    for (const r of e.readings) readings.push(r);
-  }
-  return { entries, readings };
-}
-
 export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processed: [string[]] }> {
   private stopped = false;
   private wakeRules: (() => void) | null = null;
   private wakeInflux: (() => void) | null = null;
   private loops: Promise<void>[] = [];
   private readonly wokenDuringStep = new Set<string>();
-  private influxBackoffMs = 0;
+  private readonly influx: InfluxWrites;
 
   constructor(private readonly deps: PipelineDeps) {
     super();
+    this.influx = new InfluxWrites({ ...deps, onMarked: () => this.updateLag() });
   }
 
   wake(): void {
     this.wakeRules?.();
     // after a failed write the InfluxDB loop keeps its backoff: new telemetry is no reason to retry sooner
-    if (this.influxBackoffMs === 0) this.wakeInflux?.();
+    if (this.influx.backoffMs === 0) this.wakeInflux?.();
   }
 
   /** InfluxDB is back (connected): write the journal now instead of waiting out the backoff. */
   retryInfluxNow(): void {
-    this.influxBackoffMs = 0;
+    this.influx.backoffMs = 0;
     this.wakeInflux?.();
   }
 
@@ -84,7 +59,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
     this.loops.push(
       this.loop(
         'influx',
-        () => this.influxStep(),
+        () => this.influx.step(),
         (w) => (this.wakeInflux = w),
       ),
     );
@@ -95,6 +70,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
     this.wakeRules?.();
     this.wakeInflux?.();
     await Promise.all(this.loops);
+    await this.influx.settle();
   }
 
   /** Run `step` until it reports no work, then sleep until woken (or a timeout, to retry). */
@@ -112,7 +88,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
       // a wake that came while the step ran means there may be new work: look again at once
       if (more || this.stopped || this.wokenDuringStep.delete(name)) continue;
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, name === 'influx' ? Math.max(1000, this.influxBackoffMs) : 1000);
+        const t = setTimeout(resolve, name === 'influx' ? Math.max(1000, this.influx.backoffMs) : 1000);
         setWake(() => {
           clearTimeout(t);
           resolve();
@@ -134,111 +110,6 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
     this.emit('processed', [...new Set(entries.map((e) => e.vin))]);
     this.updateLag();
     return true;
-  }
-
-  private async influxStep(): Promise<boolean> {
-    const { journal, stores, metrics } = this.deps;
-    // One flush per at most INFLUX_LINES_PER_FLUSH lines: the WriteApi has no back-pressure of its
-    // own, and a flood of concurrent requests makes influxd time out (then everything is retried).
-    const { entries, readings } = takeByReadings(
-      journal.pendingForInflux(0, this.deps.chunk ?? 2000, this.deps.decoded.held),
-      INFLUX_LINES_PER_FLUSH,
-    );
-    if (entries.length === 0) return false;
-    // the writer asks for tags synchronously: look the chunk's vehicles up once, before writing
-    const vins = [...new Set(entries.map((e) => e.vin))];
-    const profiles = await Promise.all(vins.map((vin) => stores.vehicles.get(vin)));
-    const byVin = new Map(vins.map((vin, i) => [vin, profiles[i]]));
-    const tags = (vin: string): Record<string, string> => {
-      const v = byVin.get(vin);
-      return v ? { model: v.model, powertrain: v.powertrain, dealer: v.dealerId } : {};
-    };
-    let written: number;
-    try {
-      written = await this.writeChunk(entries, readings, tags);
-    } catch (err) {
-      // an outage (no answer, 5xx, 429, credentials, not connected yet): everything stays in the journal
-      metrics.influxErrors.inc();
-      this.influxBackoffMs = Math.min(30_000, Math.max(1000, this.influxBackoffMs * 2));
-      this.deps.log.warn({ err: (err as Error).message, retryInMs: this.influxBackoffMs }, 'InfluxDB write failed; kept in the journal');
-      return false;
-    }
-    this.influxBackoffMs = 0;
-    journal.markInfluxDone(entries.map((e) => e.id));
-    this.deps.decoded.done('influx', entries);
-    metrics.influxWritten.inc(written);
-    this.updateLag();
-    return true;
-  }
-
-  /** Write and flush a chunk; resolves with the readings InfluxDB took, rejects only on an outage. */
-  private async writeChunk(entries: JournalEntry[], readings: Reading[], tags: Tags): Promise<number> {
-    const { telemetry } = this.deps;
-    try {
-      await telemetry.write(readings, tags);
-      await telemetry.flush();
-      return readings.length;
-    } catch (err) {
-      // A batch the store refuses would be refused forever: dead-letter it, keep the others.
-      if (err instanceof TelemetryInputError) return this.writeOneByOne(entries, tags);
-      if (err instanceof TelemetryRefusedError) return this.writeAround(entries, tags, err);
-      throw err;
-    }
-  }
-
-  /** InfluxDB refused points of the chunk: narrow them down, dead-letter them, write the rest. */
-  private async writeAround(entries: JournalEntry[], tags: Tags, err: TelemetryRefusedError): Promise<number> {
-    const items: EntryReading[] = entries.flatMap((entry) => (entry.readings ?? readingsOf(entry)).map((reading) => ({ entry, reading })));
-    const { written, refused } = await writeAroundRefusals(this.deps.telemetry, items, tags, err);
-    if (refused.length > 0) {
-      const letters = await deadLetterRefused(this.deps.stores, this.deps.metrics, refused);
-      this.deps.log.warn(
-        {
-          refused: refused.length,
-          written,
-          deadLetters: letters,
-          vins: [...new Set(refused.map((r) => r.entry.vin))].slice(0, 10),
-          reason: refused[0].message,
-        },
-        'InfluxDB refused readings as input; dead-lettered, the rest written',
-      );
-    }
-    return written;
-  }
-
-  private async writeOneByOne(entries: JournalEntry[], tags: Tags): Promise<number> {
-    const { journal, telemetry, stores, metrics } = this.deps;
-    const kept: JournalEntry[] = [];
-    for (const e of entries) {
-      const readings = e.readings ?? readingsOf(e);
-      try {
-        await telemetry.write(readings, tags);
-        kept.push(e);
-      } catch (err) {
-        if (!(err instanceof TelemetryInputError)) throw err;
-        // Done with for good at once: should InfluxDB fail later in this step, the retry must not
-        // dead-letter this entry a second time.
-        await stores.transaction(async () => {
-          await stores.deadLetters.add({
-            topic: `telemetry/${e.vin}`,
-            clientId: null,
-            reason: `influx: ${err.message}`,
-            payload: e.payload,
-            at: Date.now(),
-          });
-          journal.markInfluxDone([e.id]);
-        });
-        this.deps.decoded.done('influx', [e]);
-        metrics.deadLetters.inc({ reason: 'influx_refused' });
-      }
-    }
-    try {
-      await telemetry.flush();
-    } catch (err) {
-      if (err instanceof TelemetryRefusedError) return this.writeAround(kept, tags, err);
-      throw err;
-    }
-    return kept.reduce((n, e) => n + (e.readings ?? readingsOf(e)).length, 0);
   }
 
   private updateLag() {

@@ -233,7 +233,11 @@ export interface PromptRepo {
 /** Telemetry history (InfluxDB). Writes go through the official client's WriteApi. */
 export interface TelemetryStore {
   write(readings: Reading[], tags: (vin: string) => Record<string, string>): Promise<void>;
-  /** Flush everything written so far; resolves once InfluxDB accepted it. */
+  /**
+   * Flush everything written so far; resolves once InfluxDB accepted it. Rejects on an outage
+   * anywhere in it, or with TelemetryRefusedError for points written since the previous flush
+   * (an earlier flush's refusals are reported to that flush only).
+   */
   flush(): Promise<void>;
   latest(vin: string): Promise<{ ts: number; signals: Record<string, number | boolean | string> } | undefined>;
   /** Raw points (at most `limit`, oldest first) or, with `everyMs`, one aggregate per window. */

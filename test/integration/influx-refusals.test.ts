@@ -130,6 +130,24 @@ describe('the writer on influxd 1.6.7', () => {
     await w.close();
   });
 
+  it('two flushes in flight: a refusal is reported to the flush that sealed the refused point, not to the next one', async () => {
+    const db = await freshDb();
+    const w = writerOn(db);
+    const ok = (vin: string, k: number) => `telemetry,vin=${vin} Vehicle.Speed=${k} ${T0 + k * 1000}`;
+    w.write([ok('A', 0)]);
+    await w.flush();
+    w.write([ok('A', 1), `telemetry,vin=B Vehicle.Speed=true ${T0 + 2000}`]);
+    const first = w.flush();
+    // sealed while the first is still in flight (it waits for it: "everything written so far")
+    w.write([ok('A', 3), ok('A', 4)]);
+    const second = w.flush();
+    const err = await refusal(first);
+    expect(err.refusedLines).toHaveLength(2);
+    await expect(second).resolves.toBeUndefined();
+    expect(await count(db, 'Vehicle.Speed', ` WHERE "vin" = 'A'`)).toBe(4);
+    await w.close();
+  });
+
   it('a point beyond a 1 h retention policy is refused (no longer settled silently)', async () => {
     const db = await freshDb('1h');
     const store = await createInfluxTelemetryStore({ url: influxd.url, token: '', org: 'o', bucket: db, logger: quiet });

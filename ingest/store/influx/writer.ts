@@ -221,8 +221,13 @@ export class TrackedWriter {
           sealed.api.dispose();
         }
       }
-      // data written before an earlier, still running flush is "written so far" for this one too
-      if (before) await before;
+      // data written before an earlier, still running flush is "written so far" for this one too;
+      // a refusal there is not this flush's: refused lines are settled, and reported to the flush
+      // that sealed them (its caller narrows them down; inheriting it would dead-letter good lines)
+      if (before)
+        await before.catch((err: unknown) => {
+          if (!(err instanceof TelemetryRefusedError)) throw err;
+        });
       if (own) throw own;
     })();
     this.pendingFlush = p;

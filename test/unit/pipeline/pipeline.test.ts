@@ -207,6 +207,40 @@ describe('pipeline', () => {
     expect(await i.stores.deadLetters.count()).toBe(1);
   });
 
+  it('writes two chunks at once (never more), each flush covering its own chunk, and every reading once', async () => {
+    // a flush that takes a while, as influxd parsing a request does: counts how many overlap
+    class SlowTelemetry extends TestTelemetry {
+      flushing = 0;
+      maxFlushing = 0;
+      override async flush(): Promise<void> {
+        this.maxFlushing = Math.max(this.maxFlushing, ++this.flushing);
+        try {
+          await new Promise((r) => setTimeout(r, 20));
+          await super.flush();
+        } finally {
+          this.flushing--;
+        }
+      }
+    }
+    const telemetry = new SlowTelemetry();
+    // two journal entries per InfluxDB chunk
+    const i = await start({ telemetry, chunk: 2 });
+    await register(i.stores, VIN_A);
+    const batches = Array.from({ length: 12 }, (_, b) => ({
+      vin: VIN_A,
+      seq: b + 1,
+      samples: [parked(T0 + b * 2 * MIN, 60), parked(T0 + (b * 2 + 1) * MIN, 60)],
+    }));
+    for (const b of batches) await i.send(b.vin, b.seq, b.samples);
+    i.pipeline.start();
+
+    await waitFor(settled(i, 12), { what: 'every chunk written' });
+    expect(telemetry.maxFlushing).toBe(2);
+    expect([...telemetry.written.values()].every((n) => n === 1)).toBe(true);
+    expect([...telemetry.written.keys()].sort()).toEqual(readingKeys(batches).sort());
+    expect(await counterValue(i.metrics.influxWritten)).toBe(24);
+  });
+
   it('after a stop mid-way, a new process on the same journal and stores applies the rest, nothing twice', async () => {
     const reference = await uninterrupted();
     expect(reference.filter((p) => p.startsWith('charging.'))).toEqual([
