@@ -11,38 +11,39 @@ const DTC_RE = /^[PCBU][0-3][0-9A-F]{3}$/;
 const MIN_TS = 946_684_800_000;
 const MAX_TS = 7_258_118_400_000;
 type Check = (v: unknown) => boolean;
-const SIGNAL_CHECKS = new Map<string, Check>(
-  SIGNAL_PATHS.map((p): [string, Check] => {
-    const spec = SIGNALS[p];
-    if (spec.kind === 'number') {
-      const min = spec.min ?? -Infinity;
-      const max = spec.max ?? Infinity;
-      return [p, (v) => typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max];
-    }
-    if (spec.kind === 'boolean') return [p, (v) => typeof v === 'boolean'];
-    const values = new Set<unknown>(spec.values);
-    return [p, (v) => typeof v === 'string' && values.has(v)];
-  }),
-);
+/** Each signal's check, by its rank in SIGNAL_PATHS. */
+const SIGNAL_CHECKS: Check[] = SIGNAL_PATHS.map((p): Check => {
+  const spec = SIGNALS[p];
+  if (spec.kind === 'number') {
+    const min = spec.min ?? -Infinity;
+    const max = spec.max ?? Infinity;
+    return (v) => typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max;
+  }
+  if (spec.kind === 'boolean') return (v) => typeof v === 'boolean';
+  const values = new Set<unknown>(spec.values);
+  return (v) => typeof v === 'string' && values.has(v);
+});
 
 // ---- telemetry wire fast path ------------------------------------------------------------
 // Reads the common shape of a TelemetryBatch straight off the wire (ASCII strings, each singular
 // field once, no unknown fields) and checks what TelemetryBatchSchema checks. It gives up (null)
 // on anything else or anything invalid, and protobufjs + zod decide instead: it only saves time.
 
-const SCRATCH = new DataView(new ArrayBuffer(8));
-const SCRATCH_BYTES = new Uint8Array(SCRATCH.buffer);
 class Bail extends Error {}
 const BAIL = new Bail();
 
 class Wire {
   pos: number;
+  /** Doubles read in place (little-endian, as protobuf's fixed64). */
+  private readonly view: DataView;
   constructor(
     readonly b: Uint8Array,
     start: number,
-    readonly end: number,
+    /** Where the message being read ends (a sample's end while one is read). */
+    public end: number,
   ) {
     this.pos = start;
+    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   }
 
   /** A varint of at most 7 bytes (< 2^49; larger values go the slow way). */
@@ -80,42 +81,40 @@ class Wire {
   known(table: KnownStrings): number {
     const e = this.sub();
     const b = this.b;
-    let h = 0x811c9dc5;
-    for (let i = this.pos; i < e; i++) h = Math.imul(h ^ b[i], 0x01000193);
-    const i = table.byHash.get(h >>> 0);
-    if (i === undefined) throw BAIL;
-    const want = table.bytes[i];
-    if (want.length !== e - this.pos) throw BAIL;
-    for (let j = 0; j < want.length; j++) if (want[j] !== b[this.pos + j]) throw BAIL;
-    this.pos = e;
-    return i;
+    const start = this.pos;
+    const candidates = table.byLength[e - start];
+    if (candidates === undefined) throw BAIL;
+    // compared from the end: the paths share their beginnings ("Vehicle.Powertrain.")
+    next: for (const i of candidates) {
+      const want = table.bytes[i];
+      for (let j = want.length - 1; j >= 0; j--) if (want[j] !== b[start + j]) continue next;
+      this.pos = e;
+      return i;
+    }
+    throw BAIL;
   }
 
   double(): number {
     if (this.pos + 8 > this.end) throw BAIL;
-    for (let i = 0; i < 8; i++) SCRATCH_BYTES[i] = this.b[this.pos + i];
+    const v = this.view.getFloat64(this.pos, true);
     this.pos += 8;
-    return SCRATCH.getFloat64(0, true);
+    return v;
   }
 }
 
-/** Strings known in advance, looked up by an FNV-1a hash of their bytes and then compared. */
+/** Strings known in advance, looked up by their length and then compared byte by byte. */
 interface KnownStrings {
   strings: readonly string[];
   bytes: Uint8Array[];
-  byHash: Map<number, number>;
+  /** Indexes of the strings of each byte length. */
+  byLength: Array<number[] | undefined>;
 }
 
 function knownStrings(strings: readonly string[]): KnownStrings {
   const bytes = strings.map((x) => new TextEncoder().encode(x));
-  const byHash = new Map<number, number>();
-  bytes.forEach((b, i) => {
-    let h = 0x811c9dc5;
-    for (const c of b) h = Math.imul(h ^ c, 0x01000193);
-    // a collision only makes the later string take the slow path
-    if (!byHash.has(h >>> 0)) byHash.set(h >>> 0, i);
-  });
-  return { strings, bytes, byHash };
+  const byLength: Array<number[] | undefined> = [];
+  bytes.forEach((b, i) => (byLength[b.length] ??= []).push(i));
+  return { strings, bytes, byLength };
 }
 
 const PATHS = knownStrings(SIGNAL_PATHS);
@@ -144,11 +143,14 @@ function wireBatch(w: Wire): TelemetryBatch | null {
     else if (tag === 0x12 && bootId === undefined) bootId = w.ascii();
     else if (tag === 0x18 && seq === undefined) seq = w.varint();
     else if (tag === 0x22) {
+      // the sample is read by the same reader, bounded by the sample's end meanwhile
       const end = w.sub();
-      const s = wireSample(new Wire(w.b, w.pos, end));
-      if (!s) return null;
+      const outer = w.end;
+      w.end = end;
+      const s = wireSample(w);
+      w.end = outer;
+      if (!s || w.pos !== end) return null;
       samples.push(s);
-      w.pos = end;
     } else if (tag === 0x28 && dropped === undefined) {
       dropped = w.varint();
       if (dropped > 0xffffffff) return null;
@@ -163,10 +165,20 @@ function wireBatch(w: Wire): TelemetryBatch | null {
   return { vin, bootId, seq, samples, dropped };
 }
 
+/** A sample's values by signal rank while it is read (cleared after each sample). */
+const VALUES: unknown[] = new Array<unknown>(SIGNAL_PATHS.length).fill(undefined);
+
 function wireSample(w: Wire): TelemetryBatch['samples'][number] | null {
+  try {
+    return readSample(w, VALUES);
+  } finally {
+    VALUES.fill(undefined);
+  }
+}
+
+function readSample(w: Wire, values: unknown[]): TelemetryBatch['samples'][number] | null {
   let ts: number | undefined;
   let dtcs: string[] | undefined;
-  const values: unknown[] = new Array(SIGNAL_PATHS.length);
   let count = 0;
   while (w.pos < w.end) {
     const tag = w.varint();
@@ -192,7 +204,7 @@ function wireSample(w: Wire): TelemetryBatch['samples'][number] | null {
         v = table.strings[w.known(table)];
       } else return null;
       if (w.pos !== vend || vend !== end) return null;
-      if (!SIGNAL_CHECKS.get(SIGNAL_PATHS[rank])!(v)) return null;
+      if (!SIGNAL_CHECKS[rank](v)) return null;
       values[rank] = v;
       count++;
     } else if (tag === 0x1a && dtcs === undefined) {

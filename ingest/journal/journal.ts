@@ -70,6 +70,34 @@ interface EntryRow {
   influxDone: number;
 }
 
+/** A journal row; its payload is read from the journal when first asked for. */
+class StoredEntry implements JournalEntry {
+  readonly id: number;
+  readonly vin: string;
+  readonly bootId: string;
+  readonly seq: number;
+  readonly receivedAt: number;
+  readonly influxDone: boolean;
+  readings?: Reading[];
+  private blob: Buffer | undefined;
+
+  constructor(
+    r: EntryRow,
+    private readonly payloadOf: { get(id: number): { payload: Buffer } | undefined },
+  ) {
+    this.id = r.id;
+    this.vin = r.vin;
+    this.bootId = r.bootId;
+    this.seq = r.seq;
+    this.receivedAt = r.receivedAt;
+    this.influxDone = r.influxDone === 1;
+  }
+
+  get payload(): Buffer {
+    return (this.blob ??= this.payloadOf.get(this.id)!.payload);
+  }
+}
+
 interface Pending {
   vin: string;
   bootId: string;
@@ -275,16 +303,9 @@ export class Journal {
     const payloadOf = this.stmts.payload;
     return rows.map((r) => {
       const h = held?.(r.vin, r.seq, r.bootId);
-      const base = { id: r.id, vin: r.vin, bootId: r.bootId, seq: r.seq, receivedAt: r.receivedAt, influxDone: r.influxDone === 1 };
-      if (!h) return { ...base, payload: payloadOf.get(r.id)!.payload };
-      let payload: Buffer | undefined;
-      return {
-        ...base,
-        readings: h.readings,
-        get payload(): Buffer {
-          return (payload ??= payloadOf.get(r.id)!.payload);
-        },
-      };
+      const e = new StoredEntry(r, payloadOf);
+      if (h) e.readings = h.readings;
+      return e;
     });
   }
 

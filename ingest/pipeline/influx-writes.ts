@@ -58,6 +58,7 @@ export class InfluxWrites {
   private readonly inFlight = new Set<number>();
   private readonly chunks = new Set<Promise<Outcome>>();
   private sealed: Promise<unknown> = Promise.resolve();
+  private readingsPerEntry = 1;
 
   constructor(private readonly deps: InfluxWritesDeps) {}
 
@@ -68,10 +69,13 @@ export class InfluxWrites {
   async step(): Promise<boolean> {
     if (this.chunks.size >= CHUNKS_IN_FLIGHT) return this.settleOne();
     const { journal, stores, decoded } = this.deps;
-    // the entries in flight are still pending in the journal: read past them
-    const limit = (this.deps.chunk ?? 2000) + this.inFlight.size;
+    // the entries in flight are still pending in the journal: read past them; and no more rows than
+    // a chunk's readings need, judging by the last chunk (2,000 rows of 50 readings were 4 chunks)
+    const want = Math.min(this.deps.chunk ?? 2000, Math.ceil(LINES_PER_CHUNK / this.readingsPerEntry) + 16);
+    const limit = want + this.inFlight.size;
     const pending = journal.pendingForInflux(0, limit, decoded.held).filter((e) => !this.inFlight.has(e.id));
     const { entries, readings } = takeByReadings(pending, LINES_PER_CHUNK);
+    if (entries.length > 0) this.readingsPerEntry = Math.max(1, readings.length / entries.length);
     if (entries.length === 0) return this.chunks.size > 0 ? this.settleOne() : false;
     for (const e of entries) this.inFlight.add(e.id);
     // the writer asks for tags synchronously: look the chunk's vehicles up once, before writing
