@@ -15,7 +15,7 @@ export class DecodedCache {
   private readonly map = new Map<string, { readings: Reading[]; pending: number }>();
   private heldReadings = 0;
 
-  /** `maxReadings` bounds memory while a loop is behind (e.g. InfluxDB down): oldest go first. 250,000 (~90 MB) holds a few seconds of a burst at full load, so a batch is still decoded once while InfluxDB catches up. */
+  /** `maxReadings` bounds memory while a loop is behind (e.g. InfluxDB down): oldest go first. 250,000 (~60 MB of 11-signal readings) holds a few seconds of a burst at full load, so a batch is still decoded once while InfluxDB catches up. */
   constructor(private readonly maxReadings = 250_000) {}
 
   /** A batch the journal took as new: both loops will want it. Keyed like the journal: (vin, boot id, seq). */
