@@ -44,9 +44,18 @@ let seq = 0;
 
 /** Quiet hours from 6 hours before now to 6 hours after (UTC): now is inside them for the whole test. */
 function quietAroundNow(): { start: string; end: string } {
+  return quietHours(-6, 6);
+}
+
+/** Quiet hours well away from now, for the others (the default 22:00-07:00 would hold them back at night). */
+function quietAwayFromNow(): { start: string; end: string } {
+  return quietHours(8, 12);
+}
+
+function quietHours(fromH: number, toH: number): { start: string; end: string } {
   const now = new Date();
   const hhmm = (h: number) => `${String((h + 24) % 24).padStart(2, '0')}:${String(now.getUTCMinutes()).padStart(2, '0')}`;
-  return { start: hhmm(now.getUTCHours() - 6), end: hhmm(now.getUTCHours() + 6) };
+  return { start: hhmm(now.getUTCHours() + fromH), end: hhmm(now.getUTCHours() + toH) };
 }
 
 /** The car: client id = VIN, subscribed to its prompts, its birth published; records what it gets. */
@@ -135,7 +144,7 @@ beforeAll(async () => {
       dealerId: 'DLR-SH-001',
       locale: v.locale,
       timeZone: 'UTC',
-      ...('quiet' in v ? { quietHours: quietAroundNow() } : {}),
+      quietHours: 'quiet' in v ? quietAroundNow() : quietAwayFromNow(),
     });
     await connectCar(key);
     await report(key);
