@@ -226,9 +226,9 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
   const campaigns = new CampaignService({ stores, delivery: campaignDeliveries, clock, record: (fn, deliver) => out.record(fn, deliver) });
   late.fanout = out;
   late.hmi = hmi;
-  // HMI delivery for a step's vehicles follows on 'processed', emitted right after for every vehicle of the step.
-  pipeline.on('changes', (c) => out.published(c, false));
-  pipeline.on('processed', (vins) => out.deliver(vins));
+  // HMI delivery: the step's changed vehicles at once, then those holding prompts back ('processed' follows 'changes')
+  pipeline.on('changes', (c) => out.published(c, true));
+  pipeline.on('processed', (vins) => out.stepApplied(vins));
 
   const applyServiceRecord = async (vin: string, rec: ServiceRecord) => {
     const { id, changes } = await rules.serviceRecord(vin, rec);

@@ -9,7 +9,12 @@ import type { ChangeRecorder } from './recorder.js';
 export interface FanoutDeps {
   /** Writes a change and its outbox rows in one transaction (prompts/recorder.ts). */
   recorder: Pick<ChangeRecorder, 'commit'>;
-  hmi: { deliver(vins: Iterable<string>, opts?: { resend?: boolean }): Promise<void>; withdraw(p: Prompt): Promise<void> };
+  hmi: {
+    deliver(vins: Iterable<string>, opts?: { resend?: boolean }): Promise<void>;
+    withdraw(p: Prompt): Promise<void>;
+    /** Whether the vehicle had prompts held back at its last delivery (new telemetry may free them). */
+    holdsBack(vin: string): boolean;
+  };
   dispatcher: { kick(): void } | null;
   log: { warn(o: object, m?: string): void };
   /** A failed HMI deliver or withdraw (logged, retried later), counted by kind. */
@@ -85,6 +90,17 @@ export class PromptFanout {
     const changes = await this.deps.recorder.commit(fn);
     if (changes.length) this.published(changes, deliver);
     return changes;
+  }
+
+  /**
+   * A rules step's vehicles, after its changes were published (with delivery, so the vehicles whose
+   * prompts changed go first): delivery also for those holding prompts back (not parked, quiet
+   * hours, a failed send), which their new telemetry may free. The others have nothing to send:
+   * asking the store for each of a step's thousands of vehicles kept an urgent prompt waiting.
+   */
+  stepApplied(vins: Iterable<string>): void {
+    const held = [...vins].filter((vin) => this.deps.hmi.holdsBack(vin));
+    if (held.length) this.deliver(held);
   }
 
   /**

@@ -164,7 +164,13 @@ export class HmiDelivery {
     await Promise.all(
       [...vins].map((vin) => {
         const prev = this.running.get(vin) ?? Promise.resolve();
-        const next = prev.then(() => this.deliverOne(vin, opts.resend ?? false));
+        const next = prev.then(() =>
+          this.deliverOne(vin, opts.resend ?? false).catch((err: unknown) => {
+            // tried again with the vehicle's next telemetry (PromptFanout.stepApplied) or the sweep
+            this.heldBack.add(vin);
+            throw err;
+          }),
+        );
         this.running.set(vin, next);
         return next.finally(() => {
           if (this.running.get(vin) === next) this.running.delete(vin);

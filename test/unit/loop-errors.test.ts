@@ -55,6 +55,7 @@ describe('loop errors are counted and the loop goes on', () => {
       hmi: {
         deliver: () => Promise.reject(new Error('broker gone')),
         withdraw: () => Promise.reject(new Error('broker gone')),
+        holdsBack: () => false,
       },
       dispatcher: null,
       log: { warn: (_o, m) => void warnings.push(m ?? '') },
