@@ -87,7 +87,11 @@ export function threadsCpu(pid: number): ThreadCpu[] {
     try {
       const s = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
       const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      out.push({ tid: Number(t), comm: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), seconds: (Number(rest[11]) + Number(rest[12])) / CLK_TCK });
+      out.push({
+        tid: Number(t),
+        comm: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')),
+        seconds: (Number(rest[11]) + Number(rest[12])) / CLK_TCK,
+      });
     } catch {
       /* exited meanwhile */
     }
