@@ -119,6 +119,8 @@ program
   .argument('[which]', 'benchmark', 'all')
   .option('--quick', 'short smoke-test run (figures not meaningful)')
   .option('--soak <seconds>', 'e2e: length of the memory soak at half load (default 120; 600 for the 10-minute soak)')
+  .option('--out <dir>', 'e2e: folder for the result and the CPU profiles (default bench-results/<timestamp>)')
+  .option('--no-profile', 'e2e: skip the profiled run (CPU profiles of the ingest threads)')
   .action(async (which: string, opts) => {
     try {
       const { runBenchCli } = await import('./bench/cli.js');

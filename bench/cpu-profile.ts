@@ -22,8 +22,14 @@ export interface TopFrame {
   share: number;
 }
 
-/** Self time per function of one profile, highest first. */
-export function topFrames(profile: CpuProfile, limit = 25): { totalMs: number; idleMs: number; frames: TopFrame[] } {
+/**
+ * Frames whose self time is a blocked thread, not CPU: Piscina's worker sleeps in Atomics.wait()
+ * inside atomicsWaitLoop (no frame of its own), so the sampler puts that sleep on this frame.
+ */
+const WAITING = new Set(['atomicsWaitLoop']);
+
+/** Self time per function of one profile, highest first (`share`: of the busy time, idle and waiting excluded). */
+export function topFrames(profile: CpuProfile, limit = 25): { totalMs: number; idleMs: number; waitMs: number; frames: TopFrame[] } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
   // time deltas are in µs; sample i's delta is the time since the previous sample
@@ -33,6 +39,7 @@ export function topFrames(profile: CpuProfile, limit = 25): { totalMs: number; i
   const perFrame = new Map<string, number>();
   let total = 0;
   let idle = 0;
+  let wait = 0;
   for (const [id, us] of self) {
     const cf = byId.get(id)!.callFrame;
     total += us;
@@ -40,16 +47,20 @@ export function topFrames(profile: CpuProfile, limit = 25): { totalMs: number; i
       idle += us;
       continue;
     }
+    if (WAITING.has(cf.functionName)) {
+      wait += us;
+      continue;
+    }
     const where = cf.url ? `${shortUrl(cf.url)}:${cf.lineNumber + 1}` : '';
     const key = `${cf.functionName || '(anonymous)'} ${where}`.trim();
     perFrame.set(key, (perFrame.get(key) ?? 0) + us);
   }
-  const busy = total - idle;
+  const busy = total - idle - wait;
   const frames = [...perFrame]
     .sort((a, b) => b[1] - a[1])
     .slice(0, limit)
     .map(([frame, us]) => ({ frame, selfMs: Math.round(us / 1000), share: busy ? Math.round((us / busy) * 1000) / 1000 : 0 }));
-  return { totalMs: Math.round(total / 1000), idleMs: Math.round(idle / 1000), frames };
+  return { totalMs: Math.round(total / 1000), idleMs: Math.round(idle / 1000), waitMs: Math.round(wait / 1000), frames };
 }
 
 function shortUrl(url: string): string {

@@ -33,7 +33,7 @@ export async function startIngestProcess(
    * When to return: `ok` (default) once /healthz says everything is up, InfluxDB connected too;
    * `serving` as soon as it answers 200 (degraded included: serving without InfluxDB).
    */
-  opts: { ready?: 'ok' | 'serving' } = {},
+  opts: { ready?: 'ok' | 'serving'; cpuProfDir?: string } = {},
 ): Promise<IngestProcess> {
   const dataDir = reuse?.dataDir ?? mkdtempSync(join(tmpdir(), 'odopulse-ingest-'));
   const token =
@@ -56,11 +56,14 @@ export async function startIngestProcess(
     ODOPULSE_LOG_LEVEL: 'warn',
     ...env,
   };
-  // ODOPULSE_BENCH_CPU_PROF=<dir>: a V8 CPU profile of every thread (main and rules workers), written
-  // when the process exits (bench/README.md#profiles)
-  const prof = process.env.ODOPULSE_BENCH_CPU_PROF;
+  // opts.cpuProfDir or ODOPULSE_BENCH_CPU_PROF=<dir>: a V8 CPU profile of every thread (main and rules
+  // workers), written when the process exits (bench/README.md#profiles)
+  const prof = opts.cpuProfDir ?? process.env.ODOPULSE_BENCH_CPU_PROF;
   const flags = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
-  const proc = spawn(process.execPath, [...flags, BIN, 'ingest'], { env: { ...process.env, ...fullEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...flags, BIN, 'ingest'], {
+    env: { ...process.env, ...fullEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));

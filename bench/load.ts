@@ -76,7 +76,10 @@ export function publishQos1(client: MqttClient, topic: string, payload: Uint8Arr
 /**
  * Publish `batches` batches of `samplesPerBatch` samples spread over the vehicles, with at most
  * `inflight` unacknowledged per connection, optionally paced to `batchesPerSec`.
- * Timestamps are unique per vehicle (1 s apart), so every sample is a distinct InfluxDB point.
+ * Timestamps are unique per vehicle (1 s apart, derived from the batch's seq), so every sample is a
+ * distinct InfluxDB point; `seqStart` (one for all, or one per vehicle: a previous call's `nextSeq`)
+ * continues a vehicle's event time where an earlier load left it. `minMs`: keep publishing past
+ * `batches` until that long has passed; `stop`: end early (a background load).
  */
 export async function publishLoad(opts: {
   clients: MqttClient[];
@@ -85,13 +88,17 @@ export async function publishLoad(opts: {
   samplesPerBatch: number;
   inflight?: number;
   batchesPerSec?: number;
-  seqStart?: number;
-}): Promise<{ batches: number; readings: number; elapsedMs: number; errors: number }> {
+  seqStart?: number | number[];
+  minMs?: number;
+  stop?: () => boolean;
+}): Promise<{ batches: number; readings: number; elapsedMs: number; errors: number; nextSeq: number[] }> {
   const { clients, vins, batches, samplesPerBatch } = opts;
   const inflight = opts.inflight ?? 8;
   const seqStart = opts.seqStart ?? 1;
-  const perVehicle = Math.ceil(batches / vins.length);
+  // without minMs the batches are shared out evenly; with it, each vehicle goes on while it lasts
+  const perVehicle = opts.minMs ? Infinity : Math.ceil(batches / vins.length);
   const start = performance.now();
+  const nextSeq: number[] = new Array(vins.length);
   let sent = 0;
   let errors = 0;
   await Promise.all(
@@ -99,15 +106,18 @@ export async function publishLoad(opts: {
       const client = clients[v];
       const topic = `v1/vehicles/${vin}/telemetry`;
       const pending = new Set<Promise<void>>();
-      for (let b = 0; b < perVehicle; b++) {
-        if (sent >= batches) break;
+      const first = typeof seqStart === 'number' ? seqStart : seqStart[v];
+      let b = 0;
+      for (; b < perVehicle; b++) {
+        if (opts.stop?.()) break;
+        if (sent >= batches && !(opts.minMs && performance.now() - start < opts.minMs)) break;
         const n = sent++;
         if (opts.batchesPerSec) {
           const due = start + (n / opts.batchesPerSec) * 1000;
           const wait = due - performance.now();
           if (wait > 1) await new Promise((r) => setTimeout(r, wait));
         }
-        const seq = seqStart + b;
+        const seq = first + b;
         const samples = Array.from({ length: samplesPerBatch }, (_, i) => {
           const k = (seq - 1) * samplesPerBatch + i;
           return drivingSample(BENCH_T0 + k * 1000, k);
@@ -117,10 +127,11 @@ export async function publishLoad(opts: {
         void p.finally(() => pending.delete(p));
         if (pending.size >= inflight) await Promise.race(pending);
       }
+      nextSeq[v] = first + b;
       await Promise.all(pending);
     }),
   );
-  return { batches: sent, readings: sent * samplesPerBatch, elapsedMs: performance.now() - start, errors };
+  return { batches: sent, readings: sent * samplesPerBatch, elapsedMs: performance.now() - start, errors, nextSeq };
 }
 
 /** The profile every bench vehicle is registered with (no quiet hours: HMI prompts go at once). */

@@ -66,3 +66,75 @@ export function snapshot(meters: Meter[]): Map<string, number> {
   m.set('__machine', machineBusy());
   return m;
 }
+
+export interface ThreadCpu {
+  tid: number;
+  /** The thread's name (/proc/<pid>/task/<tid>/comm). */
+  comm: string;
+  seconds: number;
+}
+
+/** utime + stime of every live thread of a process (/proc/<pid>/task/<tid>/stat), seconds. */
+export function threadsCpu(pid: number): ThreadCpu[] {
+  const out: ThreadCpu[] = [];
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tids) {
+    try {
+      const s = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      out.push({
+        tid: Number(t),
+        comm: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')),
+        seconds: (Number(rest[11]) + Number(rest[12])) / CLK_TCK,
+      });
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU of a process between two readings, split by thread: the main thread (tid == pid), the rest
+ * (the whole process less the main thread: the process total counts threads that exited in
+ * between too), and per thread name (threads live at the second reading; a thread that exited in
+ * between is only in `rest`).
+ */
+export function threadCpuDelta(
+  pid: number,
+  before: { total: number; threads: ThreadCpu[] },
+  after: { total: number; threads: ThreadCpu[] },
+): {
+  total: number;
+  main: number;
+  rest: number;
+  byName: Record<string, { threads: number; seconds: number }>;
+  /** Each thread live at the second reading, busiest first. */
+  threads: ThreadCpu[];
+} {
+  const was = new Map(before.threads.map((t) => [t.tid, t.seconds]));
+  const byName: Record<string, { threads: number; seconds: number }> = {};
+  const threads: ThreadCpu[] = [];
+  let main = 0;
+  for (const t of after.threads) {
+    const d = t.seconds - (was.get(t.tid) ?? 0);
+    threads.push({ tid: t.tid, comm: t.comm, seconds: d });
+    if (t.tid === pid) main = d;
+    const g = (byName[t.comm] ??= { threads: 0, seconds: 0 });
+    g.threads++;
+    g.seconds += d;
+  }
+  const total = after.total - before.total;
+  threads.sort((a, b) => b.seconds - a.seconds);
+  return { total, main, rest: total - main, byName, threads };
+}
+
+/** A reading for threadCpuDelta: the process total and its threads, taken together. */
+export function processThreadsCpu(pid: number): { total: number; threads: ThreadCpu[] } {
+  return { total: ownCpu(pid), threads: threadsCpu(pid) };
+}

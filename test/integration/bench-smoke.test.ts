@@ -1,14 +1,25 @@
 // `odopulse bench e2e --quick` and `bench cluster --quick`, the CI smoke runs of the end-to-end
 // benchmarks: each must run the whole stack and print one JSON result with every figure beside its
 // ceiling. Figures are not asserted; zero loss and answered probes are (behaviour, not speed).
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { runBin } from '../support/ingest.js';
 
 it('prints the end-to-end figures beside the machine ceilings', async () => {
-  const out = await runBin(['bench', 'e2e', '--quick']);
+  const dir = mkdtempSync(join(tmpdir(), 'odopulse-bench-'));
+  const out = await runBin(['bench', 'e2e', '--quick', '--out', dir]);
   expect(out.code, out.stderr).toBe(0);
   const r = JSON.parse(out.stdout);
-  console.log(JSON.stringify({ combined: r.e2e.combinedCeiling, endToEnd: r.e2e.endToEnd, latency: r.e2e.latencyAtHalfLoad }));
+  console.log(
+    JSON.stringify({
+      combined: r.e2e.combinedCeiling,
+      endToEnd: r.e2e.endToEnd,
+      cpu: r.e2e.ingestCpu.usPerReading,
+      latency: { half: r.e2e.latencyAtHalfLoad.hmiMs, at90: r.e2e.latencyAt90PctLoad.hmiMs },
+    }),
+  );
   expect(r.machine.cores).toBeGreaterThan(0);
   expect(r.e2e.influxCeiling.raw.linesPerSec).toBeGreaterThan(0);
   expect(r.e2e.brokerCeiling.readingsPerSec).toBeGreaterThan(0);
@@ -19,10 +30,27 @@ it('prints the end-to-end figures beside the machine ceilings', async () => {
   // zero loss is behaviour, not speed: every published reading is counted in InfluxDB
   expect(r.e2e.endToEnd.lost).toBe(0);
   expect(r.e2e.endToEnd.readingsInInflux).toBe(r.e2e.endToEnd.readingsPublished);
-  expect(r.e2e.latencyAtHalfLoad.hmiMs.n).toBe(r.e2e.latencyAtHalfLoad.expected);
-  expect(r.e2e.latencyAtHalfLoad.sseMs.n).toBe(r.e2e.latencyAtHalfLoad.expected);
+  for (const l of [r.e2e.latencyAtHalfLoad, r.e2e.latencyAt90PctLoad]) {
+    expect(l.hmiMs.n).toBe(l.expected);
+    expect(l.sseMs.n).toBe(l.expected);
+    expect(l.missingHmi).toBe(0);
+    expect(l.timedOutCycles).toBe(0);
+    expect(l.lostSoFar).toBe(0);
+  }
+  expect(r.e2e.allPhases.lost).toBe(0);
+  // CPU per reading of the ingest child, main thread and the rest, from /proc
+  const cpu = r.e2e.ingestCpu.usPerReading;
+  expect(cpu.total).toBeGreaterThan(0);
+  expect(cpu.mainThread).toBeGreaterThan(0);
+  expect(cpu.mainThread + cpu.otherThreads).toBeCloseTo(cpu.total, 0);
+  // the profiled run: one profile per thread (main and the rules workers), each with top frames
+  expect(r.e2e.profile.lost).toBe(0);
+  expect(r.e2e.profile.threads.length).toBeGreaterThanOrEqual(2);
+  for (const t of r.e2e.profile.threads) expect(t.frames.length).toBeGreaterThan(0);
   expect(r.e2e.connections.connected).toBe(r.e2e.connections.target);
   expect(r.e2e.memory.ingestRssMb.length).toBeGreaterThan(0);
+  expect(existsSync(join(dir, 'result.json'))).toBe(true);
+  expect(readdirSync(join(dir, 'cpu-profile')).filter((f) => f.endsWith('.cpuprofile')).length).toBe(r.e2e.profile.threads.length);
 }, 600_000);
 
 it('prints the rules figures in quick mode too (measured rounds after the warm-up)', async () => {
@@ -33,6 +61,8 @@ it('prints the rules figures in quick mode too (measured rounds after the warm-u
   expect(r.rules.pool.readingsPerSecond).toBeGreaterThan(0);
   expect(r.rules.inThread.readingsPerSecond).toBeGreaterThan(0);
   expect(r.rules.sameEvents).toBe(true);
+  // every figure measured, none left empty
+  expect(JSON.stringify(r.rules)).not.toContain('null');
 }, 300_000);
 
 it('runs the cluster benchmark in quick mode: 1, 2 and 3 instances, nothing lost, every probe answered, the ceilings beside', async () => {
