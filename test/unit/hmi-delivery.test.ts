@@ -36,10 +36,12 @@ async function setup(opts: { quiet?: { start: string; end: string }; cap?: numbe
   let latest: Signals = { [VSS.lowVoltageSystemState]: 'ON', [VSS.speed]: 50 };
   const sent: ReturnType<typeof decodeHmiPrompt>[] = [];
   const changes: PromptChange[] = [];
+  let brokerDown = false;
   const link: BrokerLink = {
     kind: 'embedded',
     confirmsDelivery: true,
     publish: async (topic, payload) => {
+      if (brokerDown) throw new Error('broker gone');
       expect(topic).toBe(`v1/vehicles/${VIN}/prompts`);
       sent.push(decodeHmiPrompt(payload));
     },
@@ -84,6 +86,7 @@ async function setup(opts: { quiet?: { start: string; end: string }; cap?: numbe
     setNow: (t: number) => (now = t),
     park: () => (latest = { [VSS.lowVoltageSystemState]: 'OFF', [VSS.speed]: 0 }),
     drive: () => (latest = { [VSS.lowVoltageSystemState]: 'ON', [VSS.speed]: 50 }),
+    setBrokerDown: (down: boolean) => (brokerDown = down),
   };
 }
 
@@ -98,6 +101,18 @@ describe('HMI delivery', () => {
     await t.hmi.deliver([VIN]);
     expect(t.sent.map((p) => p.kind)).toEqual(['maintenance.upcoming']);
     expect(t.sent[0].actions.map((a) => a.id)).toContain('book_service');
+  });
+
+  it('a vehicle whose delivery failed holds its prompt back, so its next telemetry tries again', async () => {
+    const t = await setup();
+    await t.open('charging.critical_soc', 'k-fail', { urgent: true, severity: 'critical' });
+    t.setBrokerDown(true);
+    await expect(t.hmi.deliver([VIN])).rejects.toThrow('broker gone');
+    expect(t.hmi.holdsBack(VIN)).toBe(true);
+    t.setBrokerDown(false);
+    await t.hmi.deliver([VIN]);
+    expect(t.sent.map((p) => p.kind)).toEqual(['charging.critical_soc']);
+    expect(t.hmi.holdsBack(VIN)).toBe(false);
   });
 
   it("sends the prompt's own actions as the rules rendered them: critical SOC offers roadside assistance", async () => {
