@@ -273,7 +273,9 @@ export async function startEmbeddedBroker(
       srv.listen(port, opts.host, () => resolve());
     });
 
-  const server = net.createServer((socket) => {
+  // noDelay: a PUBACK or an HmiPrompt is one small segment that must leave at once; Nagle's
+  // algorithm held it until the peer's delayed ACK (~40 ms on Linux), the HMI's whole lag behind SSE
+  const server = net.createServer({ noDelay: true }, (socket) => {
     if (admit(socket)) handle(socket);
   });
   await listen(server, opts.port);
@@ -289,7 +291,7 @@ export async function startEmbeddedBroker(
       },
       (socket) => handle(socket),
     );
-    tlsTcp = net.createServer((socket) => {
+    tlsTcp = net.createServer({ noDelay: true }, (socket) => {
       if (admit(socket)) tlsServer.emit('connection', socket);
     });
     await listen(tlsTcp, opts.tls.port);
