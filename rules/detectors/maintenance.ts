@@ -111,11 +111,21 @@ function furthestStep(next: MaintenanceState, dp: DuePoint, at: number, cfg: Mai
   const dueAt = next.dueAt;
   if (kmAtLeast((next.dueOdometer ?? dp.dueKm) + cfg.overdue.km) || at >= dueAt + cfg.overdue.days * DAY_MS) reached = 2;
   // The furthest lapsed level whose date has passed (the last match wins, as in a forward scan).
-  const lapsed = cfg.lapsedMonths;
-  for (let i = lapsed.length - 1; i >= 0; i--) {
-    if (at >= addMonthsUtc(dueAt, lapsed[i])) return 3 + i;
+  const lapsedTs = lapsedDates(dueAt, cfg.lapsedMonths);
+  for (let i = lapsedTs.length - 1; i >= 0; i--) {
+    if (at >= lapsedTs[i]) return 3 + i;
   }
   return reached;
+}
+
+// The lapsed levels' dates only change with the due date: remember the last vehicle's (as lastDue).
+let lastLapsed: { dueAt: number; months: readonly number[]; dates: number[] } | undefined;
+
+function lapsedDates(dueAt: number, months: readonly number[]): number[] {
+  const m = lastLapsed;
+  if (m && m.dueAt === dueAt && m.months === months) return m.dates;
+  lastLapsed = { dueAt, months, dates: months.map((n) => addMonthsUtc(dueAt, n)) };
+  return lastLapsed.dates;
 }
 
 function stepPrompt(step: MaintenanceStep, state: MaintenanceState, dp: DuePoint, at: number, ctx: Ctx): PromptDraft {
