@@ -9,7 +9,7 @@ import { influxQuery, type InfluxdHandle } from '../tools/influxd-local.js';
 import type { NatsCluster } from '../tools/nats-local.js';
 import type { PostgresHandle } from '../tools/postgres-local.js';
 import { startIngestProcess, type IngestProcess } from './ingest-process.js';
-import { benchVin, closeAll, publishLoad, registerVehicles } from './load.js';
+import { benchIngestEnv, benchVin, closeAll, publishLoad, registerVehicles } from './load.js';
 import { round } from './stats.js';
 import {
   PARTITIONS,
@@ -54,13 +54,7 @@ export async function runInstances(n: number, ctx: RunContext) {
     ODOPULSE_INSTANCE_ID: `bench-${i}`,
     ODOPULSE_PARTITIONS: String(PARTITIONS),
     ODOPULSE_NATS_REPLICAS: String(REPLICAS),
-    INFLUX_URL: influx.url,
-    INFLUX_BUCKET: bucket,
-    ODOPULSE_CLOCK: 'event',
-    ODOPULSE_SWEEP_MS: '3600000',
-    ODOPULSE_LOG_LEVEL: 'error',
-    ODOPULSE_HTTP_RATE_LIMIT: '1000000',
-    ODOPULSE_MAX_CLOCK_SKEW_S: '315360000',
+    ...benchIngestEnv(influx.url, bucket),
   });
   const ingests: IngestProcess[] = [];
   let observer: JetStreamTelemetryLog | undefined;

@@ -11,7 +11,7 @@ import { countPoints, sleep } from './cluster-common.js';
 import { summariseProfiles } from './cpu-profile.js';
 import { benchInfluxCeiling } from './influx-ceiling.js';
 import { startIngestProcess, type IngestProcess } from './ingest-process.js';
-import { benchVin, closeAll, connectVehicles, publishLoad, registerVehicles } from './load.js';
+import { benchIngestEnv, benchVin, closeAll, connectVehicles, publishLoad, registerVehicles } from './load.js';
 import { latencyProbes } from './probes.js';
 import { processThreadsCpu, threadCpuDelta } from './proc-cpu.js';
 import { round, rssMb, slope } from './stats.js';
@@ -25,18 +25,6 @@ export interface E2eOptions {
 
 const SAMPLES_PER_BATCH = 50;
 const INFLIGHT = 16;
-
-const INGEST_ENV = (influxUrl: string, bucket: string): Record<string, string> => ({
-  INFLUX_URL: influxUrl,
-  INFLUX_BUCKET: bucket,
-  ODOPULSE_CLOCK: 'event',
-  ODOPULSE_SWEEP_MS: '3600000',
-  ODOPULSE_LOG_LEVEL: 'error',
-  // registering 10,000 vehicles is the load generator's set-up, not what the HTTP limit guards against
-  ODOPULSE_HTTP_RATE_LIMIT: '1000000',
-  // the latency probes are fresh vehicles 400 simulated days past the load's readings (fresh dates)
-  ODOPULSE_MAX_CLOCK_SKEW_S: '315360000',
-});
 
 /** Until InfluxDB holds `expected` points (or the deadline): the count, and when it got there. */
 async function waitCounted(url: string, db: string, expected: number, timeoutMs: number, pollMs: number) {
@@ -81,7 +69,7 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
     // broker's time and InfluxDB's, on the same cores (same readings: bench/load.ts drivingSample).
     const combined = 1 / (1 / broker.readingsPerSec + 1 / ceilingRate);
 
-    ingest = await startIngestProcess(INGEST_ENV(influx.url, 'e2e'));
+    ingest = await startIngestProcess(benchIngestEnv(influx.url, 'e2e'));
     const pid = ingest.proc.pid!;
     const t0 = performance.now();
     sampler = setInterval(() => {
@@ -308,7 +296,7 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
 async function profiledRun(influxUrl: string, dir: string, q: boolean) {
   rmSync(dir, { recursive: true, force: true });
   await influxQuery(influxUrl, 'profile', 'CREATE DATABASE "profile"');
-  const ing = await startIngestProcess(INGEST_ENV(influxUrl, 'profile'), undefined, { cpuProfDir: dir });
+  const ing = await startIngestProcess(benchIngestEnv(influxUrl, 'profile'), undefined, { cpuProfDir: dir });
   try {
     const vehicles = q ? 50 : 500;
     const vins = Array.from({ length: vehicles }, (_, i) => benchVin(i));

@@ -134,6 +134,21 @@ export async function publishLoad(opts: {
   return { batches: sent, readings: sent * samplesPerBatch, elapsedMs: performance.now() - start, errors, nextSeq };
 }
 
+/** The ingest settings of the end-to-end and cluster benchmarks (cluster mode adds its own). */
+export function benchIngestEnv(influxUrl: string, bucket: string): Record<string, string> {
+  return {
+    INFLUX_URL: influxUrl,
+    INFLUX_BUCKET: bucket,
+    ODOPULSE_CLOCK: 'event',
+    ODOPULSE_SWEEP_MS: '3600000',
+    ODOPULSE_LOG_LEVEL: 'error',
+    // registering 10,000 vehicles is the load generator's set-up, not what the HTTP limit guards against
+    ODOPULSE_HTTP_RATE_LIMIT: '1000000',
+    // the latency probes are fresh vehicles 400 simulated days past the load's readings (fresh dates)
+    ODOPULSE_MAX_CLOCK_SKEW_S: '315360000',
+  };
+}
+
 /** The profile every bench vehicle is registered with (no quiet hours: HMI prompts go at once). */
 export const BENCH_PROFILE = {
   model: 'Bench EV',

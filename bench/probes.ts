@@ -3,6 +3,7 @@
 // background load the caller runs.
 import { decodeHmiPrompt } from '../proto/codec.js';
 import type { Sample } from '../proto/domain.js';
+import { readSseFrames } from '../tools/sse-frames.js';
 import type { IngestProcess } from './ingest-process.js';
 import { BENCH_T0, birth, closeAll, drivingSample, publishQos1, telemetryPayload } from './load.js';
 import { percentiles, round } from './stats.js';
@@ -24,24 +25,11 @@ function readStream(ingest: IngestProcess, onCreated: (e: CreatedEvent) => void)
   const done = (async () => {
     const res = await fetch(`${ingest.api}/api/v1/stream?dealerId=bench`, { signal: ac.signal, headers: ingest.auth });
     opened();
-    const reader = res.body!.getReader();
-    const dec = new TextDecoder();
-    let buf = '';
-    for (;;) {
-      const { value, done: end } = await reader.read();
-      if (end) return;
-      buf += dec.decode(value, { stream: true });
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const frame = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const data = frame.split('\n').find((l) => l.startsWith('data:'));
-        if (!data) continue;
-        const ev = JSON.parse(data.slice(5));
-        if (ev.step === 'created' && ev.prompt?.vin)
-          onCreated({ vin: ev.prompt.vin, kind: ev.prompt.kind, promptId: ev.prompt.id, ts: Number(ev.prompt.evidence?.ts) || undefined });
-      }
-    }
+    await readSseFrames(res, (_event, data) => {
+      const ev = JSON.parse(data);
+      if (ev.step === 'created' && ev.prompt?.vin)
+        onCreated({ vin: ev.prompt.vin, kind: ev.prompt.kind, promptId: ev.prompt.id, ts: Number(ev.prompt.evidence?.ts) || undefined });
+    });
   })().catch(() => opened());
   return {
     ready,

@@ -1,5 +1,7 @@
 // A minimal Server-Sent Events reader for tests against ingest's /api/v1/stream: every `prompt`
 // event's data, in order, as it arrives.
+import { readSseFrames } from '../../tools/sse-frames.js';
+
 export interface PromptEvent {
   seq: number;
   step: string;
@@ -19,21 +21,9 @@ export function readPromptStream(url: string, headers: Record<string, string>): 
   const done = (async () => {
     const res = await fetch(url, { headers, signal: ac.signal });
     if (res.status !== 200) throw new Error(`${url}: ${res.status} ${await res.text()}`);
-    const reader = res.body!.getReader();
-    const dec = new TextDecoder();
-    let buf = '';
-    for (;;) {
-      const { value, done: end } = await reader.read();
-      if (end) return;
-      buf += dec.decode(value, { stream: true });
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const frame = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const data = frame.split('\n').find((l) => l.startsWith('data:'));
-        if (frame.includes('event: prompt') && data) events.push(JSON.parse(data.slice(5)) as PromptEvent);
-      }
-    }
+    await readSseFrames(res, (event, data) => {
+      if (event === 'prompt') events.push(JSON.parse(data) as PromptEvent);
+    });
   })().catch((err: unknown) => {
     if (!ac.signal.aborted) throw err;
   });
