@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 import { rulesSentinel, startIngestProcess, type IngestProcess } from '../support/ingest.js';
-import { waitFor } from '../support/wait.js';
 import {
   allPrompts,
   drain,
@@ -18,6 +17,7 @@ import {
   restartIngest,
   seededRandom,
   vins,
+  waitForPlanAcked,
 } from './support/cases.js';
 import { sample } from './support/ledger.js';
 import { FleetLoad } from './support/load.js';
@@ -78,11 +78,7 @@ describe(`ingest kill -9 ×${KILLS} under load`, () => {
     const killsDoneMs = Date.now() - started;
 
     // after the last restart: the load goes on until every planned DTC batch is acknowledged
-    await waitFor(() => ledger.unackedPlan().length === 0, {
-      what: 'every planned DTC batch acknowledged',
-      timeoutMs: 120_000,
-      intervalMs: 200,
-    });
+    await waitForPlanAcked(ledger, load, { timeoutMs: 120_000, intervalMs: 200 });
     const loadMs = Date.now() - started;
     const d = await drain(ledger, load, influx.url, DB);
 
