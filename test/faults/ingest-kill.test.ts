@@ -102,7 +102,8 @@ describe(`ingest kill -9 ×${KILLS} under load`, () => {
       notes:
         `seed ${seed}; ${KILLS} restarts (kill delays ${Math.min(...delays)}–${Math.max(...delays)} ms, ` +
         `restart to healthy ${Math.min(...restartMs)}–${Math.max(...restartMs)} ms, acks in ${windowsWithAcks}/${KILLS} windows, ` +
-        `${Math.round(killsDoneMs / 1000)} s); ${load.connects} vehicle connects, ${load.stalls} stalled (no PUBACK for 10 s: reconnected); ` +
+        `${Math.round(killsDoneMs / 1000)} s); ${load.connects} vehicle connects, ${load.stalls} stalled (no PUBACK for 10 s: reconnected), ` +
+        `${load.closedBeforeConnack} closed before their CONNACK (connected again); ` +
         `${expected.length} DTC prompts expected, ${found.size} found, ${missing.length} missing; drain ${d.drainMs} ms`,
     });
 

@@ -5,6 +5,9 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Ledger } from './ledger.js';
 
+/** mqtt.js's connectAsync rejection (allowRetries false) for a connection closed before its CONNACK. */
+const CLOSED_BEFORE_CONNACK = "Couldn't connect to server";
+
 /** No PUBACK on a connection for this long while batches wait: drop it and re-send on a new one. */
 const STALL_MS = 10_000;
 
@@ -160,7 +163,22 @@ export class FleetLoad {
       timer = setTimeout(() => {
         const left = this.runs.reduce((n, r) => n + r.unacked.size, 0);
         const why = this.lastConnectError ? `; last refused connect: ${this.lastConnectError}` : '';
-        reject(new Error(`${left} batches still unacknowledged after ${timeoutMs} ms${why}`));
+        // every vehicle whose loop has not ended, with its first unacknowledged batches
+        const running = this.runs.filter((r) => r.state.at !== 'ended');
+        const detail = this.explain(
+          running.flatMap((r) =>
+            [...r.unacked]
+              .sort((a, b) => a - b)
+              .slice(0, 3)
+              .map((seq) => ({ vin: r.vin, seq })),
+          ),
+        );
+        const idle = running.filter((r) => r.unacked.size === 0).map((r) => `${r.vin}: ${r.state.at}, nothing unacked`);
+        reject(
+          new Error(
+            `${left} batches still unacknowledged after ${timeoutMs} ms${why}; ${running.length} vehicle loops not ended\n${[detail, ...idle].filter((x) => x).join('\n')}`,
+          ),
+        );
       }, timeoutMs);
     });
     try {
@@ -191,23 +209,38 @@ export class FleetLoad {
    * count is a finding about ingest (a publish neither acknowledged nor refused), not a loss.
    */
   stalls = 0;
+  /**
+   * Connects whose connection closed before its CONNACK, without an error (ingest killed after
+   * reading the CONNECT): retried like any refused connect. Before connectAsync's allowRetries was
+   * false each of these stopped its vehicle for good.
+   */
+  closedBeforeConnack = 0;
 
   private async connect(r: VehicleRun): Promise<MqttClient> {
     for (let attempt = 1; ; attempt++) {
       r.state = { at: 'connecting', since: r.state.at === 'connecting' ? r.state.since : Date.now(), attempt };
       try {
-        const c = await mqtt.connectAsync(this.o.url(), {
-          clientId: r.vin,
-          username: r.vin,
-          reconnectPeriod: 0,
-          connectTimeout: 3000,
-          ...this.o.clientOptions?.(r.vin),
-        });
+        // allowRetries false: a connection closed before its CONNACK rejects. Without it mqtt.js
+        // (reconnectPeriod 0) only emits 'close' there, and clears its connect timeout on it, so the
+        // promise never settled and this vehicle's loop stopped for good: ingest killed after reading
+        // a CONNECT and before answering it closes with a FIN (nothing unread: no reset, no error).
+        const c = await mqtt.connectAsync(
+          this.o.url(),
+          {
+            clientId: r.vin,
+            username: r.vin,
+            reconnectPeriod: 0,
+            connectTimeout: 3000,
+            ...this.o.clientOptions?.(r.vin),
+          },
+          false,
+        );
         r.connects++;
         r.state = { at: 'connected', since: Date.now(), conn: r.connects };
         return c;
       } catch (err) {
         this.connectErrors++;
+        if ((err as Error).message === CLOSED_BEFORE_CONNACK) this.closedBeforeConnack++;
         this.lastConnectError = `${r.vin}: ${(err as Error).message}`;
         r.lastError = `connect attempt ${attempt}: ${(err as Error).message}`;
         // a refusal that never ends is a mistake in the case (e.g. a VIN the broker refuses), not a fault
