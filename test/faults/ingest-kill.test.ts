@@ -91,6 +91,7 @@ describe(`ingest kill -9 ×${KILLS} under load`, () => {
     const missing = expected.filter((k) => !found.has(k));
     const unexpected = prompts.filter((p) => !expected.includes(p.dedupKey)).map((p) => `${p.kind} ${p.dedupKey}`);
 
+    console.log(`[ingest-kill] refused connects: ${JSON.stringify(Object.fromEntries(load.connectErrorKinds))}`);
     const windowsWithAcks = progress.filter((n) => n > 0).length;
     recordFault({
       fault: `ingest kill -9 ×${KILLS} at random points`,

@@ -215,6 +215,8 @@ export class FleetLoad {
    * false each of these stopped its vehicle for good.
    */
   closedBeforeConnack = 0;
+  /** Refused connects by error message (ECONNREFUSED while ingest is down, resets, timeouts, ...). */
+  readonly connectErrorKinds = new Map<string, number>();
 
   private async connect(r: VehicleRun): Promise<MqttClient> {
     for (let attempt = 1; ; attempt++) {
@@ -241,6 +243,8 @@ export class FleetLoad {
       } catch (err) {
         this.connectErrors++;
         if ((err as Error).message === CLOSED_BEFORE_CONNACK) this.closedBeforeConnack++;
+        const kind = (err as Error).message.replace(/\d+\.\d+\.\d+\.\d+:\d+/, 'host:port');
+        this.connectErrorKinds.set(kind, (this.connectErrorKinds.get(kind) ?? 0) + 1);
         this.lastConnectError = `${r.vin}: ${(err as Error).message}`;
         r.lastError = `connect attempt ${attempt}: ${(err as Error).message}`;
         // a refusal that never ends is a mistake in the case (e.g. a VIN the broker refuses), not a fault
