@@ -16,7 +16,7 @@ import { startNatsCluster, type NatsCluster } from '../support/nats.js';
 import { startPostgres, type PostgresHandle } from '../support/postgres.js';
 import { readPromptStream, type SseReader } from '../support/sse.js';
 import { waitFor } from '../support/wait.js';
-import { DtcLedger, faultSeed, planDtcs, readings, seededRandom, vins } from './support/cases.js';
+import { DtcLedger, faultSeed, planDtcs, readings, seededRandom, vins, waitForPlanAcked } from './support/cases.js';
 import { ClusterRig, WebhookReceiver } from './support/cluster.js';
 import { expectOutcome, newestAcked, settle, type Mark } from './support/cluster-checks.js';
 import { streamLastSeq, streamLeader } from './support/cluster-stream.js';
@@ -121,11 +121,7 @@ async function runCase(c: Case): Promise<void> {
     const marks: Mark[] = [];
     const faultNotes = await c.fault({ rig, nats, ledger, loads, homes, marks });
 
-    await waitFor(() => ledger.unackedPlan().length === 0, {
-      what: 'every planned DTC batch acknowledged',
-      timeoutMs: 120_000,
-      intervalMs: 200,
-    });
+    await waitForPlanAcked(ledger, loads, { timeoutMs: 120_000, intervalMs: 200 });
     const loadMs = Date.now() - started;
     await Promise.all(loads.map((l) => l.stop()));
     const o = await settle(rig, nats, ledger, receiver, VINS, streams, marks);

@@ -59,12 +59,18 @@ class FuzzPublisher {
   private async connect(): Promise<MqttClient> {
     for (;;) {
       try {
-        const c = await mqtt.connectAsync(this.url, {
-          clientId: `${this.vin}:fz`,
-          username: this.vin,
-          reconnectPeriod: 0,
-          connectTimeout: 5000,
-        });
+        // allowRetries false: a connection closed before its CONNACK rejects instead of never settling
+        // (as in support/load.ts; mqtt.js with reconnectPeriod 0 only emits 'close' there)
+        const c = await mqtt.connectAsync(
+          this.url,
+          {
+            clientId: `${this.vin}:fz`,
+            username: this.vin,
+            reconnectPeriod: 0,
+            connectTimeout: 5000,
+          },
+          false,
+        );
         this.stats.connects++;
         // reconnectPeriod 0: what was in flight stays pending until end() fails it (then it is re-sent)
         c.once('close', () => c.end(true));

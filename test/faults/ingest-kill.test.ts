@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 import { rulesSentinel, startIngestProcess, type IngestProcess } from '../support/ingest.js';
-import { waitFor } from '../support/wait.js';
 import {
   allPrompts,
   drain,
@@ -18,6 +17,7 @@ import {
   restartIngest,
   seededRandom,
   vins,
+  waitForPlanAcked,
 } from './support/cases.js';
 import { sample } from './support/ledger.js';
 import { FleetLoad } from './support/load.js';
@@ -78,11 +78,7 @@ describe(`ingest kill -9 ×${KILLS} under load`, () => {
     const killsDoneMs = Date.now() - started;
 
     // after the last restart: the load goes on until every planned DTC batch is acknowledged
-    await waitFor(() => ledger.unackedPlan().length === 0, {
-      what: 'every planned DTC batch acknowledged',
-      timeoutMs: 120_000,
-      intervalMs: 200,
-    });
+    await waitForPlanAcked(ledger, load, { timeoutMs: 120_000, intervalMs: 200 });
     const loadMs = Date.now() - started;
     const d = await drain(ledger, load, influx.url, DB);
 
@@ -95,6 +91,7 @@ describe(`ingest kill -9 ×${KILLS} under load`, () => {
     const missing = expected.filter((k) => !found.has(k));
     const unexpected = prompts.filter((p) => !expected.includes(p.dedupKey)).map((p) => `${p.kind} ${p.dedupKey}`);
 
+    console.log(`[ingest-kill] refused connects: ${JSON.stringify(Object.fromEntries(load.connectErrorKinds))}`);
     const windowsWithAcks = progress.filter((n) => n > 0).length;
     recordFault({
       fault: `ingest kill -9 ×${KILLS} at random points`,
@@ -106,7 +103,8 @@ describe(`ingest kill -9 ×${KILLS} under load`, () => {
       notes:
         `seed ${seed}; ${KILLS} restarts (kill delays ${Math.min(...delays)}–${Math.max(...delays)} ms, ` +
         `restart to healthy ${Math.min(...restartMs)}–${Math.max(...restartMs)} ms, acks in ${windowsWithAcks}/${KILLS} windows, ` +
-        `${Math.round(killsDoneMs / 1000)} s); ${load.connects} vehicle connects, ${load.stalls} stalled (no PUBACK for 10 s: reconnected); ` +
+        `${Math.round(killsDoneMs / 1000)} s); ${load.connects} vehicle connects, ${load.stalls} stalled (no PUBACK for 10 s: reconnected), ` +
+        `${load.closedBeforeConnack} closed before their CONNACK (connected again); ` +
         `${expected.length} DTC prompts expected, ${found.size} found, ${missing.length} missing; drain ${d.drainMs} ms`,
     });
 

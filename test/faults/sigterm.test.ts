@@ -18,6 +18,7 @@ import {
   seededRandom,
   stopWithin,
   vins,
+  waitForPlanAcked,
 } from './support/cases.js';
 import { sample } from './support/ledger.js';
 import { FleetLoad } from './support/load.js';
@@ -76,11 +77,7 @@ describe(`SIGTERM ×${STOPS} under load`, () => {
       ingest = await restartIngest(ingest);
     }
 
-    await waitFor(() => ledger.unackedPlan().length === 0, {
-      what: 'every planned DTC batch acknowledged',
-      timeoutMs: 120_000,
-      intervalMs: 200,
-    });
+    await waitForPlanAcked(ledger, load, { timeoutMs: 120_000, intervalMs: 200 });
     const loadMs = Date.now() - started;
     const d = await drain(ledger, load, influx.url, DB);
     const lostAcrossStops = atExit.flat().filter((key) => !d.stored.has(key));

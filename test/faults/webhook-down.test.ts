@@ -24,6 +24,7 @@ import {
   seededRandom,
   faultSeed,
   vins,
+  waitForPlanAcked,
 } from './support/cases.js';
 import { sample } from './support/ledger.js';
 import { FleetLoad } from './support/load.js';
@@ -181,7 +182,7 @@ describe('webhook receiver down', () => {
     const maxAttempts = Math.max(...(await outbox(ingest, 'pending')).map((e) => e.attempts));
 
     await receiver.up();
-    await waitFor(() => ledger.unackedPlan().length === 0, { what: 'every planned DTC batch acknowledged', timeoutMs: 120_000 });
+    await waitForPlanAcked(ledger, load, { timeoutMs: 120_000 });
     const d = await drain(ledger, load, influx.url, DB);
     await rulesSentinel(ingest, 'LHKASENT000000001', { ts: Date.now() - 3600_000, seq: 1 });
 
@@ -236,7 +237,7 @@ describe('webhook receiver down', () => {
     const started = Date.now();
     const expected = ledger.expectedKeys();
 
-    await waitFor(() => ledger.unackedPlan().length === 0, { what: 'every planned DTC batch acknowledged', timeoutMs: 60_000 });
+    await waitForPlanAcked(ledger, load, { timeoutMs: 60_000 });
     const dead = await waitFor(
       async () => {
         const prompts = await allPrompts(ingest);

@@ -168,6 +168,30 @@ export async function drain(ledger: Ledger, load: FleetLoad, influxUrl: string, 
   return { stored: new Set([...stored].filter((k) => acked.has(k))), lost: ledger.lost(stored), drainMs: Date.now() - t };
 }
 
+/**
+ * Wait until every planned DTC batch is acknowledged. At the deadline the error names each batch
+ * still unacknowledged and what the load(s) know of it and its vehicle (sent? how often, on which
+ * connections, its last error; the vehicle's loop connecting, connected or ended), so a failure in
+ * CI says where the batch got stuck.
+ */
+export async function waitForPlanAcked(
+  ledger: DtcLedger,
+  loads: FleetLoad | FleetLoad[],
+  o: { timeoutMs: number; intervalMs?: number },
+): Promise<void> {
+  try {
+    await waitFor(() => ledger.unackedPlan().length === 0, { what: 'every planned DTC batch acknowledged', ...o });
+  } catch (err) {
+    const left = ledger.unackedPlan();
+    const known = [loads]
+      .flat()
+      .map((l) => l.explain(left))
+      .filter((s) => s !== '');
+    const what = left.map((p) => `${p.vin}/${p.seq} (${p.code})`).join(', ');
+    throw new Error(`${(err as Error).message}\n${left.length} planned batches unacknowledged: ${what}\n${known.join('\n')}`);
+  }
+}
+
 /** Readings in `batches` batches. */
 export const readings = (batches: number): number => batches * SAMPLES_PER_BATCH;
 
