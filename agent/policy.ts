@@ -5,7 +5,7 @@ import { CodecError, decodeAgentConfig } from '../proto/codec-core.js';
 import { checkSamplingPolicy, parseSamplingPolicy } from '../proto/checks.js';
 import type { SamplingPolicy } from '../proto/domain.js';
 import { VSS } from '../proto/signals.js';
-import { readFileSync } from 'node:fs';
+import { fs } from './builtins.js';
 import { writeFileDurable } from './spool-format.js';
 
 /** Local default (version 0): what the agent samples before the cloud has said anything. */
@@ -53,7 +53,7 @@ export class PolicyStore {
     if (!persistPath) return;
     let raw: unknown;
     try {
-      raw = JSON.parse(readFileSync(persistPath, 'utf8'));
+      raw = JSON.parse(fs.readFileSync(persistPath, 'utf8'));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log(`policy: ignoring unreadable ${persistPath}: ${(err as Error).message}`);
       return;

@@ -2,7 +2,7 @@
 // resumes after the last line already in the spool (each spooled batch records its last line,
 // atomically with the batch: Spool.sourceLine). Without it a restarted replay would spool the file's first lines again under new seqs, and the
 // cloud could not tell them from new data. Cleared once a replay has been fully delivered.
-import * as fs from 'node:fs';
+import { fs } from './builtins.js';
 import { join } from 'node:path';
 import { writeFileDurable } from './spool-format.js';
 

@@ -1,7 +1,7 @@
 // On-disk framing of spool records: [u32 length][u32 crc32(payload)][payload], little endian.
 // A torn tail (power cut mid-write) shows up as a short header, a length past the end of the
 // file, or a CRC mismatch; the reader stops there and reports the offset to truncate at.
-import * as fs from 'node:fs';
+import { fs } from './builtins.js';
 import { dirname } from 'node:path';
 import type { Sample } from '../proto/domain.js';
 

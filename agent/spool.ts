@@ -2,7 +2,7 @@
 // segment file BEFORE it is sent, and forgotten only after the broker's PUBACK. Bounded by
 // bytes and age: the oldest non-fault samples are dropped first, fault samples never.
 // The seq counter lives here too, so it keeps increasing across restarts.
-import * as fs from 'node:fs';
+import { fs } from './builtins.js';
 import { join } from 'node:path';
 import type { Sample } from '../proto/domain.js';
 import { encodeRecord, fsyncDir, isFaultSample, scanRecords, writeFileDurable, type SpoolRecord } from './spool-format.js';

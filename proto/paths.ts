@@ -1,8 +1,11 @@
 // The package root, found from this module's location, so the same code works from
 // the TypeScript sources (tests) and from dist/ (the bin).
-import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+// fs without its ES-module facade, which would load fs.promises and the file streams (~30 modules)
+// in the agent, whose every module is memory (agent/README.md#resource-use).
+const { existsSync, readFileSync } = process.getBuiltinModule('node:fs');
 
 function findRoot(start: string): string {
   let dir = start;
