@@ -2,5 +2,8 @@
 // builds one, which reads every export, and fs's lazy ones (fs.promises, the file streams, ...)
 // then load some 30 modules the agent never uses (fs/promises, readline, the REPL history, os,
 // watchers, ...): ~2.5 MB of RSS on Node 22 and 24, in a process that targets < 60 MB
-// (README.md#resource-use). process.getBuiltinModule returns the CommonJS exports as they are.
-export const fs: typeof import('node:fs') = process.getBuiltinModule('node:fs');
+// (README.md#resource-use). require returns the CommonJS exports as they are (and, unlike
+// process.getBuiltinModule, exists on every Node 20 release).
+import { createRequire } from 'node:module';
+
+export const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');

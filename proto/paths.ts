@@ -1,11 +1,12 @@
 // The package root, found from this module's location, so the same code works from
 // the TypeScript sources (tests) and from dist/ (the bin).
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 // fs without its ES-module facade, which would load fs.promises and the file streams (~30 modules)
 // in the agent, whose every module is memory (agent/README.md#resource-use).
-const { existsSync, readFileSync } = process.getBuiltinModule('node:fs');
+const { existsSync, readFileSync } = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
 
 function findRoot(start: string): string {
   let dir = start;
