@@ -67,7 +67,8 @@ export class InfluxWrites {
    * once, false when the loop should sleep (nothing pending, or a chunk just met an outage).
    */
   async step(): Promise<boolean> {
-    if (this.chunks.size >= CHUNKS_IN_FLIGHT) return this.settleOne();
+    // during an outage one chunk at a time: each retry is one probe of InfluxDB, not two
+    if (this.chunks.size >= (this.backoffMs > 0 ? 1 : CHUNKS_IN_FLIGHT)) return this.settleOne();
     const { journal, stores, decoded } = this.deps;
     // the entries in flight are still pending in the journal: read past them; and no more rows than
     // a chunk's readings need, judging by the last chunk (2,000 rows of 50 readings were 4 chunks)
@@ -92,7 +93,7 @@ export class InfluxWrites {
       for (const e of entries) this.inFlight.delete(e.id);
       throw err;
     }
-    const chunk: Promise<Outcome> = this.writeAndMark(entries, readings, tags).finally(() => {
+    const chunk: Promise<Outcome> = this.writeAndMark(entries, readings, tags, this.backoffMs).finally(() => {
       for (const e of entries) this.inFlight.delete(e.id);
       this.chunks.delete(chunk);
     });
@@ -109,7 +110,8 @@ export class InfluxWrites {
     return (await Promise.race(this.chunks)) === 'written';
   }
 
-  private async writeAndMark(entries: JournalEntry[], readings: Reading[], tags: Tags): Promise<Outcome> {
+  /** `backoffAtStart`: the backoff when the chunk was started (chunks started together back off once). */
+  private async writeAndMark(entries: JournalEntry[], readings: Reading[], tags: Tags, backoffAtStart: number): Promise<Outcome> {
     const { journal, metrics, log } = this.deps;
     let written: number;
     try {
@@ -117,7 +119,7 @@ export class InfluxWrites {
     } catch (err) {
       // an outage (no answer, 5xx, 429, credentials, not connected yet): everything stays in the journal
       metrics.influxErrors.inc();
-      this.backoffMs = Math.min(30_000, Math.max(1000, this.backoffMs * 2));
+      this.backoffMs = Math.max(this.backoffMs, Math.min(30_000, Math.max(1000, backoffAtStart * 2)));
       log.warn({ err: (err as Error).message, retryInMs: this.backoffMs }, 'InfluxDB write failed; kept in the journal');
       return 'outage';
     }

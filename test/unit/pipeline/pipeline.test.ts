@@ -241,6 +241,27 @@ describe('pipeline', () => {
     expect(await counterValue(i.metrics.influxWritten)).toBe(24);
   });
 
+  it('during an outage retries one chunk at a time, its backoff doubling once per retry (1, 2, 4 s)', async () => {
+    const telemetry = new TestTelemetry();
+    telemetry.down = true;
+    const i = await start({ telemetry, chunk: 2 });
+    await register(i.stores, VIN_A);
+    for (let b = 0; b < 12; b++) await i.send(VIN_A, b + 1, [parked(T0 + b * MIN, 60)]);
+    i.pipeline.start();
+    const retries = () =>
+      i.log.lines.filter((l) => l.m?.includes('kept in the journal')).map((l) => (l.o as { retryInMs: number }).retryInMs);
+    await waitFor(() => retries().length >= 4, { what: 'four failed InfluxDB writes', timeoutMs: 20_000 });
+    // the first two chunks were in flight together when the outage began: both back off 1 s
+    expect(retries().slice(0, 4)).toEqual([1000, 1000, 2000, 4000]);
+    // each failed chunk fails at its write, not its flush
+    expect(telemetry.failures).toBe(retries().length);
+    telemetry.down = false;
+    i.pipeline.retryInfluxNow();
+    await waitFor(settled(i, 12), { what: 'the journal to drain once InfluxDB is back' });
+    expect([...telemetry.written.values()].every((n) => n === 1)).toBe(true);
+    expect(telemetry.written.size).toBe(12);
+  });
+
   it('after a stop mid-way, a new process on the same journal and stores applies the rest, nothing twice', async () => {
     const reference = await uninterrupted();
     expect(reference.filter((p) => p.startsWith('charging.'))).toEqual([
