@@ -13,5 +13,6 @@ COPY --from=build /app /app
 RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 1883 8080
-ENTRYPOINT ["node", "bin/odopulse.js"]
+# ingest/node-flags.ts: a larger young generation (ingest CPU per reading down ~10 %)
+ENTRYPOINT ["node", "--max-semi-space-size=64", "bin/odopulse.js"]
 CMD ["ingest"]

@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../proto/paths.js';
+import { INGEST_NODE_FLAGS } from '../ingest/node-flags.js';
 import { freePort } from '../tools/free-port.js';
 import { keysCreate } from '../tools/keys.js';
 
@@ -60,7 +61,7 @@ export async function startIngestProcess(
   // workers), written when the process exits (bench/README.md#profiles)
   const prof = opts.cpuProfDir ?? process.env.ODOPULSE_BENCH_CPU_PROF;
   const flags = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
-  const proc = spawn(process.execPath, [...flags, BIN, 'ingest'], {
+  const proc = spawn(process.execPath, [...INGEST_NODE_FLAGS, ...flags, BIN, 'ingest'], {
     env: { ...process.env, ...fullEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
