@@ -3,7 +3,8 @@
 // the journal after a restart, so neither loses anything.
 import { EventEmitter } from 'node:events';
 import type { DecodedCache } from '../journal/decoded-cache.js';
-import type { JournalPort } from '../journal/journal.js';
+import type { JournalEntry, JournalPort } from '../journal/journal.js';
+import { readingsOf } from '../journal/readings.js';
 import type { Metrics } from '../metrics.js';
 import type { IngestClock } from '../clock.js';
 import type { PromptChange, Stores, TelemetryStore } from '../store/ports.js';
@@ -21,7 +22,18 @@ export interface PipelineDeps {
   metrics: Metrics;
   log: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
   chunk?: number;
+  /** Readings per rules step, at most (default RULES_STEP_READINGS). */
+  rulesStepReadings?: number;
 }
+
+/**
+ * Readings per rules step, at most (a step takes one entry at least): a step is one pool run and
+ * one commit, and a prompt found in a batch that arrives meanwhile waits for the whole step. The
+ * pool applies ~200,000 readings/s (bench/README.md#rules): ~10 ms of rules work per step. Steps of up
+ * to 2,000 entries (100,000 readings) under load made every prompt wait for hundreds of ms. A rules
+ * loop that falls behind takes larger steps (an eighth of its backlog), up to 2,000 entries.
+ */
+export const RULES_STEP_READINGS = 2_000;
 
 export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processed: [string[]] }> {
   private stopped = false;
@@ -30,6 +42,8 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
   private loops: Promise<void>[] = [];
   private readonly wokenDuringStep = new Set<string>();
   private readonly influx: InfluxWrites;
+  /** Readings per pending entry, as the last rules step found (how many rows the next one reads). */
+  private rulesReadingsPerEntry = 1;
 
   constructor(private readonly deps: PipelineDeps) {
     super();
@@ -99,8 +113,15 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
 
   private async rulesStep(): Promise<boolean> {
     const { journal, rules, metrics } = this.deps;
-    const entries = journal.pendingForRules(0, this.deps.chunk ?? 2000, this.deps.decoded.held);
+    // behind by more than 8 steps: larger steps (less commit and dispatch per reading) until caught up
+    const backlog = journal.lag().rules * this.rulesReadingsPerEntry;
+    const limit = Math.max(this.deps.rulesStepReadings ?? RULES_STEP_READINGS, Math.ceil(backlog / 8));
+    const rows = Math.min(this.deps.chunk ?? 2000, Math.ceil(limit / this.rulesReadingsPerEntry) + 16);
+    const entries = takeReadings(journal.pendingForRules(0, rows, this.deps.decoded.held), limit);
     if (entries.length === 0) return false;
+    let readings = 0;
+    for (const e of entries) readings += e.readings?.length ?? 0;
+    this.rulesReadingsPerEntry = Math.max(1, readings / entries.length);
     const end = metrics.ruleLatency.startTimer();
     const changes = await rules.applyEntries(entries);
     end();
@@ -117,6 +138,24 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
     this.deps.metrics.journalLag.set({ stage: 'influx' }, lag.influx);
     this.deps.metrics.journalLag.set({ stage: 'rules' }, lag.rules);
   }
+}
+
+/** The oldest entries holding at most `limit` readings (one entry at least), decoded where not held. */
+function takeReadings(pending: JournalEntry[], limit: number): JournalEntry[] {
+  let n = 0;
+  let k = 0;
+  for (; k < pending.length; k++) {
+    const e = pending[k];
+    try {
+      e.readings ??= readingsOf(e);
+    } catch {
+      // left undecoded: the rules runner logs and skips it (validated before it was journalled)
+    }
+    const size = e.readings?.length ?? 0;
+    if (k > 0 && n + size > limit) break;
+    n += size;
+  }
+  return pending.slice(0, k);
 }
 
 function sleep(ms: number) {

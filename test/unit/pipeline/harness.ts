@@ -190,6 +190,7 @@ export async function startIngestParts(o: {
   telemetry: TelemetryStore;
   pool: RulesPool;
   chunk?: number;
+  rulesStepReadings?: number;
   webhookUrls?: string[];
   /** Default: an event clock, as the demo runs. */
   clock?: IngestClock;
@@ -201,7 +202,18 @@ export async function startIngestParts(o: {
   const clock = o.clock ?? createClock('event');
   const log = memoryLog();
   const rules = await RulesRunner.open({ pool: o.pool, stores: o.stores, clock, metrics, webhookUrls: o.webhookUrls ?? [], log });
-  const pipeline = new Pipeline({ journal, decoded, stores: o.stores, telemetry: o.telemetry, rules, clock, metrics, log, chunk: o.chunk });
+  const pipeline = new Pipeline({
+    journal,
+    decoded,
+    stores: o.stores,
+    telemetry: o.telemetry,
+    rules,
+    clock,
+    metrics,
+    log,
+    chunk: o.chunk,
+    rulesStepReadings: o.rulesStepReadings,
+  });
   const handlers = createInboundHandlers({
     journal,
     decoded,

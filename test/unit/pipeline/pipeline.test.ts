@@ -47,10 +47,17 @@ afterEach(async () => {
   removeDirs(dirs);
 });
 
-async function start(o: { dir?: string; stores?: Stores; telemetry?: TestTelemetry; chunk?: number } = {}) {
+async function start(o: { dir?: string; stores?: Stores; telemetry?: TestTelemetry; chunk?: number; rulesStepReadings?: number } = {}) {
   const stores = o.stores ?? createMemoryStores();
   const telemetry = o.telemetry ?? new TestTelemetry();
-  const ingest = await startIngestParts({ dir: o.dir ?? tempDir(dirs), stores, telemetry, pool, chunk: o.chunk });
+  const ingest = await startIngestParts({
+    dir: o.dir ?? tempDir(dirs),
+    stores,
+    telemetry,
+    pool,
+    chunk: o.chunk,
+    rulesStepReadings: o.rulesStepReadings,
+  });
   running.push(ingest);
   return { ...ingest, telemetry };
 }
@@ -260,6 +267,53 @@ describe('pipeline', () => {
     await waitFor(settled(i, 12), { what: 'the journal to drain once InfluxDB is back' });
     expect([...telemetry.written.values()].every((n) => n === 1)).toBe(true);
     expect(telemetry.written.size).toBe(12);
+  });
+
+  it('bounds a rules step by readings (one entry at least), in journal order, each reading applied once', async () => {
+    const applied = new Map<string, number>();
+    const steps: number[] = [];
+    const real = pool.run.bind(pool);
+    vi.spyOn(pool, 'run').mockImplementation((items, now) => {
+      steps.push(items.reduce((n, it) => n + it.readings.length, 0));
+      for (const it of items) for (const r of it.readings) applied.set(key(r), (applied.get(key(r)) ?? 0) + 1);
+      return real(items, now);
+    });
+    const i = await start({ rulesStepReadings: 5 });
+    await register(i.stores, VIN_A);
+    await register(i.stores, VIN_B);
+    // journalled before the loops start: 2 + 2 + 6 + 2 + 2 readings
+    const sizes = [2, 2, 6, 2, 2];
+    let ts = T0;
+    for (const [k, n] of sizes.entries())
+      await i.send(
+        k % 2 ? VIN_B : VIN_A,
+        Math.floor(k / 2) + 1,
+        Array.from({ length: n }, () => parked((ts += MIN), 60)),
+      );
+    i.pipeline.start();
+    await waitFor(settled(i, sizes.length), { what: 'every entry applied' });
+    // 2+2 (a third entry would pass 5), 6 alone (one entry at least), 2+2
+    expect(steps).toEqual([4, 6, 4]);
+    expect([...applied.values()].every((n) => n === 1)).toBe(true);
+    expect(applied.size).toBe(14);
+  });
+
+  it('takes larger rules steps while behind (an eighth of the backlog), small ones again once caught up', async () => {
+    const steps: number[] = [];
+    const real = pool.run.bind(pool);
+    vi.spyOn(pool, 'run').mockImplementation((items, now) => {
+      steps.push(items.reduce((n, it) => n + it.readings.length, 0));
+      return real(items, now);
+    });
+    const i = await start({ rulesStepReadings: 5 });
+    await register(i.stores, VIN_A);
+    for (let b = 0; b < 40; b++) await i.send(VIN_A, b + 1, [parked(T0 + 2 * b * MIN, 60), parked(T0 + (2 * b + 1) * MIN, 60)]);
+    i.pipeline.start();
+    await waitFor(settled(i, 40), { what: 'every entry applied' });
+    expect(steps.reduce((a, b) => a + b, 0)).toBe(80);
+    expect(steps[0]).toBe(4); // 40 entries of ~1 reading each, as far as the loop knew: 40 / 8 = 5
+    expect(Math.max(...steps)).toBeGreaterThanOrEqual(8); // 38 entries of 2: 76 / 8
+    expect(steps.at(-1)).toBeLessThanOrEqual(5);
   });
 
   it('after a stop mid-way, a new process on the same journal and stores applies the rest, nothing twice', async () => {
