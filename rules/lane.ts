@@ -26,8 +26,35 @@ export interface PackedLane {
   meta: string;
 }
 
+/**
+ * An item whose state or profile the lane's worker already holds (rules/pool.ts): those are not
+ * sent, and the worker takes them from its entry for the VIN if that entry is `expect`.
+ */
+export interface LanePin {
+  /** The token of the worker's entry for this VIN that main counts on. */
+  expect: number;
+  state: boolean;
+  profile: boolean;
+}
+
+/** An item as read in the worker: what was pinned is absent and flagged in `pin`. */
+export interface ReadItem extends LaneItem {
+  pin?: LanePin;
+}
+
+/** 1 = pinned (held by the worker, not sent), 0 = none. */
+type Sent<T> = T | 0 | 1;
+
 interface LaneMeta {
-  items: [vin: string, state: VehicleRuleState | 0, profile: Vehicle | 0, tick: 0 | 1, records: ServiceRecord[] | 0, readings: number][];
+  items: [
+    vin: string,
+    state: Sent<VehicleRuleState>,
+    profile: Sent<Vehicle>,
+    tick: 0 | 1,
+    records: ServiceRecord[] | 0,
+    readings: number,
+    expect: number,
+  ][];
   dtcs: string[][];
   /** [reading number in the lane, signal name, value] for signals outside the table. */
   extras: [number, string, unknown][];
@@ -57,7 +84,7 @@ const PER_READING_MAX = 3 + 2 * SIGNAL_PATHS.length;
 const keyAt: string[] = new Array<string>(SIGNAL_PATHS.length).fill('');
 const idxAt: number[] = new Array<number>(SIGNAL_PATHS.length).fill(0);
 
-export function packLane(items: LaneItem[]): PackedLane {
+export function packLane(items: LaneItem[], pins?: readonly (LanePin | undefined)[]): PackedLane {
   // One pass: a reading takes at most PER_READING_MAX floats (each table signal once), so the
   // buffer is sized from a typical reading and grown in the rare case it runs short.
   let count = 0;
@@ -105,7 +132,16 @@ export function packLane(items: LaneItem[]): PackedLane {
       f[o++] = r.dtcs ? meta.dtcs.push(r.dtcs) - 1 : -1;
       ri++;
     }
-    meta.items[i] = [it.vin, it.state ?? 0, it.profile ?? 0, it.tick ? 1 : 0, it.serviceRecords ?? 0, rs.length];
+    const pin = pins?.[i];
+    meta.items[i] = [
+      it.vin,
+      pin?.state ? 1 : (it.state ?? 0),
+      pin?.profile ? 1 : (it.profile ?? 0),
+      it.tick ? 1 : 0,
+      it.serviceRecords ?? 0,
+      rs.length,
+      pin ? pin.expect : 0,
+    ];
   }
   return { buf: f.buffer, length: o, meta: JSON.stringify(meta) };
 }
@@ -181,16 +217,25 @@ export class LaneReader {
     }
   }
 
+  /** Items (by position) whose pinned parts `holds(vin, expect)` says the worker does not have. */
+  missing(holds: (vin: string, expect: number) => boolean): number[] {
+    const out: number[] = [];
+    this.meta.items.forEach(([vin, state, profile, , , , expect], i) => {
+      if ((state === 1 || profile === 1) && !holds(vin, expect)) out.push(i);
+    });
+    return out;
+  }
+
   get count(): number {
     return this.meta.items.length;
   }
 
   /** The next item, in lane order; undefined after the last. */
-  read(): LaneItem | undefined {
+  read(): ReadItem | undefined {
     const entry = this.meta.items[this.next];
     if (!entry) return undefined;
     this.next++;
-    const [vin, state, profile, tick, records, count] = entry;
+    const [vin, state, profile, tick, records, count, expect] = entry;
     const f = this.f;
     const extras = this.extras;
     let o = this.o;
@@ -213,9 +258,10 @@ export class LaneReader {
     }
     this.o = o;
     this.ri = ri;
-    const item: LaneItem = { vin, readings };
-    if (state) item.state = state;
-    if (profile) item.profile = profile;
+    const item: ReadItem = { vin, readings };
+    if (state === 1 || profile === 1) item.pin = { expect, state: state === 1, profile: profile === 1 };
+    if (state && state !== 1) item.state = state;
+    if (profile && profile !== 1) item.profile = profile;
     if (tick) item.tick = true;
     if (records) item.serviceRecords = records;
     return item;

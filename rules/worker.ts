@@ -1,10 +1,11 @@
 // Piscina worker: runs one lane (a batch of vehicles) through the engine. Small on purpose:
 // the readings arrive packed in a transferred buffer (rules/lane.ts), the results leave as one
-// JSON string.
+// JSON string. Each lane has its own worker (rules/pool.ts), which keeps the states it produced,
+// so main sends a vehicle's state only when this worker may not hold the committed one.
 import type { RulesConfig } from './config.js';
 import { createEngine, type Engine } from './engine.js';
 import { LaneReader, type LaneItem, type PackedLane } from './lane.js';
-import type { EngineResult, FleetClock } from './types.js';
+import type { EngineResult, FleetClock, Vehicle, VehicleRuleState } from './types.js';
 
 export { LaneReader, packLane, unpackLane, type LaneItem, type PackedLane } from './lane.js';
 
@@ -15,11 +16,18 @@ export interface LaneTask {
   now: number;
   /** packLane() output: readings in a transferred buffer, the rest as a small JSON string. */
   lane: PackedLane;
+  /** Item i's new state is held under token firstToken + i (main's counter, unique per pool). */
+  firstToken: number;
 }
 
 export interface LaneTaskResult {
   /** JSON of EngineResult[], in the lane's item order. */
   results: string;
+  /**
+   * Items whose pinned state or profile this worker does not hold (it restarted, or the entry is
+   * another run's): nothing was run, main sends the lane again with those in full.
+   */
+  missing?: number[];
   /** Time the worker spent unpacking / running the engine / packing (ms). */
   unpackMs: number;
   engineMs: number;
@@ -44,20 +52,45 @@ export function runItem(engine: Engine, item: LaneItem, clock: FleetClock): Engi
 
 let cached: { version: number; engine: Engine } | undefined;
 
+/** What this worker produced per VIN: the state and the profile it was run with, by token. */
+interface Held {
+  token: number;
+  state: VehicleRuleState;
+  profile: Vehicle | undefined;
+}
+const held = new Map<string, Held>();
+/** Bound on memory; an entry dropped is only a re-send (reported missing), never a wrong state. */
+const HELD_MAX = 100_000;
+const holds = (vin: string, expect: number): boolean => held.get(vin)?.token === expect;
+
 export function process(task: LaneTask): LaneTaskResult {
   if (!cached || cached.version !== task.configVersion) {
     cached = { version: task.configVersion, engine: createEngine(JSON.parse(task.config) as RulesConfig) };
   }
   const t0 = performance.now();
   const reader = new LaneReader(task.lane);
+  const missing = reader.missing(holds);
+  if (missing.length) return { results: '', missing, unpackMs: performance.now() - t0, engineMs: 0, packMs: 0 };
   let unpackMs = performance.now() - t0;
   let engineMs = 0;
   const now = task.now;
   const clock: FleetClock = { now: () => now };
   const results: EngineResult[] = new Array(reader.count);
+  // not the items: their readings are to die young (LaneReader)
+  const vins: string[] = new Array(reader.count);
+  const profiles: (Vehicle | undefined)[] = new Array(reader.count);
   for (let i = 0; i < results.length; i++) {
     const ta = performance.now();
     const item = reader.read()!;
+    if (item.pin) {
+      // checked above; entries change only after the whole lane has run (below)
+      const h = held.get(item.vin)!;
+      if (item.pin.state) item.state = h.state;
+      if (item.pin.profile) item.profile = h.profile;
+      delete item.pin;
+    }
+    vins[i] = item.vin;
+    profiles[i] = item.profile;
     const tb = performance.now();
     results[i] = runItem(cached.engine, item, clock);
     unpackMs += tb - ta;
@@ -65,6 +98,16 @@ export function process(task: LaneTask): LaneTaskResult {
   }
   const t2 = performance.now();
   const text = JSON.stringify(results);
+  // only once the whole lane ran: a lane that throws leaves every entry as it was
+  for (let i = 0; i < vins.length; i++) {
+    const vin = vins[i];
+    held.delete(vin); // re-inserted last: the oldest entry is the one dropped when over the bound
+    held.set(vin, { token: task.firstToken + i, state: results[i].state, profile: profiles[i] });
+  }
+  for (const vin of held.keys()) {
+    if (held.size <= HELD_MAX) break;
+    held.delete(vin);
+  }
   const t3 = performance.now();
   return { results: text, unpackMs, engineMs, packMs: t3 - t2 };
 }
