@@ -183,6 +183,7 @@ export async function benchRules(opts: BenchRulesOptions): Promise<object> {
       }
       if (warm) {
         for (const k of Object.keys(pool.timings) as (keyof typeof pool.timings)[]) pool.timings[k] = 0;
+        for (const k of Object.keys(pool.pins) as (keyof typeof pool.pins)[]) pool.pins[k] = 0;
         continue;
       }
       poolMs += t1 - t0;
@@ -197,6 +198,7 @@ export async function benchRules(opts: BenchRulesOptions): Promise<object> {
     await pool.close();
   }
   const t = pool.timings;
+  const pins = pool.pins;
   const dispatchMs = t.mainPackMs + t.mainUnpackMs + t.workerUnpackMs + t.workerPackMs;
   const poolRate = readings / (poolMs / 1000);
   const localRate = readings / (localMs / 1000);
@@ -229,6 +231,8 @@ export async function benchRules(opts: BenchRulesOptions): Promise<object> {
       workerPack: Math.round(t.workerPackMs),
       workerEngine: Math.round(t.workerEngineMs),
     },
+    /** States and profiles sent to the workers vs left pinned there, over the measured rounds. */
+    pins: { ...pins },
     detectorFailures: poolFailures,
     sameEvents: poolEvents === localEvents,
     target,

@@ -222,7 +222,9 @@ export class RulesRunner {
           item.storeRecords(ids);
         }
         const profile = profiles[i];
-        const state: VehicleRuleState = { ...r.state, journalId: item.journalId ?? this.cache.get(item.vin)?.journalId };
+        // in place, not a copy: the pool knows its worker holds this object's state (rules/pool.ts)
+        const state: VehicleRuleState = r.state;
+        state.journalId = item.journalId ?? this.cache.get(item.vin)?.journalId;
         states.push(state);
         const promptEvents: RuleEvent[] = [];
         let segments: Segments | undefined;

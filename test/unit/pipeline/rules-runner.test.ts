@@ -232,6 +232,30 @@ describe('RulesRunner', () => {
       expect(r.latest(VIN_A)?.[VSS.soc]).toBe(40);
     });
 
+    it.each(failures)('%s after an earlier commit: the retry runs on the committed state, as a run that never failed', async (_, wrap) => {
+      // the worker holds the state of the failed run (ahead of the commit); it must not be used
+      const first = () => entry(1, VIN_A, [parked(T0, 60)]);
+      const second = () => entry(2, VIN_A, [parked(T0 + MIN, 15), charging(T0 + 2 * MIN, 16)]);
+      const outcome = async (fail: boolean) => {
+        const stores = createMemoryStores();
+        await stores.vehicles.upsert(VIN_A, bev(), T0);
+        const armed = { on: false };
+        const r = await runner(wrap(stores, armed), { webhookUrls: [HOOK] });
+        await r.applyEntries([first()]);
+        armed.on = fail;
+        if (fail) await expect(r.applyEntries([second()])).rejects.toThrow(/disk full|commit failed/);
+        armed.on = false;
+        const changes = await r.applyEntries([second()]);
+        return {
+          changes: changes.map((c) => [c.prompt.kind, c.step]),
+          state: await stores.ruleStates.load(VIN_A),
+        };
+      };
+      const failed = await outcome(true);
+      expect(failed.changes).toContainEqual(['charging.low_soc', 'created']);
+      expect(failed).toEqual(await outcome(false));
+    });
+
     it.each(failures)('%s: a service visit is neither stored nor applied, and a retry does both once', async (_, wrap) => {
       const stores = createMemoryStores();
       await stores.vehicles.upsert(VIN_A, bev(), T0);
