@@ -6,31 +6,10 @@
 import type { IConversionOptions } from 'protobufjs';
 import { checkSamplingPolicy } from './checks.js';
 import type { AgentStatus, HmiPrompt, PromptAck, SamplingPolicy, Severity, SignalValue, TelemetryBatch } from './domain.js';
+import { CodecError, SIZE_LIMITS, type PayloadKind } from './codec-limits.js';
 import { odopulse } from './gen/odopulse.js';
 
-/** Size limit per payload kind, checked before decoding. */
-export const SIZE_LIMITS = {
-  telemetry: 256 * 1024,
-  status: 4 * 1024,
-  prompt: 16 * 1024,
-  ack: 1024,
-  config: 64 * 1024,
-} as const;
-export type PayloadKind = keyof typeof SIZE_LIMITS;
-
-export type CodecFailure = 'oversized' | 'malformed' | 'invalid';
-
-/** A payload that cannot be accepted; `reason` is what the dead-letter store records. */
-export class CodecError extends Error {
-  constructor(
-    readonly kind: PayloadKind,
-    readonly failure: CodecFailure,
-    message: string,
-  ) {
-    super(`${kind}: ${failure}: ${message}`);
-    this.name = 'CodecError';
-  }
-}
+export { CodecError, SIZE_LIMITS, type CodecFailure, type PayloadKind } from './codec-limits.js';
 
 const pb = odopulse.v1;
 interface StaticType<M> {
