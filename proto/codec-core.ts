@@ -2,7 +2,8 @@
 // the .proto files (proto/gen/, scripts/gen-proto.mjs; only protobufjs/minimal is loaded), every
 // encoder, and the config decoder, whose policy is checked by hand (checks.ts). codec.ts is the
 // codec: it re-exports all of this and adds the cloud side's decoders, validated with zod. The
-// agent imports this module alone, so a car never loads zod or parses a .proto file.
+// agent does not import it: agent-wire.ts and agent-config-wire.ts write and read the agent's three
+// messages by hand, proved to give the same bytes and policies, so a car never loads protobufjs.
 import type { IConversionOptions } from 'protobufjs';
 import { checkSamplingPolicy } from './checks.js';
 import type { AgentStatus, HmiPrompt, PromptAck, SamplingPolicy, Severity, SignalValue, TelemetryBatch } from './domain.js';
