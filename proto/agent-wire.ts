@@ -1,5 +1,5 @@
 // The agent's encoders, by hand: TelemetryBatch and AgentStatus without protobufjs (it and `long`
-// cost the agent ≈ 4.5 MB of RSS for three messages; agent-config-wire.ts decodes the third). The
+// cost the agent 2–3 MB of RSS for three messages; agent-config-wire.ts decodes the third). The
 // bytes are exactly those codec-core.ts (protobufjs, kept for the cloud side) writes for the same
 // objects: test/unit/agent-wire-equivalence.test.ts. Field numbers and types: odopulse/v1/*.proto.
 import { CodecError, SIZE_LIMITS, type PayloadKind } from './codec-limits.js';
