@@ -4,7 +4,8 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fs } from './builtins.js';
-import { CodecError, encodeTelemetryBatch } from '../proto/codec-core.js';
+import { encodeTelemetryBatch } from '../proto/agent-wire.js';
+import { CodecError } from '../proto/codec-limits.js';
 import type { Sample } from '../proto/domain.js';
 import { PACKAGE_VERSION } from '../proto/paths.js';
 import { AgentOptionsSchema, defaultSpoolDir, type AgentOptions, type ResolvedAgentOptions } from './options.js';

@@ -1,7 +1,8 @@
 // The sampling policy: a local default, replaced at run time by the versioned policy the cloud
 // publishes (retained) on `${prefix}/vehicles/${vin}/config`. An invalid policy is counted,
 // logged and ignored: the last good one stays in force.
-import { CodecError, decodeAgentConfig } from '../proto/codec-core.js';
+import { decodeAgentConfig } from '../proto/agent-config-wire.js';
+import { CodecError } from '../proto/codec-limits.js';
 import { checkSamplingPolicy, parseSamplingPolicy } from '../proto/checks.js';
 import type { SamplingPolicy } from '../proto/domain.js';
 import { VSS } from '../proto/signals.js';

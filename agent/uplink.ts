@@ -3,7 +3,7 @@
 // subscription, and the in-order, rate-limited flush of the spool. A spooled batch is acked in
 // the spool only from mqtt.js's publish callback, i.e. after the broker's PUBACK.
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { encodeAgentStatus, encodeTelemetryBatch } from '../proto/codec-core.js';
+import { encodeAgentStatus, encodeTelemetryBatch } from '../proto/agent-wire.js';
 import type { AgentStatus } from '../proto/domain.js';
 import { connectMqtt } from './mqtt-connect.js';
 import type { Spool } from './spool.js';

@@ -2,35 +2,15 @@
 // the .proto files (proto/gen/, scripts/gen-proto.mjs; only protobufjs/minimal is loaded), every
 // encoder, and the config decoder, whose policy is checked by hand (checks.ts). codec.ts is the
 // codec: it re-exports all of this and adds the cloud side's decoders, validated with zod. The
-// agent imports this module alone, so a car never loads zod or parses a .proto file.
+// agent does not import it: agent-wire.ts and agent-config-wire.ts write and read the agent's three
+// messages by hand, proved to give the same bytes and policies, so a car never loads protobufjs.
 import type { IConversionOptions } from 'protobufjs';
 import { checkSamplingPolicy } from './checks.js';
 import type { AgentStatus, HmiPrompt, PromptAck, SamplingPolicy, Severity, SignalValue, TelemetryBatch } from './domain.js';
+import { CodecError, SIZE_LIMITS, type PayloadKind } from './codec-limits.js';
 import { odopulse } from './gen/odopulse.js';
 
-/** Size limit per payload kind, checked before decoding. */
-export const SIZE_LIMITS = {
-  telemetry: 256 * 1024,
-  status: 4 * 1024,
-  prompt: 16 * 1024,
-  ack: 1024,
-  config: 64 * 1024,
-} as const;
-export type PayloadKind = keyof typeof SIZE_LIMITS;
-
-export type CodecFailure = 'oversized' | 'malformed' | 'invalid';
-
-/** A payload that cannot be accepted; `reason` is what the dead-letter store records. */
-export class CodecError extends Error {
-  constructor(
-    readonly kind: PayloadKind,
-    readonly failure: CodecFailure,
-    message: string,
-  ) {
-    super(`${kind}: ${failure}: ${message}`);
-    this.name = 'CodecError';
-  }
-}
+export { CodecError, SIZE_LIMITS, type CodecFailure, type PayloadKind } from './codec-limits.js';
 
 const pb = odopulse.v1;
 interface StaticType<M> {
