@@ -13,6 +13,7 @@ import { readingsOfBatch } from '../journal/readings.js';
 import type { Metrics } from '../metrics.js';
 import type { PromptChange, Stores, VehicleSequence } from '../store/ports.js';
 import { asStorageWriteError, StorageWriteError } from '../store/storage-errors.js';
+import { PresenceWriter } from './presence.js';
 import type { InboundHandlers } from './topics.js';
 
 export interface InboundDeps {
@@ -168,6 +169,7 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers & Inbo
   void save([...deps.journal.sequences()]);
   const telemetryOrder = perVehicle();
   const controlOrder = perVehicle();
+  const presence = new PresenceWriter(deps.stores);
 
   /** Dead-letter a batch's samples refused for their time; the payload is those samples as a batch of their own. */
   async function deadLetterSamples(
@@ -270,11 +272,7 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers & Inbo
         try {
           const s = decodeAgentStatus(payload);
           if (s.vin !== vin) throw new CodecError('status', 'invalid', `vin ${s.vin} does not match topic vin ${vin}`);
-          await deps.stores.vehicles.setOnline(vin, s.online, {
-            agentVersion: s.agentVersion,
-            configVersion: s.configVersion,
-            at,
-          });
+          await presence.write(vin, s.online, { agentVersion: s.agentVersion, configVersion: s.configVersion, at });
           if (s.online) deps.onOnline(vin);
         } catch (err) {
           await deadLetter('status', vin, clientId, err, payload);
