@@ -18,6 +18,7 @@ const CONSOLE_FILES: Record<string, string> = {
   'app.css': 'text/css; charset=utf-8',
   'i18n.js': 'text/javascript; charset=utf-8',
   'vehicle.js': 'text/javascript; charset=utf-8',
+  'vehicle-charts.js': 'text/javascript; charset=utf-8',
   'signin.js': 'text/javascript; charset=utf-8',
   'alerts.js': 'text/javascript; charset=utf-8',
   'campaigns.js': 'text/javascript; charset=utf-8',

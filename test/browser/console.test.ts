@@ -210,6 +210,14 @@ describe.skipIf(!hasChromium())('advisor console in Chromium', () => {
     expect(await page.locator('[data-testid="segment-stage"]').textContent()).toBe('Active owner');
     for (const key of ['odometer', 'soc', 'voltage12v']) await page.locator(`[data-testid="chart-${key}"] canvas`).first().waitFor();
     expect(await page.locator('[data-testid="vehicle-prompts"] [data-testid="alert-item"]').count()).toBe(1);
+    // another range: the charts are drawn again for it (vehicle-charts.js), one plot each
+    await page.click('[data-testid="chart-range"] [data-range="7d"]');
+    await page.locator('[data-testid="chart-range"] [data-range="7d"][aria-selected="true"]').waitFor();
+    for (const key of ['odometer', 'soc', 'voltage12v']) await page.locator(`[data-testid="chart-${key}"] canvas`).first().waitFor();
+    expect(await page.locator('[data-testid="vehicle-charts"] .uplot').count()).toBe(3);
+    await page.click('[data-testid="chart-range"] [data-range="30d"]');
+    await page.locator('[data-testid="chart-range"] [data-range="30d"][aria-selected="true"]').waitFor();
+    for (const key of ['odometer', 'soc', 'voltage12v']) await page.locator(`[data-testid="chart-${key}"] canvas`).first().waitFor();
     await page.screenshot({ path: join(ARTIFACTS, 'console-vehicle.png'), fullPage: true });
   });
 

@@ -1,13 +1,7 @@
 // Vehicle page of the advisor console: profile, online status, lifecycle segments, latest
-// readings, open alerts, service visits and uPlot charts of odometer, charge and 12 V voltage.
+// readings, open alerts, service visits and the charts (vehicle-charts.js).
 (function () {
   'use strict';
-  const RANGES = { '7d': { ms: 7 * 864e5, every: '1h' }, '30d': { ms: 30 * 864e5, every: '6h' }, '90d': { ms: 90 * 864e5, every: '1d' } };
-  const CHARTS = [
-    { key: 'odometer', signal: 'Vehicle.TraveledDistance', color: '#2563eb', digits: 0 },
-    { key: 'soc', signal: 'Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed', color: '#059669', digits: 0 },
-    { key: 'voltage12v', signal: 'Vehicle.LowVoltageBattery.CurrentVoltage', color: '#d97706', digits: 2 },
-  ];
   const LATEST = [
     ['Vehicle.TraveledDistance', 'km', 0],
     ['Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed', '%', 0],
@@ -19,19 +13,13 @@
     ['Vehicle.Powertrain.TractionBattery.Charging.IsCharging', '', 0],
   ];
   let ctx = null;
+  let charts = null;
   let vin = null;
   let vehicle = null;
   let prompts = [];
-  let range = '30d';
-  let charts = [];
   let seq = 0;
 
   const body = () => document.getElementById('vehicle-body');
-
-  function destroyCharts() {
-    for (const c of charts) c.plot.destroy();
-    charts = [];
-  }
 
   function card(title, testid, ...children) {
     const { h } = ctx;
@@ -243,98 +231,10 @@
     return c;
   }
 
-  function chartsCard() {
-    const { h, t } = ctx;
-    const tabs = h(
-      'div',
-      { class: 'tabs small', 'data-testid': 'chart-range' },
-      Object.keys(RANGES).map((r) =>
-        h('button', {
-          type: 'button',
-          'aria-selected': String(r === range),
-          'data-range': r,
-          text: t('range.' + r),
-          onclick: () => {
-            range = r;
-            render();
-          },
-        }),
-      ),
-    );
-    return h(
-      'section',
-      { class: 'card card-wide', 'data-testid': 'vehicle-charts' },
-      h('div', { class: 'card-head' }, h('h3', { class: 'card-title', text: t('vehicle.charts') }), tabs),
-      h(
-        'div',
-        { class: 'charts' },
-        CHARTS.map((c) =>
-          h(
-            'figure',
-            { class: 'chart' },
-            h('figcaption', { text: t('chart.' + c.key) }),
-            h('div', { class: 'chart-box', id: 'chart-' + c.key, 'data-testid': 'chart-' + c.key }),
-          ),
-        ),
-      ),
-    );
-  }
-
-  async function drawCharts(v, mySeq) {
-    const { api, t, h } = ctx;
-    // Anchor on the vehicle's last report: replays and simulations run on their own clock.
-    const to = v.latest ? v.latest.ts + 1 : Date.now();
-    const from = to - RANGES[range].ms;
-    await Promise.all(
-      CHARTS.map(async (c) => {
-        const box = document.getElementById('chart-' + c.key);
-        let points = [];
-        try {
-          const q = new URLSearchParams({ signal: c.signal, from: String(from), to: String(to), every: RANGES[range].every });
-          points = (await api('/api/v1/vehicles/' + v.vin + '/telemetry?' + q)).points.filter((p) => typeof p.value === 'number');
-        } catch {
-          points = [];
-        }
-        if (mySeq !== seq || !box) return;
-        if (!points.length) {
-          box.replaceChildren(h('p', { class: 'chart-empty', 'data-testid': 'chart-empty', text: t('chart.noData') }));
-          return;
-        }
-        box.replaceChildren();
-        const grid = { stroke: '#eef0f4', width: 1 };
-        const axis = { stroke: '#6b7280', grid, ticks: { stroke: '#e5e7eb' }, font: '11px system-ui, sans-serif' };
-        const plot = new uPlot(
-          {
-            width: Math.max(260, box.clientWidth),
-            height: 190,
-            legend: { show: false },
-            cursor: { drag: { x: false, y: false } },
-            scales: { x: { time: true } },
-            axes: [axis, Object.assign({}, axis, { size: 56, values: (_u, vals) => vals.map((x) => fmtValue(x, '', c.digits)) })],
-            series: [
-              {},
-              {
-                label: t('chart.' + c.key),
-                stroke: c.color,
-                width: 2,
-                fill: c.color + '1f',
-                spanGaps: true,
-                points: { show: points.length < 40 },
-              },
-            ],
-          },
-          [points.map((p) => p.ts / 1000), points.map((p) => p.value)],
-          box,
-        );
-        charts.push({ plot, box });
-      }),
-    );
-  }
-
   function render() {
     if (!vehicle) return;
     const { h } = ctx;
-    destroyCharts();
+    charts.destroy();
     const mySeq = ++seq;
     body().replaceChildren(
       header(vehicle),
@@ -344,12 +244,12 @@
         profileCard(vehicle),
         segmentsCard(vehicle),
         latestCard(vehicle),
-        chartsCard(),
+        charts.card(() => render()),
         promptsCard(),
         serviceCard(vehicle),
       ),
     );
-    drawCharts(vehicle, mySeq);
+    void charts.draw(vehicle, () => mySeq === seq);
   }
 
   async function loadPrompts(v) {
@@ -362,7 +262,7 @@
     const mySeq = ++seq;
     vin = v;
     vehicle = null;
-    destroyCharts();
+    charts.destroy();
     body().replaceChildren(h('p', { class: 'muted', text: t('vehicle.loading') }));
     try {
       const [detail] = await Promise.all([api('/api/v1/vehicles/' + encodeURIComponent(v)), loadPrompts(v)]);
@@ -386,20 +286,17 @@
     if (old) old.replaceWith(promptsCard());
   }
 
-  window.addEventListener('resize', () => {
-    for (const c of charts) c.plot.setSize({ width: Math.max(260, c.box.clientWidth), height: 190 });
-  });
-
   window.OdoVehicle = {
     init: (c) => {
       ctx = c;
+      charts = window.OdoVehicleCharts(c, fmtValue);
     },
     show,
     hide: () => {
       seq++;
       vin = null;
       vehicle = null;
-      destroyCharts();
+      charts.destroy();
     },
     rerender: () => render(),
     onPrompt,
