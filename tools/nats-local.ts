@@ -68,7 +68,7 @@ export interface Jsz {
   meta_cluster?: { name?: string; leader?: string; cluster_size?: number; replicas?: { name: string; current: boolean }[] };
 }
 
-/** Poll `ready` until it resolves true; a throw counts as not yet, except at the deadline (its message is kept). */
+/** Poll `ready` until it resolves true; a throw counts as not yet (its message is kept for the timeout), unless marked fatal. */
 async function waitUntil(ready: () => Promise<boolean>, o: { timeoutMs: number; intervalMs: number; what: string }): Promise<void> {
   const deadline = Date.now() + o.timeoutMs;
   let last = 'no attempt finished';
@@ -77,6 +77,7 @@ async function waitUntil(ready: () => Promise<boolean>, o: { timeoutMs: number; 
       if (await ready()) return;
       last = 'not yet';
     } catch (err) {
+      if ((err as { fatal?: boolean }).fatal) throw err;
       last = (err as Error).message;
     }
     if (Date.now() >= deadline) throw new Error(`timed out after ${o.timeoutMs} ms waiting for ${o.what}; last: ${last}`);
@@ -98,42 +99,45 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   const nodes: NatsNode[] = [];
   for (let i = 0; i < n; i++) {
     const storeDir = join(dir, `n${i}`);
-    mkdirSync(storeDir);
-    const port = await freePort();
-    nodes.push({
-      name: `n${i}`,
-      url: `nats://127.0.0.1:${port}`,
-      port,
-      clusterPort: await freePort(),
-      monitorPort: await freePort(),
-      storeDir,
-    });
+    nodes.push({ name: `n${i}`, url: '', port: 0, clusterPort: 0, monitorPort: 0, storeDir });
   }
   const confOf = (i: number) => join(dir, `n${i}.conf`);
   const logOf = (i: number) => join(dir, `n${i}.log`);
-  for (const [i, node] of nodes.entries()) {
-    const lines = [
-      `server_name: "${node.name}"`,
-      `listen: "127.0.0.1:${node.port}"`,
-      `http: "127.0.0.1:${node.monitorPort}"`,
-      'jetstream {',
-      `  store_dir: "${node.storeDir}"`,
-      '  max_memory_store: 256MB',
-      '  max_file_store: 4GB',
-      '}',
-    ];
-    if (n > 1) {
-      const routes = nodes.filter((_, j) => j !== i).map((o) => `"nats-route://127.0.0.1:${o.clusterPort}"`);
-      lines.push(
-        'cluster {',
-        '  name: "odopulse-test"',
-        `  listen: "127.0.0.1:${node.clusterPort}"`,
-        `  routes: [${routes.join(', ')}]`,
-        '}',
-      );
+  // Fresh ports, empty store dirs and logs, and the config files (again on a retry).
+  const configure = async () => {
+    for (const node of nodes) {
+      node.port = await freePort();
+      node.url = `nats://127.0.0.1:${node.port}`;
+      node.clusterPort = await freePort();
+      node.monitorPort = await freePort();
+      rmSync(node.storeDir, { recursive: true, force: true });
+      mkdirSync(node.storeDir);
     }
-    writeFileSync(confOf(i), lines.join('\n') + '\n');
-  }
+    for (const [i, node] of nodes.entries()) {
+      rmSync(logOf(i), { force: true });
+      const lines = [
+        `server_name: "${node.name}"`,
+        `listen: "127.0.0.1:${node.port}"`,
+        `http: "127.0.0.1:${node.monitorPort}"`,
+        'jetstream {',
+        `  store_dir: "${node.storeDir}"`,
+        '  max_memory_store: 256MB',
+        '  max_file_store: 4GB',
+        '}',
+      ];
+      if (n > 1) {
+        const routes = nodes.filter((_, j) => j !== i).map((o) => `"nats-route://127.0.0.1:${o.clusterPort}"`);
+        lines.push(
+          'cluster {',
+          '  name: "odopulse-test"',
+          `  listen: "127.0.0.1:${node.clusterPort}"`,
+          `  routes: [${routes.join(', ')}]`,
+          '}',
+        );
+      }
+      writeFileSync(confOf(i), lines.join('\n') + '\n');
+    }
+  };
 
   const procs: (ChildProcess | undefined)[] = new Array(n).fill(undefined);
   const alive = (p: ChildProcess | undefined): boolean => !!p && p.exitCode === null && p.signalCode === null;
@@ -155,18 +159,22 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   };
   const healthz = (i: number) => getJson<{ status: string; error?: string }>(`http://127.0.0.1:${nodes[i].monitorPort}/healthz`);
   const jsz = (i: number) => getJson<Jsz>(`http://127.0.0.1:${nodes[i].monitorPort}/jsz`);
-  const healthy = async (i: number) => {
+  const healthy = async (i: number, failIfExited: boolean) => {
     const p = procs[i];
-    if (!alive(p))
-      throw new Error(`nats node ${i} is not running (${p?.exitCode ?? p?.signalCode ?? 'not started'}):\n${log(i).slice(-2000)}`);
+    if (!alive(p)) {
+      const e = new Error(`nats node ${i} is not running (${p?.exitCode ?? p?.signalCode ?? 'not started'}):\n${log(i).slice(-2000)}`);
+      // a node that exited while starting will not become healthy: no need to wait out the timeout
+      if (failIfExited && p) throw Object.assign(e, { fatal: true });
+      throw e;
+    }
     const h = await healthz(i);
     if (h.status !== 'ok') return false;
     if (n === 1) return true;
     const j = await jsz(i);
     return !!j.meta_cluster?.leader;
   };
-  const waitNodes = async (which: number[], timeoutMs: number) => {
-    await waitUntil(async () => (await Promise.all(which.map(healthy))).every(Boolean), {
+  const waitNodes = async (which: number[], timeoutMs: number, o: { failIfExited?: boolean } = {}) => {
+    await waitUntil(async () => (await Promise.all(which.map((i) => healthy(i, o.failIfExited ?? false)))).every(Boolean), {
       timeoutMs,
       intervalMs: 100,
       what: `nats node(s) ${which.join(', ')} healthy (/healthz ok, a meta leader)`,
@@ -186,14 +194,22 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
     rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', cleanup);
-  try {
-    for (let i = 0; i < n; i++) spawnNode(i);
-    await waitNodes([...nodes.keys()], readyTimeoutMs);
-  } catch (err) {
-    const logs = nodes.map((_, i) => `--- n${i}\n${log(i).slice(-1500)}`).join('\n');
-    cleanup();
-    process.removeListener('exit', cleanup);
-    throw new Error(`${(err as Error).message}\n${logs}`);
+  // A free port can be taken by another process between freePort() and nats-server's bind (tests
+  // run in parallel): such a start is tried again on new ports, like tools/postgres-local.ts does.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await configure();
+      for (let i = 0; i < n; i++) spawnNode(i);
+      await waitNodes([...nodes.keys()], readyTimeoutMs, { failIfExited: true });
+      break;
+    } catch (err) {
+      const logs = nodes.map((_, i) => `--- n${i}\n${log(i).slice(-1500)}`).join('\n');
+      await Promise.all(nodes.map((_, i) => stopProc(i, 'SIGKILL')));
+      if (/address already in use/i.test(logs) && attempt < 5) continue;
+      cleanup();
+      process.removeListener('exit', cleanup);
+      throw new Error(`${(err as Error).message}\n${logs}`);
+    }
   }
   return {
     urls: nodes.map((x) => x.url),
