@@ -14,10 +14,12 @@ export interface LaneItem {
 }
 
 /**
- * A lane's readings as float64s: per reading ts, signal count, (path index, encoded value)
- * pairs, DTC-list index or -1. Enums travel as their index, booleans as 0/1; anything the table
- * does not describe goes to `extras` by name. Everything else (VINs, states, profiles, DTC
- * lists) is one JSON string. No per-reading objects are cloned across the thread boundary.
+ * A lane's readings as float64s: per reading ts, shape number, DTC-list index or -1, then the
+ * values of the shape's signals. A shape is one sequence of table signals (a vehicle sends the
+ * same ones reading after reading), listed once per lane in `meta.shapes`, so neither side looks
+ * at signal names per value. Numbers travel as themselves (NaN and ±Infinity exactly), enums as
+ * their index, booleans as 0/1; anything the table does not describe goes to `extras` by name.
+ * Everything else (VINs, states, profiles, DTC lists) is one JSON string.
  */
 export interface PackedLane {
   buf: ArrayBuffer;
@@ -56,41 +58,89 @@ interface LaneMeta {
     expect: number,
   ][];
   dtcs: string[][];
+  /** Per shape number, its signals as indices into SIGNAL_PATHS. */
+  shapes: number[][];
   /** [reading number in the lane, signal name, value] for signals outside the table. */
   extras: [number, string, unknown][];
 }
 
+const PATHS = SIGNAL_PATHS.length;
 const PATH_INDEX = new Map<string, number>(SIGNAL_PATHS.map((p, i) => [p, i]));
 const KIND = SIGNAL_PATHS.map((p) => SIGNALS[p].kind);
 const ENUM_VALUES = SIGNAL_PATHS.map((p) => (SIGNALS[p].values ?? []) as readonly string[]);
+/** Floats per reading: ts, shape, DTC index, then at most every table signal once. */
+const HEAD = 3;
+const PER_READING_MAX = HEAD + PATHS;
 
-/** The value as a float64, or NaN when it does not fit the table (then it travels by name). */
-function encodeValue(idx: number, v: unknown): number {
-  const kind = KIND[idx];
-  if (kind === 'number') return typeof v === 'number' ? v : Number.NaN;
-  if (kind === 'boolean') return v === true ? 1 : v === false ? 0 : Number.NaN;
-  const i = typeof v === 'string' ? ENUM_VALUES[idx].indexOf(v) : -1;
-  return i >= 0 ? i : Number.NaN;
+/**
+ * Shapes are found by walking a trie, one step per signal, each node remembering the child taken
+ * last: readings repeat their vehicle's keys in the same order, so a step is mostly one string
+ * identity check, with no name lookup or signature built per value. A node gets a shape number
+ * the first time a lane ends a reading on it.
+ */
+interface ShapeNode {
+  /** The signal this step adds (a SIGNAL_PATHS index; -1 at the root) and its kind. */
+  key: string;
+  idx: number;
+  kind: string;
+  values: readonly string[];
+  kids: ShapeNode[];
+  last: ShapeNode | undefined;
+  path: number[];
+  lane: number;
+  shape: number;
+}
+function newNode(parent: ShapeNode | undefined, idx: number): ShapeNode {
+  const known = idx >= 0;
+  return {
+    key: known ? SIGNAL_PATHS[idx] : '',
+    idx,
+    kind: known ? KIND[idx] : '',
+    values: known ? ENUM_VALUES[idx] : [],
+    kids: [],
+    last: undefined,
+    path: parent ? [...parent.path, idx] : [],
+    lane: 0,
+    shape: 0,
+  };
+}
+let root = newNode(undefined, -1);
+let nodes = 0;
+/** Bound on the trie (signals in every order would be PATHS! shapes): past it, start afresh. */
+const NODES_MAX = 4096;
+let laneNo = 0;
+
+/** The step from `node` for signal name k, or undefined when k is not in the table. */
+function stepFor(node: ShapeNode, k: string): ShapeNode | undefined {
+  for (const kid of node.kids) if (kid.key === k) return (node.last = kid);
+  const idx = PATH_INDEX.get(k);
+  if (idx === undefined) return undefined;
+  const kid = newNode(node, idx);
+  node.kids.push(kid);
+  nodes++;
+  return (node.last = kid);
 }
 
-function decodeValue(idx: number, x: number): unknown {
-  const kind = KIND[idx];
-  if (kind === 'number') return x;
-  if (kind === 'boolean') return x === 1;
-  return ENUM_VALUES[idx][x];
+/** The value as a float64, or undefined when it does not fit the table (it travels by name). */
+function encodeValue(node: ShapeNode, v: unknown): number | undefined {
+  const kind = node.kind;
+  if (kind === 'number') return typeof v === 'number' ? v : undefined;
+  if (kind === 'boolean') return v === true ? 1 : v === false ? 0 : undefined;
+  const i = typeof v === 'string' ? node.values.indexOf(v) : -1;
+  return i >= 0 ? i : undefined;
 }
-
-const PER_READING_MAX = 3 + 2 * SIGNAL_PATHS.length;
-const keyAt: string[] = new Array<string>(SIGNAL_PATHS.length).fill('');
-const idxAt: number[] = new Array<number>(SIGNAL_PATHS.length).fill(0);
 
 export function packLane(items: LaneItem[], pins?: readonly (LanePin | undefined)[]): PackedLane {
-  // One pass: a reading takes at most PER_READING_MAX floats (each table signal once), so the
-  // buffer is sized from a typical reading and grown in the rare case it runs short.
   let count = 0;
   for (const it of items) count += it.readings.length;
-  let f = new Float64Array(Math.max(PER_READING_MAX, count * 19));
-  const meta: LaneMeta = { items: new Array(items.length), dtcs: [], extras: [] };
+  // sized for the worst case, so the loop never checks: a few MB at most, zero-filled, moved
+  const f = new Float64Array(Math.max(1, count * PER_READING_MAX));
+  const meta: LaneMeta = { items: new Array(items.length), dtcs: [], shapes: [], extras: [] };
+  const lane = ++laneNo;
+  if (nodes > NODES_MAX) {
+    root = newNode(undefined, -1);
+    nodes = 0;
+  }
   let o = 0;
   let ri = 0;
   for (let i = 0; i < items.length; i++) {
@@ -98,38 +148,29 @@ export function packLane(items: LaneItem[], pins?: readonly (LanePin | undefined
     const rs = it.readings;
     for (let j = 0; j < rs.length; j++) {
       const r = rs[j];
-      if (o + PER_READING_MAX > f.length) {
-        const grown = new Float64Array(f.length * 2);
-        grown.set(f);
-        f = grown;
-      }
       const sig = r.signals as Record<string, unknown>;
-      f[o++] = r.ts;
-      const countAt = o++;
-      let n = 0;
+      f[o] = r.ts;
+      f[o + 2] = r.dtcs ? meta.dtcs.push(r.dtcs) - 1 : -1;
+      let node = root;
+      let v0 = o + HEAD;
       for (const k in sig) {
-        // Readings repeat the same keys in the same order: a position cache skips the hash lookup.
-        let idx: number | undefined;
-        if (keyAt[n] === k) idx = idxAt[n];
-        else {
-          idx = PATH_INDEX.get(k);
-          if (idx !== undefined && n < keyAt.length) {
-            keyAt[n] = k;
-            idxAt[n] = idx;
-          }
-        }
         const v = sig[k];
-        const x = idx === undefined ? Number.NaN : encodeValue(idx, v);
-        if (x === x) {
-          f[o++] = idx!;
-          f[o++] = x;
-          n++;
-        } else {
+        let next = node.last;
+        if (next === undefined || next.key !== k) next = stepFor(node, k);
+        const x = next === undefined ? undefined : encodeValue(next, v);
+        if (x === undefined) {
           meta.extras.push([ri, k, v]);
+          continue;
         }
+        f[v0++] = x;
+        node = next!;
       }
-      f[countAt] = n;
-      f[o++] = r.dtcs ? meta.dtcs.push(r.dtcs) - 1 : -1;
+      if (node.lane !== lane) {
+        node.lane = lane;
+        node.shape = meta.shapes.push(node.path) - 1;
+      }
+      f[o + 1] = node.shape;
+      o = v0;
       ri++;
     }
     const pin = pins?.[i];
@@ -147,51 +188,30 @@ export function packLane(items: LaneItem[], pins?: readonly (LanePin | undefined
 }
 
 /**
- * Signal objects are rebuilt by a small generated function per key sequence (a vehicle sends
- * the same signals reading after reading): one object literal with a stable shape instead of a
- * chain of keyed stores, which dominated unpacking. Keys come only from the static signal table.
+ * A shape's signals object is built by a small generated function reading the floats directly:
+ * one object literal with a stable shape instead of a chain of keyed stores, which dominated
+ * unpacking. Keys come only from the static signal table, the code only from indices.
  */
-type BuildSignals = (v: unknown[]) => Record<string, unknown>;
-const builders = new Map<number, BuildSignals>();
+type BuildSignals = (f: Float64Array, o: number, e: readonly (readonly string[])[]) => Record<string, unknown>;
+const builders = new Map<string, BuildSignals>();
 const BUILDERS_MAX = 1024;
-const scratchIdx: number[] = new Array<number>(SIGNAL_PATHS.length).fill(0);
-const scratchVal: unknown[] = new Array<unknown>(SIGNAL_PATHS.length).fill(undefined);
-const RADIX = SIGNAL_PATHS.length + 1;
 
-function builderFor(signature: number, n: number): BuildSignals | undefined {
-  let b = builders.get(signature);
-  if (b || builders.size >= BUILDERS_MAX) return b;
-  const fields: string[] = [];
-  for (let i = 0; i < n; i++) fields.push(`${JSON.stringify(SIGNAL_PATHS[scratchIdx[i]])}: v[${i}]`);
-  b = new Function('v', `return { ${fields.join(', ')} };`) as BuildSignals;
-  builders.set(signature, b);
-  return b;
+function valueCode(idx: number, at: string): string {
+  const kind = KIND[idx];
+  if (kind === 'number') return at;
+  if (kind === 'boolean') return `${at} === 1`;
+  return `e[${idx}][${at}]`;
 }
 
-/** Decode n (path index, value) pairs at o into a signals object. */
-function decodeSignals(f: Float64Array, o: number, n: number): Record<string, unknown> {
-  if (n <= SIGNAL_PATHS.length) {
-    let signature = 0;
-    let ok = true;
-    for (let s = 0; s < n; s++) {
-      const idx = f[o + 2 * s];
-      if (!(idx >= 0 && idx < SIGNAL_PATHS.length && Number.isInteger(idx))) {
-        ok = false;
-        break;
-      }
-      scratchIdx[s] = idx;
-      scratchVal[s] = decodeValue(idx, f[o + 2 * s + 1]);
-      signature = signature * RADIX + idx + 1;
-    }
-    const build = ok ? builderFor(signature, n) : undefined;
-    if (build) return build(scratchVal);
-  }
-  const signals: Record<string, unknown> = {};
-  for (let s = 0; s < n; s++) {
-    const idx = f[o + 2 * s];
-    signals[SIGNAL_PATHS[idx]] = decodeValue(idx, f[o + 2 * s + 1]);
-  }
-  return signals;
+function builderFor(path: readonly number[]): BuildSignals {
+  const key = path.join(',');
+  let b = builders.get(key);
+  if (b) return b;
+  for (const idx of path) if (!(Number.isInteger(idx) && idx >= 0 && idx < PATHS)) throw new Error(`rules lane: bad signal index ${idx}`);
+  const fields = path.map((idx, s) => `${JSON.stringify(SIGNAL_PATHS[idx])}: ${valueCode(idx, `f[o + ${s}]`)}`);
+  b = new Function('f', 'o', 'e', `return { ${fields.join(', ')} };`) as BuildSignals;
+  if (builders.size < BUILDERS_MAX) builders.set(key, b);
+  return b;
 }
 
 /**
@@ -202,6 +222,8 @@ function decodeSignals(f: Float64Array, o: number, n: number): Record<string, un
 export class LaneReader {
   private readonly meta: LaneMeta;
   private readonly f: Float64Array;
+  private readonly build: BuildSignals[];
+  private readonly widths: number[];
   private readonly extras = new Map<number, [string, unknown][]>();
   private o = 0;
   private ri = 0;
@@ -210,6 +232,8 @@ export class LaneReader {
   constructor(lane: PackedLane) {
     this.meta = JSON.parse(lane.meta) as LaneMeta;
     this.f = new Float64Array(lane.buf, 0, lane.length);
+    this.build = this.meta.shapes.map(builderFor);
+    this.widths = this.meta.shapes.map((p) => p.length);
     for (const [ri, k, v] of this.meta.extras) {
       const list = this.extras.get(ri);
       if (list) list.push([k, v]);
@@ -236,24 +260,22 @@ export class LaneReader {
     if (!entry) return undefined;
     this.next++;
     const [vin, state, profile, tick, records, count, expect] = entry;
-    const f = this.f;
-    const extras = this.extras;
+    const { f, extras, build, widths } = this;
     let o = this.o;
     let ri = this.ri;
     const readings: Reading[] = new Array(count);
     for (let j = 0; j < count; j++) {
-      const ts = f[o++];
-      const n = f[o++];
-      const signals = decodeSignals(f, o, n);
-      o += 2 * n;
+      const shape = f[o + 1];
+      const d = f[o + 2];
+      const signals = build[shape](f, o + HEAD, ENUM_VALUES);
       if (extras.size) {
         const extra = extras.get(ri);
         if (extra) for (const [k, v] of extra) signals[k] = v;
       }
-      const d = f[o++];
-      const r: Reading = { vin, ts, signals: signals as Reading['signals'] };
+      const r: Reading = { vin, ts: f[o], signals: signals as Reading['signals'] };
       if (d >= 0) r.dtcs = this.meta.dtcs[d];
       readings[j] = r;
+      o += HEAD + widths[shape];
       ri++;
     }
     this.o = o;
