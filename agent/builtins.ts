@@ -6,4 +6,11 @@
 // process.getBuiltinModule, exists on every Node 20 release).
 import { createRequire } from 'node:module';
 
-export const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+const require = createRequire(import.meta.url);
+
+export const fs = require('node:fs') as typeof import('node:fs');
+
+/** zlib's crc32 (Node >= 20.15, package.json engines: >= 20.19), node:zlib loaded on the first call. */
+export function zlibCrc32(): (data: Uint8Array) => number {
+  return (require('node:zlib') as typeof import('node:zlib')).crc32;
+}

@@ -40,6 +40,26 @@ describe('spool framing', () => {
     expect(scanRecords(flipped).tornReason).toBe('CRC mismatch');
     expect(scanRecords(Buffer.concat([a, Buffer.from([1, 2, 3])])).tornReason).toBe('short header');
   });
+
+  it("a whole segment (≥ 1 MiB, zlib's crc32) scans the same and stops at the same corrupted record", () => {
+    const recs = Array.from({ length: 400 }, (_, i) =>
+      encodeRecord({ seq: i + 1, bootId: 'b', at: 1, dropped: 0, samples: Array.from({ length: 40 }, (_, k) => plain(i * 40 + k)) }),
+    );
+    const seg = Buffer.concat(recs);
+    expect(seg.length).toBeGreaterThanOrEqual(1024 * 1024);
+    const whole = scanRecords(seg);
+    expect(whole.records).toHaveLength(400);
+    expect(whole.goodEnd).toBe(seg.length);
+    // each record alone takes the JavaScript loop: the same CRCs
+    for (const r of whole.records) expect(scanRecords(seg.subarray(r.offset, r.offset + r.length)).records).toHaveLength(1);
+    const bad = Buffer.from(seg);
+    const at = whole.records[250];
+    bad[at.offset + at.length - 5] ^= 0x01;
+    const scan = scanRecords(bad);
+    expect(scan.tornReason).toBe('CRC mismatch');
+    expect(scan.records).toHaveLength(250);
+    expect(scan.goodEnd).toBe(at.offset);
+  });
 });
 
 describe('Spool', () => {
