@@ -88,6 +88,8 @@ export interface EnsureStreamOptions {
   partitions?: number;
   /** The largest MQTT packet the edge accepts (ODOPULSE_MQTT_MAX_PACKET_BYTES, default its default). */
   maxPacketBytes?: number;
+  /** How long transient failures (no answer in time, no quorum yet) are tried again (default 30 s). */
+  retryForMs?: number;
 }
 
 /** The log is unreachable or did not acknowledge in time: the batch is not stored, so it is not acknowledged either. */
@@ -192,6 +194,21 @@ export class JetStreamTelemetryLog {
    * made otherwise is refused, as is one recorded with another partition count.
    */
   async ensureStream(opts: EnsureStreamOptions): Promise<StreamInfo> {
+    // A cluster that has just elected its meta leader may not answer the first stream request in
+    // time (seen in CI: streams.add timed out on a fresh 3-node cluster). Asked again, info() finds
+    // a stream whose create did happen, and the update below is a no-op.
+    const deadline = Date.now() + (opts.retryForMs ?? 30_000);
+    for (;;) {
+      try {
+        return await this.ensureStreamOnce(opts);
+      } catch (err) {
+        if (!transient(err) || Date.now() >= deadline) throw err;
+        await sleep(250);
+      }
+    }
+  }
+
+  private async ensureStreamOnce(opts: EnsureStreamOptions): Promise<StreamInfo> {
     if (opts.partitions !== undefined && opts.partitions !== this.partitions) {
       throw new Error(`ensureStream: partitions ${opts.partitions} differ from the connection's ${this.partitions}`);
     }

@@ -5,6 +5,7 @@
 // that resolved is in the stream exactly once, none hangs, a reader keeps reading, and the killed
 // node catches up after its restart.
 import { jetstreamManager } from '@nats-io/jetstream';
+import { errors } from '@nats-io/transport-node';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PARTITIONS, fnv1a32, parsePartitions, partitionOf, validatePartitions } from '../../ingest/cluster/partition.js';
@@ -335,6 +336,29 @@ describe.skipIf(!haveNats)('JetStreamTelemetryLog, single server, replicas 1', (
       const got = await readAll(log, p);
       expect(got.map((e) => e.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
       expect(await log.lastSeq((p + 1) % 4)).toBe(0);
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('a stream create whose answer is lost (a timeout, the stream made) is asked again and found', async () => {
+    const log = await JetStreamTelemetryLog.connect({ servers: single.urls.join(','), name: 'lost-answer', partitions: 4 });
+    try {
+      const streams = (
+        log as unknown as { jsm: { streams: { add: (c: unknown) => Promise<unknown>; delete: (n: string) => Promise<boolean> } } }
+      ).jsm.streams;
+      await streams.delete(TELEMETRY_STREAM).catch(() => false);
+      const realAdd = streams.add.bind(streams);
+      let adds = 0;
+      streams.add = async (c: unknown) => {
+        adds++;
+        await realAdd(c);
+        throw new errors.TimeoutError();
+      };
+      const info = await log.ensureStream({ replicas: 1, maxAgeMs: 3_600_000 });
+      expect(adds).toBe(1);
+      expect(info.config.name).toBe(TELEMETRY_STREAM);
+      expect(info.config.max_age).toBe(3_600_000 * 1e6);
     } finally {
       await log.close();
     }
