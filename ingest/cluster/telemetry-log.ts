@@ -121,6 +121,22 @@ function transient(err: unknown): boolean {
   return false;
 }
 
+/** Reads of the stream's state ride out a leader election (4–9 s on 2.9) before they give up. */
+const STATE_RETRY_MS = 15_000;
+
+/** `fn` again after a transient failure, until `forMs` have passed (then its last error). */
+async function retryTransient<T>(fn: () => Promise<T>, forMs: number): Promise<T> {
+  const deadline = Date.now() + forMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!transient(err) || Date.now() >= deadline) throw err;
+      await sleep(250);
+    }
+  }
+}
+
 export class JetStreamTelemetryLog {
   readonly partitions: number;
   private readonly appendTimeoutMs: number;
@@ -197,15 +213,7 @@ export class JetStreamTelemetryLog {
     // A cluster that has just elected its meta leader may not answer the first stream request in
     // time (seen in CI: streams.add timed out on a fresh 3-node cluster). Asked again, info() finds
     // a stream whose create did happen, and the update below is a no-op.
-    const deadline = Date.now() + (opts.retryForMs ?? 30_000);
-    for (;;) {
-      try {
-        return await this.ensureStreamOnce(opts);
-      } catch (err) {
-        if (!transient(err) || Date.now() >= deadline) throw err;
-        await sleep(250);
-      }
-    }
+    return retryTransient(() => this.ensureStreamOnce(opts), opts.retryForMs ?? 30_000);
   }
 
   private async ensureStreamOnce(opts: EnsureStreamOptions): Promise<StreamInfo> {
@@ -371,13 +379,17 @@ export class JetStreamTelemetryLog {
 
   /** Stream sequence of the partition's last entry; 0 when it has none (a request to the stream leader). */
   async lastSeq(partition: number): Promise<number> {
-    const m = await this.jsm.streams.getMessage(TELEMETRY_STREAM, { last_by_subj: partitionSubjects(partition) });
+    // during a stream leader election JetStream answers 503 "temporarily unavailable" for a few seconds
+    const m = await retryTransient(
+      () => this.jsm.streams.getMessage(TELEMETRY_STREAM, { last_by_subj: partitionSubjects(partition) }),
+      STATE_RETRY_MS,
+    );
     return m?.seq ?? 0;
   }
 
   /** The stream's first and last sequence and message count (what max age has dropped is before firstSeq). */
   async streamState(): Promise<{ firstSeq: number; lastSeq: number; messages: number }> {
-    const { state } = await this.jsm.streams.info(TELEMETRY_STREAM);
+    const { state } = await retryTransient(() => this.jsm.streams.info(TELEMETRY_STREAM), STATE_RETRY_MS);
     return { firstSeq: state.first_seq, lastSeq: state.last_seq, messages: state.messages };
   }
 
