@@ -28,6 +28,7 @@ import {
 import { connect, errors, headers, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { VIN_PATTERN } from '../../proto/checks.js';
 import { INGEST_SETTINGS } from '../config.js';
+import { retryTransient, transient } from './jetstream-transient.js';
 import { DEFAULT_PARTITIONS, partitionOf, validatePartitions } from './partition.js';
 import { JetStreamPartitionReader, type PartitionReader, type ReadOptions } from './partition-reader.js';
 import { H_BOOT, H_RECEIVED, H_SEQ, partitionSubjects, TELEMETRY_STREAM, TELEMETRY_SUBJECT_PREFIX } from './telemetry-stream.js';
@@ -109,33 +110,8 @@ const EMPTY = new Uint8Array(0);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 const errMsg = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-/** Worth another attempt with the same message id: no stream leader (election), no answer in time, the connection between servers. */
-function transient(err: unknown): boolean {
-  if (err instanceof errors.TimeoutError || err instanceof errors.NoRespondersError) return true;
-  if (err instanceof errors.RequestError) return err.isNoResponders();
-  // the client's name for "no responders" on a publish (its class is not exported)
-  if (err instanceof Error && err.name === 'JetStreamNotEnabled') return transient(err.cause);
-  if (err instanceof errors.ConnectionError || err instanceof errors.DrainingConnectionError) return false;
-  // 503: the proposal failed (no quorum, leader stepping down); 500 with 10074: not the leader (any more)
-  if (err instanceof JetStreamApiError) return err.status === 503 || err.code === 10074;
-  return false;
-}
-
 /** Reads of the stream's state ride out a leader election (4–9 s on 2.9) before they give up. */
 const STATE_RETRY_MS = 15_000;
-
-/** `fn` again after a transient failure, until `forMs` have passed (then its last error). */
-async function retryTransient<T>(fn: () => Promise<T>, forMs: number): Promise<T> {
-  const deadline = Date.now() + forMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!transient(err) || Date.now() >= deadline) throw err;
-      await sleep(250);
-    }
-  }
-}
 
 export class JetStreamTelemetryLog {
   readonly partitions: number;
