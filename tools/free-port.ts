@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 const LOWEST = 10_000;
 
 /** The first port of the kernel's ephemeral range (Linux; 32768 elsewhere, IANA's is higher). */
-function ephemeralLow(): number {
+function readEphemeralLow(): number {
   try {
     const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
     return Number.isInteger(low) && low > 0 ? low : 32_768;
@@ -17,6 +17,8 @@ function ephemeralLow(): number {
     return 32_768;
   }
 }
+/** Read once per process: a system setting, not worth a file read per port. */
+let ephemeralLow: number | undefined;
 
 /** Binds `port` (0: any) on 127.0.0.1 and releases it; the port bound, or null if it was taken. */
 function tryPort(port: number): Promise<number | null> {
@@ -40,7 +42,7 @@ function tryPort(port: number): Promise<number | null> {
 }
 
 export async function freePort(): Promise<number> {
-  const high = ephemeralLow() - 1;
+  const high = (ephemeralLow ??= readEphemeralLow()) - 1;
   if (high > LOWEST + 1000) {
     for (let i = 0; i < 50; i++) {
       const port = await tryPort(LOWEST + Math.floor(Math.random() * (high - LOWEST + 1)));
