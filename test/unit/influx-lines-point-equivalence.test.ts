@@ -53,6 +53,43 @@ describe('toLines', () => {
     expect(lines[0]).toContain(',vin=LSVAU2180N2183294 ');
   });
 
+  it('readings repeating, reordering and mixing their signal sets serialise as the client does', () => {
+    // toLines remembers recent signal sets (shapes): a reading that matches one in part, in another
+    // order, with an undefined or a bad value, or with more than it remembers, must still come out right
+    const sets: Signals[] = [
+      { [VSS.soc]: 18, [VSS.odometer]: 4210.5, [VSS.lowVoltageSystemState]: 'OFF', [VSS.isCharging]: false },
+      { [VSS.odometer]: 4210.75, [VSS.soc]: 17.5, [VSS.isCharging]: true, [VSS.lowVoltageSystemState]: 'ON' },
+      { [VSS.soc]: 18, [VSS.odometer]: 4211 },
+      { [VSS.soc]: 18, [VSS.odometer]: 4211, [VSS.speed]: 0 },
+      { [VSS.soc]: 18, [VSS.odometer]: undefined, [VSS.speed]: 3 } as Signals,
+      { [VSS.latitude]: -33.5, [VSS.longitude]: 151.25 },
+      { [VSS.voltage12v]: 12.5 },
+      { [VSS.chargePortType]: 'DC', [VSS.soc]: 80 },
+      { [VSS.speed]: 1e21 },
+      { [VSS.soh]: 97, [VSS.soc]: 0.1 },
+      { [VSS.speed]: 12, [VSS.soh]: 96 },
+      {},
+    ];
+    const readings: Reading[] = [];
+    for (let i = 0; i < 200; i++) {
+      // same keys, values changing (or not) from one reading to the next
+      // a few signal sets first (each remembered and met again), then more than are remembered
+      const signals: Signals = { ...sets[i < 120 ? i % 4 : (i * 7) % sets.length] };
+      if (VSS.soc in signals) signals[VSS.soc] = (i % 4) * 0.5;
+      if (VSS.isCharging in signals) signals[VSS.isCharging] = i % 3 === 0;
+      readings.push({ vin: i % 3 ? A : B, ts: 1_767_225_600_000 + i, signals, ...(i % 11 === 0 ? { dtcs: ['P0A80'] } : {}) });
+    }
+    const tags = (vin: string): Record<string, string> => ({ model: vin === A ? 'Aion S' : 'ID.3' });
+    expect(toLines(readings, tags)).toEqual(viaPoint(readings, tags));
+    // a value that does not fit its remembered shape is refused with readingFields' wording
+    const bad: Reading = {
+      vin: A,
+      ts: 9,
+      signals: { [VSS.soc]: 18, [VSS.odometer]: 4210.5, [VSS.lowVoltageSystemState]: 'PARTY', [VSS.isCharging]: false },
+    };
+    expect(() => toLines([...readings, bad], tags)).toThrow(/bad enum value "PARTY"/);
+  });
+
   it('a bad reading anywhere refuses the whole call', () => {
     const ok: Reading = { vin: A, ts: 1, signals: { [VSS.soc]: 5 } };
     expect(() => toLines([ok, { vin: A, ts: 2, signals: { [VSS.soc]: Number.NaN } }], () => ({}))).toThrow(TelemetryInputError);

@@ -135,7 +135,9 @@ export function readingFields(r: Reading): Record<string, FieldValue> {
 export function toLines(readings: Reading[], tags: (vin: string) => Record<string, string>): string[] {
   const bodies: Array<string | undefined> = new Array(readings.length);
   const okVins = new Set<string>();
-  for (let i = 0; i < readings.length; i++) bodies[i] = lineBody(readings[i], okVins);
+  const shapes: Shape[] = [];
+  const values: unknown[] = [];
+  for (let i = 0; i < readings.length; i++) bodies[i] = lineBody(readings[i], okVins, shapes, values);
   const prefixes = new Map<string, string>();
   const lines: string[] = [];
   for (let i = 0; i < readings.length; i++) {
@@ -170,13 +172,97 @@ const FIELD_CHECK = new Map<string, (v: unknown) => boolean>(
 );
 const DTC_RE = /^[PCBU][0-3][0-9A-F]{3}$/;
 
+/**
+ * A sequence of signal names as a vehicle sends them, reading after reading, with what serialising
+ * it needs worked out once: each value's check, and the fields' order and `,key=` prefixes as the
+ * client sorts them. Most readings of a chunk match a recent shape, so they are checked and written
+ * without a map lookup, an array or a sort per value.
+ */
+interface Shape {
+  keys: string[];
+  /** Per key: 0 number, 1 boolean, else the enum's allowed values. */
+  kinds: (0 | 1 | readonly string[])[];
+  /** Key positions in field order. */
+  order: number[];
+  /** Per position in field order: `key=`, with a leading comma after the first. */
+  prefixes: string[];
+  /** Per position in field order, the last value written and its `key=value` (consecutive readings repeat most values). */
+  lastValues: unknown[];
+  lastFields: string[];
+}
+/** Shapes tried per reading, newest first (a fleet's models send a few shapes; a chunk mixes them). */
+const SHAPES_MAX = 8;
+
+function shapeOf(keys: string[]): Shape | undefined {
+  const kinds: Shape['kinds'] = [];
+  for (const k of keys) {
+    const spec = SIGNALS[k as ValueSignalPath] as (typeof SIGNALS)[ValueSignalPath] | undefined;
+    if (!spec || !Object.hasOwn(SIGNALS, k)) return undefined;
+    kinds.push(spec.kind === 'number' ? 0 : spec.kind === 'boolean' ? 1 : (spec.values ?? []));
+  }
+  const order = keys.map((_, i) => i).sort((a, b) => FIELD_RANK.get(keys[a])! - FIELD_RANK.get(keys[b])!);
+  const prefixes = order.map((i, j) => `${j === 0 ? '' : ','}${FIELD_PREFIX[FIELD_RANK.get(keys[i])!]}`);
+  return { keys, kinds, order, prefixes, lastValues: order.map(() => undefined), lastFields: order.map(() => '') };
+}
+
 /** `fields timestamp` of one reading, or undefined when it carries nothing; throws as readingFields does. */
-function lineBody(r: Reading, okVins: Set<string>): string | undefined {
+function lineBody(r: Reading, okVins: Set<string>, shapes: Shape[], values: unknown[]): string | undefined {
   if (!okVins.has(r.vin)) {
     assertVin(r.vin);
     okVins.add(r.vin);
   }
   assertTime(`ts of a reading for ${r.vin}`, r.ts);
+  const signals = r.signals as Record<string, unknown>;
+  if (r.dtcs === undefined) {
+    for (let s = 0; s < shapes.length; s++) {
+      const body = shapedBody(shapes[s], signals, values, r.ts);
+      if (body === undefined) continue;
+      if (s > 0) shapes.unshift(shapes.splice(s, 1)[0]);
+      return body;
+    }
+    const keys = Object.keys(signals);
+    const shape = keys.length > 0 && keys.every((k) => signals[k] !== undefined) ? shapeOf(keys) : undefined;
+    if (shape) {
+      const body = shapedBody(shape, signals, values, r.ts);
+      if (shapes.unshift(shape) > SHAPES_MAX) shapes.pop();
+      if (body !== undefined) return body;
+    }
+  }
+  return checkedBody(r);
+}
+
+/** The body when the reading's signals are exactly `shape`'s, in its order, and all valid; else undefined. */
+function shapedBody(shape: Shape, signals: Record<string, unknown>, values: unknown[], ts: number): string | undefined {
+  const { keys, kinds } = shape;
+  let n = 0;
+  for (const k in signals) {
+    if (n === keys.length || keys[n] !== k) return undefined;
+    const v = signals[k];
+    const kind = kinds[n];
+    if (kind === 0) {
+      if (typeof v !== 'number' || !Number.isFinite(v)) return undefined;
+    } else if (kind === 1) {
+      if (typeof v !== 'boolean') return undefined;
+    } else if (typeof v !== 'string' || !kind.includes(v)) return undefined;
+    values[n++] = v;
+  }
+  if (n !== keys.length) return undefined;
+  const { order, prefixes, lastValues, lastFields } = shape;
+  let body = '';
+  for (let j = 0; j < order.length; j++) {
+    const v = values[order[j]];
+    if (v !== lastValues[j]) {
+      lastValues[j] = v;
+      lastFields[j] =
+        prefixes[j] + (typeof v === 'number' ? String(v) : typeof v === 'boolean' ? (v ? 'T' : 'F') : escape.quoted(v as string));
+    }
+    body += lastFields[j];
+  }
+  return `${body} ${ts}`;
+}
+
+/** Any reading: each value looked up and checked on its own (DTCs, a new or odd shape, a fault to word). */
+function checkedBody(r: Reading): string | undefined {
   const ranks: number[] = [];
   const values: unknown[] = [];
   const signals = r.signals as Record<string, unknown>;
