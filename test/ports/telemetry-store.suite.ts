@@ -198,6 +198,20 @@ export function telemetryStoreSuite(name: string, make: () => Promise<{ store: T
       expect(await store.history({ vin: A, signal: VSS.speed, ...all })).toEqual([{ ts: T0 + 20_000, value: 7 }]);
     });
 
+    it('a large write is stored whole, and a bad reading at its very end refuses all of it', async () => {
+      // larger than the InfluxDB store's serialising slices (WRITE_SLICE): the check still covers the whole call
+      const many = [...speeds(A, 3_000), ...speeds(B, 2_500)];
+      await expect(
+        store.write([...many, { vin: B, ts: T0 - 1000, signals: { [VSS.speed]: Number.POSITIVE_INFINITY } }], tagsOf),
+      ).rejects.toThrow(/bad number/);
+      await store.flush();
+      expect(await store.count({ signal: VSS.speed, ...all })).toBe(0);
+      await store.write(many, tagsOf);
+      await store.flush();
+      expect(await store.count({ vin: A, signal: VSS.speed, ...all })).toBe(3_000);
+      expect(await store.count({ vin: B, signal: VSS.speed, ...all })).toBe(2_500);
+    });
+
     it('flush with nothing written resolves, and close flushes what is left', async () => {
       await store.flush();
       await store.write(speeds(A, 2), tagsOf);

@@ -27,6 +27,13 @@ import {
 } from './transport.js';
 import { TrackedWriter, type WriterOptions } from './writer.js';
 
+/** Readings serialised per turn of the event loop (~5 ms of work on the 2-core bench machine). */
+export const WRITE_SLICE = 2_000;
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export { TelemetryFlushError } from './writer.js';
 export { TelemetryInputError } from './schema.js';
 export { InfluxConfigError } from './transport.js';
@@ -206,9 +213,24 @@ class InfluxStore implements InfluxTelemetryStore {
     return this.influx.transport;
   }
 
+  /**
+   * Serialised and handed to the WriteApi a slice at a time, the event loop free in between: a
+   * 25,000-reading chunk in one go held MQTT handling, the rules loop and HMI delivery up for
+   * 100-300 ms under load. Every slice is checked before any is written, so a bad reading still
+   * refuses the whole call with nothing written.
+   */
   async write(readings: Reading[], tags: (vin: string) => Record<string, string>): Promise<void> {
     if (this.closed) throw new Error('telemetry store is closed');
-    this.writer.write(toLines(readings, tags));
+    const slices: string[][] = [];
+    for (let i = 0; i < readings.length; i += WRITE_SLICE) {
+      if (i > 0) await yieldToEventLoop();
+      slices.push(toLines(readings.length <= WRITE_SLICE ? readings : readings.slice(i, i + WRITE_SLICE), tags));
+    }
+    for (let k = 0; k < slices.length; k++) {
+      if (k > 0) await yieldToEventLoop();
+      if (this.closed) throw new Error('telemetry store is closed');
+      this.writer.write(slices[k]);
+    }
   }
 
   flush(): Promise<void> {
