@@ -17,7 +17,7 @@ export async function countPoints(url: string, db: string): Promise<number> {
 }
 
 /** Vehicle i on instance i mod n: the clients in the order of `vins`. */
-export async function connectSpread(ingests: IngestProcess[], vins: string[]): Promise<MqttClient[]> {
+export async function connectSpread(ingests: Pick<IngestProcess, 'mqttUrl'>[], vins: string[]): Promise<MqttClient[]> {
   const out: MqttClient[] = new Array(vins.length);
   await Promise.all(
     ingests.map(async (ing, k) => {

@@ -12,7 +12,7 @@ import { summariseProfiles } from './cpu-profile.js';
 import { benchInfluxCeiling } from './influx-ceiling.js';
 import { startIngestProcess, type IngestProcess } from './ingest-process.js';
 import { benchIngestEnv, benchVin, closeAll, connectVehicles, publishLoad, registerVehicles } from './load.js';
-import { latencyProbes } from './probes.js';
+import { latencyProbesApart } from './probe-process.js';
 import { processThreadsCpu, threadCpuDelta } from './proc-cpu.js';
 import { round, rssMb, slope } from './stats.js';
 
@@ -147,7 +147,7 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
       });
       // the load at its pace (and the pipeline at its steady state) before the first probe
       await sleep(q ? 1000 : 5000);
-      const latency = await latencyProbes([ingest!], probeVins, q ? 3 : 15, q ? 500 : 1000, q ? 10_000 : 15_000);
+      const latency = await latencyProbesApart([ingest!], probeVins, q ? 3 : 15, q ? 500 : 1000, q ? 10_000 : 15_000);
       stop = true;
       const bg = await background;
       await closeAll(loadClients);

@@ -1,10 +1,14 @@
 // Latency probes of the end-to-end and cluster benchmarks (bench/e2e.ts, bench/cluster.ts):
 // publish -> HmiPrompt and -> SSE `created` event, per instance (one, or a cluster's), under a
-// background load the caller runs.
+// background load the caller runs. The benchmarks run them in a process of their own
+// (bench/probe-process.ts), as a car's head unit is not the load generator.
 import { decodeHmiPrompt } from '../proto/codec.js';
 import type { Sample } from '../proto/domain.js';
 import { readSseFrames } from '../tools/sse-frames.js';
 import type { IngestProcess } from './ingest-process.js';
+
+/** What a probe needs of an instance: its API, its broker, an operator's credentials. */
+export type ProbeTarget = Pick<IngestProcess, 'api' | 'mqttUrl' | 'auth'>;
 import { BENCH_T0, birth, closeAll, drivingSample, publishQos1, telemetryPayload } from './load.js';
 import { percentiles, round } from './stats.js';
 import { connectSpread, sleep } from './cluster-common.js';
@@ -18,7 +22,7 @@ interface CreatedEvent {
 }
 
 /** The SSE stream of one instance: calls onCreated per `created` event until closed. */
-function readStream(ingest: IngestProcess, onCreated: (e: CreatedEvent) => void): { ready: Promise<void>; close(): Promise<void> } {
+function readStream(ingest: ProbeTarget, onCreated: (e: CreatedEvent) => void): { ready: Promise<void>; close(): Promise<void> } {
   const ac = new AbortController();
   let opened!: () => void;
   const ready = new Promise<void>((r) => (opened = r));
@@ -49,7 +53,7 @@ function readStream(ingest: IngestProcess, onCreated: (e: CreatedEvent) => void)
  * whose reading opened it (the SSE event's evidence.ts; an HmiPrompt by its prompt id), so a slow
  * prompt is measured as slow, never against a later send.
  */
-export async function latencyProbes(ingests: IngestProcess[], probes: string[], cycles: number, gapMs: number, cycleTimeoutMs: number) {
+export async function latencyProbes(ingests: ProbeTarget[], probes: string[], cycles: number, gapMs: number, cycleTimeoutMs: number) {
   const n = ingests.length;
   const instanceOf = (vin: string) => probes.indexOf(vin) % n;
   /** `${vin}|${cycle}` -> publish time of the critical reading */
