@@ -6,12 +6,12 @@ import { decodeHmiPrompt } from '../proto/codec.js';
 import type { Sample } from '../proto/domain.js';
 import { readSseFrames } from '../tools/sse-frames.js';
 import type { IngestProcess } from './ingest-process.js';
-
-/** What a probe needs of an instance: its API, its broker, an operator's credentials. */
-export type ProbeTarget = Pick<IngestProcess, 'api' | 'mqttUrl' | 'auth'>;
 import { BENCH_T0, birth, closeAll, drivingSample, publishQos1, telemetryPayload } from './load.js';
 import { percentiles, round } from './stats.js';
 import { connectSpread, sleep } from './cluster-common.js';
+
+/** What a probe needs of an instance: its API, its broker, an operator's credentials. */
+export type ProbeTarget = Pick<IngestProcess, 'api' | 'mqttUrl' | 'auth'>;
 
 interface CreatedEvent {
   vin: string;

@@ -27,7 +27,7 @@ import {
 } from './transport.js';
 import { TrackedWriter, type WriterOptions } from './writer.js';
 
-/** Readings serialised per turn of the event loop (~5 ms of work on the 2-core bench machine). */
+/** Readings serialised, or handed to the WriteApi, per turn of the event loop (a few ms of work on the 2-core bench machine). */
 export const WRITE_SLICE = 2_000;
 
 function yieldToEventLoop(): Promise<void> {
