@@ -196,8 +196,8 @@ const SHAPES_MAX = 8;
 function shapeOf(keys: string[]): Shape | undefined {
   const kinds: Shape['kinds'] = [];
   for (const k of keys) {
-    const spec = SIGNALS[k as ValueSignalPath] as (typeof SIGNALS)[ValueSignalPath] | undefined;
-    if (!spec || !Object.hasOwn(SIGNALS, k)) return undefined;
+    if (!FIELD_CHECK.has(k)) return undefined;
+    const spec = SIGNALS[k as ValueSignalPath];
     kinds.push(spec.kind === 'number' ? 0 : spec.kind === 'boolean' ? 1 : (spec.values ?? []));
   }
   const order = keys.map((_, i) => i).sort((a, b) => FIELD_RANK.get(keys[a])! - FIELD_RANK.get(keys[b])!);
