@@ -26,6 +26,9 @@ export interface ReadOptions {
   stallMs?: number;
 }
 
+/** The partition's last stream sequence as the stream leader has it (JetStreamTelemetryLog.lastSeq). */
+export type LastSeqOf = () => Promise<number>;
+
 export interface BatchOptions {
   /** At most this many entries per batch. */
   maxEntries: number;
@@ -44,7 +47,7 @@ export interface PartitionReader extends AsyncIterable<TelemetryLogEntry> {
   batches(opts: BatchOptions): AsyncIterable<TelemetryLogEntry[]>;
   /** Stream sequence of the last entry handed out (fromSeq - 1 before the first). */
   position(): number;
-  /** How many times the consumer was recreated (node failure, stall). */
+  /** How many times the consumer was recreated (node failure, stall, no progress). */
   readonly restarts: number;
   /** Entries skipped because they were not odopulse batches (foreign messages on the subjects). */
   readonly skipped: number;
@@ -104,6 +107,7 @@ export class JetStreamPartitionReader implements PartitionReader {
     opts: ReadOptions,
     private readonly log: (msg: string) => void,
     private readonly onStopped: () => void,
+    private readonly lastSeqOf?: LastSeqOf,
   ) {
     this.cursor = this.delivered = fromSeq - 1;
     this.capacity = Math.max(1, opts.bufferEntries ?? 1024);
@@ -123,8 +127,13 @@ export class JetStreamPartitionReader implements PartitionReader {
       let consumer: Consumer | undefined;
       let watchdog: NodeJS.Timeout | undefined;
       let lastActivity = Date.now();
+      let lastMessage = Date.now();
       let waitingForRoom = false;
-      let stalled = false;
+      let stalled = false as false | 'silent' | 'behind';
+      /** The cursor when the stream leader first said it had more than this consumer gave us. */
+      let behindAt: number | undefined;
+      let probing = false;
+      let probedAt = 0;
       try {
         consumer = await this.js.consumers.get(TELEMETRY_STREAM, {
           filter_subjects: partitionSubjects(this.partition),
@@ -145,19 +154,40 @@ export class JetStreamPartitionReader implements PartitionReader {
             if (s.type === 'heartbeat') lastActivity = Date.now();
           }
         })().catch(() => {});
+        const probe = async () => {
+          const at = this.cursor;
+          const last = await this.lastSeqOf!();
+          if (last <= at || this.cursor !== at) behindAt = undefined;
+          else if (behindAt !== at) behindAt = at;
+          else {
+            // twice, stallMs apart, the leader has entries past a cursor that has not moved, while
+            // heartbeats go on: the consumer is alive and stuck (seen after a leader kill on 2.9)
+            stalled = 'behind';
+            m0.stop();
+          }
+        };
         watchdog = setInterval(
           () => {
+            const now = Date.now();
+            if (waitingForRoom) return;
             // no heartbeat (and no message) while we are pulling: the consumer's server is gone
-            if (!waitingForRoom && Date.now() - lastActivity > this.stallMs) {
-              stalled = true;
+            if (now - lastActivity > this.stallMs) {
+              stalled = 'silent';
               m0.stop();
+            } else if (this.lastSeqOf && !probing && now - lastMessage > this.stallMs && now - probedAt > this.stallMs) {
+              probing = true;
+              probedAt = now;
+              probe()
+                .catch(() => {}) // no answer (an election): the heartbeat check still stands
+                .finally(() => (probing = false));
             }
           },
           Math.max(100, this.heartbeatMs / 2),
         );
         watchdog.unref();
         for await (const m of msgs) {
-          lastActivity = Date.now();
+          lastActivity = lastMessage = Date.now();
+          behindAt = undefined;
           failures = 0;
           if (m.seq <= this.cursor) continue;
           this.cursor = m.seq;
@@ -173,13 +203,13 @@ export class JetStreamPartitionReader implements PartitionReader {
             await new Promise<void>((r) => (this.room = r));
             this.room = undefined;
             waitingForRoom = false;
-            lastActivity = Date.now();
+            lastActivity = lastMessage = Date.now();
           }
           if (this.stopping) break;
         }
         if (!this.stopping)
           this.log(
-            `telemetry log: partition ${this.partition} reader ${stalled ? 'stalled' : 'ended'} after seq ${this.cursor}, recreating its consumer`,
+            `telemetry log: partition ${this.partition} reader ${stalled === 'silent' ? 'stalled (no heartbeat)' : stalled === 'behind' ? 'stuck (the stream has more, none came)' : 'ended'} after seq ${this.cursor}, recreating its consumer`,
           );
       } catch (err) {
         if (!this.stopping) this.log(`telemetry log: partition ${this.partition} reader failed after seq ${this.cursor}: ${errMsg(err)}`);

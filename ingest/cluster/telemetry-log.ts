@@ -329,7 +329,11 @@ export class JetStreamTelemetryLog {
    * DeliverPolicy StartSequence) that this reader recreates from its own position when it stops
    * hearing from it: an R1 consumer lives on one server, and when that server dies the client's
    * own recovery keeps asking the dead consumer for its info and never gives up (seen with 2.9.10:
-   * heartbeats missed forever). No durable state is kept on the server: the position the owner
+   * heartbeats missed forever). It also asks the stream leader for the partition's last sequence
+   * when no entry has come for stallMs: a consumer that goes on sending heartbeats while the leader
+   * has entries past the reader's position twice in a row is recreated too (seen in CI after a
+   * stream leader kill: heartbeats for 20 s, 11 entries never delivered). An idle reader asks
+   * once per stallMs. No durable state is kept on the server: the position the owner
    * resumes from is its own (stored with its results), so a new owner simply starts a new reader.
    */
   readPartition(partition: number, fromSeq: number, opts: ReadOptions = {}): PartitionReader {
@@ -338,7 +342,15 @@ export class JetStreamTelemetryLog {
     }
     if (!Number.isSafeInteger(fromSeq) || fromSeq < 1) throw new RangeError(`fromSeq must be an integer >= 1, got ${fromSeq}`);
     if (this.closed) throw new TelemetryLogUnavailableError('telemetry log closed');
-    const r = new JetStreamPartitionReader(this.js, partition, fromSeq, opts, this.log, () => this.readers.delete(r));
+    const r = new JetStreamPartitionReader(
+      this.js,
+      partition,
+      fromSeq,
+      opts,
+      this.log,
+      () => this.readers.delete(r),
+      () => this.lastSeq(partition),
+    );
     this.readers.add(r);
     return r;
   }
