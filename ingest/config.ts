@@ -100,6 +100,11 @@ export const INGEST_SETTINGS = {
   ],
   ODOPULSE_DATA_DIR: [z.string().min(1), './data', 'durable local state (journal, prompt store, outbox, dead letters)'],
   ODOPULSE_WORKERS: [z.coerce.number().int().min(1).max(64), Math.max(1, availableParallelism()), 'rules worker threads'],
+  ODOPULSE_BACKLOG_READINGS: [
+    z.coerce.number().int().min(0).max(1_000_000),
+    100_000,
+    'back-pressure: while the rules or the InfluxDB writer are this many readings behind, PUBACKs of new telemetry wait (at most 5 s) until they are back under 60 % of it, so vehicles keep the excess in their spools; 0 = off. Single-machine mode',
+  ],
   INFLUX_URL: [z.string().url(), 'http://127.0.0.1:8086', 'InfluxDB'],
   INFLUX_TOKEN: [z.string(), '', 'v2 token (on 1.x: user:password, or empty)'],
   INFLUX_ORG: [z.string(), 'odopulse', 'InfluxDB organisation (2.x)'],

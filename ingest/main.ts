@@ -12,6 +12,7 @@ import { CampaignDeliveries } from './campaigns/delivery.js';
 import { CampaignService } from './campaigns/service.js';
 import { createOidcVerifier } from './auth/oidc.js';
 import { buildApp } from './http/app.js';
+import { backlogGate } from './inbound/backlog-gate.js';
 import { loadCredentials } from './inbound/credentials.js';
 import { startEmbeddedBroker } from './inbound/embedded.js';
 import { connectExternalBroker } from './inbound/external.js';
@@ -136,6 +137,7 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     clock,
     limits: { maxClockSkewS: cfg.ODOPULSE_MAX_CLOCK_SKEW_S, telemetryRetentionDays: cfg.ODOPULSE_TELEMETRY_RETENTION_DAYS },
     onJournalled: () => pipeline.wake(),
+    gate: cluster ? undefined : backlogGate(cfg.ODOPULSE_BACKLOG_READINGS, pipeline, metrics),
     onOnline: (vin) => late.fanout?.deliver([vin], { resend: true }),
     // never rejects: a failure to record goes to onConfirmFailed
     onDelivered: (vin, promptId) => void late.hmi?.confirmed(vin, promptId),

@@ -125,6 +125,21 @@ export function createMetrics(sources: MetricSources = {}) {
         if (n !== undefined) this.set(n);
       },
     }),
+    backpressureHolds: new Counter({
+      name: 'odopulse_backpressure_holds_total',
+      help: 'Telemetry batches whose PUBACK waited because the rules or the InfluxDB writer were behind (ODOPULSE_BACKLOG_READINGS)',
+      registers: [registry],
+    }),
+    backpressureClosed: new Gauge({
+      name: 'odopulse_backpressure_closed',
+      help: '1 while PUBACKs of new telemetry wait for the loops to catch up, else 0',
+      registers: [registry],
+    }),
+    backpressureForced: new Counter({
+      name: 'odopulse_backpressure_forced_total',
+      help: 'Times the back-pressure gate opened after its 5 s limit with the loops still behind',
+      registers: [registry],
+    }),
     journalLag: new Gauge({
       name: 'odopulse_journal_pending',
       help: 'Journal entries not yet processed',

@@ -28,6 +28,8 @@ export interface InboundDeps {
   storageRetryMs?: number;
   /** New telemetry is in the journal: wake the loops that read it. */
   onJournalled(): void;
+  /** Back-pressure (backlog-gate.ts): a promise to wait on before the PUBACK while the pipeline is too far behind. */
+  gate?: { hold(): Promise<void> | undefined };
   /** A vehicle's birth message arrived (deliver its pending prompts, re-send the unconfirmed). */
   onOnline(vin: string): void;
   /** The car PUBACKed a prompt (embedded broker): it is delivered. */
@@ -264,6 +266,9 @@ export function createInboundHandlers(deps: InboundDeps): InboundHandlers & Inbo
       for (const s of good) if (s.ts > newest) newest = s.ts;
       clock.observe(newest, vin);
       deps.onJournalled();
+      // journalled already (durable): only the PUBACK waits, and with it the vehicle's next packets
+      const held = deps.gate?.hold();
+      if (held) await held;
     },
     // A vehicle's births, wills and acks are applied in the order they came (online then offline, shown then acted).
     status: (vin, payload, clientId) => {

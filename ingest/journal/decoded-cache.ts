@@ -15,8 +15,8 @@ export class DecodedCache {
   private readonly map = new Map<string, { readings: Reading[]; pending: number }>();
   private heldReadings = 0;
 
-  /** `maxReadings` bounds memory while a loop is behind (e.g. InfluxDB down): oldest go first. 250,000 (~60 MB of 11-signal readings) holds a few seconds of a burst at full load, so a batch is still decoded once while InfluxDB catches up. */
-  constructor(private readonly maxReadings = 250_000) {}
+  /** `maxReadings` bounds memory while a loop is behind (e.g. InfluxDB down): oldest go first. 400,000 (~95 MB of 11-signal readings) is four times back-pressure's default high-water mark (ODOPULSE_BACKLOG_READINGS, docs/architecture.md#back-pressure), room for what vehicles had in flight when it closed, so under overload a batch is still decoded once. */
+  constructor(private readonly maxReadings = 400_000) {}
 
   /** A batch the journal took as new: both loops will want it. Keyed like the journal: (vin, boot id, seq). */
   put(vin: string, seq: number, readings: Reading[], bootId = ''): void {

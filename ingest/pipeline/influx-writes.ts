@@ -58,7 +58,8 @@ export class InfluxWrites {
   private readonly inFlight = new Set<number>();
   private readonly chunks = new Set<Promise<Outcome>>();
   private sealed: Promise<unknown> = Promise.resolve();
-  private readingsPerEntry = 1;
+  /** Readings per pending entry, as the last chunk found. */
+  readingsPerEntry = 1;
 
   constructor(private readonly deps: InfluxWritesDeps) {}
 
@@ -99,6 +100,11 @@ export class InfluxWrites {
     });
     this.chunks.add(chunk);
     return true;
+  }
+
+  /** Journal entries in the chunks being written now (taken, not yet confirmed). */
+  get inFlightEntries(): number {
+    return this.inFlight.size;
   }
 
   /** Every chunk in flight finished (the pipeline is stopping). */

@@ -44,16 +44,34 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
   private readonly influx: InfluxWrites;
   /** Readings per pending entry, as the last rules step found (how many rows the next one reads). */
   private rulesReadingsPerEntry = 1;
+  /** The part of the InfluxDB backlog that back-pressure leaves alone (backlogReadings). */
+  private influxExcused: number;
 
   constructor(private readonly deps: PipelineDeps) {
     super();
     this.influx = new InfluxWrites({ ...deps, onMarked: () => this.updateLag() });
+    this.influxExcused = deps.journal.lag().influx; // what the last process left
   }
 
   wake(): void {
     this.wakeRules?.();
     // after a failed write the InfluxDB loop keeps its backoff: new telemetry is no reason to retry sooner
     if (this.influx.backoffMs === 0) this.wakeInflux?.();
+  }
+
+  /**
+   * Readings journalled that a loop has still to take, for back-pressure (inbound/backlog-gate.ts,
+   * docs/architecture.md#back-pressure), estimated from each loop's last step: the rules' backlog,
+   * and the InfluxDB writer's (entries not yet taken into a chunk) except what an outage or the
+   * last process left, which is the journal's to absorb: catching up on it must not stop the
+   * intake. Only what piles up while InfluxDB answers counts.
+   */
+  backlogReadings(): number {
+    const lag = this.deps.journal.lag();
+    // the chunks being written are the writer's working set (two of 25,000 readings), not a backlog
+    const waiting = Math.max(0, lag.influx - this.influx.inFlightEntries);
+    this.influxExcused = this.influx.backoffMs > 0 ? waiting : Math.min(this.influxExcused, waiting);
+    return Math.max(lag.rules * this.rulesReadingsPerEntry, (waiting - this.influxExcused) * this.influx.readingsPerEntry);
   }
 
   /** InfluxDB is back (connected): write the journal now instead of waiting out the backoff. */

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { createClock, type IngestClock } from '../../../ingest/clock.js';
+import { backlogGate } from '../../../ingest/inbound/backlog-gate.js';
 import { createInboundHandlers, type InboundDeps, type InboundHandlersControl } from '../../../ingest/inbound/handlers.js';
 import type { InboundHandlers } from '../../../ingest/inbound/topics.js';
 import { DecodedCache } from '../../../ingest/journal/decoded-cache.js';
@@ -195,6 +196,8 @@ export async function startIngestParts(o: {
   /** Default: an event clock, as the demo runs. */
   clock?: IngestClock;
   limits?: InboundDeps['limits'];
+  /** ODOPULSE_BACKLOG_READINGS (default: no back-pressure). */
+  backlogReadings?: number;
 }): Promise<Ingest> {
   const journal = new Journal(o.dir);
   const decoded = new DecodedCache();
@@ -222,6 +225,7 @@ export async function startIngestParts(o: {
     clock,
     limits: o.limits,
     onJournalled: () => pipeline.wake(),
+    gate: backlogGate(o.backlogReadings ?? 0, pipeline, metrics),
     onOnline: () => {},
     onAcks: () => {},
   });
