@@ -2,46 +2,18 @@
 // journal and rules pool: while the rules are behind by the high-water mark, a batch is journalled
 // (durable, pending for both loops) but its handler, and so its PUBACK, waits; once the rules have
 // caught up it resolves, with the batch's prompt already committed.
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createMemoryStores } from '../../../ingest/stores.js';
-import { DEFAULT_RULES_CONFIG } from '../../../rules/config.js';
-import { RulesPool } from '../../../rules/pool.js';
 import { waitFor } from '../../support/wait.js';
-import {
-  MIN,
-  T0,
-  TestTelemetry,
-  VIN_A,
-  VIN_B,
-  bev,
-  counterValue,
-  ensureWorkerBuilt,
-  parked,
-  removeDirs,
-  startIngestParts,
-  tempDir,
-  type Ingest,
-} from './harness.js';
+import { MIN, T0, TestTelemetry, VIN_A, VIN_B, bev, counterValue, parked, pipelineFixture, startIngestParts, tempDir } from './harness.js';
 
-let pool: RulesPool;
-const dirs: string[] = [];
-const running: Ingest[] = [];
-beforeAll(() => {
-  ensureWorkerBuilt();
-  pool = new RulesPool({ threads: 1, config: DEFAULT_RULES_CONFIG });
-}, 180_000);
-afterAll(async () => {
-  await pool?.close();
-});
-afterEach(async () => {
-  for (const i of running.splice(0)) await i.stop();
-  removeDirs(dirs);
-});
+const fixture = pipelineFixture();
+const { dirs, running } = fixture;
 
 it('holds the PUBACK of a journalled batch while the rules are behind, releases it once they caught up', async () => {
   const stores = createMemoryStores();
   // before the first rules step the backlog is estimated at one reading per entry: 2 entries close it
-  const i = await startIngestParts({ dir: tempDir(dirs), stores, telemetry: new TestTelemetry(), pool, backlogReadings: 2 });
+  const i = await startIngestParts({ dir: tempDir(dirs), stores, telemetry: new TestTelemetry(), pool: fixture.pool, backlogReadings: 2 });
   running.push(i);
   for (const vin of [VIN_A, VIN_B]) await stores.vehicles.upsert(vin, bev(), T0);
 
@@ -69,7 +41,7 @@ it('holds the PUBACK of a journalled batch while the rules are behind, releases 
 it('does not hold PUBACKs for what an InfluxDB outage leaves in the journal, nor while it is caught up', async () => {
   const stores = createMemoryStores();
   const telemetry = new TestTelemetry();
-  const i = await startIngestParts({ dir: tempDir(dirs), stores, telemetry, pool, backlogReadings: 2 });
+  const i = await startIngestParts({ dir: tempDir(dirs), stores, telemetry, pool: fixture.pool, backlogReadings: 2 });
   running.push(i);
   await stores.vehicles.upsert(VIN_A, bev(), T0);
   telemetry.down = true;

@@ -1,7 +1,7 @@
 // `odopulse backtest` replays a vehicle's history as production applies it: the same per-vehicle
 // sequence as the rules pool, the vehicle's service records at their dates, daily sweeps. A serviced
 // vehicle then gets the maintenance prompts RulesRunner gave it in production.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../../ingest/metrics.js';
 import { RulesRunner } from '../../../ingest/pipeline/rules-runner.js';
 import { MemoryTelemetryStore } from '../../../ingest/store/memory/telemetry.js';
@@ -11,10 +11,9 @@ import type { Reading, Sample } from '../../../proto/domain.js';
 import { VSS } from '../../../proto/signals.js';
 import { DEFAULT_RULES_CONFIG } from '../../../rules/config.js';
 import { createEngine } from '../../../rules/engine.js';
-import { RulesPool } from '../../../rules/pool.js';
 import type { Detector, ServiceRecord } from '../../../rules/types.js';
 import { loadHistory, replayVehicle, runBacktest, type BacktestPrompt } from '../../../tools/backtest.js';
-import { DAY, HOUR, MIN, VIN_A, bev, ensureWorkerBuilt, entry, memoryLog } from './harness.js';
+import { DAY, HOUR, MIN, VIN_A, bev, entry, memoryLog, rulesPoolFixture } from './harness.js';
 
 const FROM = Date.parse('2026-02-01T00:00:00Z');
 const DAYS = 80;
@@ -22,14 +21,7 @@ const TO = FROM + DAYS * DAY;
 const SERVICE_DAY = 28; // 2026-03-01
 const VISIT: ServiceRecord = { date: '2026-03-01', odometer: 4400, items: ['inspection', 'cabin_filter'] };
 
-let pool: RulesPool;
-beforeAll(() => {
-  ensureWorkerBuilt();
-  pool = new RulesPool({ threads: 1, config: DEFAULT_RULES_CONFIG });
-}, 180_000);
-afterAll(async () => {
-  await pool?.close();
-});
+const fixture = rulesPoolFixture();
 
 /**
  * 80 days of a BEV delivered on 2026-01-15 (first service at 5,000 km): 50 km a day from 3,000 km,
@@ -71,7 +63,7 @@ async function production(telemetry: MemoryTelemetryStore): Promise<Stores> {
   await stores.vehicles.upsert(VIN_A, bev({ deliveryDate: '2026-01-15' }), FROM);
   let now = FROM;
   const clock = { mode: 'event' as const, observe: () => {}, horizon: () => Infinity, now: () => now };
-  const rules = await RulesRunner.open({ pool, stores, clock, metrics: createMetrics(), webhookUrls: [], log: memoryLog() });
+  const rules = await RulesRunner.open({ pool: fixture.pool, stores, clock, metrics: createMetrics(), webhookUrls: [], log: memoryLog() });
   const tags = () => ({ model: 'Aurora', powertrain: 'BEV', dealer: 'D001' });
   for (let d = 0; d < DAYS; d++) {
     if (d === SERVICE_DAY) {

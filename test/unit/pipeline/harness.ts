@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { createClock, type IngestClock } from '../../../ingest/clock.js';
 import { backlogGate } from '../../../ingest/inbound/backlog-gate.js';
 import { createInboundHandlers, type InboundDeps, type InboundHandlersControl } from '../../../ingest/inbound/handlers.js';
@@ -21,7 +21,8 @@ import { encodeTelemetryBatch } from '../../../proto/codec.js';
 import type { Reading, Sample, Signals, VehicleProfile } from '../../../proto/domain.js';
 import { distModule, PACKAGE_ROOT } from '../../../proto/paths.js';
 import { VSS } from '../../../proto/signals.js';
-import type { RulesPool } from '../../../rules/pool.js';
+import { DEFAULT_RULES_CONFIG } from '../../../rules/config.js';
+import { RulesPool } from '../../../rules/pool.js';
 
 export const VIN_A = 'LSVAU2180N2183294';
 export const VIN_B = 'LSVAU2180N2183295';
@@ -262,4 +263,40 @@ export async function counterValue(
   const m = await counter.get();
   const hit = m.values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val));
   return hit?.value ?? 0;
+}
+
+/** A test file's rules pool: one worker, built before its first test, closed after its last. */
+export function rulesPoolFixture(): { readonly pool: RulesPool } {
+  let pool: RulesPool | undefined;
+  beforeAll(() => {
+    ensureWorkerBuilt();
+    pool = new RulesPool({ threads: 1, config: DEFAULT_RULES_CONFIG });
+  }, 180_000);
+  afterAll(async () => {
+    await pool?.close();
+  });
+  return {
+    get pool(): RulesPool {
+      if (!pool) throw new Error('the rules pool is built in beforeAll');
+      return pool;
+    },
+  };
+}
+
+/** The fixture of a pipeline test file: its rules pool, and the ingests and temp dirs each test starts, stopped and removed after it. */
+export function pipelineFixture(): { readonly pool: RulesPool; dirs: string[]; running: Ingest[] } {
+  const rules = rulesPoolFixture();
+  const dirs: string[] = [];
+  const running: Ingest[] = [];
+  afterEach(async () => {
+    for (const i of running.splice(0)) await i.stop();
+    removeDirs(dirs);
+  });
+  return {
+    get pool(): RulesPool {
+      return rules.pool;
+    },
+    dirs,
+    running,
+  };
 }

@@ -2,13 +2,11 @@
 // loops: a sample from the far future or older than the retention is dead-lettered with its reason
 // while the good samples beside it are kept, and the vehicle's next real readings still give their
 // prompts; an agent re-installed (new boot id, seq back at 1) is stored, and its gaps are counted.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createClock } from '../../../ingest/clock.js';
 import { createMemoryStores } from '../../../ingest/stores.js';
 import type { Stores } from '../../../ingest/store/ports.js';
 import { decodeTelemetryBatch } from '../../../proto/codec.js';
-import { DEFAULT_RULES_CONFIG } from '../../../rules/config.js';
-import { RulesPool } from '../../../rules/pool.js';
 import { waitFor } from '../../support/wait.js';
 import {
   DAY,
@@ -18,35 +16,21 @@ import {
   VIN_A,
   bev,
   counterValue,
-  ensureWorkerBuilt,
   parked,
-  removeDirs,
+  pipelineFixture,
   startIngestParts,
   tempDir,
   type Ingest,
 } from './harness.js';
 
 const Y2099 = Date.parse('2099-01-01T00:00:00Z');
-let pool: RulesPool;
-const dirs: string[] = [];
-const running: Ingest[] = [];
-
-beforeAll(() => {
-  ensureWorkerBuilt();
-  pool = new RulesPool({ threads: 1, config: DEFAULT_RULES_CONFIG });
-}, 180_000);
-afterAll(async () => {
-  await pool?.close();
-});
-afterEach(async () => {
-  for (const i of running.splice(0)) await i.stop();
-  removeDirs(dirs);
-});
+const fixture = pipelineFixture();
+const { dirs, running } = fixture;
 
 async function start(o: Partial<Parameters<typeof startIngestParts>[0]> = {}) {
   const stores = o.stores ?? createMemoryStores();
   const telemetry = new TestTelemetry();
-  const i = await startIngestParts({ dir: o.dir ?? tempDir(dirs), pool, ...o, stores, telemetry });
+  const i = await startIngestParts({ dir: o.dir ?? tempDir(dirs), pool: fixture.pool, ...o, stores, telemetry });
   running.push(i);
   await stores.vehicles.upsert(VIN_A, bev(), T0);
   i.pipeline.start();

@@ -1,7 +1,7 @@
 // Points InfluxDB refuses as input (TelemetryRefusedError) are found by splitting the chunk, dead-
 // lettered one entry and reason at a time, and everything else of the chunk is written; an outage
 // while narrowing down stays an outage (nothing dead-lettered, the chunk retried later, once).
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryTelemetryStore } from '../../../ingest/store/memory/telemetry.js';
 import type { Stores, TelemetryStore } from '../../../ingest/store/ports.js';
 import { TelemetryRefusedError } from '../../../ingest/store/telemetry-errors.js';
@@ -9,8 +9,6 @@ import { createMemoryStores } from '../../../ingest/stores.js';
 import { decodeTelemetryBatch } from '../../../proto/codec.js';
 import type { Reading } from '../../../proto/domain.js';
 import { VSS } from '../../../proto/signals.js';
-import { DEFAULT_RULES_CONFIG } from '../../../rules/config.js';
-import { RulesPool } from '../../../rules/pool.js';
 import { waitFor } from '../../support/wait.js';
 import {
   DAY,
@@ -20,10 +18,9 @@ import {
   VIN_B,
   bev,
   counterValue,
-  ensureWorkerBuilt,
   key,
   parked,
-  removeDirs,
+  pipelineFixture,
   startIngestParts,
   tempDir,
   type Ingest,
@@ -79,24 +76,11 @@ class RefusingTelemetry implements TelemetryStore {
   }
 }
 
-let pool: RulesPool;
-const dirs: string[] = [];
-const running: Ingest[] = [];
-
-beforeAll(() => {
-  ensureWorkerBuilt();
-  pool = new RulesPool({ threads: 1, config: DEFAULT_RULES_CONFIG });
-}, 180_000);
-afterAll(async () => {
-  await pool?.close();
-});
-afterEach(async () => {
-  for (const i of running.splice(0)) await i.stop();
-  removeDirs(dirs);
-});
+const fixture = pipelineFixture();
+const { dirs, running } = fixture;
 
 async function start(telemetry: RefusingTelemetry, stores: Stores = createMemoryStores()) {
-  const ingest = await startIngestParts({ dir: tempDir(dirs), stores, telemetry, pool });
+  const ingest = await startIngestParts({ dir: tempDir(dirs), stores, telemetry, pool: fixture.pool });
   running.push(ingest);
   await stores.vehicles.upsert(VIN_A, bev(), T0);
   await stores.vehicles.upsert(VIN_B, bev(), T0);

@@ -1,12 +1,10 @@
 // The pipeline's two journal loops (InfluxDB writer, rules) end to end from the inbound handler:
 // normal flow, an InfluxDB outage, a batch InfluxDB refuses, and a restart from the journal.
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMemoryStores } from '../../../ingest/stores.js';
 import type { PromptChange, Stores } from '../../../ingest/store/ports.js';
 import type { Sample } from '../../../proto/domain.js';
 import { VSS } from '../../../proto/signals.js';
-import { DEFAULT_RULES_CONFIG } from '../../../rules/config.js';
-import { RulesPool } from '../../../rules/pool.js';
 import { waitFor } from '../../support/wait.js';
 import {
   DAY,
@@ -19,32 +17,20 @@ import {
   bev,
   charging,
   counterValue,
-  ensureWorkerBuilt,
   key,
   parked,
   payload,
-  removeDirs,
+  pipelineFixture,
   startIngestParts,
   tally,
   tempDir,
   type Ingest,
 } from './harness.js';
 
-let pool: RulesPool;
-const dirs: string[] = [];
-const running: Ingest[] = [];
-
-beforeAll(() => {
-  ensureWorkerBuilt();
-  pool = new RulesPool({ threads: 1, config: DEFAULT_RULES_CONFIG });
-}, 180_000);
-afterAll(async () => {
-  await pool?.close();
-});
-afterEach(async () => {
-  for (const i of running.splice(0)) await i.stop();
+const fixture = pipelineFixture();
+const { dirs, running } = fixture;
+afterEach(() => {
   vi.restoreAllMocks();
-  removeDirs(dirs);
 });
 
 async function start(o: { dir?: string; stores?: Stores; telemetry?: TestTelemetry; chunk?: number; rulesStepReadings?: number } = {}) {
@@ -54,7 +40,7 @@ async function start(o: { dir?: string; stores?: Stores; telemetry?: TestTelemet
     dir: o.dir ?? tempDir(dirs),
     stores,
     telemetry,
-    pool,
+    pool: fixture.pool,
     chunk: o.chunk,
     rulesStepReadings: o.rulesStepReadings,
   });
@@ -100,8 +86,8 @@ async function uninterrupted(): Promise<string[]> {
 /** Readings the rules pool was given, per reading key, from the moment this is called. */
 function appliedByPool(): Map<string, number> {
   const applied = new Map<string, number>();
-  const real = pool.run.bind(pool);
-  vi.spyOn(pool, 'run').mockImplementation((items, now) => {
+  const real = fixture.pool.run.bind(fixture.pool);
+  vi.spyOn(fixture.pool, 'run').mockImplementation((items, now) => {
     for (const it of items) for (const r of it.readings) applied.set(key(r), (applied.get(key(r)) ?? 0) + 1);
     return real(items, now);
   });
@@ -272,8 +258,8 @@ describe('pipeline', () => {
   it('bounds a rules step by readings (one entry at least), in journal order, each reading applied once', async () => {
     const applied = new Map<string, number>();
     const steps: number[] = [];
-    const real = pool.run.bind(pool);
-    vi.spyOn(pool, 'run').mockImplementation((items, now) => {
+    const real = fixture.pool.run.bind(fixture.pool);
+    vi.spyOn(fixture.pool, 'run').mockImplementation((items, now) => {
       steps.push(items.reduce((n, it) => n + it.readings.length, 0));
       for (const it of items) for (const r of it.readings) applied.set(key(r), (applied.get(key(r)) ?? 0) + 1);
       return real(items, now);
@@ -300,8 +286,8 @@ describe('pipeline', () => {
 
   it('takes larger rules steps while behind (an eighth of the backlog), small ones again once caught up', async () => {
     const steps: number[] = [];
-    const real = pool.run.bind(pool);
-    vi.spyOn(pool, 'run').mockImplementation((items, now) => {
+    const real = fixture.pool.run.bind(fixture.pool);
+    vi.spyOn(fixture.pool, 'run').mockImplementation((items, now) => {
       steps.push(items.reduce((n, it) => n + it.readings.length, 0));
       return real(items, now);
     });

@@ -1,24 +1,16 @@
 // RulesRunner: journal positions per vehicle, order, serialisation of service records with
 // readings, the sweep's coverage, and one transaction per step.
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMetrics } from '../../../ingest/metrics.js';
 import { RulesRunner } from '../../../ingest/pipeline/rules-runner.js';
 import { createMemoryStores } from '../../../ingest/stores.js';
 import type { Stores } from '../../../ingest/store/ports.js';
 import { VSS } from '../../../proto/signals.js';
-import { DEFAULT_RULES_CONFIG } from '../../../rules/config.js';
-import { RulesPool, type LaneItem } from '../../../rules/pool.js';
+import type { LaneItem } from '../../../rules/pool.js';
 import { waitFor } from '../../support/wait.js';
-import { DAY, MIN, T0, VIN_A, VIN_B, bev, charging, ensureWorkerBuilt, entry, memoryLog, parked } from './harness.js';
+import { DAY, MIN, T0, VIN_A, VIN_B, bev, charging, entry, memoryLog, parked, rulesPoolFixture } from './harness.js';
 
-let pool: RulesPool;
-beforeAll(() => {
-  ensureWorkerBuilt();
-  pool = new RulesPool({ threads: 1, config: DEFAULT_RULES_CONFIG });
-}, 180_000);
-afterAll(async () => {
-  await pool?.close();
-});
+const fixture = rulesPoolFixture();
 afterEach(() => {
   vi.restoreAllMocks();
 });
@@ -26,14 +18,21 @@ afterEach(() => {
 function runner(stores: Stores, o: { now?: () => number; webhookUrls?: string[] } = {}): Promise<RulesRunner> {
   const now = o.now ?? (() => T0 + DAY);
   const clock = { mode: 'event' as const, observe: () => {}, horizon: () => Infinity, now };
-  return RulesRunner.open({ pool, stores, clock, metrics: createMetrics(), webhookUrls: o.webhookUrls ?? [], log: memoryLog() });
+  return RulesRunner.open({
+    pool: fixture.pool,
+    stores,
+    clock,
+    metrics: createMetrics(),
+    webhookUrls: o.webhookUrls ?? [],
+    log: memoryLog(),
+  });
 }
 
 /** Every pool run from now on: its items, as given. */
 function poolRuns(): LaneItem[][] {
   const runs: LaneItem[][] = [];
-  const real = pool.run.bind(pool);
-  vi.spyOn(pool, 'run').mockImplementation((items, now) => {
+  const real = fixture.pool.run.bind(fixture.pool);
+  vi.spyOn(fixture.pool, 'run').mockImplementation((items, now) => {
     runs.push(structuredClone(items));
     return real(items, now);
   });
@@ -110,9 +109,9 @@ describe('RulesRunner', () => {
     const order: string[] = [];
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    const real = pool.run.bind(pool);
+    const real = fixture.pool.run.bind(fixture.pool);
     const inputs: LaneItem[] = [];
-    vi.spyOn(pool, 'run').mockImplementation(async (items, now) => {
+    vi.spyOn(fixture.pool, 'run').mockImplementation(async (items, now) => {
       const what = items[0].serviceRecords ? 'service' : 'readings';
       inputs.push(structuredClone(items[0]));
       order.push(`start ${what}`);
