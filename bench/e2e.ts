@@ -7,7 +7,7 @@ import mqtt from 'mqtt';
 import { startLocalInfluxd, influxQuery } from '../tools/influxd-local.js';
 import { startEmbeddedBroker } from '../ingest/inbound/embedded.js';
 import { freePort } from '../tools/free-port.js';
-import { countPoints, sleep } from './cluster-common.js';
+import { countPoints, metricSum, sleep } from './cluster-common.js';
 import { summariseProfiles } from './cpu-profile.js';
 import { benchInfluxCeiling } from './influx-ceiling.js';
 import { startIngestProcess, type IngestProcess } from './ingest-process.js';
@@ -104,6 +104,18 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
     const vins = Array.from({ length: vehicles }, (_, i) => benchVin(i));
     await registerVehicles(ingest.api, ingest.auth, vins);
     const clients = await connectVehicles(ingest.mqttUrl, vins);
+    // batches whose PUBACK waited for the loops, and gates opened at their 5 s bound (docs/architecture.md#back-pressure)
+    const gated = async () => {
+      const [held, forced] = await Promise.all(
+        ['odopulse_backpressure_holds_total', 'odopulse_backpressure_forced_total'].map((m) => metricSum([ingest!], m)),
+      );
+      return { held, forced };
+    };
+    const since = async (b: { held: number; forced: number }) => {
+      const a = await gated();
+      return { batchesHeld: a.held - b.held, forcedOpens: a.forced - b.forced };
+    };
+    const gated0 = await gated();
     const cpu0 = processThreadsCpu(pid);
     const start = performance.now();
     const pub = await publishLoad({
@@ -120,6 +132,7 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
     const elapsed = performance.now() - start;
     const cpu = threadCpuDelta(pid, cpu0, processThreadsCpu(pid));
     const e2eRate = (counted / elapsed) * 1000;
+    const sustainedGate = await since(gated0);
     await closeAll(clients);
     let published = base + pub.readings;
     // each vehicle's next seq: the later phases continue its event time (bench/load.ts derives the
@@ -134,6 +147,7 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
       const probeVins = Array.from({ length: q ? 5 : 20 }, (_, i) => benchVin(i, prefix));
       await registerVehicles(ingest!.api, ingest!.auth, probeVins);
       const loadClients = await connectVehicles(ingest!.mqttUrl, vins);
+      const phase0 = await gated();
       let stop = false;
       const background = publishLoad({
         clients: loadClients,
@@ -150,6 +164,7 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
       const latency = await latencyProbesApart([ingest!], probeVins, q ? 3 : 15, q ? 500 : 1000, q ? 10_000 : 15_000);
       stop = true;
       const bg = await background;
+      const backPressure = await since(phase0);
       await closeAll(loadClients);
       nextSeq = bg.nextSeq;
       published += bg.readings + latency.readingsPublished;
@@ -171,6 +186,7 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
         loadReadingsPerSecAchieved: round((bg.readings / bg.elapsedMs) * 1000),
         loadSeconds: round(bg.elapsedMs / 1000, 1),
         backgroundPublishErrors: bg.errors,
+        backPressure,
         lostSoFar: published - inInflux,
       };
     };
@@ -234,10 +250,11 @@ export async function benchE2E(opts: E2eOptions): Promise<Record<string, unknown
         publishErrors: pub.errors,
         publishSeconds: round(publishMs / 1000, 2),
         seconds: round(elapsed / 1000, 2),
-        // PUBACKs come once a batch is in the journal: publishing can outrun InfluxDB, and the rest
-        // of the window is ingest draining that backlog into InfluxDB
+        // PUBACKs come once a batch is in the journal (later while the loops are behind: back-pressure),
+        // so publishing can run ahead of InfluxDB; the rest of the window is ingest draining that backlog
         publishReadingsPerSec: round((pub.readings / publishMs) * 1000),
         drainSecondsAfterPublish: round((elapsed - publishMs) / 1000, 2),
+        backPressure: sustainedGate,
         readingsPerSec: round(e2eRate),
         influxCeilingLinesPerSec: ceilingRate,
         ratioToInfluxCeiling: round(e2eRate / ceilingRate, 3),
