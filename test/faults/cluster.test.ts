@@ -72,6 +72,7 @@ interface Ctx {
   homes: string[][];
   /** Moments of the fault, as the stream's last sequence then (late batches are counted per phase). */
   marks: Mark[];
+  receiver: WebhookReceiver;
 }
 
 async function runCase(c: Case): Promise<void> {
@@ -119,7 +120,7 @@ async function runCase(c: Case): Promise<void> {
     await waitFor(() => ledger.acked.size >= VEHICLES * 4, { what: 'the load acknowledged on every instance', timeoutMs: 60_000 });
 
     const marks: Mark[] = [];
-    const faultNotes = await c.fault({ rig, nats, ledger, loads, homes, marks });
+    const faultNotes = await c.fault({ rig, nats, ledger, loads, homes, marks, receiver });
 
     await waitForPlanAcked(ledger, loads, { timeoutMs: 120_000, intervalMs: 200 });
     const loadMs = Date.now() - started;
@@ -138,7 +139,7 @@ async function runCase(c: Case): Promise<void> {
       notes:
         `seed ${seed}; ${ledger.acked.size} batches acked, ${o.stored.lost.length} lost, ${o.stored.duplicated.length} duplicated; ${faultNotes}; ` +
         `${o.expected.length} DTC prompts expected, ${o.expected.length - o.missing.length} found on each of ${o.views.size} APIs; ` +
-        `${o.created.length} created events, ${o.webhookDups.length} ids twice, ${o.missingCreated.length} missing; ` +
+        `${o.created.length} created events, ${o.webhookDups.length} ids twice, ${receiver.takenOver().length} sent again after the killed instance's claim ran out, ${o.missingCreated.length} missing; ` +
         `rule states out of order ${o.outOfOrder.length}, journal behind ${o.journalBehind.length}, ` +
         `batches late in the stream ${o.lateInStream.length} (${o.lateByPhase}); ` +
         `SSE ${[...o.sse].map(([id, x]) => `${id} ${x.changes} changes, ${x.missing.length} created missing`).join(', ')}; ` +
@@ -182,7 +183,7 @@ describe('cluster mode: 3 ingest instances, 3 NATS nodes, one PostgreSQL', () =>
       prefix: 'LCLKA',
       maxSeq: 90,
       sseOn: ['i0', 'i1'],
-      async fault({ rig, nats, ledger, homes, marks }) {
+      async fault({ rig, nats, ledger, homes, marks, receiver }) {
         const victim = 'i2';
         const before = await rig.owners();
         const held = before.get(victim) ?? [];
@@ -192,6 +193,7 @@ describe('cluster mode: 3 ingest instances, 3 NATS nodes, one PostgreSQL', () =>
         marks.push({ at: `${victim} kill`, streamSeq: await streamLastSeq(nats) });
         await rig.kill(victim);
         const killedAt = Date.now();
+        receiver.instanceKilled(killedAt);
         // its vehicles are on a survivor's MQTT at once; its partitions once their leases run out
         const back = vehiclesBack(ledger, homes[2], acked, `${victim}'s vehicles acknowledged by a survivor`);
         back.catch(() => {}); // awaited below

@@ -24,6 +24,14 @@ export const WEBHOOK_SECRET = 'fault-suite-cluster-webhook-secret';
 export class WebhookReceiver {
   private server: http.Server | undefined;
   readonly accepted = new Map<string, number>();
+  /** When each 2xx answer to a webhook-id was given. */
+  private readonly acceptedAt = new Map<string, number[]>();
+  /**
+   * An instance killed at this time: an event it had sent (answered 2xx) but not yet marked
+   * delivered is sent again by a survivor once its claim runs out (the outbox claim TTL, 60 s):
+   * at least once, the same id (docs/contract.md#signature: receivers de-duplicate on it).
+   */
+  private killedAt: number | undefined;
   readonly events = new Map<string, CloudEvent<{ id?: string; vin?: string }>>();
   badSignatures = 0;
   port = 0;
@@ -45,6 +53,7 @@ export class WebhookReceiver {
         }
         const id = String(req.headers['webhook-id']);
         this.accepted.set(id, (this.accepted.get(id) ?? 0) + 1);
+        this.acceptedAt.set(id, [...(this.acceptedAt.get(id) ?? []), Date.now()]);
         this.events.set(id, JSON.parse(body) as CloudEvent<{ id?: string; vin?: string }>);
         res.writeHead(204).end();
       });
@@ -62,9 +71,25 @@ export class WebhookReceiver {
     await new Promise((r) => s.close(r));
   }
 
-  /** Ids answered 2xx more than once. */
+  /** An instance was killed now (see killedAt). */
+  instanceKilled(at = Date.now()): void {
+    this.killedAt = at;
+  }
+
+  /** Ids answered 2xx more than once, but for those a dead instance's claim explains (takenOver). */
   duplicates(): string[] {
-    return [...this.accepted].filter(([, n]) => n > 1).map(([id, n]) => `${id} ×${n}`);
+    return [...this.accepted].filter(([id, n]) => n > 1 && !this.isTakeOver(id)).map(([id, n]) => `${id} ×${n}`);
+  }
+
+  /** Ids answered twice because a killed instance sent them just before its kill and a survivor took its claim over. */
+  takenOver(): string[] {
+    return [...this.accepted.keys()].filter((id) => this.isTakeOver(id));
+  }
+
+  /** Answered exactly twice: first before the kill, again at least 55 s later (the 60 s claim, less the time its send took). */
+  private isTakeOver(id: string): boolean {
+    const at = this.acceptedAt.get(id) ?? [];
+    return this.killedAt !== undefined && at.length === 2 && at[0] <= this.killedAt && at[1] - at[0] >= 55_000;
   }
 
   /** The prompt ids of the events of one type (e.g. com.odopulse.prompt.created). */
