@@ -20,10 +20,9 @@ import { freePort } from '../../support/ports.js';
 
 export const WEBHOOK_SECRET = 'fault-suite-cluster-webhook-secret';
 
-/** The lifecycle system every instance posts to: verifies each signature, answers 204, counts 2xx per webhook-id. */
+/** The lifecycle system every instance posts to: verifies each signature, answers 204, keeps when it answered each webhook-id. */
 export class WebhookReceiver {
   private server: http.Server | undefined;
-  readonly accepted = new Map<string, number>();
   /** When each 2xx answer to a webhook-id was given. */
   private readonly acceptedAt = new Map<string, number[]>();
   /**
@@ -52,7 +51,6 @@ export class WebhookReceiver {
           return;
         }
         const id = String(req.headers['webhook-id']);
-        this.accepted.set(id, (this.accepted.get(id) ?? 0) + 1);
         this.acceptedAt.set(id, [...(this.acceptedAt.get(id) ?? []), Date.now()]);
         this.events.set(id, JSON.parse(body) as CloudEvent<{ id?: string; vin?: string }>);
         res.writeHead(204).end();
@@ -78,12 +76,12 @@ export class WebhookReceiver {
 
   /** Ids answered 2xx more than once, but for those a dead instance's claim explains (takenOver). */
   duplicates(): string[] {
-    return [...this.accepted].filter(([id, n]) => n > 1 && !this.isTakeOver(id)).map(([id, n]) => `${id} ×${n}`);
+    return [...this.acceptedAt].filter(([id, at]) => at.length > 1 && !this.isTakeOver(id)).map(([id, at]) => `${id} ×${at.length}`);
   }
 
   /** Ids answered twice because a killed instance sent them just before its kill and a survivor took its claim over. */
   takenOver(): string[] {
-    return [...this.accepted.keys()].filter((id) => this.isTakeOver(id));
+    return [...this.acceptedAt.keys()].filter((id) => this.isTakeOver(id));
   }
 
   /** Answered exactly twice: first before the kill, again at least 55 s later (the 60 s claim, less the time its send took). */
