@@ -22,6 +22,8 @@ export interface InfluxWritesDeps {
   metrics: Metrics;
   log: { warn(o: object, m?: string): void; error(o: object, m?: string): void };
   chunk?: number;
+  /** How long a chunk may wait to fill after the last one started (default CHUNK_GATHER_MS). */
+  gatherMs?: number;
   /** Lag gauges, after entries were marked done. */
   onMarked(): void;
 }
@@ -30,6 +32,15 @@ export interface InfluxWritesDeps {
 const LINES_PER_CHUNK = 25_000;
 /** Chunks written at once: a flood of concurrent requests makes influxd time out (then all is retried). */
 const CHUNKS_IN_FLIGHT = 2;
+/**
+ * Below a full chunk's worth of pending readings, a chunk starts at most this long after the last
+ * one: at a steady 20,000 readings/s, chunks taken as soon as a slot was free held a batch or two
+ * each, and their fixed cost (journal query, profile lookups, HTTP request, journal mark) on the
+ * main thread doubled ingest's CPU per reading compared with a full load; influxd paid per request
+ * too. InfluxDB is not on the prompt path (docs/architecture.md#data-flow), so a reading there
+ * 100 ms later costs nobody anything; a backlog still goes out at once, a chunk after another.
+ */
+export const CHUNK_GATHER_MS = 100;
 
 type Tags = (vin: string) => Record<string, string>;
 type Outcome = 'written' | 'outage' | 'failed';
@@ -60,6 +71,8 @@ export class InfluxWrites {
   private sealed: Promise<unknown> = Promise.resolve();
   /** Readings per pending entry, as the last chunk found. */
   readingsPerEntry = 1;
+  /** When the last chunk was started (performance.now()). */
+  private lastStart = -Infinity;
 
   constructor(private readonly deps: InfluxWritesDeps) {}
 
@@ -71,6 +84,7 @@ export class InfluxWrites {
     // during an outage one chunk at a time: each retry is one probe of InfluxDB, not two
     if (this.chunks.size >= (this.backoffMs > 0 ? 1 : CHUNKS_IN_FLIGHT)) return this.settleOne();
     const { journal, stores, decoded } = this.deps;
+    await this.gather();
     // the entries in flight are still pending in the journal: read past them; and no more rows than
     // a chunk's readings need, judging by the last chunk (2,000 rows of 50 readings were 4 chunks)
     const want = Math.min(this.deps.chunk ?? 2000, Math.ceil(LINES_PER_CHUNK / this.readingsPerEntry) + 16);
@@ -80,6 +94,7 @@ export class InfluxWrites {
     if (entries.length > 0) this.readingsPerEntry = Math.max(1, readings.length / entries.length);
     if (entries.length === 0) return this.chunks.size > 0 ? this.settleOne() : false;
     for (const e of entries) this.inFlight.add(e.id);
+    this.lastStart = performance.now();
     // the writer asks for tags synchronously: look the chunk's vehicles up once, before writing
     let tags: Tags;
     try {
@@ -100,6 +115,17 @@ export class InfluxWrites {
     });
     this.chunks.add(chunk);
     return true;
+  }
+
+  /** Wait for the next chunk to fill (CHUNK_GATHER_MS), unless a chunk's worth is pending already. */
+  private async gather(): Promise<void> {
+    const gatherMs = this.deps.gatherMs ?? CHUNK_GATHER_MS;
+    const left = this.lastStart + gatherMs - performance.now();
+    if (left <= 0 || this.backoffMs > 0) return;
+    // a chunk's worth pending (by readings, or by the rows a chunk may take): a backlog, no waiting
+    const waiting = this.deps.journal.lag().influx - this.inFlight.size;
+    if (waiting * this.readingsPerEntry >= LINES_PER_CHUNK || waiting >= (this.deps.chunk ?? 2000)) return;
+    await new Promise((r) => setTimeout(r, left));
   }
 
   /** Journal entries in the chunks being written now (taken, not yet confirmed). */

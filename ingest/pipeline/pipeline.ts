@@ -24,6 +24,8 @@ export interface PipelineDeps {
   chunk?: number;
   /** Readings per rules step, at most (default RULES_STEP_READINGS). */
   rulesStepReadings?: number;
+  /** How long an InfluxDB chunk may wait to fill (default CHUNK_GATHER_MS, influx-writes.ts). */
+  influxGatherMs?: number;
 }
 
 /**
@@ -49,7 +51,7 @@ export class Pipeline extends EventEmitter<{ changes: [PromptChange[]]; processe
 
   constructor(private readonly deps: PipelineDeps) {
     super();
-    this.influx = new InfluxWrites({ ...deps, onMarked: () => this.updateLag() });
+    this.influx = new InfluxWrites({ ...deps, gatherMs: deps.influxGatherMs, onMarked: () => this.updateLag() });
     this.influxExcused = deps.journal.lag().influx; // what the last process left
   }
 

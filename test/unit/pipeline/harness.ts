@@ -124,6 +124,8 @@ export class TestTelemetry implements TelemetryStore {
   readonly refusedCalls: string[][] = [];
   /** Confirmed writes per reading key (vin@ts). */
   readonly written = new Map<string, number>();
+  /** Readings per write() call that got through, in order (one call per chunk). */
+  readonly calls: number[] = [];
   private unconfirmed: Reading[] = [];
 
   async write(readings: Reading[], tags: (vin: string) => Record<string, string>): Promise<void> {
@@ -137,6 +139,7 @@ export class TestTelemetry implements TelemetryStore {
       throw new TelemetryInputError('refused by the test store');
     }
     await this.inner.write(readings, tags);
+    this.calls.push(readings.length);
     this.unconfirmed.push(...readings);
   }
 
@@ -199,6 +202,8 @@ export async function startIngestParts(o: {
   limits?: InboundDeps['limits'];
   /** ODOPULSE_BACKLOG_READINGS (default: no back-pressure). */
   backlogReadings?: number;
+  /** How long an InfluxDB chunk may wait to fill (default: the pipeline's). */
+  influxGatherMs?: number;
 }): Promise<Ingest> {
   const journal = new Journal(o.dir);
   const decoded = new DecodedCache();
@@ -217,6 +222,7 @@ export async function startIngestParts(o: {
     log,
     chunk: o.chunk,
     rulesStepReadings: o.rulesStepReadings,
+    influxGatherMs: o.influxGatherMs,
   });
   const handlers = createInboundHandlers({
     journal,
