@@ -117,6 +117,8 @@ export class Journal {
       // `AND … = 0`: a mark that changes a row is one fewer to do (the counts below)
       markInflux: db.prepare('UPDATE entries SET influx_done = 1 WHERE id = ? AND influx_done = 0'),
       markRules: db.prepare('UPDATE entries SET rules_done = 1 WHERE id = ? AND rules_done = 0'),
+      syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
+      syncFull: db.prepare('PRAGMA synchronous = FULL'),
       counts: db.prepare<[], { total: number; influx: number; rules: number }>(
         'SELECT count(*) AS total, coalesce(sum(influx_done = 0), 0) AS influx, coalesce(sum(rules_done = 0), 0) AS rules FROM entries',
       ),
@@ -251,9 +253,19 @@ export class Journal {
     if (ids.length > 0) this.counts.rules -= this.write('rules_done', () => this.markAll(this.stmts.markRules, ids));
   }
 
-  /** Rows changed (marked now, not before), in one transaction. */
+  /**
+   * Rows changed (marked now, not before), in one transaction with no fsync of its own: a mark lost
+   * in a power cut only means the entry is taken again, which both loops take in their stride (the
+   * rules skip what a vehicle's committed state already includes, InfluxDB overwrites the same
+   * points); the next append's fsync makes it durable anyway (WAL frames are synced in order).
+   */
   private markAll(stmt: { run(id: number): { changes: number } }, ids: number[]): number {
-    return this.db.transaction(() => ids.reduce((n, id) => n + stmt.run(id).changes, 0))();
+    this.stmts.syncNormal.run();
+    try {
+      return this.db.transaction(() => ids.reduce((n, id) => n + stmt.run(id).changes, 0))();
+    } finally {
+      this.stmts.syncFull.run();
+    }
   }
 
   /** Whether the last write worked (docs/architecture.md#disk-full); what /healthz and the logs report. */

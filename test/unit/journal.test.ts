@@ -43,6 +43,21 @@ describe('journal', () => {
     j.close();
   });
 
+  it('marks without an fsync of their own, appends still with one (synchronous FULL again after each mark)', async () => {
+    const j = new Journal(dir());
+    const db = (j as unknown as { db: { pragma(p: string, o: { simple: true }): unknown } }).db;
+    const FULL = 2;
+    await j.append(VIN, 1, Buffer.from('a'), 1);
+    expect(db.pragma('synchronous', { simple: true })).toBe(FULL);
+    j.markInfluxDone([1]);
+    j.markRulesDone([1]);
+    j.markRulesDone([1]); // nothing left to change: still restored
+    expect(db.pragma('synchronous', { simple: true })).toBe(FULL);
+    await j.append(VIN, 2, Buffer.from('b'), 2);
+    expect(j.lag()).toEqual({ total: 2, influx: 1, rules: 1 });
+    j.close();
+  });
+
   it('after pruning, an old seq is still recognised as a duplicate', async () => {
     const j = new Journal(dir());
     for (let seq = 1; seq <= 3; seq++) await j.append(VIN, seq, Buffer.from([seq]), 100);
