@@ -30,6 +30,8 @@ export interface InfluxWritesDeps {
 
 /** One flush per at most this many lines: the WriteApi has no back-pressure of its own. */
 const LINES_PER_CHUNK = 25_000;
+/** Journal rows per chunk, at most, unless `deps.chunk` says otherwise. */
+const ROWS_PER_CHUNK = 2000;
 /** Chunks written at once: a flood of concurrent requests makes influxd time out (then all is retried). */
 const CHUNKS_IN_FLIGHT = 2;
 /**
@@ -87,7 +89,7 @@ export class InfluxWrites {
     await this.gather();
     // the entries in flight are still pending in the journal: read past them; and no more rows than
     // a chunk's readings need, judging by the last chunk (2,000 rows of 50 readings were 4 chunks)
-    const want = Math.min(this.deps.chunk ?? 2000, Math.ceil(LINES_PER_CHUNK / this.readingsPerEntry) + 16);
+    const want = Math.min(this.rowsPerChunk, Math.ceil(LINES_PER_CHUNK / this.readingsPerEntry) + 16);
     const limit = want + this.inFlight.size;
     const pending = journal.pendingForInflux(0, limit, decoded.held).filter((e) => !this.inFlight.has(e.id));
     const { entries, readings } = takeByReadings(pending, LINES_PER_CHUNK);
@@ -124,8 +126,12 @@ export class InfluxWrites {
     if (left <= 0 || this.backoffMs > 0) return;
     // a chunk's worth pending (by readings, or by the rows a chunk may take): a backlog, no waiting
     const waiting = this.deps.journal.lag().influx - this.inFlight.size;
-    if (waiting * this.readingsPerEntry >= LINES_PER_CHUNK || waiting >= (this.deps.chunk ?? 2000)) return;
+    if (waiting * this.readingsPerEntry >= LINES_PER_CHUNK || waiting >= this.rowsPerChunk) return;
     await new Promise((r) => setTimeout(r, left));
+  }
+
+  private get rowsPerChunk(): number {
+    return this.deps.chunk ?? ROWS_PER_CHUNK;
   }
 
   /** Journal entries in the chunks being written now (taken, not yet confirmed). */
