@@ -51,7 +51,6 @@ interface SequenceDbRow {
 }
 
 const DUPLICATE: AppendOutcome = { result: 'duplicate', missingAdded: 0, filled: false };
-const NOTHING = Buffer.alloc(0);
 const DAY = 86_400_000;
 /** High-water marks of a boot are kept this long after its last pruned batch (the agent's spool holds 7 days). */
 export const PRUNED_MARK_KEEP_MS = 30 * DAY;
@@ -99,8 +98,9 @@ export class Journal {
     const db = this.db;
     this.stmts = {
       insert: db.prepare(
-        'INSERT OR IGNORE INTO entries (vin, boot_id, seq, received_at, payload, influx_done, rules_done) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO entries (vin, boot_id, seq, received_at, influx_done, rules_done) VALUES (?, ?, ?, ?, ?, ?)',
       ),
+      insertPayload: db.prepare('INSERT INTO payloads (id, payload) VALUES (?, ?)'),
       has: db.prepare<[string, string, number], { x: number }>('SELECT 1 AS x FROM entries WHERE vin = ? AND boot_id = ? AND seq = ?'),
       pruned: db.prepare<[string, string], { max_seq: number }>('SELECT max_seq FROM pruned WHERE vin = ? AND boot_id = ?'),
       sequence: db.prepare<[string], SequenceDbRow>('SELECT * FROM sequences WHERE vin = ?'),
@@ -113,7 +113,7 @@ export class Journal {
       ),
       influxPending: db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE influx_done = 0 AND id > ? ORDER BY id LIMIT ?`),
       rulesPending: db.prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE rules_done = 0 AND id > ? ORDER BY id LIMIT ?`),
-      payload: db.prepare<[number], { payload: Buffer }>('SELECT payload FROM entries WHERE id = ?'),
+      payload: db.prepare<[number], { payload: Buffer }>('SELECT payload FROM payloads WHERE id = ?'),
       // `AND … = 0`: a mark that changes a row is one fewer to do (the counts below)
       markInflux: db.prepare('UPDATE entries SET influx_done = 1 WHERE id = ? AND influx_done = 0'),
       markRules: db.prepare('UPDATE entries SET rules_done = 1 WHERE id = ? AND rules_done = 0'),
@@ -205,7 +205,9 @@ export class Journal {
     const hw = stmts.pruned.get(p.vin, p.bootId);
     if (hw && p.seq <= hw.max_seq) return DUPLICATE;
     const done = p.payload ? 0 : 1;
-    if (stmts.insert.run(p.vin, p.bootId, p.seq, p.receivedAt, p.payload ?? NOTHING, done, done).changes !== 1) return DUPLICATE;
+    const row = stmts.insert.run(p.vin, p.bootId, p.seq, p.receivedAt, done, done);
+    if (row.changes !== 1) return DUPLICATE;
+    if (p.payload) stmts.insertPayload.run(row.lastInsertRowid, p.payload);
     this.inserted.total++;
     if (!done) this.inserted.pending++;
     const step = advanceSequence(touched.get(p.vin)?.row ?? this.storedSequence(p.vin), p.bootId, p.seq);
@@ -325,6 +327,9 @@ export class Journal {
         )
         .run(before);
       this.db.prepare('DELETE FROM pruned WHERE at_ms < ?').run(before - PRUNED_MARK_KEEP_MS);
+      this.db
+        .prepare('DELETE FROM payloads WHERE id IN (SELECT id FROM entries WHERE influx_done = 1 AND rules_done = 1 AND received_at < ?)')
+        .run(before);
       return this.db.prepare('DELETE FROM entries WHERE influx_done = 1 AND rules_done = 1 AND received_at < ?').run(before).changes;
     })();
   }

@@ -52,6 +52,8 @@ export interface EntryRow {
   influxDone: number;
 }
 
+const NOTHING = Buffer.alloc(0);
+
 /** A journal row; its payload is read from the journal when first asked for. */
 export class StoredEntry implements JournalEntry {
   readonly id: number;
@@ -76,7 +78,8 @@ export class StoredEntry implements JournalEntry {
   }
 
   get payload(): Buffer {
-    return (this.blob ??= this.payloadOf.get(this.id)!.payload);
+    // an entry journalled done (every sample dead-lettered) has no payload row
+    return (this.blob ??= this.payloadOf.get(this.id)?.payload ?? NOTHING);
   }
 }
 

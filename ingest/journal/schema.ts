@@ -1,19 +1,23 @@
 // journal.db's schema and its migrations. PRAGMA user_version records the version: 0 is the first
 // layout (created with CREATE TABLE IF NOT EXISTS, dedup on (vin, seq), one pruned high-water mark
-// per VIN), 1 dedups on (vin, boot_id, seq) and keeps per-vehicle sequence bookkeeping.
+// per VIN), 1 dedups on (vin, boot_id, seq) and keeps per-vehicle sequence bookkeeping, 2 keeps the
+// payloads in a table of their own.
 import { decodeTelemetryBatch } from '../../proto/codec.js';
 import type { Database } from '../store/sqlite/driver.js';
 
-export const JOURNAL_VERSION = 1;
+export const JOURNAL_VERSION = 2;
 
-const V1 = `
+const V2 = `
   CREATE TABLE entries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     vin TEXT NOT NULL, boot_id TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL, received_at INTEGER NOT NULL,
-    payload BLOB NOT NULL, influx_done INTEGER NOT NULL DEFAULT 0, rules_done INTEGER NOT NULL DEFAULT 0,
+    influx_done INTEGER NOT NULL DEFAULT 0, rules_done INTEGER NOT NULL DEFAULT 0,
     UNIQUE (vin, boot_id, seq));
   CREATE INDEX entries_influx ON entries (influx_done, id);
   CREATE INDEX entries_rules ON entries (rules_done, id);
+  -- a batch's bytes, apart: each loop's done mark then rewrites the small row above, not a page of
+  -- payload (~3 KB a batch; a mark cost 4x as much with it inline). None for an entry journalled done.
+  CREATE TABLE payloads (id INTEGER PRIMARY KEY, payload BLOB NOT NULL);
   -- after pruning, a seq at or below max_seq of its boot is still recognised as a duplicate;
   -- at_ms (the newest receipt pruned) lets marks of boots long gone be dropped
   CREATE TABLE pruned (
@@ -34,8 +38,9 @@ export function migrateJournal(db: Database, now: number): void {
   if (version === JOURNAL_VERSION) return;
   const hasTable = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
   db.transaction(() => {
-    if (hasTable('entries')) fromV0(db, now, hasTable('pruned'));
-    else db.exec(V1);
+    if (!hasTable('entries')) db.exec(V2);
+    else if (version === 0) fromV0(db, now, hasTable('pruned'));
+    else fromV1(db);
     db.pragma(`user_version = ${JOURNAL_VERSION}`);
   })();
 }
@@ -49,7 +54,15 @@ function bootIdOf(payload: Buffer): string {
   }
 }
 
-// Version 0 -> 1. SQLite cannot drop the old UNIQUE (vin, seq), so the table is rebuilt: every row is
+// Version 1 -> 2: the payloads move to their table, ids kept (empty ones, of entries journalled done, are dropped).
+function fromV1(db: Database): void {
+  db.exec(`
+    CREATE TABLE payloads (id INTEGER PRIMARY KEY, payload BLOB NOT NULL);
+    INSERT INTO payloads (id, payload) SELECT id, payload FROM entries WHERE length(payload) > 0 ORDER BY id;
+    ALTER TABLE entries DROP COLUMN payload;`);
+}
+
+// Version 0 -> 2. SQLite cannot drop the old UNIQUE (vin, seq), so the table is rebuilt: every row is
 // kept with its id, its done flags and the boot id read from its payload (a batch journalled before
 // the upgrade and resent after it is still a duplicate), and the id counter carries on where it was
 // (rule states remember journal ids: a reused id would be skipped as already applied). The old
@@ -65,9 +78,10 @@ function fromV0(db: Database, now: number, hasPruned: boolean): void {
     DROP INDEX IF EXISTS entries_rules;
     ALTER TABLE entries RENAME TO entries_v0;
     ${hasPruned ? 'ALTER TABLE pruned RENAME TO pruned_v0;' : ''}
-    ${V1}
-    INSERT INTO entries (id, vin, boot_id, seq, received_at, payload, influx_done, rules_done)
-      SELECT id, vin, odopulse_boot_id_of(payload), seq, received_at, payload, influx_done, rules_done FROM entries_v0 ORDER BY id;
+    ${V2}
+    INSERT INTO entries (id, vin, boot_id, seq, received_at, influx_done, rules_done)
+      SELECT id, vin, odopulse_boot_id_of(payload), seq, received_at, influx_done, rules_done FROM entries_v0 ORDER BY id;
+    INSERT INTO payloads (id, payload) SELECT id, payload FROM entries_v0 WHERE length(payload) > 0 ORDER BY id;
     DROP TABLE entries_v0;`);
   if (hasPruned) {
     db.prepare("INSERT INTO pruned (vin, boot_id, max_seq, at_ms) SELECT vin, '', max_seq, ? FROM pruned_v0").run(now);

@@ -181,7 +181,11 @@ describe('lossy link and broker restarts between the agent and ingest', () => {
     const db = new Database(join(ingest.dataDir, 'journal.db'), { readonly: true });
     try {
       for (const vin of VINS) {
-        const rows = db.prepare('SELECT boot_id, seq, payload FROM entries WHERE vin = ? ORDER BY id').all(vin) as Array<{
+        const rows = db
+          .prepare(
+            "SELECT boot_id, seq, coalesce(payload, x'') AS payload FROM entries LEFT JOIN payloads USING (id) WHERE vin = ? ORDER BY id",
+          )
+          .all(vin) as Array<{
           boot_id: string;
           seq: number;
           payload: Buffer;

@@ -133,6 +133,23 @@ const V0 = `
   CREATE INDEX IF NOT EXISTS entries_rules ON entries (rules_done, id);
   CREATE TABLE IF NOT EXISTS pruned (vin TEXT PRIMARY KEY, max_seq INTEGER NOT NULL);`;
 
+// Version 1: dedup on (vin, boot_id, seq), the payload inline.
+const V1 = `
+  CREATE TABLE entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    vin TEXT NOT NULL, boot_id TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL, received_at INTEGER NOT NULL,
+    payload BLOB NOT NULL, influx_done INTEGER NOT NULL DEFAULT 0, rules_done INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (vin, boot_id, seq));
+  CREATE INDEX entries_influx ON entries (influx_done, id);
+  CREATE INDEX entries_rules ON entries (rules_done, id);
+  CREATE TABLE pruned (
+    vin TEXT NOT NULL, boot_id TEXT NOT NULL, max_seq INTEGER NOT NULL, at_ms INTEGER NOT NULL,
+    PRIMARY KEY (vin, boot_id)) WITHOUT ROWID;
+  CREATE INDEX pruned_at ON pruned (at_ms);
+  CREATE TABLE sequences (
+    vin TEXT PRIMARY KEY, boot_id TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    received INTEGER NOT NULL, earlier_missing INTEGER NOT NULL, prev_boot_id TEXT, at_ms INTEGER NOT NULL) WITHOUT ROWID;`;
+
 describe('migration of a journal.db of the old layout', () => {
   it('keeps every row with its flags, reads the boot ids from the payloads, dedups them, and carries the id counter on', async () => {
     const d = dir();
@@ -191,6 +208,37 @@ describe('migration of a journal.db of the old layout', () => {
     await add(j, 1, 'y');
     expect(j.pendingForRules(0, 10).map((e) => e.id)).toEqual([4]);
     j.close();
+  });
+
+  it("moves a version-1 journal's payloads to their own table, ids, flags and dedup kept", async () => {
+    const d = dir();
+    const old = new Database(join(d, 'journal.db'));
+    old.exec(V1);
+    old.pragma('user_version = 1');
+    const ins = old.prepare(
+      'INSERT INTO entries (vin, boot_id, seq, received_at, payload, influx_done, rules_done) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    for (let seq = 1; seq <= 4; seq++) ins.run(VIN, 'boot-1', seq, T, batch(seq, 'boot-1'), seq <= 2 ? 1 : 0, seq <= 1 ? 1 : 0);
+    ins.run(VIN, 'boot-1', 5, T, Buffer.alloc(0), 1, 1); // every sample dead-lettered
+    old.close();
+
+    const j = new Journal(d);
+    expect(j.lag()).toEqual({ total: 5, influx: 2, rules: 3 });
+    const rules = j.pendingForRules(0, 10);
+    expect(rules.map((e) => e.id)).toEqual([2, 3, 4]);
+    expect(rules.map((e) => e.payload)).toEqual([batch(2, 'boot-1'), batch(3, 'boot-1'), batch(4, 'boot-1')]);
+    expect(await add(j, 5, 'boot-1')).toBe('duplicate');
+    expect(await add(j, 6, 'boot-1')).toBe('new');
+    const influx = j.pendingForInflux(0, 10);
+    expect(influx.map((e) => e.payload)).toEqual([batch(3, 'boot-1'), batch(4, 'boot-1'), batch(6, 'boot-1')]);
+    const newId = influx[2].id;
+    expect(newId).toBeGreaterThan(5);
+    j.close();
+    const db = new Database(join(d, 'journal.db'), { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(JOURNAL_VERSION);
+    expect(db.prepare('SELECT id FROM payloads ORDER BY id').all()).toEqual([1, 2, 3, 4, newId].map((id) => ({ id })));
+    expect((db.prepare('PRAGMA table_info(entries)').all() as { name: string }[]).map((c) => c.name)).not.toContain('payload');
+    db.close();
   });
 
   it('refuses a journal.db newer than this build', () => {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Journal } from '../../ingest/journal/journal.js';
+import { Database } from '../../ingest/store/sqlite/driver.js';
 
 const VIN = 'LSVAU2180N2183294';
 const dirs: string[] = [];
@@ -67,6 +68,31 @@ describe('journal', () => {
     expect(j.lag().total).toBe(0);
     expect(await j.append(VIN, 2, Buffer.from([2]), 300)).toBe('duplicate');
     expect(await j.append(VIN, 4, Buffer.from([4]), 300)).toBe('new');
+    j.close();
+  });
+
+  it('keeps payloads apart from the rows the loops mark, and prunes both', async () => {
+    const d = dir();
+    const j = new Journal(d);
+    for (let seq = 1; seq <= 3; seq++) await j.append(VIN, seq, Buffer.from([seq]), 100);
+    // every sample dead-lettered: journalled done, with no payload
+    await j.appendBatch({ vin: VIN, bootId: '', seq: 4, payload: null, receivedAt: 100 });
+    await j.append(VIN, 5, Buffer.from([5]), 300);
+    j.markInfluxDone([1, 2, 3, 5]);
+    j.markRulesDone([1, 2]);
+    expect(j.pendingForRules(0, 10).map((e) => [e.seq, [...e.payload]])).toEqual([
+      [3, [3]],
+      [5, [5]],
+    ]);
+    expect(j.prune(200)).toBe(3); // seqs 1, 2 and 4; 3 still to do for the rules, 5 too recent
+    const db = new Database(join(d, 'journal.db'), { readonly: true });
+    try {
+      expect(db.prepare('SELECT id FROM payloads ORDER BY id').all()).toEqual([{ id: 3 }, { id: 5 }]);
+      expect((db.prepare('PRAGMA table_info(entries)').all() as { name: string }[]).map((c) => c.name)).not.toContain('payload');
+    } finally {
+      db.close();
+    }
+    expect(j.pendingForRules(0, 10)[0].payload).toEqual(Buffer.from([3]));
     j.close();
   });
 });
