@@ -20,6 +20,7 @@ import { createInboundHandlers } from './inbound/handlers.js';
 import { topicFor, type BrokerLink } from './inbound/topics.js';
 import { DecodedCache } from './journal/decoded-cache.js';
 import { Journal, type JournalPort } from './journal/journal.js';
+import { WAL_CHECKPOINT_MS } from './store/sqlite/checkpointer.js';
 import { createMetrics } from './metrics.js';
 import { eventsForChanges, WebhookDispatcher } from './outbound/webhook.js';
 import { Pipeline } from './pipeline/pipeline.js';
@@ -69,14 +70,18 @@ export async function startIngest(cfg: IngestConfig): Promise<IngestHandle> {
     cluster?.stores ??
     (cfg.ODOPULSE_DATABASE_URL
       ? await openPostgresStores(cfg.ODOPULSE_DATABASE_URL, { instanceId: instanceId(cfg) })
-      : openSqliteStores(cfg.ODOPULSE_DATA_DIR));
+      : openSqliteStores(cfg.ODOPULSE_DATA_DIR, {
+          walCheckpointMs: WAL_CHECKPOINT_MS,
+          onCheckpointError: (err) => log.warn({ part: 'store', err }, 'store WAL checkpoint failed'),
+        }));
   const metrics = createMetrics({ outboxCount: (state) => stores.outbox.count(state) });
   // Nobody is connected yet (the embedded broker's clients went with the last process; an external
   // broker replays each vehicle's retained birth): every vehicle is online again at its birth. Not in
   // a cluster: the other instances' vehicles are still connected.
   const wasOnline = cluster ? 0 : await stores.vehicles.resetOnline(Date.now());
   if (wasOnline > 0) log.info({ vehicles: wasOnline }, 'vehicles marked offline until their birth message');
-  const journal: JournalPort = cluster?.journal ?? new Journal(cfg.ODOPULSE_DATA_DIR, { log: log.child({ part: 'journal' }) });
+  const journal: JournalPort =
+    cluster?.journal ?? new Journal(cfg.ODOPULSE_DATA_DIR, { log: log.child({ part: 'journal' }), walCheckpointMs: WAL_CHECKPOINT_MS });
   const decoded = cluster?.edge ?? new DecodedCache();
   // Start-up does not wait for InfluxDB (docs/architecture.md#start-up): bad settings throw here,
   // the connection is made in the background; once made, the InfluxDB loop writes the journal at once.

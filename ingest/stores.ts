@@ -1,6 +1,12 @@
 // The stores ingest works with: a backend (store/) with the prompt lifecycle (prompts/service.ts) on top.
 import { PromptService } from './prompts/service.js';
-import { createMemoryBackend, openPostgresBackend, openSqliteBackend, type PostgresBackendOptions } from './store/index.js';
+import {
+  createMemoryBackend,
+  openPostgresBackend,
+  openSqliteBackend,
+  type PostgresBackendOptions,
+  type SqliteBackendOptions,
+} from './store/index.js';
 import type { StoreBackend, Stores } from './store/ports.js';
 
 export function withPromptService(backend: StoreBackend): Stores {
@@ -9,8 +15,8 @@ export function withPromptService(backend: StoreBackend): Stores {
 }
 
 /** The one-machine default: SQLite files in the data dir. */
-export function openSqliteStores(dataDir: string): Stores {
-  return withPromptService(openSqliteBackend(dataDir));
+export function openSqliteStores(dataDir: string, opts?: SqliteBackendOptions): Stores {
+  return withPromptService(openSqliteBackend(dataDir, opts));
 }
 
 /** In memory, for unit tests (the same shared suites as SQLite). */

@@ -5,6 +5,7 @@
 // A commit that fails (a full disk: SQLITE_FULL, an I/O error) is rolled back and rejects its appends
 // with a StorageWriteError, so none of them is acknowledged; the next commit simply tries again, and
 // storageState() says whether the last write worked (docs/architecture.md#disk-full).
+import { WalCheckpointer } from '../store/sqlite/checkpointer.js';
 import { Database } from '../store/sqlite/driver.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +30,11 @@ export interface JournalOptions {
   groupCommitMs?: number;
   /** Told once per change of state (not writable, writable again), never per batch. */
   log?: StorageLog;
+  /**
+   * WAL checkpoints on a thread of their own, this often (ms; ingest/store/sqlite/checkpointer.ts);
+   * unset: SQLite checkpoints in the commit that crosses its threshold, on this thread.
+   */
+  walCheckpointMs?: number;
 }
 
 interface Pending {
@@ -77,6 +83,8 @@ export class Journal {
   private readonly groupCommitMs: number;
   private readonly storage: StorageStateTracker;
   private closed = false;
+  /** Checkpoints the WAL off this thread, when asked for (JournalOptions.walCheckpointMs). */
+  readonly checkpointer: WalCheckpointer | undefined;
   /**
    * Entries in all and still to do per loop: counted once at open, then kept by each committed
    * write (this process owns the journal), so lag() costs nothing on every loop step and /healthz.
@@ -95,6 +103,11 @@ export class Journal {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     migrateJournal(this.db, Date.now());
+    if (o.walCheckpointMs !== undefined)
+      this.checkpointer = new WalCheckpointer(this.db, {
+        everyMs: o.walCheckpointMs,
+        onError: (message) => o.log?.warn({ err: message }, 'journal WAL checkpoint failed'),
+      });
     const db = this.db;
     this.stmts = {
       insert: db.prepare(
@@ -339,6 +352,8 @@ export class Journal {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.commit();
+    // whichever connection closes last checkpoints what is left and removes the WAL
+    void this.checkpointer?.close();
     this.db.close();
   }
 }

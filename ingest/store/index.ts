@@ -2,6 +2,7 @@
 // test/ports/. ingest/stores.ts puts the prompt lifecycle (prompts/service.ts) on top.
 import type { StoreBackend } from './ports.js';
 import { asyncBackend } from './sync-backend.js';
+import { WalCheckpointer } from './sqlite/checkpointer.js';
 import { openDb } from './sqlite/db.js';
 import { sqliteDeadLetterStore, sqliteOutbox, sqliteRuleStateStore } from './sqlite/misc.js';
 import { sqlitePromptRepo } from './sqlite/prompts.js';
@@ -24,8 +25,18 @@ export {
   type PostgresBackendOptions,
 } from './postgres/index.js';
 
-export function openSqliteBackend(dataDir: string): StoreBackend {
+export interface SqliteBackendOptions {
+  /** WAL checkpoints on a thread of their own, this often (ms; sqlite/checkpointer.ts); unset: in the committing call. */
+  walCheckpointMs?: number;
+  onCheckpointError?: (message: string) => void;
+}
+
+export function openSqliteBackend(dataDir: string, opts: SqliteBackendOptions = {}): StoreBackend {
   const db = openDb(dataDir);
+  const checkpointer =
+    opts.walCheckpointMs === undefined
+      ? undefined
+      : new WalCheckpointer(db, { everyMs: opts.walCheckpointMs, onError: opts.onCheckpointError });
   const transaction = <T>(fn: () => T): T => db.transaction(fn)();
   // Explicit steps for the async gate; better-sqlite3's own transactions inside become savepoints.
   const begin = db.prepare('BEGIN IMMEDIATE');
@@ -64,6 +75,8 @@ export function openSqliteBackend(dataDir: string): StoreBackend {
         audit: pruneStmts.audit.run(olderThan).changes,
       })),
     close: () => {
+      // whichever connection closes last checkpoints what is left and removes the WAL
+      void checkpointer?.close();
       if (db.open) db.close();
     },
   });
