@@ -102,6 +102,8 @@ export class Journal {
     this.db = new Database(join(dataDir, 'journal.db'));
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
+    // another connection may share the file (the checkpointer's): wait out a lock, do not fail an append on it
+    this.db.pragma('busy_timeout = 5000');
     migrateJournal(this.db, Date.now());
     if (o.walCheckpointMs !== undefined)
       this.checkpointer = new WalCheckpointer(this.db, {

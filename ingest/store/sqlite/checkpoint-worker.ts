@@ -26,11 +26,17 @@ function checkpoint(): CheckpointResult {
   return { log: r.log, checkpointed: r.checkpointed };
 }
 
+/** Failing since the last run that worked: told once, not every everyMs (a full disk lasts). */
+let failing = false;
+
 function run(): CheckpointResult | undefined {
   try {
-    return checkpoint();
+    const r = checkpoint();
+    failing = false;
+    return r;
   } catch (err) {
-    port.postMessage({ type: 'error', message: (err as Error).message });
+    if (!failing) port.postMessage({ type: 'error', message: (err as Error).message });
+    failing = true;
     return undefined;
   }
 }

@@ -19,7 +19,7 @@ export const FAR_AUTOCHECKPOINT_PAGES = 8000;
 
 export interface CheckpointerOptions {
   everyMs: number;
-  /** Told when a checkpoint fails or the thread dies (the owner's far bound still holds). */
+  /** Told when checkpoints start failing (once, until one works again) or the thread dies (the owner's far bound still holds). */
   onError?: (message: string) => void;
 }
 
