@@ -1,7 +1,7 @@
 // WAL checkpoints off the event loop. SQLite checkpoints a WAL database in the commit that takes
 // the WAL past `wal_autocheckpoint` pages: that commit copies ~1,000 pages into the database and
-// fsyncs it, on the caller's thread. On ingest's event loop that was a 10-40 ms stall every second
-// or two at a steady load (bench/README.md#a-steady-load-where-the-time-goes). Here a thread of its
+// fsyncs it, on the caller's thread. On ingest's event loop that was a 7-40 ms stall every second or
+// two at a steady load (bench/README.md#the-journals-payloads-apart-wal-checkpoints-on-their-own-thread). Here a thread of its
 // own checkpoints every `everyMs` on its own connection (PASSIVE: never in a writer's way), and the
 // owner's connection keeps an automatic checkpoint only as a far bound, should this thread lag.
 import { Worker } from 'node:worker_threads';
