@@ -26,7 +26,7 @@ async function fill(j: Journal, from: number, n: number) {
     );
 }
 
-/** The WAL index's frame counts (https://www.sqlite.org/walformat.html: mxFrame at 16, nBackfill at 96). */
+/** The WAL index's frame counts (https://www.sqlite.org/walformat.html: mxFrame at 16, nBackfill at 96; native byte order, little-endian here). */
 function walIndex(dbFile: string): { frames: number; backfilled: number } {
   const shm = readFileSync(`${dbFile}-shm`);
   return { frames: shm.readUInt32LE(16), backfilled: shm.readUInt32LE(96) };
@@ -45,7 +45,7 @@ describe('WAL checkpointer', () => {
     const r = await j.checkpointer!.checkpoint();
     expect(r).toEqual({ log: before.frames, checkpointed: before.frames });
     await fill(j, 1500, 100);
-    // the next write started the WAL over: a few hundred frames, not the 4,000-odd of both fills
+    // the next write started the WAL over: the second fill's frames only, not both fills'
     expect(walIndex(file).frames).toBeLessThan(before.frames / 2);
     const pending = j.pendingForRules(0, 10_000);
     expect(pending).toHaveLength(1600);
