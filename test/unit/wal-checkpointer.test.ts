@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Journal } from '../../ingest/journal/journal.js';
 import { openSqliteBackend } from '../../ingest/store/index.js';
 import { FAR_AUTOCHECKPOINT_PAGES } from '../../ingest/store/sqlite/checkpointer.js';
+import { waitFor } from '../support/wait.js';
 
 const dirs: string[] = [];
 function dir() {
@@ -63,8 +64,7 @@ describe('WAL checkpointer', () => {
     const file = join(d, 'journal.db');
     const written = walIndex(file).frames;
     // polled, not slept: the assertion is that it happens, whenever the thread gets a core
-    const deadline = Date.now() + 20_000;
-    while (walIndex(file).backfilled < written && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => walIndex(file).backfilled >= written, { timeoutMs: 20_000, intervalMs: 20, what: 'a periodic checkpoint' });
     expect(walIndex(file).backfilled).toBeGreaterThanOrEqual(written);
     j.close();
   });
@@ -79,8 +79,7 @@ describe('WAL checkpointer', () => {
     expect(w.backfilled).toBe(0);
     await backend.close();
     // the thread's connection may close last: it then checkpoints and removes the WAL
-    const deadline = Date.now() + 20_000;
-    while (existsSync(`${file}-wal`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => !existsSync(`${file}-wal`), { timeoutMs: 20_000, intervalMs: 20, what: 'the WAL removed' });
     expect(existsSync(`${file}-wal`)).toBe(false);
     const check = openSqliteBackend(d);
     expect(await check.deadLetters.count()).toBe(1500);
