@@ -4,6 +4,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import type { VehicleProfile } from '../proto/domain.js';
+import { toStateJson } from '../rules/state-json.js';
 import type { RuleEvent, VehicleRuleState } from '../rules/types.js';
 import { PartitionLeases, type FenceItem } from '../ingest/cluster/leases.js';
 import { JetStreamTelemetryLog, TELEMETRY_STREAM } from '../ingest/cluster/telemetry-log.js';
@@ -174,7 +175,7 @@ export async function postgresCeiling(
         const items: FenceItem[] = parts.map((p) => ({ partition: p, epoch: epochs.get(p)!, rulesSeq: seq }));
         await stores.transaction(async () => {
           await leases.fenceMany(backend.sql, items);
-          await stores.ruleStates.save(mine.map((s) => ({ ...s, journalId: seq })));
+          await stores.ruleStates.save(mine.map((s) => toStateJson({ ...s, journalId: seq })));
         });
         n++;
       }

@@ -1,9 +1,9 @@
 // Lane packing: a lane's work (readings, states, profiles) as one transferred buffer plus a small
 // JSON string, so no per-reading objects are cloned across the thread boundary (rules/worker.ts).
 import { SIGNALS, SIGNAL_PATHS } from '../proto/signals.js';
-import type { Reading, ServiceRecord, Vehicle, VehicleRuleState } from './types.js';
+import type { Reading, RuleStateJson, ServiceRecord, Vehicle, VehicleRuleState } from './types.js';
 
-/** One vehicle's work in a run(). */
+/** One vehicle's work in a run(), as the engine takes it. */
 export interface LaneItem {
   vin: string;
   state?: VehicleRuleState;
@@ -11,6 +11,15 @@ export interface LaneItem {
   readings: Reading[];
   serviceRecords?: ServiceRecord[];
   tick?: boolean;
+}
+
+/**
+ * One vehicle's work as main sends it: the state (when sent at all) as the JSON text the store
+ * keeps, and the journal entry the run applies up to, which the worker writes into the new state.
+ */
+export interface PackItem extends Omit<LaneItem, 'state'> {
+  state?: RuleStateJson;
+  journalId?: number;
 }
 
 /**
@@ -42,6 +51,7 @@ export interface LanePin {
 /** An item as read in the worker: what was pinned is absent and flagged in `pin`. */
 export interface ReadItem extends LaneItem {
   pin?: LanePin;
+  journalId?: number;
 }
 
 /** 1 = pinned (held by the worker, not sent), 0 = none. */
@@ -50,12 +60,14 @@ type Sent<T> = T | 0 | 1;
 interface LaneMeta {
   items: [
     vin: string,
-    state: Sent<VehicleRuleState>,
+    /** The state's JSON text (parsed in the worker), or pinned, or none. */
+    state: Sent<string>,
     profile: Sent<Vehicle>,
     tick: 0 | 1,
     records: ServiceRecord[] | 0,
     readings: number,
     expect: number,
+    journalId: number | null,
   ][];
   dtcs: string[][];
   /** Per shape number, its signals as indices into SIGNAL_PATHS. */
@@ -130,7 +142,7 @@ function encodeValue(node: ShapeNode, v: unknown): number | undefined {
   return i >= 0 ? i : undefined;
 }
 
-export function packLane(items: LaneItem[], pins?: readonly (LanePin | undefined)[]): PackedLane {
+export function packLane(items: readonly PackItem[], pins?: readonly (LanePin | undefined)[]): PackedLane {
   let count = 0;
   for (const it of items) count += it.readings.length;
   // sized for the worst case, so the loop never checks: a few MB at most, zero-filled, moved
@@ -176,12 +188,13 @@ export function packLane(items: LaneItem[], pins?: readonly (LanePin | undefined
     const pin = pins?.[i];
     meta.items[i] = [
       it.vin,
-      pin?.state ? 1 : (it.state ?? 0),
+      pin?.state ? 1 : (it.state?.json ?? 0),
       pin?.profile ? 1 : (it.profile ?? 0),
       it.tick ? 1 : 0,
       it.serviceRecords ?? 0,
       rs.length,
       pin ? pin.expect : 0,
+      it.journalId ?? null,
     ];
   }
   return { buf: f.buffer, length: o, meta: JSON.stringify(meta) };
@@ -259,7 +272,7 @@ export class LaneReader {
     const entry = this.meta.items[this.next];
     if (!entry) return undefined;
     this.next++;
-    const [vin, state, profile, tick, records, count, expect] = entry;
+    const [vin, state, profile, tick, records, count, expect, journalId] = entry;
     const { f, extras, build, widths } = this;
     let o = this.o;
     let ri = this.ri;
@@ -282,7 +295,8 @@ export class LaneReader {
     this.ri = ri;
     const item: ReadItem = { vin, readings };
     if (state === 1 || profile === 1) item.pin = { expect, state: state === 1, profile: profile === 1 };
-    if (state && state !== 1) item.state = state;
+    if (typeof state === 'string') item.state = JSON.parse(state) as VehicleRuleState;
+    if (journalId !== null) item.journalId = journalId;
     if (profile && profile !== 1) item.profile = profile;
     if (tick) item.tick = true;
     if (records) item.serviceRecords = records;
@@ -290,9 +304,9 @@ export class LaneReader {
   }
 }
 
-export function unpackLane(lane: PackedLane): LaneItem[] {
+export function unpackLane(lane: PackedLane): ReadItem[] {
   const reader = new LaneReader(lane);
-  const items: LaneItem[] = new Array(reader.count);
+  const items: ReadItem[] = new Array(reader.count);
   for (let i = 0; i < items.length; i++) items[i] = reader.read()!;
   return items;
 }

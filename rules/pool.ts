@@ -8,16 +8,28 @@
 // a commit rolled back, a state loaded from the store, a fallback run); otherwise only the
 // readings cross. The worker checks the token and reports what it lacks (it restarted, or it
 // dropped the entry), and main sends those in full in the same run().
+//
+// States cross as JSON text both ways (RuleStateJson): the worker serialises each new state once,
+// main keeps that text and the store writes it as it is; the object graph lives in the worker.
 import type { Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { distModule } from '../proto/paths.js';
 import type { RulesConfig } from './config.js';
 import { createEngine, type Engine } from './engine.js';
 import type { LanePin } from './lane.js';
-import type { EngineResult, FleetClock, Vehicle, VehicleRuleState } from './types.js';
-import { packLane, runItem, type LaneItem, type LaneTask, type LaneTaskResult } from './worker.js';
+import { parseState, toStateJson } from './state-json.js';
+import type { DetectorFailure, FleetClock, RuleEvent, RuleStateJson, Vehicle } from './types.js';
+import { packLane, runItem, type LaneTask, type LaneTaskResult, type PackItem } from './worker.js';
 
-export type { LaneItem };
+/** One vehicle's work in a run(): its committed state as JSON text, and the journal id it applies up to. */
+export type PoolItem = PackItem;
+
+/** A vehicle's outcome: its new state as JSON text (journalId set from the item), events, failures. */
+export interface PoolResult {
+  state: RuleStateJson;
+  events: RuleEvent[];
+  failures: DetectorFailure[];
+}
 
 /** FNV-1a: a stable, cheap hash so a VIN always lands in the same lane. */
 export function vinHash(vin: string): number {
@@ -36,6 +48,8 @@ export interface PoolTimings {
   workerUnpackMs: number;
   workerPackMs: number;
   workerEngineMs: number;
+  /** The new states' JSON, made in the workers: the store's serialisation, not dispatch. */
+  workerStateJsonMs: number;
 }
 
 /** How often states and profiles crossed to the workers or stayed with them (bench, tests). */
@@ -79,11 +93,18 @@ export class RulesPool {
   private fallback: Engine | undefined;
   private failed = 0;
   /** The token of each state a worker produced (the objects run() returned). */
-  private readonly tokens = new WeakMap<VehicleRuleState, number>();
+  private readonly tokens = new WeakMap<RuleStateJson, number>();
   /** Per VIN, what its lane's worker holds as far as this thread knows: token and profile. */
   private readonly held = new Map<string, { token: number; profile: Vehicle | undefined }>();
   private nextToken = 1;
-  readonly timings: PoolTimings = { mainPackMs: 0, mainUnpackMs: 0, workerUnpackMs: 0, workerPackMs: 0, workerEngineMs: 0 };
+  readonly timings: PoolTimings = {
+    mainPackMs: 0,
+    mainUnpackMs: 0,
+    workerUnpackMs: 0,
+    workerPackMs: 0,
+    workerEngineMs: 0,
+    workerStateJsonMs: 0,
+  };
   readonly pins: PinStats = { statesSent: 0, statesPinned: 0, profilesSent: 0, profilesPinned: 0, resent: 0 };
 
   constructor(opts: { threads: number; config: RulesConfig }) {
@@ -141,12 +162,13 @@ export class RulesPool {
 
   /**
    * Run each item on its state. The states returned are pinned by identity: pass them back
-   * unchanged (or a new object for a changed state; `journalId` alone is ignored by the engine).
+   * unchanged (or a new object for a changed state). An item's `journalId` is written into its
+   * new state (the engine itself ignores it).
    */
-  async run(items: LaneItem[], now: number): Promise<EngineResult[]> {
+  async run(items: PoolItem[], now: number): Promise<PoolResult[]> {
     if (items.length === 0) return [];
     const t0 = performance.now();
-    const laneItems: LaneItem[][] = Array.from({ length: this.lanes }, () => []);
+    const laneItems: PoolItem[][] = Array.from({ length: this.lanes }, () => []);
     const laneIndex: number[][] = Array.from({ length: this.lanes }, () => []);
     for (let i = 0; i < items.length; i++) {
       const lane = this.lanes === 1 ? 0 : vinHash(items[i].vin) % this.lanes;
@@ -173,15 +195,22 @@ export class RulesPool {
         ),
       ),
     );
-    const results: EngineResult[] = new Array(items.length);
+    const results: PoolResult[] = new Array(items.length);
     const t1 = performance.now();
     outcomes.forEach((o, k) => {
       const { lane, task } = tasks[k];
       const li = laneItems[lane];
-      let laneResults: EngineResult[];
+      let laneResults: PoolResult[];
       if (o.ok) {
-        laneResults = JSON.parse(o.r.results) as EngineResult[];
-        for (let j = 0; j < li.length; j++) this.holdsNow(li[j], laneResults[j].state, task.firstToken + j);
+        const rest = JSON.parse(o.r.results) as Omit<PoolResult, 'state'>[];
+        const states = o.r.states;
+        laneResults = new Array(li.length);
+        for (let j = 0; j < li.length; j++) {
+          const it = li[j];
+          const state: RuleStateJson = { vin: it.vin, journalId: it.journalId, json: states[j] };
+          laneResults[j] = { state, events: rest[j].events, failures: rest[j].failures };
+          this.holdsNow(it, state, task.firstToken + j);
+        }
       } else {
         this.failed++;
         // what the worker holds is unknown now: send these in full next time
@@ -195,7 +224,7 @@ export class RulesPool {
   }
 
   /** What of this item its worker already holds, or undefined when everything is sent. */
-  private pinFor(it: LaneItem): LanePin | undefined {
+  private pinFor(it: PoolItem): LanePin | undefined {
     const h = this.held.get(it.vin);
     const state = !!h && it.state !== undefined && this.tokens.get(it.state) === h.token;
     const profile = !!h && it.profile !== undefined && h.profile !== undefined && sameProfile(it.profile, h.profile);
@@ -205,7 +234,7 @@ export class RulesPool {
   }
 
   /** The lane's worker now holds `state` under `token`, run with the item's profile. */
-  private holdsNow(it: LaneItem, state: VehicleRuleState, token: number): void {
+  private holdsNow(it: PoolItem, state: RuleStateJson, token: number): void {
     this.tokens.set(state, token);
     const h = this.held.get(it.vin);
     const profile =
@@ -213,7 +242,7 @@ export class RulesPool {
     this.held.set(it.vin, { token, profile });
   }
 
-  private async runLane(lane: number, task: LaneTask, items: LaneItem[], pins: (LanePin | undefined)[]): Promise<LaneTaskResult> {
+  private async runLane(lane: number, task: LaneTask, items: PoolItem[], pins: (LanePin | undefined)[]): Promise<LaneTaskResult> {
     const worker = this.workers[lane];
     // The reading buffer is moved (transferred), not copied; the rest of the task is small.
     let r = await worker.run(task, { transferList: [task.lane.buf] });
@@ -238,12 +267,17 @@ export class RulesPool {
     this.timings.workerUnpackMs += r.unpackMs;
     this.timings.workerEngineMs += r.engineMs;
     this.timings.workerPackMs += r.packMs;
+    this.timings.workerStateJsonMs += r.stateJsonMs;
   }
 
-  private runHere(items: LaneItem[], now: number, config: RulesConfig): EngineResult[] {
+  private runHere(items: PoolItem[], now: number, config: RulesConfig): PoolResult[] {
     this.fallback ??= createEngine(config);
     const clock: FleetClock = { now: () => now };
-    return items.map((it) => runItem(this.fallback!, it, clock));
+    return items.map((it) => {
+      const r = runItem(this.fallback!, { ...it, state: it.state && parseState(it.state) }, clock);
+      if (it.journalId !== undefined) r.state.journalId = it.journalId;
+      return { state: toStateJson(r.state), events: r.events, failures: r.failures };
+    });
   }
 
   async close(): Promise<void> {

@@ -139,6 +139,17 @@ export interface VehicleRuleState {
   journalId?: number;
 }
 
+/**
+ * A rule state as JSON text: what a rules worker returns and what the store keeps, so the main
+ * thread neither parses nor serialises the state on the hot path (rules/pool.ts). The fields main
+ * reads are beside the text; `json` is the whole VehicleRuleState, journalId included.
+ */
+export interface RuleStateJson {
+  readonly vin: string;
+  readonly journalId?: number;
+  readonly json: string;
+}
+
 export interface DetectorFailure {
   family: Family;
   vin: string;

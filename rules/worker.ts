@@ -1,13 +1,14 @@
 // Piscina worker: runs one lane (a batch of vehicles) through the engine. Small on purpose:
 // the readings arrive packed in a transferred buffer (rules/lane.ts), the results leave as one
-// JSON string. Each lane has its own worker (rules/pool.ts), which keeps the states it produced,
-// so main sends a vehicle's state only when this worker may not hold the committed one.
+// JSON string, each new state as its own JSON text (what the store keeps: main never parses it).
+// Each lane has its own worker (rules/pool.ts), which keeps the states it produced, so main sends
+// a vehicle's state only when this worker may not hold the committed one.
 import type { RulesConfig } from './config.js';
 import { createEngine, type Engine } from './engine.js';
 import { LaneReader, type LaneItem, type PackedLane } from './lane.js';
 import type { EngineResult, FleetClock, Vehicle, VehicleRuleState } from './types.js';
 
-export { LaneReader, packLane, unpackLane, type LaneItem, type PackedLane } from './lane.js';
+export { LaneReader, packLane, unpackLane, type LaneItem, type PackItem, type PackedLane } from './lane.js';
 
 export interface LaneTask {
   configVersion: number;
@@ -21,17 +22,21 @@ export interface LaneTask {
 }
 
 export interface LaneTaskResult {
-  /** JSON of EngineResult[], in the lane's item order. */
+  /** JSON of each item's events and failures (EngineResult without the state), in lane order. */
   results: string;
+  /** Each item's new state as JSON text (its journalId set when the item had one), in lane order. */
+  states: string[];
   /**
    * Items whose pinned state or profile this worker does not hold (it restarted, or the entry is
    * another run's): nothing was run, main sends the lane again with those in full.
    */
   missing?: number[];
-  /** Time the worker spent unpacking / running the engine / packing (ms). */
+  /** Time the worker spent unpacking / running the engine / packing the rest (ms). */
   unpackMs: number;
   engineMs: number;
   packMs: number;
+  /** Time spent serialising the new states: the store's work, done here instead of on main (ms). */
+  stateJsonMs: number;
 }
 
 /** The same sequence for a vehicle everywhere: service records, then readings, then the sweep. */
@@ -70,7 +75,7 @@ export function process(task: LaneTask): LaneTaskResult {
   const t0 = performance.now();
   const reader = new LaneReader(task.lane);
   const missing = reader.missing(holds);
-  if (missing.length) return { results: '', missing, unpackMs: performance.now() - t0, engineMs: 0, packMs: 0 };
+  if (missing.length) return { results: '', states: [], missing, unpackMs: performance.now() - t0, engineMs: 0, packMs: 0, stateJsonMs: 0 };
   let unpackMs = performance.now() - t0;
   let engineMs = 0;
   const now = task.now;
@@ -92,12 +97,20 @@ export function process(task: LaneTask): LaneTaskResult {
     vins[i] = item.vin;
     profiles[i] = item.profile;
     const tb = performance.now();
-    results[i] = runItem(cached.engine, item, clock);
+    const r = runItem(cached.engine, item, clock);
+    // the engine makes a new state without it (rules/engine.ts Run); ingest's replay check reads it
+    if (item.journalId !== undefined) r.state.journalId = item.journalId;
+    results[i] = r;
     unpackMs += tb - ta;
     engineMs += performance.now() - tb;
   }
   const t2 = performance.now();
-  const text = JSON.stringify(results);
+  const states: string[] = new Array(results.length);
+  for (let i = 0; i < results.length; i++) states[i] = JSON.stringify(results[i].state);
+  const t3 = performance.now();
+  const rest: Omit<EngineResult, 'state'>[] = new Array(results.length);
+  for (let i = 0; i < results.length; i++) rest[i] = { events: results[i].events, failures: results[i].failures };
+  const text = JSON.stringify(rest);
   // only once the whole lane ran: a lane that throws leaves every entry as it was
   for (let i = 0; i < vins.length; i++) {
     const vin = vins[i];
@@ -108,6 +121,5 @@ export function process(task: LaneTask): LaneTaskResult {
     if (held.size <= HELD_MAX) break;
     held.delete(vin);
   }
-  const t3 = performance.now();
-  return { results: text, unpackMs, engineMs, packMs: t3 - t2 };
+  return { results: text, states, unpackMs, engineMs, packMs: performance.now() - t3, stateJsonMs: t3 - t2 };
 }

@@ -2,9 +2,10 @@
 // and commits rule states, prompt changes, segments, charging sessions and outbox events in one
 // store transaction. All pool work is serialised, so a vehicle's readings are applied in order.
 import type { Reading, Signals, Vehicle } from '../../proto/domain.js';
-import type { RulesPool } from '../../rules/pool.js';
+import type { PoolResult, RulesPool } from '../../rules/pool.js';
 import { renderPrompt } from '../../rules/i18n/index.js';
-import type { EngineResult, RuleEvent, Segments, ServiceRecord, VehicleRuleState } from '../../rules/types.js';
+import { parseState, toStateJson } from '../../rules/state-json.js';
+import type { RuleEvent, RuleStateJson, Segments, ServiceRecord, VehicleRuleState } from '../../rules/types.js';
 import type { IngestClock } from '../clock.js';
 import { eventsForChanges, eventsForSegmentChanges, segmentsChanged, type SegmentChange } from '../outbound/webhook.js';
 import type { JournalEntry } from '../journal/journal.js';
@@ -61,7 +62,8 @@ interface Item {
 type Profile = Awaited<ReturnType<Stores['vehicles']['get']>>;
 
 export class RulesRunner {
-  private readonly cache = new Map<string, VehicleRuleState>();
+  /** Each vehicle's committed state, as the JSON text its worker produced and the store keeps. */
+  private readonly cache = new Map<string, RuleStateJson>();
   private chain: Promise<unknown> = Promise.resolve();
 
   /** A runner with the stored rule states loaded (its cache must hold them before the first run). */
@@ -81,7 +83,7 @@ export class RulesRunner {
     for (const vin of vins) {
       if (this.cache.has(vin)) continue;
       const s = await this.deps.stores.ruleStates.load(vin);
-      if (s) this.cache.set(vin, s);
+      if (s) this.cache.set(vin, toStateJson(s));
     }
   }
 
@@ -89,11 +91,13 @@ export class RulesRunner {
     private readonly deps: RulesRunnerDeps,
     states: readonly VehicleRuleState[],
   ) {
-    for (const s of states) this.cache.set(s.vin, s);
+    for (const s of states) this.cache.set(s.vin, toStateJson(s));
   }
 
+  /** The vehicle's latest signals (an API read, not the hot path: the state is parsed here). */
   latest(vin: string): Signals | undefined {
-    return this.cache.get(vin)?.latest;
+    const s = this.cache.get(vin);
+    return s && parseState(s).latest;
   }
 
   knownVins(): string[] {
@@ -190,6 +194,8 @@ export class RulesRunner {
       items.map((it, i) => ({
         vin: it.vin,
         state: this.cache.get(it.vin),
+        // written into the new state: the entries it includes (a sweep or a visit keeps the last)
+        journalId: it.journalId ?? this.cache.get(it.vin)?.journalId,
         profile: profiles[i],
         readings: it.readings,
         serviceRecords: it.serviceRecords,
@@ -200,16 +206,11 @@ export class RulesRunner {
     return this.commit(items, profiles, results, inCommit);
   }
 
-  private async commit(
-    items: Item[],
-    profiles: Profile[],
-    results: EngineResult[],
-    inCommit?: () => Promise<void>,
-  ): Promise<PromptChange[]> {
+  private async commit(items: Item[], profiles: Profile[], results: PoolResult[], inCommit?: () => Promise<void>): Promise<PromptChange[]> {
     const { stores, metrics, clock, webhookUrls } = this.deps;
     const policy = { urls: webhookUrls, positionPurpose: this.deps.eventPositionPurpose };
     const now = clock.now();
-    const states: VehicleRuleState[] = [];
+    const states: RuleStateJson[] = [];
     const changes: PromptChange[] = [];
     const segmentChanges: SegmentChange[] = [];
     // one transaction; its writes one after another in this order (the change seqs follow it)
@@ -222,10 +223,8 @@ export class RulesRunner {
           item.storeRecords(ids);
         }
         const profile = profiles[i];
-        // in place, not a copy: the pool knows its worker holds this object's state (rules/pool.ts)
-        const state: VehicleRuleState = r.state;
-        state.journalId = item.journalId ?? this.cache.get(item.vin)?.journalId;
-        states.push(state);
+        // as returned: the pool knows its worker holds this object's state (rules/pool.ts)
+        states.push(r.state);
         const promptEvents: RuleEvent[] = [];
         let segments: Segments | undefined;
         for (const ev of r.events) {

@@ -9,6 +9,7 @@ import type {
   RuleEvent,
   Segments,
   ServiceRecord,
+  RuleStateJson,
   VehicleRuleState,
 } from '../../rules/types.js';
 import type { AuditLog, KeyStore } from './access-ports.js';
@@ -205,7 +206,8 @@ export interface VehicleSequence {
 
 export interface RuleStateStore {
   load(vin: string): Promise<VehicleRuleState | undefined>;
-  save(states: VehicleRuleState[]): Promise<void>;
+  /** Kept as the JSON text given (the rules worker's own serialisation; the last of a VIN given twice wins). */
+  save(states: readonly RuleStateJson[]): Promise<void>;
   all(): Promise<VehicleRuleState[]>;
 }
 

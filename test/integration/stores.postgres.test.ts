@@ -16,6 +16,7 @@ import { storesSuite } from '../ports/stores.suite.js';
 import { vehicleStoreSuite } from '../ports/vehicle-store.suite.js';
 import { startPostgres, type PostgresHandle } from '../support/postgres.js';
 import { waitFor } from '../support/wait.js';
+import { toStateJson } from '../../rules/state-json.js';
 
 let server: PostgresHandle;
 let url: string;
@@ -284,7 +285,7 @@ describe('PostgreSQL stores: prompt changes across instances', () => {
         [a, b].map((s) =>
           s.transaction(async () => {
             const cs = await s.prompts.applyRuleEvents(VIN_B, [open()], render, 'D1', T0);
-            await s.ruleStates.save([{ vin: VIN_B, lastTs: T0, latest: {}, latestTs: T0, activeDtcs: [], families: {} }]);
+            await s.ruleStates.save([toStateJson({ vin: VIN_B, lastTs: T0, latest: {}, latestTs: T0, activeDtcs: [], families: {} })]);
             return cs.length;
           }),
         ),
@@ -304,7 +305,7 @@ describe('PostgreSQL stores: prompt changes across instances', () => {
       // the rules runner's shape: other writes first, the prompts afterwards
       const runnerStep = () =>
         a.transaction(async () => {
-          await a.ruleStates.save([state]);
+          await a.ruleStates.save([toStateJson(state)]);
           snapshotTaken.release();
           await goOn.promise;
           return a.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0);

@@ -14,6 +14,7 @@ import { promptStoreSuite } from '../ports/prompt-store.suite.js';
 import { storesSuite } from '../ports/stores.suite.js';
 import { vehicleStoreSuite } from '../ports/vehicle-store.suite.js';
 import { T0, VIN_A, open, render } from '../ports/fixtures.js';
+import { toStateJson } from '../../rules/state-json.js';
 
 const root = mkdtempSync(join(tmpdir(), 'odopulse-sqlite-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -39,7 +40,7 @@ describe('SQLite stores on disk', () => {
       { model: 'M', powertrain: 'BEV', deliveryDate: '2026-01-01', dealerId: 'D1', locale: 'en', vehicleType: 'passenger' },
       T0,
     );
-    await a.ruleStates.save([{ vin: VIN_A, lastTs: T0, latest: {}, latestTs: T0, activeDtcs: [], families: {} }]);
+    await a.ruleStates.save([toStateJson({ vin: VIN_A, lastTs: T0, latest: {}, latestTs: T0, activeDtcs: [], families: {} })]);
     await a.outbox.enqueue([{ id: 'e1', url: 'http://x/', body: '{}' }], T0);
     await a.deadLetters.add({ topic: 't', clientId: null, reason: 'r', payload: new Uint8Array([1, 2]), at: T0 });
     const seqBefore = (await a.prompts.changesSince(0, undefined, 10)).at(-1)!.seq;

@@ -1,6 +1,7 @@
 // Rule states, dead letters, transactions and retention, run against every Stores implementation.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Stores } from '../../ingest/store/ports.js';
+import { toStateJson } from '../../rules/state-json.js';
 import type { VehicleRuleState } from '../../rules/types.js';
 import { HOUR, T0, VIN_A, VIN_B, open, render, resolveEv } from './fixtures.js';
 
@@ -37,8 +38,8 @@ export function storesSuite(name: string, make: () => Stores | Promise<Stores>):
 
     it('saves and loads rule states as JSON, one per vehicle', async () => {
       expect(await stores.ruleStates.load(VIN_A)).toBeUndefined();
-      await stores.ruleStates.save([ruleState(VIN_A, T0), ruleState(VIN_B, T0)]);
-      await stores.ruleStates.save([ruleState(VIN_A, T0 + 1)]);
+      await stores.ruleStates.save([ruleState(VIN_A, T0), ruleState(VIN_B, T0)].map(toStateJson));
+      await stores.ruleStates.save([ruleState(VIN_A, T0 + 1)].map(toStateJson));
       expect(await stores.ruleStates.load(VIN_A)).toEqual(ruleState(VIN_A, T0 + 1));
       expect((await stores.ruleStates.all()).map((s) => [s.vin, s.lastTs])).toEqual([
         [VIN_A, T0 + 1],
@@ -69,7 +70,7 @@ export function storesSuite(name: string, make: () => Stores | Promise<Stores>):
 
     it('transaction commits everything inside, and rolls everything back when it throws', async () => {
       const ok = await stores.transaction(async () => {
-        await stores.ruleStates.save([ruleState(VIN_A, T0)]);
+        await stores.ruleStates.save([ruleState(VIN_A, T0)].map(toStateJson));
         await stores.outbox.enqueue([{ id: 'e1', url: 'http://x/', body: '{}' }], T0);
         return (await stores.prompts.applyRuleEvents(VIN_A, [open()], render, 'D1', T0)).length;
       });
@@ -77,7 +78,7 @@ export function storesSuite(name: string, make: () => Stores | Promise<Stores>):
       const before = (await stores.prompts.changesSince(0, undefined, 100)).length;
       await expect(
         stores.transaction(async () => {
-          await stores.ruleStates.save([ruleState(VIN_A, T0 + 5)]);
+          await stores.ruleStates.save([ruleState(VIN_A, T0 + 5)].map(toStateJson));
           await stores.outbox.enqueue([{ id: 'e2', url: 'http://x/', body: '{}' }], T0);
           await stores.prompts.applyRuleEvents(VIN_A, [resolveEv('charging.low_soc'), open({ dedupKey: 'other' })], render, 'D1', T0 + 5);
           await stores.deadLetters.add({ topic: 't', clientId: null, reason: 'r', payload: new Uint8Array([1]), at: T0 });
@@ -141,7 +142,7 @@ export function storesSuite(name: string, make: () => Stores | Promise<Stores>):
     it('a nested transaction joins the outer one: its error, propagated, rolls back everything', async () => {
       await expect(
         stores.transaction(async () => {
-          await stores.ruleStates.save([ruleState(VIN_A, T0)]);
+          await stores.ruleStates.save([ruleState(VIN_A, T0)].map(toStateJson));
           await stores.transaction(async () => {
             await stores.outbox.enqueue([{ id: 'e1', url: 'http://x/', body: '{}' }], T0);
             throw new Error('inner failed');

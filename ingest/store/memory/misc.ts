@@ -13,7 +13,7 @@ export function memoryRuleStateStore(db: MemDb): SyncOf<RuleStateStore> {
     },
     // Kept as JSON, like SQLite: what is saved is what a restart would load.
     save: (states) => {
-      for (const s of states) db.data.ruleStates.set(s.vin, JSON.stringify(s));
+      for (const s of states) db.data.ruleStates.set(s.vin, s.json);
     },
     all: () => [...db.data.ruleStates.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, s]) => JSON.parse(s) as VehicleRuleState),
   };

@@ -35,7 +35,7 @@ export function pgRuleStateStore(db: PgDb): RuleStateStore {
       if (states.length === 0) return;
       // One statement for the lot; the last state of a vin given twice wins, as on SQLite. In VIN
       // order, so two instances saving overlapping sets lock rows in the same order (no deadlock).
-      const last = new Map([...new Map(states.map((s) => [s.vin, JSON.stringify(s)]))].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      const last = new Map([...new Map(states.map((s) => [s.vin, s.json]))].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
       await db.query(
         `INSERT INTO rule_states (vin, state) SELECT * FROM unnest($1::text[], $2::text[])
          ON CONFLICT (vin) DO UPDATE SET state = excluded.state`,

@@ -1,5 +1,5 @@
 // SQLite rule states, dead letters and the webhook outbox.
-import type { VehicleRuleState } from '../../../rules/types.js';
+import type { RuleStateJson } from '../../../rules/types.js';
 import type { DeadLetterStore, Outbox, OutboxState, RuleStateStore } from '../ports.js';
 import type { SyncOf } from '../sync-backend.js';
 import { byKey, clampLimit, decodeOutboxCursor, pageOf } from '../paging.js';
@@ -11,8 +11,8 @@ export function sqliteRuleStateStore(db: Db): SyncOf<RuleStateStore> {
   const get = db.prepare<[string], RuleStateRow>('SELECT state FROM rule_states WHERE vin = ?');
   const put = db.prepare('INSERT INTO rule_states (vin, state) VALUES (?, ?) ON CONFLICT (vin) DO UPDATE SET state = excluded.state');
   const all = db.prepare<[], RuleStateRow>('SELECT state FROM rule_states ORDER BY vin');
-  const saveAll = db.transaction((states: VehicleRuleState[]) => {
-    for (const s of states) put.run(s.vin, JSON.stringify(s));
+  const saveAll = db.transaction((states: readonly RuleStateJson[]) => {
+    for (const s of states) put.run(s.vin, s.json);
   });
   return {
     load(vin) {

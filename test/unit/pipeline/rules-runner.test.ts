@@ -6,7 +6,8 @@ import { RulesRunner } from '../../../ingest/pipeline/rules-runner.js';
 import { createMemoryStores } from '../../../ingest/stores.js';
 import type { Stores } from '../../../ingest/store/ports.js';
 import { VSS } from '../../../proto/signals.js';
-import type { LaneItem } from '../../../rules/pool.js';
+import type { PoolItem } from '../../../rules/pool.js';
+import { parseState } from '../../../rules/state-json.js';
 import { waitFor } from '../../support/wait.js';
 import { DAY, MIN, T0, VIN_A, VIN_B, bev, charging, entry, memoryLog, parked, rulesPoolFixture } from './harness.js';
 
@@ -29,8 +30,8 @@ function runner(stores: Stores, o: { now?: () => number; webhookUrls?: string[] 
 }
 
 /** Every pool run from now on: its items, as given. */
-function poolRuns(): LaneItem[][] {
-  const runs: LaneItem[][] = [];
+function poolRuns(): PoolItem[][] {
+  const runs: PoolItem[][] = [];
   const real = fixture.pool.run.bind(fixture.pool);
   vi.spyOn(fixture.pool, 'run').mockImplementation((items, now) => {
     runs.push(structuredClone(items));
@@ -39,7 +40,7 @@ function poolRuns(): LaneItem[][] {
   return runs;
 }
 
-const tsOf = (items: LaneItem[], vin: string) => items.filter((it) => it.vin === vin).flatMap((it) => it.readings.map((r) => r.ts));
+const tsOf = (items: PoolItem[], vin: string) => items.filter((it) => it.vin === vin).flatMap((it) => it.readings.map((r) => r.ts));
 
 describe('RulesRunner', () => {
   it('skips entries at or below the journal id each vehicle has applied, also after a restart', async () => {
@@ -95,8 +96,10 @@ describe('RulesRunner', () => {
     expect(tsOf(runs[0], VIN_B)).toEqual([T0]);
     // the second call starts from the state the first one produced
     const a2 = runs[1].find((it) => it.vin === VIN_A)!;
-    expect(a2.state).toMatchObject({ lastTs: T0 + 2 * MIN, journalId: 3, latest: { [VSS.soc]: 40 } });
-    expect(runs[1].find((it) => it.vin === VIN_B)!.state).toMatchObject({ lastTs: T0, journalId: 2 });
+    expect(parseState(a2.state!)).toMatchObject({ lastTs: T0 + 2 * MIN, journalId: 3, latest: { [VSS.soc]: 40 } });
+    expect(parseState(runs[1].find((it) => it.vin === VIN_B)!.state!)).toMatchObject({ lastTs: T0, journalId: 2 });
+    // and applies this call's entries: each vehicle's last one goes into its new state
+    expect([a2.journalId, runs[1].find((it) => it.vin === VIN_B)!.journalId]).toEqual([4, 5]);
     expect(await stores.ruleStates.load(VIN_A)).toMatchObject({ journalId: 4, lastTs: T0 + 3 * MIN, latest: { [VSS.soc]: 35 } });
     expect(await stores.ruleStates.load(VIN_B)).toMatchObject({ journalId: 5, latest: { [VSS.soc]: 65 } });
     expect(r.latest(VIN_A)?.[VSS.soc]).toBe(35);
@@ -110,7 +113,7 @@ describe('RulesRunner', () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const real = fixture.pool.run.bind(fixture.pool);
-    const inputs: LaneItem[] = [];
+    const inputs: PoolItem[] = [];
     vi.spyOn(fixture.pool, 'run').mockImplementation(async (items, now) => {
       const what = items[0].serviceRecords ? 'service' : 'readings';
       inputs.push(structuredClone(items[0]));
@@ -131,7 +134,8 @@ describe('RulesRunner', () => {
     expect((await stores.vehicles.serviceRecords(VIN_A)).map((x) => x.id)).toEqual([id]);
 
     expect(order).toEqual(['start readings', 'end readings', 'start service', 'end service']);
-    expect(inputs[1].state).toMatchObject({ journalId: 1, lastTs: T0, families: { maintenance: { cycle: 0, step: 0 } } });
+    expect(parseState(inputs[1].state!)).toMatchObject({ journalId: 1, lastTs: T0, families: { maintenance: { cycle: 0, step: 0 } } });
+    expect(inputs[1].journalId).toBe(1); // a visit applies no entry: the state keeps its last one
     const upcoming = fromReadings.find((c) => c.prompt.kind === 'maintenance.upcoming')!;
     expect(upcoming.step).toBe('created');
     // resolved by the visit (withdrawn from the HMI, which never got it)

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { SIGNAL_PATHS, VSS } from '../../../proto/signals.js';
 import type { Reading, Signals } from '../../../rules/types.js';
-import { LaneReader, packLane, unpackLane, type LaneItem } from '../../../rules/worker.js';
+import { LaneReader, packLane, unpackLane, type PackItem } from '../../../rules/worker.js';
 
 const VALUES: Record<string, unknown[]> = {
   [VSS.lowVoltageSystemState]: ['OFF', 'ON', 'START', 'LOCK'],
@@ -11,7 +11,7 @@ const VALUES: Record<string, unknown[]> = {
   [VSS.chargePortType]: ['AC', 'DC', 'NONE'],
 };
 
-function items(): LaneItem[] {
+function items(): PackItem[] {
   let x = 7;
   const rnd = () => {
     x = (x * 1_103_515_245 + 12_345) % 2_147_483_648;
@@ -58,7 +58,7 @@ describe('lane packing (generated builders)', () => {
 
   it('packs an empty lane and a lane of empty readings', () => {
     expect(unpackLane(packLane([]))).toEqual([]);
-    const empty: LaneItem[] = [{ vin: 'A', readings: [{ vin: 'A', ts: 1, signals: {} }] }];
+    const empty: PackItem[] = [{ vin: 'A', readings: [{ vin: 'A', ts: 1, signals: {} }] }];
     expect(unpackLane(packLane(empty))).toEqual(empty);
   });
 
@@ -78,7 +78,7 @@ describe('lane packing (generated builders)', () => {
       { [VSS.isCharging]: false, [VSS.chargePortType]: 'NONE', [VSS.lowVoltageSystemState]: 'START' },
       { [VSS.isCharging]: 1, [VSS.chargePortType]: 'CCS', [VSS.speed]: '12', [VSS.soc]: null, 'Vehicle.Other': { a: [1] } },
     ] as unknown as Signals[];
-    const input: LaneItem[] = [{ vin: 'A', readings: signals.map((s, i) => ({ vin: 'A', ts: i, signals: s })) }];
+    const input: PackItem[] = [{ vin: 'A', readings: signals.map((s, i) => ({ vin: 'A', ts: i, signals: s })) }];
     expect(unpackLane(packLane(input))).toEqual(input);
   });
 
@@ -105,7 +105,7 @@ describe('lane packing (generated builders)', () => {
       for (const p of paths) signals[p] = VALUES[p]?.[i % VALUES[p].length] ?? i / 7;
       readings.push({ vin: 'B', ts: i, signals: signals as Signals });
     }
-    const input: LaneItem[] = [{ vin: 'B', readings }];
+    const input: PackItem[] = [{ vin: 'B', readings }];
     for (let round = 0; round < 3; round++) {
       const out = unpackLane(packLane(input));
       expect(out).toEqual(input);
@@ -114,7 +114,7 @@ describe('lane packing (generated builders)', () => {
   });
 
   it('packs an item with no readings and a tick between others', () => {
-    const input: LaneItem[] = [
+    const input: PackItem[] = [
       { vin: 'A', readings: [] },
       { vin: 'B', readings: [], tick: true },
       { vin: 'C', readings: [{ vin: 'C', ts: 5, signals: { [VSS.speed]: 3 } as Signals, dtcs: [] }] },

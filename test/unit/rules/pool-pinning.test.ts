@@ -6,8 +6,9 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeFleet, type SimVehicle } from '../../../bench/rules.js';
 import { DEFAULT_RULES_CONFIG, type RulesConfig } from '../../../rules/config.js';
 import { createEngine, type Engine } from '../../../rules/engine.js';
-import { RulesPool } from '../../../rules/pool.js';
-import type { EngineResult, VehicleRuleState } from '../../../rules/types.js';
+import { RulesPool, type PoolResult } from '../../../rules/pool.js';
+import { parseState } from '../../../rules/state-json.js';
+import type { RuleStateJson, VehicleRuleState } from '../../../rules/types.js';
 import { runItem, type LaneItem } from '../../../rules/worker.js';
 import { mulberry32 } from '../../../simulator/rng.js';
 import { ensureWorkerBuilt } from '../pipeline/harness.js';
@@ -27,7 +28,7 @@ afterEach(async () => {
 class Twin {
   readonly pool: RulesPool;
   engine: Engine;
-  readonly poolStates = new Map<string, VehicleRuleState>();
+  readonly poolStates = new Map<string, RuleStateJson>();
   readonly localStates = new Map<string, VehicleRuleState>();
 
   constructor(threads: number, config: RulesConfig = DEFAULT_RULES_CONFIG) {
@@ -41,13 +42,13 @@ class Twin {
   }
 
   /** Run both on their committed states; the results must agree. Commits unless told not to. */
-  async run(items: LaneItem[], now: number, commit = true): Promise<EngineResult[]> {
+  async run(items: LaneItem[], now: number, commit = true): Promise<PoolResult[]> {
     const got = await this.pool.run(
       items.map((it) => ({ ...it, state: this.poolStates.get(it.vin) })),
       now,
     );
     const want = items.map((it) => runItem(this.engine, { ...it, state: this.localStates.get(it.vin) }, clockAt(now)));
-    expect(got).toEqual(json(want));
+    expect(got.map((r) => ({ ...r, state: parseState(r.state) }))).toEqual(json(want));
     if (commit) {
       got.forEach((r, i) => this.poolStates.set(items[i].vin, r.state));
       want.forEach((r, i) => this.localStates.set(items[i].vin, r.state));

@@ -9,7 +9,8 @@ import { VSS } from '../../../proto/signals.js';
 import { DEFAULT_RULES_CONFIG, type RulesConfig } from '../../../rules/config.js';
 import { createEngine } from '../../../rules/engine.js';
 import { RulesPool, vinHash } from '../../../rules/pool.js';
-import type { EngineResult, VehicleRuleState } from '../../../rules/types.js';
+import { parseState, toStateJson } from '../../../rules/state-json.js';
+import type { RuleStateJson, VehicleRuleState } from '../../../rules/types.js';
 import { packLane, runItem, unpackLane, type LaneItem } from '../../../rules/worker.js';
 import { T0, VIN, clockAt, opened, profile, reading, soc } from './helpers.js';
 
@@ -40,13 +41,14 @@ const json = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 
 describe('lane packing', () => {
   it('round-trips readings, states, profiles, DTC lists and odd signals', () => {
-    const items: LaneItem[] = [
+    const items: (LaneItem & { journalId?: number })[] = [
       {
         vin: VIN,
         profile: profile(),
         tick: true,
         serviceRecords: [{ date: '2026-01-01', odometer: 5000, items: ['oil'] }],
         state: { vin: VIN, lastTs: 5, latest: {}, latestTs: 5, activeDtcs: [], families: { fault: { active: {}, occurrences: {} } } },
+        journalId: 41,
         readings: [
           reading(T0, { ...soc(55.5, true), [VSS.chargePortType]: 'DC', [VSS.lowVoltageSystemState]: 'START' }, ['P0A80']),
           reading(T0 + 1, {}),
@@ -59,7 +61,8 @@ describe('lane packing', () => {
       },
       { vin: 'WVWZZZ1JZXW000001', readings: [] },
     ];
-    const lane = packLane(items);
+    // main sends a state as the JSON text it keeps; the worker reads it back as the object
+    const lane = packLane(items.map((it) => ({ ...it, state: it.state && toStateJson(it.state) })));
     expect(unpackLane(lane)).toEqual(json(items));
   });
 });
@@ -74,7 +77,7 @@ describe('RulesPool', () => {
     pool = new RulesPool({ threads: 2, config: DEFAULT_RULES_CONFIG });
     const engine = createEngine(DEFAULT_RULES_CONFIG);
     const fleet = makeFleet(40, 7);
-    const poolStates = new Map<string, VehicleRuleState>();
+    const poolStates = new Map<string, RuleStateJson>();
     const localStates = new Map<string, VehicleRuleState>();
     let events = 0;
     for (let run = 0; run < 6; run++) {
@@ -92,7 +95,7 @@ describe('RulesPool', () => {
       );
       const want = items.map((it) => runItem(engine, { ...it, state: localStates.get(it.vin) }, clockAt(now)));
       expect(got.map((r) => r.state.vin)).toEqual(items.map((it) => it.vin));
-      expect(got).toEqual(json(want));
+      expect(got.map((r) => ({ ...r, state: parseState(r.state) }))).toEqual(json(want));
       got.forEach((r, i) => poolStates.set(items[i].vin, r.state));
       want.forEach((r, i) => localStates.set(items[i].vin, r.state));
       events += got.reduce((n, r) => n + r.events.length, 0);
@@ -102,8 +105,30 @@ describe('RulesPool', () => {
     expect(await pool.run([], T0)).toEqual([]);
   });
 
+  it('returns each new state as JSON text with the item’s journal id written in, the pinned one too', async () => {
+    const item = (journalId?: number, state?: RuleStateJson) => ({
+      vin: VIN,
+      state,
+      journalId,
+      profile: profile(),
+      readings: [reading(T0, soc(45))],
+    });
+    const [first] = await pool.run([item(7)], T0);
+    expect(first.state).toMatchObject({ vin: VIN, journalId: 7 });
+    expect(parseState(first.state)).toMatchObject({ vin: VIN, journalId: 7, latest: { [VSS.soc]: 45 } });
+    // pinned: the worker ran on the state it held, and wrote the new id into the new state
+    const pinned = pool.pins.statesPinned;
+    const [second] = await pool.run([item(9, first.state)], T0);
+    expect(pool.pins.statesPinned).toBe(pinned + 1);
+    expect(parseState(second.state).journalId).toBe(9);
+    // no id given (a vehicle never journalled): none in the state
+    const [third] = await pool.run([{ vin: 'WVWZZZ1JZXW000009', readings: [], tick: true }], T0);
+    expect(third.state.journalId).toBeUndefined();
+    expect(parseState(third.state)).not.toHaveProperty('journalId');
+  });
+
   it('applies a new configuration to later runs', async () => {
-    const run = (p: RulesPool): Promise<EngineResult[]> => p.run([{ vin: VIN, profile: profile(), readings: [reading(T0, soc(45))] }], T0);
+    const run = (p: RulesPool) => p.run([{ vin: VIN, profile: profile(), readings: [reading(T0, soc(45))] }], T0);
     expect(opened((await run(pool))[0].events, 'charging.low_soc')).toEqual([]);
     const cfg: RulesConfig = json(DEFAULT_RULES_CONFIG);
     cfg.defaults.charging = { ...cfg.defaults.charging, lowSocPct: 50, rearmSocPct: 60 };
