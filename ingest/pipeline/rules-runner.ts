@@ -64,6 +64,8 @@ type Profile = Awaited<ReturnType<Stores['vehicles']['get']>>;
 export class RulesRunner {
   /** Each vehicle's committed state, as the JSON text its worker produced and the store keeps. */
   private readonly cache = new Map<string, RuleStateJson>();
+  /** `latest` of the states parsed so far (a state replaced is a new object: its entry goes with it). */
+  private readonly latestOf = new WeakMap<RuleStateJson, Signals>();
   private chain: Promise<unknown> = Promise.resolve();
 
   /** A runner with the stored rule states loaded (its cache must hold them before the first run). */
@@ -94,10 +96,16 @@ export class RulesRunner {
     for (const s of states) this.cache.set(s.vin, toStateJson(s));
   }
 
-  /** The vehicle's latest signals (an API read, not the hot path: the state is parsed here). */
+  /**
+   * The vehicle's latest signals, parsed from its state's text once per state: HMI delivery asks
+   * after every rules step for each vehicle holding prompts back (is it parked?).
+   */
   latest(vin: string): Signals | undefined {
     const s = this.cache.get(vin);
-    return s && parseState(s).latest;
+    if (!s) return undefined;
+    let l = this.latestOf.get(s);
+    if (!l) this.latestOf.set(s, (l = parseState(s).latest));
+    return l;
   }
 
   knownVins(): string[] {
