@@ -19,7 +19,7 @@ export async function runBenchCli(
   if (which === 'all' || which === 'rules') {
     const { benchRules } = await import('./rules.js');
     result.rules = await benchRules(
-      quick ? { vehicles: 200, readingsPerVehicle: 500, threads: 2 } : { vehicles: 2000, readingsPerVehicle: 200, threads: 2 },
+      quick ? { vehicles: 200, readingsPerVehicle: 500, threads: 2 } : { vehicles: 2000, readingsPerVehicle: 600, threads: 2 },
     );
   }
   if (which === 'all' || which === 'agent') {
