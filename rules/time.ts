@@ -9,14 +9,20 @@ const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T.*)?$/;
 const parsed = new Map<string, number>();
 const PARSED_MAX = 4096;
 
-/** Parse an ISO date or date-time ('2026-01-31' is UTC midnight); throws on anything else. */
-export function parseIsoDate(s: string): number {
+/** An ISO date or date-time in ms ('2026-01-31' is UTC midnight), NaN for anything else. */
+export function isoDateMs(s: string): number {
   const hit = parsed.get(s);
   if (hit !== undefined) return hit;
   const t = ISO_DATE.test(s) ? Date.parse(s) : Number.NaN;
-  if (Number.isNaN(t)) throw new Error(`not an ISO date: ${JSON.stringify(s)}`);
   if (parsed.size >= PARSED_MAX) parsed.clear();
   parsed.set(s, t);
+  return t;
+}
+
+/** Parse an ISO date or date-time ('2026-01-31' is UTC midnight); throws on anything else. */
+export function parseIsoDate(s: string): number {
+  const t = isoDateMs(s);
+  if (Number.isNaN(t)) throw new Error(`not an ISO date: ${JSON.stringify(s)}`);
   return t;
 }
 

@@ -2,6 +2,7 @@
 // (below a threshold, or below the model's expected ageing curve).
 import { VSS, isParked } from '../../proto/signals.js';
 import type { BatteryConfig } from '../config/battery.js';
+import { isoDateMs } from '../time.js';
 import type { Detector, DetectorContext, DetectorResult, Reading, RuleEvent } from '../types.js';
 
 const NONE = Object.freeze([]) as unknown as RuleEvent[];
@@ -71,7 +72,8 @@ function lowVoltage(
 /** The model's expected SOH at this time (100 % at delivery, linear decline). */
 export function expectedSoh(deliveryDate: string | undefined, ts: number, cfg: BatteryConfig): number | undefined {
   if (!deliveryDate) return undefined;
-  const delivered = Date.parse(deliveryDate);
+  // parsed once per date string (rules/time.ts): this runs on every reading that carries SOH
+  const delivered = isoDateMs(deliveryDate);
   if (!Number.isFinite(delivered) || ts <= delivered) return undefined;
   return 100 - cfg.soh.expectedDeclinePctPerYear * ((ts - delivered) / YEAR);
 }

@@ -88,6 +88,12 @@ describe('battery.soh_degraded', () => {
     expect(ps[0].params).toMatchObject({ reason: 'faster_than_expected', expectedPct: 95 });
   });
 
+  it('applies no curve for a delivery date that is not an ISO date, however often it is seen', () => {
+    const p = profile({ deliveryDate: 'March 2024' }); // Date.parse reads it; the profile schema would not
+    for (let i = 0; i < 3; i++) expect(opened(run([soh(85, T0 + i * DAY)], p).events)).toEqual([]);
+    expect(opened(run([soh(85)], profile({ deliveryDate: '2024-03-01' })).events)).toHaveLength(1);
+  });
+
   it('fires once per situation, and crossing 80 % after a curve prompt is a new one', () => {
     const p = profile({ deliveryDate: '2024-03-01' });
     const { events } = run([soh(89), soh(88.5, T0 + DAY), soh(88, T0 + 2 * DAY), soh(79.5, T0 + 30 * DAY), soh(79, T0 + 31 * DAY)], p);
