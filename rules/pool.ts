@@ -18,15 +18,19 @@ import type { RulesConfig } from './config.js';
 import { createEngine, type Engine } from './engine.js';
 import type { LanePin } from './lane.js';
 import { parseState, toStateJson } from './state-json.js';
-import type { DetectorFailure, FleetClock, RuleEvent, RuleStateJson, Vehicle } from './types.js';
-import { packLane, runItem, type LaneTask, type LaneTaskResult, type PackItem } from './worker.js';
+import type { DetectorFailure, FleetClock, RuleEvent, RuleStateJson, Signals, Vehicle } from './types.js';
+import { packLane, runItem, type LaneItemResult, type LaneTask, type LaneTaskResult, type PackItem } from './worker.js';
 
 /** One vehicle's work in a run(): its committed state as JSON text, and the journal id it applies up to. */
 export type PoolItem = PackItem;
 
-/** A vehicle's outcome: its new state as JSON text (journalId set from the item), events, failures. */
+/**
+ * A vehicle's outcome: its new state as JSON text (journalId set from the item), events, failures,
+ * and the state's latest signals as an object (what main reads of a state between runs).
+ */
 export interface PoolResult {
   state: RuleStateJson;
+  latest: Signals;
   events: RuleEvent[];
   failures: DetectorFailure[];
 }
@@ -202,13 +206,13 @@ export class RulesPool {
       const li = laneItems[lane];
       let laneResults: PoolResult[];
       if (o.ok) {
-        const rest = JSON.parse(o.r.results) as Omit<PoolResult, 'state'>[];
+        const rest = JSON.parse(o.r.results) as LaneItemResult[];
         const states = o.r.states;
         laneResults = new Array(li.length);
         for (let j = 0; j < li.length; j++) {
           const it = li[j];
           const state: RuleStateJson = { vin: it.vin, journalId: it.journalId, json: states[j] };
-          laneResults[j] = { state, events: rest[j].events, failures: rest[j].failures };
+          laneResults[j] = { state, latest: rest[j].latest, events: rest[j].events, failures: rest[j].failures };
           this.holdsNow(it, state, task.firstToken + j);
         }
       } else {
@@ -276,7 +280,7 @@ export class RulesPool {
     return items.map((it) => {
       const r = runItem(this.fallback!, { ...it, state: it.state && parseState(it.state) }, clock);
       if (it.journalId !== undefined) r.state.journalId = it.journalId;
-      return { state: toStateJson(r.state), events: r.events, failures: r.failures };
+      return { state: toStateJson(r.state), latest: r.state.latest, events: r.events, failures: r.failures };
     });
   }
 

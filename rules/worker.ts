@@ -21,8 +21,15 @@ export interface LaneTask {
   firstToken: number;
 }
 
+/** An item's result but its state, which travels as its own text (`LaneTaskResult.states`). */
+export interface LaneItemResult {
+  events: EngineResult['events'];
+  failures: EngineResult['failures'];
+  latest: VehicleRuleState['latest'];
+}
+
 export interface LaneTaskResult {
-  /** JSON of each item's events and failures (EngineResult without the state), in lane order. */
+  /** JSON of each item's events, failures and new latest signals (`LaneItemResult`), in lane order. */
   results: string;
   /** Each item's new state as JSON text (its journalId set when the item had one), in lane order. */
   states: string[];
@@ -108,8 +115,9 @@ export function process(task: LaneTask): LaneTaskResult {
   const states: string[] = new Array(results.length);
   for (let i = 0; i < results.length; i++) states[i] = JSON.stringify(results[i].state);
   const t3 = performance.now();
-  const rest: Omit<EngineResult, 'state'>[] = new Array(results.length);
-  for (let i = 0; i < results.length; i++) rest[i] = { events: results[i].events, failures: results[i].failures };
+  const rest: LaneItemResult[] = new Array(results.length);
+  for (let i = 0; i < results.length; i++)
+    rest[i] = { events: results[i].events, failures: results[i].failures, latest: results[i].state.latest };
   const text = JSON.stringify(rest);
   // only once the whole lane ran: a lane that throws leaves every entry as it was
   for (let i = 0; i < vins.length; i++) {

@@ -48,7 +48,8 @@ class Twin {
       now,
     );
     const want = items.map((it) => runItem(this.engine, { ...it, state: this.localStates.get(it.vin) }, clockAt(now)));
-    expect(got.map((r) => ({ ...r, state: parseState(r.state) }))).toEqual(json(want));
+    expect(got.map(({ state, events, failures }) => ({ state: parseState(state), events, failures }))).toEqual(json(want));
+    for (const r of got) expect(r.latest).toEqual(parseState(r.state).latest);
     if (commit) {
       got.forEach((r, i) => this.poolStates.set(items[i].vin, r.state));
       want.forEach((r, i) => this.localStates.set(items[i].vin, r.state));

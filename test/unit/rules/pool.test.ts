@@ -95,7 +95,8 @@ describe('RulesPool', () => {
       );
       const want = items.map((it) => runItem(engine, { ...it, state: localStates.get(it.vin) }, clockAt(now)));
       expect(got.map((r) => r.state.vin)).toEqual(items.map((it) => it.vin));
-      expect(got.map((r) => ({ ...r, state: parseState(r.state) }))).toEqual(json(want));
+      expect(got.map(({ state, events, failures }) => ({ state: parseState(state), events, failures }))).toEqual(json(want));
+      for (const r of got) expect(r.latest).toEqual(parseState(r.state).latest);
       got.forEach((r, i) => poolStates.set(items[i].vin, r.state));
       want.forEach((r, i) => localStates.set(items[i].vin, r.state));
       events += got.reduce((n, r) => n + r.events.length, 0);
