@@ -11,15 +11,13 @@ export interface LaneItem {
   readings: Reading[];
   serviceRecords?: ServiceRecord[];
   tick?: boolean;
+  /** The journal entry the run applies up to: runItem writes it into the new state (the engine drops it). */
+  journalId?: number;
 }
 
-/**
- * One vehicle's work as main sends it: the state (when sent at all) as the JSON text the store
- * keeps, and the journal entry the run applies up to, which the worker writes into the new state.
- */
+/** One vehicle's work as main sends it: the state (when sent at all) as the JSON text the store keeps. */
 export interface PackItem extends Omit<LaneItem, 'state'> {
   state?: RuleStateJson;
-  journalId?: number;
 }
 
 /**
@@ -51,7 +49,6 @@ export interface LanePin {
 /** An item as read in the worker: what was pinned is absent and flagged in `pin`. */
 export interface ReadItem extends LaneItem {
   pin?: LanePin;
-  journalId?: number;
 }
 
 /** 1 = pinned (held by the worker, not sent), 0 = none. */

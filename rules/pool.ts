@@ -279,7 +279,6 @@ export class RulesPool {
     const clock: FleetClock = { now: () => now };
     return items.map((it) => {
       const r = runItem(this.fallback!, { ...it, state: it.state && parseState(it.state) }, clock);
-      if (it.journalId !== undefined) r.state.journalId = it.journalId;
       return { state: toStateJson(r.state), latest: r.state.latest, events: r.events, failures: r.failures };
     });
   }

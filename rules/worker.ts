@@ -59,6 +59,8 @@ export function runItem(engine: Engine, item: LaneItem, clock: FleetClock): Engi
   for (const rec of item.serviceRecords ?? []) take(engine.onServiceRecord(state, item.vin, item.profile, rec, clock));
   if (item.readings.length || !state) take(engine.onReadings(state, item.vin, item.profile, item.readings, clock));
   if (item.tick) take(engine.onTick(state, item.vin, item.profile, clock));
+  // the engine makes each new state without it (rules/engine.ts Run); ingest's replay check reads it
+  if (item.journalId !== undefined) state!.journalId = item.journalId;
   return { state: state!, events, failures };
 }
 
@@ -104,10 +106,7 @@ export function process(task: LaneTask): LaneTaskResult {
     vins[i] = item.vin;
     profiles[i] = item.profile;
     const tb = performance.now();
-    const r = runItem(cached.engine, item, clock);
-    // the engine makes a new state without it (rules/engine.ts Run); ingest's replay check reads it
-    if (item.journalId !== undefined) r.state.journalId = item.journalId;
-    results[i] = r;
+    results[i] = runItem(cached.engine, item, clock);
     unpackMs += tb - ta;
     engineMs += performance.now() - tb;
   }

@@ -41,7 +41,7 @@ const json = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 
 describe('lane packing', () => {
   it('round-trips readings, states, profiles, DTC lists and odd signals', () => {
-    const items: (LaneItem & { journalId?: number })[] = [
+    const items: LaneItem[] = [
       {
         vin: VIN,
         profile: profile(),
