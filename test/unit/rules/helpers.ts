@@ -1,7 +1,20 @@
 // Shared builders for the rules unit tests.
+import { expect } from 'vitest';
 import { VSS } from '../../../proto/signals.js';
 import { DEFAULT_RULES_CONFIG, resolveModelConfig, type FamilyConfigs } from '../../../rules/config.js';
-import type { Detector, DetectorContext, FleetClock, Reading, RuleEvent, Signals, Vehicle, PromptDraft } from '../../../rules/types.js';
+import type { PoolResult } from '../../../rules/pool.js';
+import { parseState } from '../../../rules/state-json.js';
+import type {
+  Detector,
+  DetectorContext,
+  EngineResult,
+  FleetClock,
+  Reading,
+  RuleEvent,
+  Signals,
+  Vehicle,
+  PromptDraft,
+} from '../../../rules/types.js';
 
 export const VIN = 'LSVAB4BR0NN123456';
 export const T0 = Date.parse('2026-03-01T08:00:00Z');
@@ -10,6 +23,14 @@ export const HOUR = 60 * MIN;
 export const DAY = 24 * HOUR;
 
 export const clockAt = (t: number): FleetClock => ({ now: () => t });
+
+/** The pool agrees with the in-thread engine: states (parsed from their text), events, failures; and each `latest` is its state's. */
+export function expectSameAsEngine(got: readonly PoolResult[], want: readonly EngineResult[]): void {
+  expect(got.map(({ state, events, failures }) => ({ state: parseState(state), events, failures }))).toEqual(
+    JSON.parse(JSON.stringify(want)),
+  );
+  for (const r of got) expect(r.latest).toEqual(parseState(r.state).latest);
+}
 
 export function profile(over: Partial<Vehicle> = {}): Vehicle {
   return {
